@@ -1,0 +1,1 @@
+"""smartingest: self-hosted Smart Ingest into Iterable."""

@@ -1,0 +1,1 @@
+"""Data source connectors behind one Source protocol."""

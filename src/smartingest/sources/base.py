@@ -1,0 +1,69 @@
+"""The Source seam: what every connector provides, as small Protocols.
+
+A source knows nothing of Iterable, CDC or mappings: it turns a model (table, view or SQL query)
+into a stream of Arrow record batches, and translates its driver's errors into the error tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol, runtime_checkable
+
+import pyarrow as pa
+
+from smartingest.config.models import ModelConfig
+
+DEFAULT_BATCH_ROWS = 65_536
+PREVIEW_ROWS = 100
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A connection to one data source.
+
+    Implementations open their driver lazily (constructing a Source never connects) and raise only
+    errors of ``smartingest.errors.SourceError``'s subtree.
+    """
+
+    def test_connection(self) -> None:
+        """Connect and run a trivial query; raise SourceConnectionError or SourceAuthError on failure."""
+        ...
+
+    def read(self, model: ModelConfig, batch_rows: int = DEFAULT_BATCH_ROWS) -> AbstractContextManager[Iterator[pa.RecordBatch]]:
+        """Stream every row of the model as record batches of at most about ``batch_rows`` rows.
+
+        Memory stays bounded whatever the model's size (server-side cursor or COPY stream). Column
+        types are normalised to plain Arrow types (no extension types). Raises ModelError for bad SQL
+        or a missing table, SourceConnectionError/SourceAuthError when the source cannot be used.
+        """
+        ...
+
+    def schema(self, model: ModelConfig) -> pa.Schema:
+        """Column names and Arrow types of the model, without reading its rows."""
+        ...
+
+    def preview(self, model: ModelConfig, limit: int = PREVIEW_ROWS) -> pa.Table:
+        """The first ``limit`` rows of the model."""
+        ...
+
+
+@runtime_checkable
+class SqlSource(Source, Protocol):
+    """A source that can run SQL the engine writes (the Lightning engine's planner needs it)."""
+
+    def dialect(self) -> str:
+        """SQLAlchemy/sqlglot dialect name of the source (postgresql, sqlite, duckdb)."""
+        ...
+
+
+def model_query(model: ModelConfig, quote_identifier: Callable[[str], str]) -> str:
+    """The SELECT that reads a model: its SQL, or every column of its table or view."""
+    if model.sql is not None:
+        return model.sql.strip().rstrip(";")
+    return "SELECT * FROM " + ".".join(quote_identifier(p) for p in (model.table or "").split("."))
+
+
+def quote_double(identifier: str) -> str:
+    """Quote an identifier the SQL-standard way ("name", with embedded quotes doubled)."""
+    return '"' + identifier.replace('"', '""') + '"'
