@@ -1,0 +1,33 @@
+# Two commands matter: `make demo` and `make test`. Both install what they need (uv, then the locked
+# dependencies into .venv) on a machine that has only Python 3.11+.
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: demo test lint format bench install
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV)
+	$(UV) sync --frozen --quiet
+
+demo: install
+	$(UV) run --frozen smartingest demo
+
+test: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen pytest -q
+
+lint: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+format: install
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+bench: install
+	$(UV) run --frozen python bench/users_sync.py $(ARGS)

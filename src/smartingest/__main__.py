@@ -1,0 +1,5 @@
+"""``python -m smartingest`` runs the command line."""
+
+from smartingest.cli import main
+
+main()

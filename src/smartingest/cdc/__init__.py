@@ -1,0 +1,1 @@
+"""Change data capture: the Basic engine (local state store) behind the ChangeDetector seam."""

@@ -1,0 +1,127 @@
+"""The change-detection seam: a detector plans a change set against a sync's snapshot and commits
+what Iterable acknowledged.
+
+Two engines sit behind it: Basic (snapshot in our own state store, diff in DuckDB) and Lightning
+(snapshot in a schema inside the warehouse, diff as SQL there). The interface takes a model and
+hands back changed rows as Arrow batches; it never assumes every row passes through Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import pyarrow as pa
+
+from smartingest.config.models import ModelConfig
+from smartingest.sources.base import Source
+
+Operation = Literal["added", "changed", "removed"]
+
+# Columns the change batches carry besides the model's own.
+PK = "__pk"
+OP = "__op"
+HASH = "__hash"
+
+
+@dataclass(frozen=True)
+class ChangeCounts:
+    """What CDC found. queried = invalid + unchanged + added + changed."""
+
+    queried: int
+    invalid: int
+    unchanged: int
+    added: int
+    changed: int
+    removed: int
+
+    @property
+    def to_send(self) -> int:
+        return self.added + self.changed + self.removed
+
+
+@dataclass(frozen=True)
+class InvalidRow:
+    """A row CDC refused: null or duplicated primary key (pk is None for a null key)."""
+
+    pk: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class HashSpec:
+    """What a row hash covers: the model columns a mapping reads, and the mapping's fingerprint."""
+
+    primary_key: str
+    columns: tuple[str, ...]
+    fingerprint: str
+
+
+class ChangeSet(Protocol):
+    """The result of planning; holds its staging resources until closed."""
+
+    counts: ChangeCounts
+
+    def invalid_rows(self) -> Iterator[InvalidRow]:
+        """Every invalid row with its reason."""
+        ...
+
+    def changes(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Added, changed and removed rows: the model's columns plus __pk (text), __op and __hash.
+
+        Removed rows carry only __pk and __op (their model columns are null).
+        """
+        ...
+
+    def sample(self, limit: int) -> pa.Table:
+        """Up to ``limit`` added or changed rows, shaped like ``changes`` (for plans)."""
+        ...
+
+    def settle(self, pks: list[str], ops: list[Operation], commit: list[bool]) -> None:
+        """Record that these rows got their verdict; rows with commit=True enter the snapshot on commit."""
+        ...
+
+    def unsettled(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Changed rows that have no verdict yet (after a run stopped early), as __pk and __op."""
+        ...
+
+    def commit(self) -> int:
+        """Write the new snapshot: old state, plus settled changes marked commit. Returns its row count.
+
+        Other rows keep their old state, so the next run sends them again. Atomic: a crash leaves
+        the previous snapshot whole.
+        """
+        ...
+
+    def close(self) -> None:
+        """Drop staging state (also after a failed run)."""
+        ...
+
+
+class ChangeDetector(Protocol):
+    """One CDC engine."""
+
+    def plan(
+        self,
+        sync_key: str,
+        source: Source,
+        model: ModelConfig,
+        spec: HashSpec,
+        full_resync: bool = False,
+        on_rows: Callable[[int], None] | None = None,
+    ) -> ChangeSet:
+        """Diff the model's rows against the sync's snapshot; on_rows is told of rows read as they stream.
+
+        full_resync sends every valid row again (removed rows are still found against the snapshot).
+        Raises SourceError subclasses from the source, StateError when the snapshot is unreadable.
+        """
+        ...
+
+    def reset(self, sync_key: str) -> bool:
+        """Forget the sync's snapshot (the next run sends every row). Returns whether one existed."""
+        ...
+
+    def snapshot_size(self, sync_key: str) -> int:
+        """Rows in the committed snapshot (0 when there is none)."""
+        ...

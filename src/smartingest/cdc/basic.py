@@ -1,0 +1,257 @@
+"""The Basic CDC engine: snapshots as Parquet files in our state directory, the diff in DuckDB.
+
+Per sync, ``<state_dir>/<sync>/snapshot.parquet`` holds primary key -> row hash of what Iterable
+acknowledged. A run streams the model into a staging DuckDB file (out of core under a memory limit),
+diffs it against the snapshot, and on commit writes a new snapshot beside the old one and renames it
+into place, so a crash at any point leaves the previous snapshot whole. Only read access to the
+source is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from smartingest.cdc.base import HASH, OP, PK, ChangeCounts, HashSpec, InvalidRow, Operation
+from smartingest.cdc.hashing import literal, pk_text_sql, row_hash_sql
+from smartingest.config.models import ModelConfig
+from smartingest.errors import ModelError, StateError
+from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
+
+SNAPSHOT_FILE = "snapshot.parquet"
+RESERVED_COLUMNS = (PK, OP, HASH)
+
+
+class BasicChangeDetector:
+    """Change detection in a local (or mounted) state directory; see the module docstring."""
+
+    def __init__(self, state_dir: Path, memory_limit: str = "1GB", threads: int = 2) -> None:
+        self.state_dir = Path(state_dir)
+        self.memory_limit = memory_limit
+        self.threads = threads
+
+    def sync_dir(self, sync_key: str) -> Path:
+        path = self.state_dir / sync_key
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def snapshot_path(self, sync_key: str) -> Path:
+        return self.sync_dir(sync_key) / SNAPSHOT_FILE
+
+    def plan(
+        self,
+        sync_key: str,
+        source: Source,
+        model: ModelConfig,
+        spec: HashSpec,
+        full_resync: bool = False,
+        on_rows: Callable[[int], None] | None = None,
+    ) -> BasicChangeSet:
+        """Stream the model into staging and diff it against the snapshot (see ChangeDetector.plan)."""
+        sync_dir = self.sync_dir(sync_key)
+        _remove_stale_staging(sync_dir)
+        staging = sync_dir / f"staging-{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            con = duckdb.connect(str(staging / "run.duckdb"))
+            con.execute(f"SET memory_limit = {literal(self.memory_limit)}")
+            con.execute(f"SET threads = {int(self.threads)}")
+            con.execute(f"SET temp_directory = {literal(str(staging / 'tmp'))}")
+            con.execute("SET preserve_insertion_order = false")
+            change_set = BasicChangeSet(con, staging, self.snapshot_path(sync_key), spec)
+            change_set.stage(source, model, on_rows)
+            change_set.diff(full_resync)
+            return change_set
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def reset(self, sync_key: str) -> bool:
+        path = self.snapshot_path(sync_key)
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        return existed
+
+    def snapshot_size(self, sync_key: str) -> int:
+        path = self.snapshot_path(sync_key)
+        if not path.exists():
+            return 0
+        return int(duckdb.sql(f"SELECT count(*) FROM read_parquet({literal(str(path))})").fetchone()[0])
+
+
+class BasicChangeSet:
+    """A planned change set staged in a DuckDB file; see ChangeSet for the contract."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, staging: Path, snapshot: Path, spec: HashSpec) -> None:
+        self.con = con
+        self.staging = staging
+        self.snapshot = snapshot
+        self.spec = spec
+        self.counts = ChangeCounts(0, 0, 0, 0, 0, 0)
+        self._columns: list[str] = []
+
+    # -- planning ---------------------------------------------------------------------------------
+
+    def stage(self, source: Source, model: ModelConfig, on_rows: Callable[[int], None] | None) -> None:
+        """Copy the model into the staging table ``current`` with each row's key text and hash."""
+        select = f"SELECT *, {pk_text_sql(self.spec)} AS {PK}, {row_hash_sql(self.spec)} AS {HASH} FROM batch"
+        created = False
+        with source.read(model, DEFAULT_BATCH_ROWS) as batches:
+            for batch in batches:
+                if not created:
+                    self._check_columns(batch.schema, model)
+                    self.con.register("batch", batch)
+                    self.con.execute(f"CREATE TABLE current AS {select}")
+                    created = True
+                else:
+                    self.con.register("batch", batch)
+                    self.con.execute(f"INSERT INTO current {select}")
+                self.con.unregister("batch")
+                if on_rows:
+                    on_rows(batch.num_rows)
+        if not created:
+            schema = source.schema(model)
+            self._check_columns(schema, model)
+            self.con.register("batch", schema.empty_table())
+            self.con.execute(f"CREATE TABLE current AS {select}")
+            self.con.unregister("batch")
+
+    def _check_columns(self, schema: pa.Schema, model: ModelConfig) -> None:
+        names = schema.names
+        missing = [c for c in (self.spec.primary_key, *self.spec.columns) if c not in names]
+        if missing:
+            raise ModelError(f"the model has no column {missing[0]!r} (columns: {', '.join(names)})")
+        clash = [c for c in names if c in RESERVED_COLUMNS]
+        if clash:
+            raise ModelError(f"the model's column {clash[0]!r} uses a reserved name: rename it in the model")
+        self._columns = names
+
+    def diff(self, full_resync: bool) -> None:
+        """Split staged rows into invalid, unchanged, added and changed, and find removed keys."""
+        con = self.con
+        if self.snapshot.exists():
+            try:
+                con.execute(f"CREATE TABLE snap AS SELECT {PK}, {HASH} FROM read_parquet({literal(str(self.snapshot))})")
+            except duckdb.Error as exc:
+                raise StateError(f"the CDC snapshot {self.snapshot} is unreadable ({exc}): run `sync reset`") from exc
+        else:
+            con.execute(f"CREATE TABLE snap ({PK} VARCHAR, {HASH} UBIGINT)")
+        con.execute(
+            f"""CREATE TABLE dup_keys AS SELECT {PK}, count(*) AS n FROM current
+                WHERE {PK} IS NOT NULL GROUP BY {PK} HAVING count(*) > 1"""
+        )
+        unchanged_test = "FALSE" if full_resync else f"s.{HASH} = c.{HASH}"
+        con.execute(
+            f"""CREATE TABLE changes AS
+                SELECT c.*, CASE WHEN s.{PK} IS NULL THEN 'added' ELSE 'changed' END AS {OP}
+                FROM current c LEFT JOIN snap s ON s.{PK} = c.{PK}
+                WHERE c.{PK} IS NOT NULL
+                  AND c.{PK} NOT IN (SELECT {PK} FROM dup_keys)
+                  AND NOT coalesce({unchanged_test}, FALSE)"""
+        )
+        # BY NAME leaves the model's columns null for removed rows: only the key is left of them.
+        con.execute(
+            f"""INSERT INTO changes BY NAME
+                SELECT s.{PK} AS {PK}, s.{HASH} AS {HASH}, 'removed' AS {OP}
+                FROM snap s ANTI JOIN current c ON c.{PK} = s.{PK}"""
+        )
+        con.execute(f"CREATE TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN)")
+        queried, null_keys = con.execute(f"SELECT count(*), count(*) FILTER ({PK} IS NULL) FROM current").fetchone()
+        duplicated = con.execute("SELECT coalesce(sum(n), 0) FROM dup_keys").fetchone()[0]
+        ops = dict(con.execute(f"SELECT {OP}, count(*) FROM changes GROUP BY {OP}").fetchall())
+        invalid = int(null_keys) + int(duplicated)
+        added, changed, removed = (int(ops.get(op, 0)) for op in ("added", "changed", "removed"))
+        self.counts = ChangeCounts(
+            queried=int(queried),
+            invalid=invalid,
+            unchanged=int(queried) - invalid - added - changed,
+            added=added,
+            changed=changed,
+            removed=removed,
+        )
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def invalid_rows(self) -> Iterator[InvalidRow]:
+        name = self.spec.primary_key
+        cursor = self.con.execute(
+            f"""SELECT NULL AS pk, 'primary key ' || {literal(name)} || ' is null' AS reason
+                FROM current WHERE {PK} IS NULL
+                UNION ALL
+                SELECT c.{PK}, 'primary key ' || {literal(name)} || ' = ' || c.{PK} || ' appears ' || d.n
+                       || ' times in the model (every copy is skipped until it is unique)'
+                FROM current c JOIN dup_keys d ON d.{PK} = c.{PK}"""
+        )
+        while rows := cursor.fetchmany(10_000):
+            for pk, reason in rows:
+                yield InvalidRow(pk, reason)
+
+    def changes(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        # A cursor of its own: verdicts are written on the main connection while this result streams.
+        with self.con.cursor() as cursor:
+            yield from cursor.sql(f"SELECT * FROM changes ORDER BY {OP}").to_arrow_reader(batch_rows)
+
+    def sample(self, limit: int) -> pa.Table:
+        """A few added or changed rows, for plans."""
+        return self.con.sql(f"SELECT * FROM changes WHERE {OP} <> 'removed' LIMIT {int(limit)}").to_arrow_table()
+
+    # -- committing -------------------------------------------------------------------------------
+
+    def settle(self, pks: list[str], ops: list[Operation], commit: list[bool]) -> None:
+        if not pks:
+            return
+        settled = pa.table(
+            {PK: pa.array(pks, pa.string()), OP: pa.array(ops, pa.string()), "commits": pa.array(commit, pa.bool_())}
+        )
+        self.con.register("settled", settled)
+        self.con.execute("INSERT INTO verdicts SELECT * FROM settled")
+        self.con.unregister("settled")
+
+    def unsettled(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        with self.con.cursor() as cursor:
+            yield from cursor.sql(
+                f"SELECT c.{PK}, c.{OP} FROM changes c ANTI JOIN verdicts v ON v.{PK} = c.{PK} AND v.{OP} = c.{OP}"
+            ).to_arrow_reader(batch_rows)
+
+    def commit(self) -> int:
+        tmp = self.snapshot.with_name(self.snapshot.name + ".tmp")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW acks AS SELECT {PK}, {OP} FROM verdicts WHERE commits")
+        self.con.execute(
+            f"""COPY (
+                  SELECT s.{PK}, s.{HASH} FROM snap s ANTI JOIN acks a ON a.{PK} = s.{PK}
+                  UNION ALL
+                  SELECT c.{PK}, c.{HASH} FROM changes c SEMI JOIN acks a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
+                  WHERE c.{OP} <> 'removed'
+                ) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"""
+        )
+        _fsync(tmp)
+        os.replace(tmp, self.snapshot)
+        _fsync(self.snapshot.parent)
+        return int(self.con.execute(f"SELECT count(*) FROM read_parquet({literal(str(self.snapshot))})").fetchone()[0])
+
+    def close(self) -> None:
+        try:
+            self.con.close()
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_staging(sync_dir: Path) -> None:
+    # Left behind by a run that was killed; the caller holds the sync's lock, so none is in use.
+    for leftover in sync_dir.glob("staging-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    (sync_dir / (SNAPSHOT_FILE + ".tmp")).unlink(missing_ok=True)

@@ -1,0 +1,81 @@
+"""The configuration reference, generated from the pydantic models (docs/configuration.md embeds it).
+
+    python -m smartingest.config.reference      # prints the generated tables
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from smartingest.config.models import (
+    ColumnMapping,
+    DestinationConfig,
+    ModelConfig,
+    ProjectConfig,
+    Schedule,
+    SourceConfig,
+    StaticMapping,
+    SyncConfig,
+)
+
+BEGIN = "<!-- BEGIN GENERATED REFERENCE (python -m smartingest.config.reference) -->"
+END = "<!-- END GENERATED REFERENCE -->"
+
+SECTIONS: list[tuple[str, type[BaseModel]]] = [
+    ("Top level", ProjectConfig),
+    ("`sources.NAME` (common keys; connector keys are in docs/sources.md)", SourceConfig),
+    ("`models.NAME`", ModelConfig),
+    ("`destinations.NAME`", DestinationConfig),
+    ("`syncs.NAME`", SyncConfig),
+    ("`syncs.NAME.mappings[]`: column mapping", ColumnMapping),
+    ("`syncs.NAME.mappings[]`: static mapping", StaticMapping),
+    ("`syncs.NAME.schedule`", Schedule),
+]
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is dict:
+        return f"mapping of name to {_type_name(typing.get_args(annotation)[1])}"
+    if origin is list:
+        return "list of mappings"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation.__name__
+    if getattr(annotation, "__name__", "") == "SecretStr":
+        return "secret string (use ${ENV_VAR})"
+    text = str(annotation)
+    for noise in ("typing.", "pydantic.types.", "smartingest.config.models.", "<class '", "'>"):
+        text = text.replace(noise, "")
+    if origin is typing.Literal:
+        return " \\| ".join(repr(a) for a in typing.get_args(annotation)).replace("'", "")
+    return text.replace("|", "\\|")
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    if field.default_factory is not None:
+        return "see meaning"
+    if field.default is PydanticUndefined or field.default is None:
+        return "none"
+    return f"`{field.default}`"
+
+
+def render() -> str:
+    """Markdown tables of every key: name, type, default, meaning."""
+    parts = [BEGIN]
+    for title, model in SECTIONS:
+        parts.append(f"\n### {title}\n\n| key | type | default | meaning |\n|---|---|---|---|")
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            parts.append(f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |")
+    parts.append(END)
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

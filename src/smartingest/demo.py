@@ -1,0 +1,173 @@
+"""The demo: a sample DuckDB source, the embedded sandbox, and two runs of a Users sync.
+
+Everything is deterministic (seeded), so two demos print the same counts.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import httpx
+from rich.console import Console
+
+from smartingest import service
+
+DEMO_API_KEY = "demo-api-key"
+DEMO_PORT = 8765
+SYNC = "customers_to_users"
+
+FIRST_NAMES = ["Ava", "Liam", "Maya", "Noah", "Zoe", "Ethan", "Lena", "Omar", "Iris", "Hugo", "Nina", "Theo", "Sara",
+               "Ravi", "Mia", "Jonas", "Lucia", "Kenji", "Amara", "Felix"]
+LAST_NAMES = ["Martin", "Garcia", "Chen", "Okafor", "Novak", "Silva", "Kowalski", "Dubois", "Haddad", "Larsen",
+              "Moreau", "Tanaka", "Rossi", "Schmidt", "Nguyen", "Ibrahim"]
+CITIES = [("Paris", "FR"), ("Berlin", "DE"), ("Austin", "US"), ("Toronto", "CA"), ("Lagos", "NG"), ("Osaka", "JP"),
+          ("Lisbon", "PT"), ("Denver", "US"), ("Milan", "IT"), ("Seoul", "KR")]
+PLANS = ["free", "starter", "pro", "enterprise"]
+
+PROJECT_TEMPLATE = """\
+# A Users sync from a sample DuckDB file into the local Iterable sandbox.
+sources:
+  sample:
+    type: duckdb
+    path: customers.duckdb
+models:
+  customers:
+    source: sample
+    sql: >
+      select id, email, first_name, last_name, city, country, plan, lifetime_value, signed_up_at, newsletter
+      from customers
+    primary_key: id
+destinations:
+  sandbox:
+    api_key: ${{ITERABLE_API_KEY:-{api_key}}}
+    base_url: {base_url}
+    project_type: email
+    environment: test
+syncs:
+  customers_to_users:
+    model: customers
+    destination: sandbox
+    type: users
+    match_on: email
+    batch_size: 1000
+    mappings:
+      - {{from: email, to: email}}
+      - {{from: first_name, to: firstName}}
+      - {{from: last_name, to: lastName}}
+      - {{from: city, to: address.city}}
+      - {{from: country, to: address.country}}
+      - {{from: plan, to: plan}}
+      - {{from: lifetime_value, to: lifetimeValue}}
+      - {{from: signed_up_at, to: signedUpAt}}
+      - {{from: newsletter, to: newsletterOptIn}}
+      - {{static: smartingest-demo, to: importedBy}}
+    schedule: {{every: 15m}}
+"""
+
+
+def create_sample_source(path: Path, customers: int, seed: int = 7) -> None:
+    """A DuckDB file with a customers table of realistic, deterministic rows (two with a bad email)."""
+    rng = random.Random(seed)
+    start = datetime(2022, 1, 1, tzinfo=UTC)
+    rows = []
+    for i in range(1, customers + 1):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        city, country = rng.choice(CITIES)
+        email = f"{first}.{last}.{i}@example.com".lower()
+        if i in (17, 4242):
+            email = f"{first}.{last}.{i}-at-example.com".lower()  # Iterable refuses these: shows row-level errors
+        rows.append((i, email, first, last, city, country, rng.choice(PLANS),
+                     Decimal(rng.randint(0, 500_000)) / 100, start + timedelta(minutes=rng.randint(0, 1_000_000)),
+                     rng.random() < 0.6))
+    path.unlink(missing_ok=True)
+    with duckdb.connect(str(path)) as con:
+        con.execute("""CREATE TABLE customers (id INTEGER PRIMARY KEY, email VARCHAR, first_name VARCHAR,
+                       last_name VARCHAR, city VARCHAR, country VARCHAR, plan VARCHAR, lifetime_value DECIMAL(12,2),
+                       signed_up_at TIMESTAMPTZ, newsletter BOOLEAN)""")
+        con.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def change_sample_source(path: Path) -> dict[str, int]:
+    """Some business happens: upgrades, new sign-ups, closed accounts. Returns what was done."""
+    with duckdb.connect(str(path)) as con:
+        con.execute("UPDATE customers SET plan = 'pro', lifetime_value = lifetime_value + 99 WHERE id % 97 = 0")
+        updated = con.execute("SELECT count(*) FROM customers WHERE id % 97 = 0").fetchone()[0]
+        top = con.execute("SELECT max(id) FROM customers").fetchone()[0]
+        con.execute(
+            f"""INSERT INTO customers SELECT id + {top}, 'new.customer.' || (id + {top}) || '@example.com',
+                first_name, last_name, city, country, 'free', 0, TIMESTAMPTZ '2026-11-01 09:00:00+00', true
+                FROM customers WHERE id <= 25"""
+        )
+        con.execute("DELETE FROM customers WHERE id BETWEEN 101 AND 110")
+    return {"updated": int(updated), "inserted": 25, "deleted": 10}
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+
+def run_demo(directory: Path, customers: int, console: Console) -> None:
+    """Build the sample, start the sandbox, run the sync twice and print what happened."""
+    from smartingest.cli import print_run_summary
+    from smartingest.sandbox import SandboxServer, SandboxSettings
+
+    directory = directory.resolve()
+    for leftover in ("customers.duckdb", "sandbox", ".smartingest"):
+        target = directory / leftover
+        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    database = directory / "customers.duckdb"
+    create_sample_source(database, customers)
+    console.print(f"[bold]1.[/] Sample source: {customers} customers in {database}")
+
+    port = _free_port(DEMO_PORT)
+    settings = SandboxSettings(port=port, api_key=DEMO_API_KEY, project_type="email", data_dir=directory / "sandbox")
+    with SandboxServer(settings) as sandbox:
+        project = directory / "smartingest.yaml"
+        project.write_text(PROJECT_TEMPLATE.format(api_key=DEMO_API_KEY, base_url=sandbox.url), encoding="utf-8")
+        console.print(f"[bold]2.[/] Sandbox (an Iterable-compatible test project) at {sandbox.url}; project file {project}")
+        os.environ.pop("ITERABLE_API_KEY", None)
+        ws = service.open_workspace(project, home=directory / ".smartingest")
+
+        console.print("\n[bold]3.[/] First run: change data capture starts, every row is new")
+        first = service.run(ws, SYNC)
+        print_run_summary(first)
+
+        done = change_sample_source(database)
+        console.print(f"\n[bold]4.[/] The source changes: {done['updated']} customers upgraded, "
+                      f"{done['inserted']} signed up, {done['deleted']} closed their account")
+        planned = service.plan(ws, SYNC)
+        c = planned.counts
+        console.print(f"   plan: {c.added} added, {c.changed} changed, {c.removed} removed, {c.unchanged} unchanged")
+
+        console.print("\n[bold]5.[/] Second run: only the changes are sent")
+        second = service.run(ws, SYNC)
+        print_run_summary(second)
+
+        response = httpx.get(f"{sandbox.url}/api/users/getByEmail", params={"email": "new.customer.5001@example.com"},
+                             headers={"Api-Key": DEMO_API_KEY})
+        if response.status_code == 200 and response.json().get("user"):
+            console.print("\nA new customer as the sandbox now holds it:")
+            console.print_json(data=response.json()["user"])
+
+    home = directory / ".smartingest"
+    console.print(f"""
+[bold]Where to look next[/]
+  run history:        SMARTINGEST_HOME={home} smartingest -p {project} runs list
+  rejected rows:      SMARTINGEST_HOME={home} smartingest -p {project} runs show {first.run_id} --status rejected
+  the sandbox again:  smartingest sandbox --port {port} --api-key {DEMO_API_KEY} --data-dir {directory / 'sandbox'}
+  then plan a run:    SMARTINGEST_HOME={home} smartingest -p {project} sync plan {SYNC}
+  configuration:      docs/configuration.md     how counts add up: docs/runs.md""", highlight=False)

@@ -1,0 +1,145 @@
+"""The run ledger: a run's status, counts, phase timings and row-level outcomes in the metadata database.
+
+It counts verdicts, not guesses: row outcomes are written as they come back from delivery, and the
+run's counts are the sums of what was written.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, update
+
+from smartingest.store.tables import COUNT_NAMES, RunRow, SyncRun
+
+ACTIVE_STATUSES = ("queued", "querying", "in_progress")
+FINAL_STATUSES = ("succeeded", "warning", "failed")
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """One row's fate in a run."""
+
+    pk: str | None
+    operation: str  # added | changed | removed | invalid
+    status: str  # synced | rejected | retry | deferred | skipped | invalid
+    reason: str | None = None
+
+
+class Ledger:
+    """Writes and reads sync runs (see the module docstring)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_run(self, sync_name: str, full_resync: bool, trigger: str = "manual") -> int:
+        """A new run in status queued; returns its id."""
+        with self.engine.begin() as con:
+            result = con.execute(
+                insert(SyncRun).values(
+                    sync_name=sync_name,
+                    status="queued",
+                    trigger=trigger,
+                    full_resync=full_resync,
+                    created_at=_now(),
+                    pid=os.getpid(),
+                    host=socket.gethostname(),
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def set_status(self, run_id: int, status: str, **values: Any) -> None:
+        if status == "querying":
+            values.setdefault("started_at", _now())
+        with self.engine.begin() as con:
+            con.execute(update(SyncRun).where(SyncRun.id == run_id).values(status=status, **values))
+
+    def record(self, run_id: int, outcomes: Sequence[RowOutcome]) -> None:
+        """Append row outcomes (one transaction per call: callers pass a delivery batch at a time)."""
+        if not outcomes:
+            return
+        rows = [
+            {"run_id": run_id, "primary_key": o.pk, "operation": o.operation, "status": o.status, "reason": o.reason}
+            for o in outcomes
+        ]
+        with self.engine.begin() as con:
+            con.execute(insert(RunRow), rows)
+
+    def tally(self, run_id: int) -> dict[str, int]:
+        """Row outcomes of a run counted by status."""
+        with self.engine.connect() as con:
+            rows = con.execute(
+                select(RunRow.status, func.count()).where(RunRow.run_id == run_id).group_by(RunRow.status)
+            ).all()
+        return {status: int(n) for status, n in rows}
+
+    def finish(self, run_id: int, status: str, counts: dict[str, int], timings: dict[str, float], error: str | None) -> None:
+        values = {name: int(counts.get(name, 0)) for name in COUNT_NAMES}
+        self.set_status(run_id, status, finished_at=_now(), timings=timings, error=error, **values)
+
+    def fail_abandoned(self, sync_name: str, reason: str) -> list[int]:
+        """Mark runs of a sync that are still active as failed (their process died); returns their ids.
+
+        Call only while holding the sync's run lock, so no live run is among them.
+        """
+        with self.engine.begin() as con:
+            ids = [
+                int(i)
+                for i in con.execute(
+                    select(SyncRun.id).where(SyncRun.sync_name == sync_name, SyncRun.status.in_(ACTIVE_STATUSES))
+                ).scalars()
+            ]
+            if ids:
+                con.execute(
+                    update(SyncRun)
+                    .where(SyncRun.id.in_(ids))
+                    .values(status="failed", finished_at=_now(), error=reason)
+                )
+        return ids
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def list_runs(self, sync_name: str | None = None, status: str | None = None, limit: int = 20) -> list[dict]:
+        query = select(SyncRun.__table__).order_by(SyncRun.id.desc()).limit(limit)
+        if sync_name:
+            query = query.where(SyncRun.sync_name == sync_name)
+        if status:
+            query = query.where(SyncRun.status == status)
+        with self.engine.connect() as con:
+            return [run_dict(row) for row in con.execute(query).mappings()]
+
+    def get_run(self, run_id: int) -> dict | None:
+        with self.engine.connect() as con:
+            row = con.execute(select(SyncRun.__table__).where(SyncRun.id == run_id)).mappings().first()
+        return run_dict(row) if row else None
+
+    def rows(self, run_id: int, status: str | None = None, limit: int = 100, offset: int = 0) -> list[RowOutcome]:
+        query = select(RunRow.__table__).where(RunRow.run_id == run_id).order_by(RunRow.id).limit(limit).offset(offset)
+        if status:
+            query = query.where(RunRow.status == status)
+        with self.engine.connect() as con:
+            return [
+                RowOutcome(r["primary_key"], r["operation"], r["status"], r["reason"])
+                for r in con.execute(query).mappings()
+            ]
+
+
+def run_dict(row: Any) -> dict:
+    """A run as plain data (the JSON the CLI and API print)."""
+    data = {key: value for key, value in dict(row).items() if key not in COUNT_NAMES}
+    data["counts"] = {name: int(row[name] or 0) for name in COUNT_NAMES}
+    for key in ("created_at", "started_at", "finished_at"):
+        if isinstance(data.get(key), datetime):
+            data[key] = data[key].isoformat()
+    return data
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+

@@ -1,0 +1,330 @@
+"""One sync run, phase by phase, as DESIGN.md draws it:
+
+    source.read(model) -> cdc.plan(snapshot) -> mapping -> iterable writer -> ledger -> cdc.commit
+
+Each phase is a function of its own; ``run_sync`` only strings them together and turns a failure at
+any point into a failed run whose every row is still accounted for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from smartingest.cdc.base import OP, PK, ChangeCounts, ChangeDetector, ChangeSet, HashSpec
+from smartingest.cdc.basic import BasicChangeDetector
+from smartingest.config.models import DestinationConfig, ModelConfig, SourceConfig, SyncConfig
+from smartingest.engine.ledger import Ledger, RowOutcome
+from smartingest.engine.lock import sync_lock
+from smartingest.engine.progress import NoProgress, Progress
+from smartingest.errors import ConfigError, ModelError, SmartIngestError
+from smartingest.iterable.client import IterableClient
+from smartingest.iterable.outcomes import SYNCED, Rejected, Retry, Verdict, commits, reason_of, status_of
+from smartingest.iterable.users import UsersWriter
+from smartingest.mapping.plan import MappedRecord, UserRecordPlan, compile_user_plan
+from smartingest.sources.base import Source
+from smartingest.sources.registry import open_source
+
+CHANGE_BATCH_ROWS = 10_000
+REMOVED_NOTHING = "on_removed is nothing: the user is left as it is in Iterable"
+
+# (primary key, operation, verdict)
+Settled = tuple[str, str, Verdict]
+
+
+@dataclass(frozen=True)
+class SyncTarget:
+    """Everything a run needs to know about one sync, resolved from the project."""
+
+    name: str
+    sync: SyncConfig
+    model: ModelConfig
+    source_name: str
+    source: SourceConfig
+    destination: DestinationConfig
+
+
+@dataclass
+class RunResult:
+    """What a run did: its status, counts and per-phase timings (seconds)."""
+
+    run_id: int
+    sync_name: str
+    status: str
+    counts: dict[str, int]
+    timings: dict[str, float]
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "sync": self.sync_name,
+            "status": self.status,
+            "counts": self.counts,
+            "timings": self.timings,
+            "error": self.error,
+        }
+
+
+@dataclass
+class PlanResult:
+    """What the next run would do, computed without sending anything."""
+
+    sync_name: str
+    counts: ChangeCounts
+    sample_requests: list[dict[str, Any]]
+    invalid_samples: list[dict[str, Any]]
+    rejected_samples: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sync": self.sync_name,
+            "counts": self.counts.__dict__,
+            "sample_requests": self.sample_requests,
+            "invalid_samples": self.invalid_samples,
+            "rejected_samples": self.rejected_samples,
+        }
+
+
+@dataclass
+class _Timer:
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
+def detector_for(source: SourceConfig, state_dir: Path) -> ChangeDetector:
+    """The CDC engine the source is configured with."""
+    if source.engine == "lightning":
+        raise ConfigError("engine: lightning is not available yet; set the source's engine to basic")
+    return BasicChangeDetector(Path(state_dir) / "cdc")
+
+
+# -- phases -------------------------------------------------------------------------------------------
+
+
+def prepare(target: SyncTarget) -> tuple[Source, UserRecordPlan, HashSpec]:
+    """Open the source and compile the mapping against the model's schema; sync-level errors surface here."""
+    source = open_source(target.source_name, target.source)
+    schema = source.schema(target.model)
+    if target.model.primary_key not in schema.names:
+        raise ModelError(
+            f"the model has no primary-key column {target.model.primary_key!r} (columns: {', '.join(schema.names)})"
+        )
+    plan = compile_user_plan(
+        target.sync.mappings,
+        schema,
+        target.sync.identifier_field,
+        prefer_user_id=target.sync.prefer_user_id,
+        merge_nested_objects=target.sync.merge_nested_objects,
+        where=f"syncs.{target.name}.mappings",
+    )
+    return source, plan, HashSpec(target.model.primary_key, tuple(plan.source_columns), plan.fingerprint)
+
+
+def record_invalid(change_set: ChangeSet, ledger: Ledger, run_id: int) -> None:
+    """List every invalid row (null or duplicate key) in the ledger with its reason."""
+    batch: list[RowOutcome] = []
+    for row in change_set.invalid_rows():
+        batch.append(RowOutcome(row.pk, "invalid", "invalid", row.reason))
+        if len(batch) >= CHANGE_BATCH_ROWS:
+            ledger.record(run_id, batch)
+            batch = []
+    ledger.record(run_id, batch)
+
+
+def map_changes(batch: pa.RecordBatch, plan: UserRecordPlan) -> tuple[list[MappedRecord], list[Settled]]:
+    """Split a batch of changes into records to send and verdicts decided without sending.
+
+    Removed rows need no request (on_removed: nothing); rows without an identifier are rejected.
+    """
+    is_removed = pc.equal(batch.column(OP), "removed")
+    decided: list[Settled] = [(pk, "removed", SYNCED) for pk in batch.filter(is_removed).column(PK).to_pylist()]
+    upserts = batch.filter(pc.invert(is_removed))
+    if upserts.num_rows == 0:
+        return [], decided
+    mapped = plan.map_batch(upserts, PK, OP)
+    decided.extend((pk, op, Rejected(reason)) for pk, op, reason in mapped.rejected)
+    return mapped.records, decided
+
+
+class Settler:
+    """Writes verdicts to the ledger and the change set as they come, and reports progress."""
+
+    def __init__(self, change_set: ChangeSet, ledger: Ledger, run_id: int, progress: Progress) -> None:
+        self.change_set = change_set
+        self.ledger = ledger
+        self.run_id = run_id
+        self.progress = progress
+
+    def settle(self, settled: list[Settled]) -> None:
+        if not settled:
+            return
+        self.ledger.record(self.run_id, [RowOutcome(pk, op, status_of(v), reason_of(v)) for pk, op, v in settled])
+        self.change_set.settle(
+            [pk for pk, _, _ in settled],
+            [op for _, op, _ in settled],  # type: ignore[misc]
+            [commits(v) for _, _, v in settled],
+        )
+        self.progress.advance(len(settled))
+
+    def settle_unsent(self, reason: str) -> None:
+        """Give every change still without a verdict the verdict retry (it is sent by the next run)."""
+        for batch in self.change_set.unsettled(CHANGE_BATCH_ROWS):
+            verdict = Retry(reason)
+            pks, ops = batch.column(PK).to_pylist(), batch.column(OP).to_pylist()
+            self.settle([(pk, op, verdict) for pk, op in zip(pks, ops, strict=True)])
+
+
+async def deliver(change_set: ChangeSet, plan: UserRecordPlan, target: SyncTarget, settler: Settler) -> str | None:
+    """Map and send every change; returns why sending stopped early (Iterable unavailable), if it did.
+
+    ``max_concurrent_requests`` workers take requests from a bounded queue, so mapping the next batch
+    overlaps with sending and memory stays bounded. Raises DestinationAuthError on a refused API key.
+    """
+    concurrency = target.destination.max_concurrent_requests
+    queue: asyncio.Queue[list[MappedRecord] | None] = asyncio.Queue(maxsize=concurrency * 2)
+    async with IterableClient(target.destination) as client:
+        writer = UsersWriter(client, target.sync.batch_size)
+
+        async def send() -> None:
+            while (request := await queue.get()) is not None:
+                outcomes = await writer.deliver(request)
+                settler.settle([(record.pk, record.operation, verdict) for record, verdict in outcomes])
+
+        async def produce() -> None:
+            for changes in change_set.changes(CHANGE_BATCH_ROWS):
+                records, decided = map_changes(changes, plan)
+                settler.settle(decided)
+                for request in writer.batches(records):
+                    await queue.put(request)
+            for _ in range(concurrency):
+                await queue.put(None)
+
+        senders = [asyncio.create_task(send()) for _ in range(concurrency)]
+        try:
+            await asyncio.gather(produce(), *senders)
+        finally:
+            for task in senders:
+                task.cancel()
+        return client.unavailable
+
+
+def final_status(counts: dict[str, int], error: str | None) -> str:
+    """failed on a sync-level error; warning when some rows were invalid, rejected or left for later."""
+    if error:
+        return "failed"
+    if any(counts.get(name, 0) for name in ("invalid", "rejected", "retried_next_run", "deferred")):
+        return "warning"
+    return "succeeded"
+
+
+# -- the run ------------------------------------------------------------------------------------------
+
+
+def run_sync(
+    target: SyncTarget,
+    ledger: Ledger,
+    state_dir: Path,
+    full_resync: bool = False,
+    progress: Progress | None = None,
+    trigger: str = "manual",
+) -> RunResult:
+    """Run a sync once and return its result; never raises for a sync-level problem (the run fails).
+
+    Raises SyncLockedError (before creating a run) when another run of the sync is in progress.
+    """
+    progress = progress or NoProgress()
+    with sync_lock(state_dir, target.name):
+        ledger.fail_abandoned(
+            target.name, "interrupted: the process stopped before the run finished; its rows are sent again"
+        )
+        run_id = ledger.create_run(target.name, full_resync, trigger)
+        timer = _Timer()
+        change_set: ChangeSet | None = None
+        counts: dict[str, int] = {}
+        error: str | None = None
+        try:
+            with timer.phase("prepare"):
+                ledger.set_status(run_id, "querying")
+                source, plan, spec = prepare(target)
+                ledger.set_status(run_id, "querying", mapping_fingerprint=plan.fingerprint)
+            with timer.phase("query_and_plan"):
+                progress.phase("reading", None)
+                detector = detector_for(target.source, state_dir)
+                change_set = detector.plan(target.name, source, target.model, spec, full_resync, progress.advance)
+                counts.update(change_set.counts.__dict__)
+                record_invalid(change_set, ledger, run_id)
+            ledger.set_status(run_id, "in_progress", **{k: v for k, v in counts.items() if k != "to_send"})
+            settler = Settler(change_set, ledger, run_id, progress)
+            with timer.phase("deliver"):
+                progress.phase("sending", change_set.counts.to_send)
+                try:
+                    error = asyncio.run(deliver(change_set, plan, target, settler))
+                except SmartIngestError as exc:
+                    error = str(exc)
+                if error:
+                    settler.settle_unsent(f"not sent: {error}")
+        except SmartIngestError as exc:
+            error = str(exc)
+        except Exception as exc:  # a bug must still end the run visibly, with its rows kept for next time
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            if change_set is not None:
+                Settler(change_set, ledger, run_id, progress).settle_unsent(f"not sent: {error}")
+            raise
+        finally:
+            if change_set is not None:
+                with timer.phase("commit"):
+                    change_set.commit()
+                    change_set.close()
+            tally = ledger.tally(run_id)
+            counts.update(
+                synced=tally.get("synced", 0),
+                rejected=tally.get("rejected", 0),
+                retried_next_run=tally.get("retry", 0),
+                deferred=tally.get("deferred", 0),
+                skipped=tally.get("skipped", 0),
+            )
+            timer.timings["total"] = round(sum(timer.timings.values()), 3)
+            status = final_status(counts, error)
+            ledger.finish(run_id, status, counts, timer.timings, error)
+        return RunResult(run_id, target.name, status, {k: v for k, v in counts.items() if k != "to_send"}, timer.timings, error)
+
+
+def plan_sync(target: SyncTarget, state_dir: Path, samples: int = 3) -> PlanResult:
+    """Compute the change set the next run would send, with a few sample request bodies; sends nothing.
+
+    Raises the same sync-level errors a run would report (bad SQL, missing column, bad mapping).
+    """
+    with sync_lock(state_dir, target.name):
+        source, plan, spec = prepare(target)
+        change_set = detector_for(target.source, state_dir).plan(target.name, source, target.model, spec)
+        try:
+            records: list[MappedRecord] = []
+            decided: list[Settled] = []
+            for batch in change_set.sample(samples * 10).to_batches():
+                batch_records, batch_decided = map_changes(batch, plan)
+                records += batch_records
+                decided += batch_decided
+            bodies = [orjson.loads(b'{"users":[' + b",".join(r.body for r in records[:samples]) + b"]}")]
+            invalid = [{"primary_key": r.pk, "reason": r.reason} for r in islice(change_set.invalid_rows(), samples)]
+            rejected = [{"primary_key": pk, "reason": reason_of(v)} for pk, _, v in decided if isinstance(v, Rejected)]
+            return PlanResult(target.name, change_set.counts, bodies if records else [], invalid, rejected[:samples])
+        finally:
+            change_set.close()

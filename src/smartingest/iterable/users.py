@@ -1,0 +1,130 @@
+"""The Users writer: user records to ``POST /api/users/bulkUpdate``, one verdict per record.
+
+Batches are bounded by count (the sync's batch size) and by the endpoint's 4 MB body limit. A 200
+answer can still refuse single users: ``failedUpdates`` names them by email or userId, and we map
+those names back to the rows that carried them. A 400 or 413 on several rows (for example
+``RequestFieldsTypesMismatched``, which fails the whole request) is split in halves until the bad
+rows stand alone, so one bad value never holds back the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator, Sequence
+
+from smartingest.iterable.client import Accepted, Exhausted, IterableClient, Refused
+from smartingest.iterable.endpoints import USERS_BULK_UPDATE
+from smartingest.iterable.outcomes import SYNCED, Rejected, Retry, Verdict
+from smartingest.mapping.plan import MappedRecord
+
+log = logging.getLogger(__name__)
+
+_ENVELOPE = (b'{"users":[', b"]}")
+_OVERHEAD = len(_ENVELOPE[0]) + len(_ENVELOPE[1])
+
+# failedUpdates list -> (identity it names, reason given to the row)
+FAILURE_LISTS: dict[str, tuple[str, str]] = {
+    "invalidEmails": ("email", "InvalidEmailAddressError: Iterable refused the email address as invalid"),
+    "invalidUserIds": ("userId", "InvalidUserIdError: Iterable refused the userId as invalid"),
+    "forgottenEmails": ("email", "ForgottenUserError: the user was forgotten (GDPR) and cannot be updated"),
+    "forgottenUserIds": ("userId", "ForgottenUserError: the user was forgotten (GDPR) and cannot be updated"),
+    "conflictEmails": ("email", "conflict: the email address already belongs to another user"),
+    "conflictUserIds": ("userId", "conflict: the userId already belongs to another user"),
+    "invalidDataEmails": ("email", "invalid data: Iterable refused a value in dataFields"),
+    "invalidDataUserIds": ("userId", "invalid data: Iterable refused a value in dataFields"),
+    "notFoundEmails": ("email", "not found: no such user in Iterable"),
+    "notFoundUserIds": ("userId", "not found: no such user in Iterable"),
+}
+
+Outcome = tuple[MappedRecord, Verdict]
+
+
+class UsersWriter:
+    """Delivers user records through bulkUpdate (see the module docstring)."""
+
+    endpoint = USERS_BULK_UPDATE
+
+    def __init__(self, client: IterableClient, batch_size: int = 1000) -> None:
+        self.client = client
+        self.batch_size = batch_size
+        self.max_body = (self.endpoint.max_body_bytes or 4 * 1024 * 1024) - _OVERHEAD
+
+    def batches(self, records: Sequence[MappedRecord]) -> Iterator[list[MappedRecord]]:
+        """Group records into requests under both the count and the byte limit."""
+        batch: list[MappedRecord] = []
+        size = 0
+        for record in records:
+            cost = len(record.body) + 1
+            if batch and (len(batch) >= self.batch_size or size + cost > self.max_body):
+                yield batch
+                batch, size = [], 0
+            batch.append(record)
+            size += cost
+        if batch:
+            yield batch
+
+    async def deliver(self, records: Sequence[MappedRecord]) -> list[Outcome]:
+        """Send records in as many requests as needed, concurrently; one verdict per record.
+
+        Raises DestinationAuthError if Iterable refuses the API key.
+        """
+        outcomes: list[Outcome] = []
+        oversized = [r for r in records if len(r.body) > self.max_body]
+        for record in oversized:
+            outcomes.append((record, Rejected(f"the user object is {len(record.body)} bytes, over the 4 MB request limit")))
+        sendable = [r for r in records if len(r.body) <= self.max_body] if oversized else records
+        results = await asyncio.gather(*(self.send_batch(batch) for batch in self.batches(sendable)))
+        for result in results:
+            outcomes.extend(result)
+        return outcomes
+
+    async def send_batch(self, batch: list[MappedRecord]) -> list[Outcome]:
+        """One bulkUpdate request for ``batch`` (split in halves on a whole-request refusal)."""
+        body = _ENVELOPE[0] + b",".join(r.body for r in batch) + _ENVELOPE[1]
+        answer = await self.client.send(self.endpoint, body, rows=len(batch))
+        match answer:
+            case Accepted(response):
+                return _read_partial_failures(batch, response)
+            case Refused(split=True):
+                middle = len(batch) // 2
+                first, second = await asyncio.gather(self.send_batch(batch[:middle]), self.send_batch(batch[middle:]))
+                return first + second
+            case Refused() as refused:
+                return [(record, Rejected(refused.reason)) for record in batch]
+            case Exhausted(reason):
+                return [(record, Retry(reason)) for record in batch]
+
+
+def _read_partial_failures(batch: list[MappedRecord], response: dict) -> list[Outcome]:
+    failed = response.get("failedUpdates")
+    if not isinstance(failed, dict):
+        # Older answers carry only the deprecated top-level lists.
+        failed = {k: response.get(k) for k in ("invalidEmails", "invalidUserIds")}
+    by_email: dict[str, str] = {}
+    by_user_id: dict[str, str] = {}
+    for list_name, (identity, reason) in FAILURE_LISTS.items():
+        names = failed.get(list_name) or []
+        target = by_email if identity == "email" else by_user_id
+        for name in names:
+            if isinstance(name, str):
+                target.setdefault(name, reason)
+                if identity == "email":
+                    target.setdefault(name.lower(), reason)
+    outcomes: list[Outcome] = []
+    rejected = 0
+    for record in batch:
+        reason = None
+        if record.email is not None:
+            reason = by_email.get(record.email) or by_email.get(record.email.lower())
+        if reason is None and record.user_id is not None:
+            reason = by_user_id.get(record.user_id)
+        if reason is None:
+            outcomes.append((record, SYNCED))
+        else:
+            rejected += 1
+            outcomes.append((record, Rejected(reason)))
+    fail_count = response.get("failCount")
+    if isinstance(fail_count, int) and fail_count > rejected:
+        log.warning("bulkUpdate reported %d failures but named only %d users", fail_count, rejected)
+    return outcomes

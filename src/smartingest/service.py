@@ -1,0 +1,157 @@
+"""The operations every front end calls (the CLI now; the REST API and web UI later).
+
+No logic lives in the front ends: they parse arguments, call one function here and print the result.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from smartingest.config.loader import load_project
+from smartingest.config.models import ProjectConfig, SourceConfig, require
+from smartingest.engine.ledger import Ledger, RowOutcome
+from smartingest.engine.lock import sync_lock
+from smartingest.engine.pipeline import PlanResult, RunResult, SyncTarget, detector_for, plan_sync, run_sync
+from smartingest.engine.progress import Progress
+from smartingest.sources.base import PREVIEW_ROWS, Source
+from smartingest.sources.registry import open_source
+from smartingest.store.db import open_database, sqlite_url
+
+DEFAULT_PROJECT = "smartingest.yaml"
+HOME_ENV = "SMARTINGEST_HOME"
+DATABASE_ENV = "SMARTINGEST_DATABASE_URL"
+FILE_SOURCE_KEYS = ("path",)
+
+
+@dataclass
+class Workspace:
+    """An opened project: its configuration, where its state lives, and its run ledger."""
+
+    config: ProjectConfig
+    project_dir: Path
+    home: Path
+    state_dir: Path
+    ledger: Ledger
+
+
+def open_workspace(project: str | Path = DEFAULT_PROJECT, home: str | Path | None = None) -> Workspace:
+    """Load and validate a project file and open its metadata database.
+
+    SMARTINGEST_HOME (default ./.smartingest) holds the metadata database and CDC state unless the
+    project's database_url / state_dir (or SMARTINGEST_DATABASE_URL) say otherwise. Raises ConfigError.
+    """
+    project_path = Path(project)
+    config = load_project(project_path)
+    project_dir = project_path.resolve().parent
+    _anchor_file_sources(config, project_dir)
+    for name, source in config.sources.items():
+        open_source(name, source)  # validates connector settings now, not mid-run
+    home_dir = Path(home or os.environ.get(HOME_ENV) or ".smartingest").resolve()
+    home_dir.mkdir(parents=True, exist_ok=True)
+    state_dir = Path(config.state_dir).resolve() if config.state_dir else home_dir / "state"
+    url = config.database_url or os.environ.get(DATABASE_ENV) or sqlite_url(home_dir / "metadata.db")
+    return Workspace(config, project_dir, home_dir, state_dir, Ledger(open_database(url)))
+
+
+def _anchor_file_sources(config: ProjectConfig, project_dir: Path) -> None:
+    # A relative file path in a project file means relative to that file, wherever the CLI runs.
+    for source in config.sources.values():
+        extra = source.model_extra or {}
+        for key in FILE_SOURCE_KEYS:
+            value = extra.get(key)
+            if isinstance(value, str) and not Path(value).is_absolute():
+                extra[key] = str(project_dir / value)
+
+
+def sync_target(ws: Workspace, name: str) -> SyncTarget:
+    """Resolve a sync and what it refers to; raises UnknownNameError listing the syncs defined."""
+    sync = require(ws.config.syncs, name, "sync")
+    model = ws.config.models[sync.model]
+    return SyncTarget(
+        name=name,
+        sync=sync,
+        model=model,
+        source_name=model.source,
+        source=ws.config.sources[model.source],
+        destination=ws.config.destinations[sync.destination],
+    )
+
+
+def list_syncs(ws: Workspace) -> list[dict[str, Any]]:
+    """Every sync with its model, destination, type, schedule and last run."""
+    out = []
+    for name, sync in ws.config.syncs.items():
+        last = ws.ledger.list_runs(sync_name=name, limit=1)
+        schedule = sync.schedule
+        out.append(
+            {
+                "name": name,
+                "model": sync.model,
+                "destination": sync.destination,
+                "type": sync.type,
+                "schedule": "manual" if schedule.manual else (f"every {schedule.every}" if schedule.every else schedule.cron),
+                "last_run": last[0] if last else None,
+            }
+        )
+    return out
+
+
+def plan(ws: Workspace, name: str, samples: int = 3) -> PlanResult:
+    """What the next run of a sync would send; sends nothing and changes no state."""
+    return plan_sync(sync_target(ws, name), ws.state_dir, samples)
+
+
+def run(ws: Workspace, name: str, full_resync: bool = False, progress: Progress | None = None) -> RunResult:
+    """Run a sync now. A sync-level problem gives a failed run (see RunResult.error), not an exception."""
+    return run_sync(sync_target(ws, name), ws.ledger, ws.state_dir, full_resync=full_resync, progress=progress)
+
+
+def reset(ws: Workspace, name: str) -> bool:
+    """Forget a sync's CDC snapshot (sends nothing); the next run sends every row. Returns whether one existed."""
+    target = sync_target(ws, name)
+    with sync_lock(ws.state_dir, name):
+        return detector_for(target.source, ws.state_dir).reset(name)
+
+
+def list_runs(ws: Workspace, sync: str | None = None, status: str | None = None, limit: int = 20) -> list[dict]:
+    if sync is not None:
+        require(ws.config.syncs, sync, "sync")
+    return ws.ledger.list_runs(sync, status, limit)
+
+
+def get_run(ws: Workspace, run_id: int) -> dict | None:
+    return ws.ledger.get_run(run_id)
+
+
+def run_rows(ws: Workspace, run_id: int, status: str | None = None, limit: int = 100, offset: int = 0) -> list[RowOutcome]:
+    return ws.ledger.rows(run_id, status, limit, offset)
+
+
+def _source(ws: Workspace, name: str) -> tuple[Source, SourceConfig]:
+    config = require(ws.config.sources, name, "source")
+    return open_source(name, config), config
+
+
+def check_source(ws: Workspace, name: str) -> None:
+    """Connect to a source and run a trivial query; raises a SourceError saying what is wrong."""
+    source, _ = _source(ws, name)
+    source.test_connection()
+
+
+def preview_model(ws: Workspace, name: str, limit: int = PREVIEW_ROWS) -> pa.Table:
+    """The first rows of a model."""
+    model = require(ws.config.models, name, "model")
+    source, _ = _source(ws, model.source)
+    return source.preview(model, limit)
+
+
+def model_schema(ws: Workspace, name: str) -> pa.Schema:
+    """Column names and types of a model."""
+    model = require(ws.config.models, name, "model")
+    source, _ = _source(ws, model.source)
+    return source.schema(model)

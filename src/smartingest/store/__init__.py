@@ -1,0 +1,1 @@
+"""Metadata database: SQLAlchemy tables and Alembic migrations (SQLite by default, PostgreSQL by URL)."""

@@ -1,0 +1,65 @@
+"""Opening the metadata database and bringing its schema up to date with Alembic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+
+from smartingest.errors import ConfigError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def open_database(url: str, migrate: bool = True) -> Engine:
+    """An engine on ``url`` with the schema migrated to the latest version.
+
+    SQLite gets WAL and a busy timeout so the CLI and a web server can share one file.
+    Raises ConfigError when the URL is malformed or the database unreachable.
+    """
+    try:
+        engine = create_engine(url, future=True, pool_pre_ping=True)
+    except (SQLAlchemyError, ValueError) as exc:
+        raise ConfigError(f"database_url {_redact(url)} is not usable: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if migrate:
+        try:
+            upgrade(engine)
+        except SQLAlchemyError as exc:
+            raise ConfigError(f"cannot open the metadata database {_redact(url)}: {exc.orig or exc}") from exc
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every pending migration."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable url>"

@@ -1,0 +1,71 @@
+"""Tables of the metadata database: sync runs and their row-level outcomes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+COUNT_NAMES = (
+    "queried",
+    "invalid",
+    "unchanged",
+    "added",
+    "changed",
+    "removed",
+    "synced",
+    "rejected",
+    "retried_next_run",
+    "deferred",
+    "skipped",
+)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SyncRun(Base):
+    """One execution of a sync, its status, its counts and how long each phase took."""
+
+    __tablename__ = "sync_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    sync_name: Mapped[str] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    trigger: Mapped[str] = mapped_column(String(32), default="manual")
+    full_resync: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str | None] = mapped_column(String(255))
+    mapping_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    timings: Mapped[dict | None] = mapped_column(JSON)
+    queried: Mapped[int] = mapped_column(BigInteger, default=0)
+    invalid: Mapped[int] = mapped_column(BigInteger, default=0)
+    unchanged: Mapped[int] = mapped_column(BigInteger, default=0)
+    added: Mapped[int] = mapped_column(BigInteger, default=0)
+    changed: Mapped[int] = mapped_column(BigInteger, default=0)
+    removed: Mapped[int] = mapped_column(BigInteger, default=0)
+    synced: Mapped[int] = mapped_column(BigInteger, default=0)
+    rejected: Mapped[int] = mapped_column(BigInteger, default=0)
+    retried_next_run: Mapped[int] = mapped_column(BigInteger, default=0)
+    deferred: Mapped[int] = mapped_column(BigInteger, default=0)
+    skipped: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RunRow(Base):
+    """The outcome of one row in one run: its key, operation, status and reason."""
+
+    __tablename__ = "run_rows"
+    __table_args__ = (Index("ix_run_rows_run_status", "run_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"))
+    primary_key: Mapped[str | None] = mapped_column(Text)
+    operation: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)

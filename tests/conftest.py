@@ -1,0 +1,174 @@
+"""Shared fixtures: a PostgreSQL schema per test, the sandbox over real HTTP, project files."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import yaml
+
+from smartingest import service
+from smartingest.sandbox import SandboxServer, SandboxSettings
+
+PG_DSN = os.environ.get("SMARTINGEST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+API_KEY = "test-api-key"
+
+
+class PgSchema:
+    """A fresh schema in the test database, and an autocommit connection with it on the search path."""
+
+    def __init__(self, con: psycopg.Connection, schema: str) -> None:
+        self.con = con
+        self.schema = schema
+
+    def execute(self, query: str, params: Any = None) -> psycopg.Cursor:
+        return self.con.execute(query, params)
+
+
+@pytest.fixture
+def pg() -> Iterator[PgSchema]:
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {schema}")
+        con.execute(f"SET search_path TO {schema}")
+        try:
+            yield PgSchema(con, schema)
+        finally:
+            con.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
+    """A sandbox on a free port, rate limits off (tests that need them turn them on)."""
+    settings = SandboxSettings(port=0, api_key=API_KEY, data_dir=tmp_path / "sandbox", rate_limits=False)
+    with SandboxServer(settings) as server:
+        yield server
+
+
+class SandboxAdmin:
+    """Test-side view of the sandbox: its users, faults and stats over its admin endpoints."""
+
+    def __init__(self, server: SandboxServer) -> None:
+        self.url = server.url
+        self.http = httpx.Client(base_url=server.url, timeout=30)
+
+    def users(self) -> dict[str, dict[str, Any]]:
+        """Every stored user by email."""
+        users: dict[str, dict[str, Any]] = {}
+        offset = 0
+        while True:
+            page = self.http.get("/_sandbox/users", params={"offset": offset, "limit": 1000}).json()
+            for user in page["users"]:
+                users[user["email"]] = user
+            if len(page["users"]) < 1000:
+                return users
+            offset += 1000
+
+    def faults(self, **faults: Any) -> None:
+        self.http.put("/_sandbox/faults", json=faults).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        return self.http.get("/_sandbox/stats").json()
+
+    def get_fields(self) -> dict[str, str]:
+        return self.http.get("/api/users/getFields", headers={"Api-Key": API_KEY}).json()["fields"]
+
+
+@pytest.fixture
+def admin(sandbox: SandboxServer) -> SandboxAdmin:
+    return SandboxAdmin(sandbox)
+
+
+USERS_MAPPINGS = [
+    {"from": "email", "to": "email"},
+    {"from": "first_name", "to": "firstName"},
+    {"from": "plan", "to": "plan"},
+    {"from": "ltv", "to": "lifetimeValue"},
+    {"from": "city", "to": "address.city"},
+    {"from": "signed_up_at", "to": "signedUpAt"},
+    {"static": "gold", "to": "tier"},
+]
+
+
+def write_project(
+    directory: Path,
+    base_url: str,
+    sql: str | None = None,
+    table: str | None = None,
+    source: dict[str, Any] | None = None,
+    mappings: list[dict[str, Any]] | None = None,
+    destination: dict[str, Any] | None = None,
+    sync: dict[str, Any] | None = None,
+) -> Path:
+    """A project file with one source, model, destination and users sync named customers_to_users."""
+    model: dict[str, Any] = {"source": "warehouse", "primary_key": "id"}
+    if table:
+        model["table"] = table
+    else:
+        model["sql"] = sql or "select id, email, first_name, plan, ltv, city, signed_up_at from customers"
+    project = {
+        "sources": {
+            "warehouse": source
+            or {"type": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test", "user": "postgres"}
+        },
+        "models": {"customers": model},
+        "destinations": {
+            "iterable": {
+                "api_key": API_KEY,
+                "base_url": base_url,
+                "project_type": "email",
+                "environment": "test",
+                "backoff_base_seconds": 0.05,
+                "backoff_max_seconds": 0.5,
+                **(destination or {}),
+            }
+        },
+        "syncs": {
+            "customers_to_users": {
+                "model": "customers",
+                "destination": "iterable",
+                "type": "users",
+                "match_on": "email",
+                "batch_size": 100,
+                "mappings": mappings or USERS_MAPPINGS,
+                **(sync or {}),
+            }
+        },
+    }
+    path = directory / "smartingest.yaml"
+    path.write_text(yaml.safe_dump(project, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def workspace_factory(tmp_path: Path):
+    """Builds a Workspace from write_project's arguments, with its home in the test's tmp dir."""
+
+    def make(base_url: str, **kwargs: Any) -> service.Workspace:
+        path = write_project(tmp_path, base_url, **kwargs)
+        return service.open_workspace(path, home=tmp_path / "home")
+
+    return make
+
+
+def create_customers(con: PgSchema, n: int, start: int = 1) -> None:
+    """A customers table with n realistic rows (ids start..start+n-1)."""
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS customers (
+             id bigint PRIMARY KEY, email text, first_name text, plan text, ltv numeric(12,2), city text,
+             signed_up_at timestamptz)"""
+    )
+    con.execute(
+        """INSERT INTO customers
+           SELECT i, 'user' || i || '@example.com', 'First' || i, (ARRAY['free','pro','team'])[1 + i %% 3],
+                  (i * 7 %% 1000) + 0.25, (ARRAY['Paris','Austin','Osaka'])[1 + i %% 3],
+                  timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour'
+           FROM generate_series(%s::bigint, %s::bigint) AS i""",
+        (start, start + n - 1),
+    )

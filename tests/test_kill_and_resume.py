@@ -1,0 +1,64 @@
+"""A run killed hard (SIGKILL on the real process) loses nothing: the next run makes the destination whole."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from smartingest import service
+from tests.conftest import SandboxAdmin, create_customers, write_project
+
+
+def test_kill_9_mid_run_then_rerun_leaves_destination_equal_to_source(pg, sandbox, admin: SandboxAdmin, tmp_path):
+    create_customers(pg, 1500)
+    project = write_project(
+        tmp_path,
+        sandbox.url,
+        sql=f"select id, email, first_name, plan, ltv, city, signed_up_at from {pg.schema}.customers",
+        destination={"max_concurrent_requests": 1},
+        sync={"batch_size": 50},
+    )
+    home = tmp_path / "home"
+    admin.faults(latency_ms=150)
+    env = {**os.environ, "SMARTINGEST_HOME": str(home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smartingest", "--project", str(project), "sync", "run", "customers_to_users", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if admin.stats()["by_endpoint"].get("users/bulkUpdate", 0) >= 8:
+            break
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    partially = len(admin.users())
+    assert 0 < partially < 1500
+
+    admin.faults()
+    ws = service.open_workspace(project, home=home)
+    killed = service.list_runs(ws, "customers_to_users")[0]
+    assert killed["status"] in ("in_progress", "querying")  # as the killed process left it
+
+    rerun = service.run(ws, "customers_to_users")
+    assert rerun.status == "succeeded", rerun.error
+    assert rerun.counts["queried"] == 1500
+    assert rerun.counts["synced"] == rerun.counts["added"] + rerun.counts["changed"]
+    users = admin.users()
+    assert len(users) == 1500
+    assert users["user1500@example.com"]["dataFields"]["firstName"] == "First1500"
+
+    runs = service.list_runs(ws, "customers_to_users")
+    assert runs[1]["id"] == killed["id"]
+    assert runs[1]["status"] == "failed"
+    assert "interrupted" in runs[1]["error"]
+
+    again = service.run(ws, "customers_to_users")
+    assert again.counts["unchanged"] == 1500
+    assert again.counts["synced"] == 0
