@@ -61,20 +61,20 @@ class SandboxAdmin:
     def users(self) -> dict[str, dict[str, Any]]:
         """Every stored user by email."""
         users: dict[str, dict[str, Any]] = {}
-        offset = 0
-        while True:
-            page = self.http.get("/_sandbox/users", params={"offset": offset, "limit": 1000}).json()
-            for user in page["users"]:
-                users[user["email"]] = user
-            if len(page["users"]) < 1000:
-                return users
-            offset += 1000
+        after: int | None = 0
+        while after is not None:
+            page = self.http.get("/_sandbox/users", params={"after": after, "limit": 10_000}).json()
+            users.update((user["email"], user) for user in page["users"])
+            after = page["next_after"]
+        return users
 
     def faults(self, **faults: Any) -> None:
         self.http.put("/_sandbox/faults", json=faults).raise_for_status()
 
-    def stats(self) -> dict[str, Any]:
-        return self.http.get("/_sandbox/stats").json()
+    def requests(self, endpoint: str = "POST /api/users/bulkUpdate", outcome: str | None = None) -> int:
+        """How many requests the sandbox answered on an endpoint, with a given outcome ("429", "dropped")."""
+        outcomes = self.http.get("/_sandbox/stats").json()["requests"].get(endpoint, {})
+        return outcomes.get(outcome, 0) if outcome else sum(outcomes.values())
 
     def get_fields(self) -> dict[str, str]:
         return self.http.get("/api/users/getFields", headers={"Api-Key": API_KEY}).json()["fields"]

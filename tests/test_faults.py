@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from smartingest import service
 from tests.conftest import SandboxAdmin, create_customers
 
@@ -10,17 +12,27 @@ def _sql(pg) -> str:
     return f"select id, email, first_name, plan, ltv, city, signed_up_at from {pg.schema}.customers"
 
 
-def test_429_and_500_bursts_slow_the_run_but_lose_nothing(pg, sandbox, admin: SandboxAdmin, workspace_factory):
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_status_bursts_slow_the_run_but_lose_nothing(pg, sandbox, admin: SandboxAdmin, workspace_factory, status):
     create_customers(pg, 300)
     ws = workspace_factory(sandbox.url, sql=_sql(pg))
-    admin.faults(status_burst={"count": 3, "status": 429, "retry_after": 0}, error_rate=0.2, seed=11)
+    admin.faults(status_burst={"count": 4, "status": status, "retry_after": 0})
     result = service.run(ws, "customers_to_users")
     assert result.status == "succeeded", result.error
     assert result.counts["synced"] == 300
     assert len(admin.users()) == 300
-    statuses = admin.stats()
-    assert statuses["by_status"].get("429", 0) >= 3
-    assert statuses["by_status"].get("500", 0) >= 1
+    assert admin.requests(outcome=str(status)) == 4
+
+
+def test_random_server_errors_lose_nothing(pg, sandbox, admin: SandboxAdmin, workspace_factory):
+    create_customers(pg, 1000)
+    ws = workspace_factory(sandbox.url, sql=_sql(pg))
+    admin.faults(error_rate=0.3, seed=11)
+    result = service.run(ws, "customers_to_users")
+    assert result.status == "succeeded", result.error
+    assert result.counts["synced"] == 1000
+    assert len(admin.users()) == 1000
+    assert admin.requests(outcome="500") >= 1
 
 
 def test_dropped_connections_are_retried(pg, sandbox, admin, workspace_factory):
@@ -31,6 +43,7 @@ def test_dropped_connections_are_retried(pg, sandbox, admin, workspace_factory):
     assert result.status == "succeeded", result.error
     assert result.counts["synced"] == 200
     assert len(admin.users()) == 200
+    assert admin.requests(outcome="dropped") >= 2
 
 
 def test_outage_fails_the_run_and_the_next_run_sends_everything_left(pg, sandbox, admin, workspace_factory):

@@ -23,8 +23,9 @@ from smartingest.iterable.retry import BadCredentials, GiveUp, RetryLater, Retry
 
 log = logging.getLogger(__name__)
 
-# Requests that exhausted their retries in a row before we stop sending for the rest of the run.
-UNAVAILABLE_AFTER = 2
+# A request that spent its whole retry budget (minutes of backoff) means Iterable is in trouble:
+# stop sending for the rest of the run rather than hammer it; every unsent row is kept for the next run.
+UNAVAILABLE_AFTER = 1
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,9 @@ Answer = Accepted | Refused | Exhausted
 class IterableClient:
     """Sends requests to one Iterable project; use as an async context manager.
 
-    Raises DestinationAuthError when Iterable refuses the API key. After ``UNAVAILABLE_AFTER``
-    consecutive exhausted requests it stops sending and answers Exhausted at once (``unavailable``
-    holds the reason), so an outage ends the run quickly with every row kept for the next run.
+    Raises DestinationAuthError when Iterable refuses the API key. Once a request has spent its retry
+    budget it stops sending and answers Exhausted at once (``unavailable`` holds the reason), so an
+    outage ends the run quickly with every row kept for the next run.
     """
 
     def __init__(
