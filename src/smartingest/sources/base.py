@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import pyarrow as pa
 
 from smartingest.config.models import ModelConfig
+from smartingest.errors import ModelError
 
 DEFAULT_BATCH_ROWS = 65_536
 PREVIEW_ROWS = 100
@@ -30,7 +31,9 @@ class Source(Protocol):
         """Connect and run a trivial query; raise SourceConnectionError or SourceAuthError on failure."""
         ...
 
-    def read(self, model: ModelConfig, batch_rows: int = DEFAULT_BATCH_ROWS) -> AbstractContextManager[Iterator[pa.RecordBatch]]:
+    def read(
+        self, model: ModelConfig, batch_rows: int = DEFAULT_BATCH_ROWS
+    ) -> AbstractContextManager[Iterator[pa.RecordBatch]]:
         """Stream every row of the model as record batches of at most about ``batch_rows`` rows.
 
         Memory stays bounded whatever the model's size (server-side cursor or COPY stream). Column
@@ -67,3 +70,23 @@ def model_query(model: ModelConfig, quote_identifier: Callable[[str], str]) -> s
 def quote_double(identifier: str) -> str:
     """Quote an identifier the SQL-standard way ("name", with embedded quotes doubled)."""
     return '"' + identifier.replace('"', '""') + '"'
+
+
+def describe_model(model: ModelConfig) -> str:
+    """A short human name for a model in messages: ``table "public.users"`` or ``query "SELECT id, ..."``."""
+    if model.table is not None:
+        return f'table "{model.table}"'
+    text = " ".join((model.sql or "").split())
+    return f'query "{text[:60]}..."' if len(text) > 60 else f'query "{text}"'
+
+
+def check_primary_key(schema: pa.Schema, model: ModelConfig) -> None:
+    """Raise ModelError unless the model's primary-key column is one of the result's columns.
+
+    Connectors call this in ``read`` before yielding any batch, so a typo in ``primary_key`` fails
+    before a sync starts rather than after rows were diffed.
+    """
+    if model.primary_key not in schema.names:
+        raise ModelError(
+            f"model {describe_model(model)} has no column {model.primary_key!r} (columns: {', '.join(schema.names)})"
+        )

@@ -1,0 +1,213 @@
+"""DuckDB connector: a DuckDB database file opened ``read_only=True``, streamed as Arrow record batches.
+
+DuckDB 2.0 streams a relation with ``con.sql(query).to_arrow_reader(batch_rows)`` (the 1.x
+``execute(...).fetch_record_batch`` is gone from connections; the DB-API result path copies every row once more).
+Sessions use TimeZone UTC so timestamptz columns come out as ``timestamp[us, tz=UTC]`` whatever the host's
+zone, like PostgreSQL's, and never auto-install extensions (no network access at read time).
+
+One connection per call, closed when it ends: a read-only DuckDB connection holds a shared lock on the file
+that keeps writers out while it is open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from pydantic import Field
+
+from smartingest.config.models import ModelConfig, Strict
+from smartingest.errors import ModelError, SourceConnectionError, SourceError
+from smartingest.sources._common import (
+    BatchStream,
+    Normaliser,
+    close_quietly,
+    rebatch,
+    source_error,
+    translate_errors,
+    wrap_limit,
+)
+from smartingest.sources.base import (
+    DEFAULT_BATCH_ROWS,
+    PREVIEW_ROWS,
+    check_primary_key,
+    describe_model,
+    model_query,
+    quote_double,
+)
+
+_SESSION_CONFIG = {"TimeZone": "UTC", "autoinstall_known_extensions": False}
+
+# DuckDB exception classes whose cause is the model's SQL or its data.
+_MODEL_ERRORS: tuple[type[BaseException], ...] = (
+    duckdb.CatalogException,
+    duckdb.ParserException,
+    duckdb.BinderException,
+    duckdb.ConversionException,
+    duckdb.InvalidInputException,
+    duckdb.OutOfRangeException,
+    duckdb.TypeMismatchException,
+    duckdb.NotImplementedException,
+    duckdb.ConstraintException,
+    duckdb.PermissionException,
+    duckdb.DataError,
+    duckdb.ProgrammingError,
+)
+# Errors met while streaming come through Arrow as OSError with DuckDB's "<Kind> Error: ..." text.
+_KIND = re.compile(r"^\s*([A-Za-z ]+?) Error:")
+_MODEL_KINDS = frozenset(
+    {"Catalog", "Parser", "Binder", "Conversion", "Invalid Input", "Out of Range", "Type Mismatch", "Not implemented"}
+    | {"Constraint", "Permission", "Syntax", "Invalid type"}
+)
+_TRANSIENT_KINDS = frozenset({"Out of Memory", "INTERRUPT", "Interrupt"})
+# IO errors that retrying cannot fix: the file exists but is not a DuckDB database.
+_PERMANENT_IO = re.compile(r"not a valid DuckDB database|Extension .* not found|Failed to download extension", re.I)
+
+
+class DuckDBSettings(Strict):
+    """Settings of a DuckDB source (the keys of ``sources.NAME`` besides type and engine)."""
+
+    path: str = Field(description="Path of the DuckDB database file (must exist; opened read-only).")
+
+
+class DuckDBSource:
+    """A DuckDB database file; see the module docstring."""
+
+    Settings = DuckDBSettings
+
+    def __init__(self, settings: DuckDBSettings) -> None:
+        self.settings = settings
+
+    def __repr__(self) -> str:
+        return f"DuckDBSource(path={self.settings.path!r})"
+
+    def dialect(self) -> str:
+        """SQL dialect name for the Lightning engine's planner."""
+        return "duckdb"
+
+    @property
+    def path(self) -> Path:
+        """The database file (``~`` expanded; relative paths are relative to the working directory)."""
+        return Path(self.settings.path).expanduser()
+
+    # ------------------------------------------------------------------------------------------------ public API
+
+    def test_connection(self) -> None:
+        """Open the file read-only and run ``SELECT 1``; SourceConnectionError if missing, locked or invalid."""
+        with self._connect() as conn, translate_errors(self._translate):
+            conn.sql("SELECT 1").fetchall()
+
+    @contextlib.contextmanager
+    def read(self, model: ModelConfig, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[BatchStream]:
+        """Stream the model as record batches of at most ``batch_rows`` rows; an empty model yields none.
+
+        The connection (and with it the file lock) is released when the context exits, also on error.
+        """
+        with self._connect() as conn:
+            stream = self._stream(conn, model_query(model, quote_double), model, batch_rows)
+            try:
+                check_primary_key(stream.schema, model)
+                yield stream
+            finally:
+                stream.close()
+
+    def schema(self, model: ModelConfig) -> pa.Schema:
+        """The model's normalised schema (runs it with LIMIT 0: DuckDB binds the query, reads no rows)."""
+        with self._connect() as conn:
+            stream = self._stream(conn, wrap_limit(model_query(model, quote_double), 0), model, 1)
+            stream.close()
+            return stream.schema
+
+    def preview(self, model: ModelConfig, limit: int = PREVIEW_ROWS) -> pa.Table:
+        """The first ``limit`` rows of the model, typed as ``read`` types them."""
+        with self._connect() as conn:
+            stream = self._stream(conn, wrap_limit(model_query(model, quote_double), limit), model, max(int(limit), 1))
+            try:
+                return pa.Table.from_batches(list(stream), schema=stream.schema)
+            finally:
+                stream.close()
+
+    # ------------------------------------------------------------------------------------------------- internals
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        path = self.path
+        if not path.is_file():
+            what = "is a directory, not" if path.is_dir() else "does not exist; expected"
+            # DuckDB would say the same in read-only mode; checking first gives a clearer message.
+            raise source_error(
+                SourceConnectionError, f"DuckDB path {str(path)!r} {what} a database file", transient=not path.is_dir()
+            )
+        with translate_errors(self._translate):
+            conn = duckdb.connect(str(path), read_only=True, config=dict(_SESSION_CONFIG))
+        try:
+            yield conn
+        finally:
+            close_quietly(conn.close)
+
+    def _stream(self, conn: duckdb.DuckDBPyConnection, query: str, model: ModelConfig, batch_rows: int) -> BatchStream:
+        batch_rows = max(int(batch_rows), 1)
+
+        def translate(exc: BaseException) -> SourceError | None:
+            return self._translate(exc, model)
+
+        with translate_errors(translate):
+            relation = conn.sql(query)
+            if relation is None:  # a statement that returns no rows (SET, ATTACH, ...) ran instead of a query
+                raise ModelError(f"model {describe_model(model)} is not a query that returns rows")
+            reader = relation.to_arrow_reader(batch_rows)
+        normalise = Normaliser(reader.schema)
+        batches = rebatch((normalise(b) for b in reader), batch_rows)
+        return BatchStream(normalise.schema, batches, translate, on_close=reader.close)
+
+    def _translate(self, exc: BaseException, model: ModelConfig | None = None) -> SourceError | None:
+        return map_duckdb_error(exc, self.path, model)
+
+
+def map_duckdb_error(exc: BaseException, path: Path, model: ModelConfig | None = None) -> SourceError | None:
+    """Translate a DuckDB error into the error tree (None for exceptions that are not the driver's).
+
+    The one place that decides transient vs permanent for DuckDB:
+
+    * IOException: missing or locked file (a writer holds it) -> SourceConnectionError (transient); a file
+      that is not a DuckDB database -> SourceConnectionError marked permanent;
+    * Catalog/Parser/Binder/Conversion/InvalidInput... (missing table, bad SQL, a write attempted on the
+      read-only file, bad data) -> ModelError with DuckDB's message;
+    * out of memory, interrupted -> SourceError marked transient.
+
+    Errors raised while streaming arrive as OSError/ArrowInvalid carrying "<Kind> Error: ..." text; the kind
+    is classified the same way.
+    """
+    where = f"DuckDB file {str(path)!r}"
+    subject = f"model {describe_model(model)}" if model is not None else "the query"
+    detail = str(exc).strip()
+    if isinstance(exc, duckdb.IOException):
+        if _PERMANENT_IO.search(detail):
+            return source_error(
+                SourceConnectionError, f"{where} is not a usable DuckDB database: {detail}", transient=False
+            )
+        return SourceConnectionError(f"cannot open {where}: {detail}")
+    if isinstance(exc, duckdb.OutOfMemoryException | duckdb.InterruptException):
+        return source_error(SourceError, f"{where} failed temporarily: {detail}", transient=True)
+    if isinstance(exc, _MODEL_ERRORS):
+        return ModelError(f"{subject} cannot be read: {detail}")
+    if isinstance(exc, duckdb.Error):
+        return SourceError(f"{where} failed: {detail}")
+    if isinstance(exc, OSError | pa.ArrowException):
+        match = _KIND.match(detail)
+        kind = match[1] if match else None
+        if kind in _MODEL_KINDS:
+            return ModelError(f"{subject} cannot be read: {detail}")
+        if kind in _TRANSIENT_KINDS:
+            return source_error(SourceError, f"{where} failed temporarily: {detail}", transient=True)
+        if kind == "IO":
+            return SourceConnectionError(f"cannot read {where}: {detail}")
+        return SourceError(f"{where} failed: {detail}")
+    return None
+
+
+__all__ = ["DuckDBSettings", "DuckDBSource", "map_duckdb_error"]

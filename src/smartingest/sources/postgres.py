@@ -1,0 +1,417 @@
+"""PostgreSQL connector: Arrow-native reads through ADBC (libpq ``COPY ... TO STDOUT (FORMAT binary)``).
+
+Every call (``read``, ``schema``, ``preview``, ``test_connection``) opens its own connection and closes it
+when done: after a failed statement an ADBC connection stays in an error state ("cannot start transaction"),
+so sharing one across calls would turn one bad model into failures of every later call.
+
+The session is read-only (``default_transaction_read_only``), so the Basic engine needs nothing but SELECT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from typing import Any, Literal
+from urllib.parse import quote
+
+import adbc_driver_manager
+import adbc_driver_postgresql
+import adbc_driver_postgresql.dbapi as pg_dbapi
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, SecretStr, field_validator
+
+from smartingest.config.models import ModelConfig, Strict
+from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
+from smartingest.sources._common import (
+    BatchStream,
+    Converter,
+    Normaliser,
+    close_quietly,
+    one_line,
+    rebatch,
+    source_error,
+    translate_errors,
+    wrap_limit,
+)
+from smartingest.sources.base import (
+    DEFAULT_BATCH_ROWS,
+    PREVIEW_ROWS,
+    check_primary_key,
+    describe_model,
+    model_query,
+    quote_double,
+)
+
+# The ADBC statement option that bounds the size of each batch the driver decodes from the COPY stream.
+BATCH_SIZE_HINT_OPTION = adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value
+# Rough bytes per row used to turn ``batch_rows`` into that byte hint; batches are then sliced to batch_rows.
+_BYTES_PER_ROW_ESTIMATE = 128
+_MIN_HINT_BYTES = 1 << 20
+_MAX_HINT_BYTES = 16 << 20
+
+# Arrow decimal128 holds at most 38 digits; wider numerics become float64.
+_MAX_DECIMAL128_PRECISION = 38
+# PostgreSQL types that ADBC returns as opaque bytes in the binary wire format (or as a misleading integer,
+# like money in cents): the read query casts them to text, which is what a user expects to sync.
+_NUMERIC = "numeric"
+_CAST_TO_NUMERIC = frozenset({"money"})
+
+
+class PostgresSettings(Strict):
+    """Connection settings of a PostgreSQL source (the keys of ``sources.NAME`` besides type and engine)."""
+
+    host: str = Field("127.0.0.1", description="Server host name, IP address or Unix socket directory.")
+    port: int = Field(5432, ge=1, le=65535, description="Server TCP port.")
+    database: str = Field(description="Database to connect to.")
+    user: str = Field(description="Role to log in as; it only needs SELECT on the models' tables.")
+    password: SecretStr | None = Field(None, description="Password of the role (omit for trust or peer auth).")
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
+        None, description="libpq sslmode (default: libpq's own default, prefer)."
+    )
+    search_path: list[str] | None = Field(
+        None, description="Schemas searched for unqualified table names, e.g. [analytics, public]."
+    )
+    connect_timeout_seconds: int = Field(10, ge=1, description="Seconds to wait for a connection (libpq min 2).")
+    application_name: str = Field("smartingest", description="Name shown in pg_stat_activity for our sessions.")
+
+    @field_validator("search_path", mode="before")
+    @classmethod
+    def _split_search_path(cls, value: Any) -> Any:
+        # Accept the familiar comma-separated form as well as a YAML list.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class PostgresSource:
+    """A PostgreSQL database read through ADBC; see the module docstring for the connection policy."""
+
+    Settings = PostgresSettings
+
+    def __init__(self, settings: PostgresSettings) -> None:
+        self.settings = settings
+
+    def __repr__(self) -> str:  # never show the password
+        s = self.settings
+        return f"PostgresSource(host={s.host!r}, port={s.port}, database={s.database!r}, user={s.user!r})"
+
+    def dialect(self) -> str:
+        """SQL dialect name for the Lightning engine's planner."""
+        return "postgresql"
+
+    # ------------------------------------------------------------------------------------------------ public API
+
+    def test_connection(self) -> None:
+        """Connect and run ``SELECT 1``; raise SourceConnectionError or SourceAuthError on failure."""
+        with self._connect() as conn, translate_errors(self._translate), conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetch_arrow_table()
+
+    @contextlib.contextmanager
+    def read(self, model: ModelConfig, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[BatchStream]:
+        """Stream the model as normalised record batches of at most ``batch_rows`` rows.
+
+        The COPY stream is decoded in batches of about ``batch_size_hint_bytes`` (derived from batch_rows)
+        and sliced to batch_rows, so memory stays bounded whatever the model's size. An empty model yields no
+        batches. The connection is closed when the context exits, also on error or early exit.
+        """
+        with self._connect() as conn:
+            stream = self._stream(conn, model_query(model, quote_double), model, batch_rows)
+            try:
+                check_primary_key(stream.schema, model)
+                yield stream
+            finally:
+                stream.close()
+
+    def schema(self, model: ModelConfig) -> pa.Schema:
+        """The model's normalised schema, from PostgreSQL's description of the prepared query (no rows read)."""
+        with self._connect() as conn, translate_errors(lambda e: self._translate(e, model)):
+            _query, raw = self._plan(conn, model_query(model, quote_double))
+            return Normaliser(raw, _numeric_rule).schema
+
+    def preview(self, model: ModelConfig, limit: int = PREVIEW_ROWS) -> pa.Table:
+        """The first ``limit`` rows of the model, with the same types as ``read``."""
+        with self._connect() as conn:
+            query = wrap_limit(model_query(model, quote_double), limit)
+            stream = self._stream(conn, query, model, max(int(limit), 1))
+            try:
+                return pa.Table.from_batches(list(stream), schema=stream.schema)
+            finally:
+                stream.close()
+
+    # ------------------------------------------------------------------------------------------------- internals
+
+    def _uri(self) -> str:
+        """A libpq URI with every value percent-encoded in the query string (safe for any user/password/host).
+
+        The query-string form also takes Unix socket directories and IPv6 literals as ``host`` unchanged.
+        """
+        s = self.settings
+        params: dict[str, str] = {
+            "host": s.host,
+            "port": str(s.port),
+            "dbname": s.database,
+            "user": s.user,
+            "connect_timeout": str(s.connect_timeout_seconds),
+            "application_name": s.application_name,
+        }
+        if s.password is not None:
+            params["password"] = s.password.get_secret_value()
+        if s.sslmode is not None:
+            params["sslmode"] = s.sslmode
+        # libpq decodes %XX only (not '+'), so quote with safe="" rather than urlencode's quote_plus.
+        return "postgresql://?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[pg_dbapi.Connection]:
+        """Open a read-only autocommit session; closed on exit whatever happened."""
+        with translate_errors(self._translate):
+            conn = pg_dbapi.connect(self._uri(), autocommit=True)
+        try:
+            with translate_errors(self._translate):
+                self._prepare_session(conn)
+            yield conn
+        finally:
+            close_quietly(conn.close)
+
+    def _prepare_session(self, conn: pg_dbapi.Connection) -> None:
+        # set_config in a SELECT rather than libpq's startup ``options``: poolers such as PgBouncer reject
+        # unknown startup parameters. Session scope (false) since each statement is its own transaction.
+        settings = ["set_config('default_transaction_read_only', 'on', false)"]
+        if self.settings.search_path:
+            path = ", ".join(quote_double(schema) for schema in self.settings.search_path)
+            settings.append(f"set_config('search_path', {_literal(path)}, false)")
+        with conn.cursor() as cur:
+            cur.execute("SELECT " + ", ".join(settings))
+            cur.fetch_arrow_table()
+
+    def _plan(self, conn: pg_dbapi.Connection, query: str) -> tuple[str, pa.Schema]:
+        """The query to run and its raw ADBC schema, from a prepare/describe round trip (nothing executed).
+
+        Columns of types ADBC only knows as opaque wire-format bytes (enums, inet, xml, ranges, ...) are cast
+        to text, and money (int64 cents otherwise) to numeric, by wrapping the query; with duplicate column
+        names the wrapper would be ambiguous, so those results keep the storage type.
+        """
+        # ADBC runs ``COPY (query) TO STDOUT``: end the text with a newline so a trailing ``-- comment`` in the
+        # model cannot swallow the closing parenthesis.
+        query = query + "\n"
+        with conn.cursor() as cur:
+            raw = cur.adbc_execute_schema(query)
+        casts = {i: cast for i, f in enumerate(raw) if (cast := _cast_for(f)) is not None}
+        if not casts or len(set(raw.names)) != len(raw.names):
+            return query, raw
+        columns = [
+            f"{quote_double(name)}::{casts[i]} AS {quote_double(name)}" if i in casts else quote_double(name)
+            for i, name in enumerate(raw.names)
+        ]
+        wrapped = f"SELECT {', '.join(columns)} FROM (\n{query}) AS m\n"
+        with conn.cursor() as cur:
+            return wrapped, cur.adbc_execute_schema(wrapped)
+
+    def _stream(self, conn: pg_dbapi.Connection, query: str, model: ModelConfig, batch_rows: int) -> BatchStream:
+        """Start the COPY and return the translated, normalised, re-batched stream over it."""
+        batch_rows = max(int(batch_rows), 1)
+        hint = min(max(batch_rows * _BYTES_PER_ROW_ESTIMATE, _MIN_HINT_BYTES), _MAX_HINT_BYTES)
+
+        def translate(exc: BaseException) -> SourceError | None:
+            return self._translate(exc, model)
+
+        with translate_errors(translate):
+            query, raw = self._plan(conn, query)
+            normalise = Normaliser(raw, _numeric_rule)
+            cur = conn.cursor(adbc_stmt_kwargs={BATCH_SIZE_HINT_OPTION: str(hint)})
+            try:
+                cur.execute(query)
+                reader = cur.fetch_record_batch()
+            except BaseException:
+                close_quietly(cur.close)
+                raise
+
+        def release() -> None:
+            close_quietly(reader.close)
+            close_quietly(cur.close)
+
+        batches = rebatch((normalise(b) for b in reader), batch_rows)
+        return BatchStream(normalise.schema, batches, translate, on_close=release)
+
+    def _translate(self, exc: BaseException, model: ModelConfig | None = None) -> SourceError | None:
+        return map_postgres_error(exc, self.settings, model)
+
+
+# ------------------------------------------------------------------------------------------------- type rules
+
+
+def _cast_for(field: pa.Field) -> str | None:
+    """The SQL cast the read query applies to a top-level column, or None to take ADBC's type as is."""
+    pg_type = (field.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
+    if pg_type in _CAST_TO_NUMERIC:
+        return "numeric"
+    if isinstance(field.type, pa.OpaqueType) and pg_type != _NUMERIC:
+        return "text"
+    return None
+
+
+def numeric_type(typmod: int) -> pa.DataType:
+    """The Arrow type of a PostgreSQL numeric with this typmod (-1: unconstrained).
+
+    typmod - 4 packs precision in the high 16 bits and the scale in the low 11 bits, sign-extended since
+    PostgreSQL 15 allows negative scales. decimal128(p, s) when the digits fit in 38, else float64.
+    """
+    if typmod < 4:
+        return pa.float64()
+    packed = typmod - 4
+    precision = (packed >> 16) & 0xFFFF
+    scale = ((packed & 0x7FF) ^ 1024) - 1024
+    if scale < 0:  # numeric(2,-3) holds up to 99000: whole numbers of precision - scale digits
+        precision, scale = precision - scale, 0
+    precision = max(precision, scale)  # numeric(3,5) holds 0.00xyz: five digits after the point
+    if precision < 1 or precision > _MAX_DECIMAL128_PRECISION:
+        return pa.float64()
+    return pa.decimal128(precision, scale)
+
+
+def _numeric_rule(field: pa.Field) -> tuple[pa.DataType, Converter] | None:
+    """Leaf rule: PostgreSQL numeric (opaque extension over its text form) to decimal128 or float64."""
+    meta = field.metadata or {}
+    if not isinstance(field.type, pa.OpaqueType) or meta.get(b"POSTGRESQL:type") != _NUMERIC.encode():
+        return None
+    target = numeric_type(int(meta.get(b"POSTGRESQL:typmod", b"-1")))
+
+    def convert(arr: pa.Array) -> pa.Array:
+        text = arr.storage if isinstance(arr, pa.ExtensionArray) else arr
+        if pa.types.is_decimal(target):
+            # ADBC renders NaN/Infinity as nan/inf; a decimal cannot hold them (nor can JSON): null.
+            special = pc.is_in(text, value_set=pa.array(["nan", "inf", "-inf", "NaN", "Infinity", "-Infinity"]))
+            text = pc.if_else(special, pa.scalar(None, pa.string()), text)
+        return text.cast(target)
+
+    return target, convert
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (standard_conforming_strings is on in every supported PostgreSQL)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------------------------------------- error mapping
+
+_AUTH_PATTERNS = re.compile(
+    r"password authentication failed|role \".*\" does not exist|no pg_hba\.conf entry|authentication failed|"
+    r"database \".*\" does not exist|permission denied for database|must be superuser|"
+    r"does not have (the )?login|not permitted to log in",
+    re.IGNORECASE,
+)
+_CONNECTION_PATTERNS = re.compile(
+    r"connection refused|could not translate host name|timeout expired|could not connect|"
+    r"network is unreachable|no route to host|server closed the connection|terminating connection|"
+    r"connection to server .* lost|could not receive data|could not send data|no connection to the server|"
+    r"ssl syscall error|the database system is (starting up|shutting down|in recovery mode)|"
+    r"too many (connections|clients)|remaining connection slots|connection .* failed|failed to connect",
+    re.IGNORECASE,
+)
+_TRANSIENT_PATTERNS = re.compile(
+    r"deadlock detected|could not serialize|canceling statement due to|out of memory|lock timeout|"
+    r"could not obtain lock",
+    re.IGNORECASE,
+)
+_LIBPQ_PREFIX = re.compile(r"^.*?\[libpq\]\s*(Failed to connect:\s*|Execution error \[\w+\]:\s*)?", re.DOTALL)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    state = getattr(exc, "sqlstate", None)
+    if state:
+        return str(state)
+    match = re.search(r"SQLSTATE: ([0-9A-Z]{5})", str(exc))
+    return match[1] if match else None
+
+
+def _primary_message(exc: BaseException) -> str:
+    """PostgreSQL's own error text: the primary message from the diagnostics, else the cleaned libpq text."""
+    for key, value in getattr(exc, "details", None) or []:
+        if key == b"PG_DIAG_MESSAGE_PRIMARY":
+            return value.decode(errors="replace")
+    text = _LIBPQ_PREFIX.sub("", str(exc), count=1)
+    text = text.split("\nQuery was:")[0].split(". SQLSTATE:")[0]
+    # "connection to server at "h" (addr), port N failed: FATAL:  ..." repeats what our message says already.
+    text = re.sub(r'^connection to server (at|on) "[^"]*"( \([^)]*\))?, port \d+ failed:\s*', "", text.strip())
+    text = re.sub(r"^\s*(ERROR|FATAL):\s*", "", text)
+    return one_line(text)
+
+
+def map_postgres_error(
+    exc: BaseException, settings: PostgresSettings, model: ModelConfig | None = None
+) -> SourceError | None:
+    """Translate an ADBC/libpq error into the error tree; None for exceptions that are not the driver's.
+
+    The one place that decides transient vs permanent for PostgreSQL:
+
+    * cannot reach the server (refused, unknown host, timeout, connection lost, server starting or shutting
+      down, too many connections) -> SourceConnectionError (transient);
+    * credentials or database refused (28xxx, 3D000, "role ... does not exist") -> SourceAuthError;
+    * insufficient privilege (42501) -> SourceAuthError: the role needs a GRANT, the model is fine;
+    * the model's SQL is wrong (42xxx: undefined table/column, syntax), fails on its data (22xxx) or tries
+      to write (25006, the session is read-only) -> ModelError with PostgreSQL's message;
+    * deadlock, serialization failure, statement timeout, out of memory -> SourceError marked transient.
+
+    Errors raised while streaming the COPY come as plain OSError without SQLSTATE; they are classified on
+    libpq's text. The password is never part of a message: libpq does not echo it, and it is scrubbed besides.
+    """
+    if not isinstance(exc, adbc_driver_manager.Error | OSError | pa.ArrowException):
+        return None
+    where = f"{settings.host}:{settings.port}"
+    refused = f"PostgreSQL at {where} refused user {settings.user!r} on database {settings.database!r}"
+    unreachable = f"cannot reach PostgreSQL at {where}"
+    state = _sqlstate(exc)
+    detail = _primary_message(exc)
+    raw = str(exc)
+    mapped: SourceError
+    if state is None:
+        if "Failed to connect" in raw and _AUTH_PATTERNS.search(raw):
+            mapped = SourceAuthError(f"{refused}: {detail}")
+        elif "Failed to connect" in raw or _CONNECTION_PATTERNS.search(raw):
+            mapped = SourceConnectionError(f"{unreachable}: {detail}")
+        elif _TRANSIENT_PATTERNS.search(raw):
+            mapped = source_error(SourceError, f"PostgreSQL at {where} failed temporarily: {detail}", transient=True)
+        else:  # e.g. "ERROR:  division by zero" met while streaming: the model's query failed on its data
+            mapped = ModelError(f"{_subject(model)} cannot be read: {detail}")
+    elif state.startswith("28") or state == "3D000":
+        mapped = SourceAuthError(f"{refused}: {detail}")
+    elif state == "42501":
+        mapped = SourceAuthError(f"user {settings.user!r} may not read {_subject(model)}: {detail} (GRANT SELECT)")
+    elif state.startswith(("08", "57P")) or state == "53300":
+        mapped = SourceConnectionError(f"{unreachable}: {detail}")
+    elif state.startswith(("40", "53", "55P03", "57014")):
+        mapped = source_error(SourceError, f"PostgreSQL at {where} failed temporarily: {detail}", transient=True)
+    elif state == "25006":
+        mapped = ModelError(f"{_subject(model)} tries to write, but sources are read-only: {detail}")
+    elif state.startswith(_MODEL_CLASSES):
+        mapped = ModelError(f"{_subject(model)} cannot be read: {detail} (SQLSTATE {state})")
+    else:
+        mapped = SourceError(f"PostgreSQL at {where} failed: {detail} (SQLSTATE {state})")
+    return _scrub(mapped, settings)
+
+
+# SQLSTATE classes that mean the model's SQL or its data is wrong: syntax/access rule, data exception, feature
+# not supported, cardinality, SQL routine, external routine, invalid schema name, invalid transaction state.
+_MODEL_CLASSES = ("42", "22", "0A", "21", "2F", "38", "39", "3F", "25", "P0")
+
+
+def _subject(model: ModelConfig | None) -> str:
+    return f"model {describe_model(model)}" if model is not None else "the query"
+
+
+def _scrub(error: SourceError, settings: PostgresSettings) -> SourceError:
+    """Belt and braces: make sure the password never reaches a message."""
+    if settings.password is None:
+        return error
+    secret = settings.password.get_secret_value()
+    message = str(error)
+    if secret and secret in message:
+        replacement = source_error(type(error), message.replace(secret, "***"), transient=error.transient)
+        return replacement
+    return error
+
+
+__all__ = ["BATCH_SIZE_HINT_OPTION", "PostgresSettings", "PostgresSource", "map_postgres_error", "numeric_type"]

@@ -1,0 +1,277 @@
+"""Fixtures for the source connector tests: the same small dataset in PostgreSQL, SQLite and DuckDB.
+
+PostgreSQL is the real server at 127.0.0.1:5432 (user postgres, trust auth, database ``test``); every session
+works in its own schema ``smartingest_src_<random>``, dropped at the end. SQLite and DuckDB use temp files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pyarrow as pa
+import pytest
+
+from smartingest.sources.base import Source
+from smartingest.sources.duckdb import DuckDBSource
+from smartingest.sources.postgres import PostgresSource
+from smartingest.sources.sqlite import SqliteSource
+
+PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
+UTC = dt.UTC
+NUMBERS_ROWS = 5000
+
+# The people rows every connector serves: (id, name, balance, score, active, born, updated_at, attrs JSON).
+PEOPLE = [
+    (
+        1,
+        "Ada",
+        "12.34",
+        1.5,
+        True,
+        dt.date(2024, 1, 2),
+        dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+        '{"plan": "pro"}',
+    ),
+    (2, None, None, None, False, None, None, None),
+    (3, "Zoë", "-0.50", 2.25, None, dt.date(1999, 12, 31), dt.datetime(2023, 6, 1, 12, tzinfo=UTC), '{"tags": [1, 2]}'),
+]
+COLUMNS = ["id", "name", "balance", "score", "active", "born", "updated_at", "attrs"]
+
+
+@dataclass
+class Case:
+    """One connector serving the dataset, and what the contract expects of it."""
+
+    name: str
+    source: Source
+    schema_name: str  # qualifier for schema-qualified table names
+    types: dict[str, pa.DataType]
+    rows: list[dict[str, Any]]  # the people rows as read() must return them (attrs compared as parsed JSON)
+    # True when no connection/lock of the source is held any more; ``wait`` allows a server a moment to notice.
+    is_released: Callable[..., bool]
+    settings: dict[str, Any] = field(default_factory=dict)  # as in a project file, for the registry
+
+
+# ------------------------------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_schema() -> Iterator[str]:
+    """A fresh schema holding people, people_view and numbers; dropped after the session."""
+    try:
+        admin = psycopg.connect(PG_DSN, autocommit=True)
+    except psycopg.OperationalError as exc:  # pragma: no cover - only without the test server
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not available: {exc}")
+    schema = f"smartingest_src_{secrets.token_hex(4)}"
+    with admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        admin.execute(f'SET search_path = "{schema}"')
+        admin.execute(
+            "CREATE TABLE people (id bigint PRIMARY KEY, name text, balance numeric(12,2), score double precision,"
+            " active boolean, born date, updated_at timestamptz, attrs jsonb)"
+        )
+        with admin.cursor() as cur:
+            cur.executemany("INSERT INTO people VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", PEOPLE)
+        admin.execute("CREATE VIEW people_view AS SELECT id, name, balance FROM people")
+        admin.execute(
+            f"CREATE TABLE numbers AS SELECT g::int AS id, 'n' || g AS label FROM generate_series(1, {NUMBERS_ROWS}) g"
+        )
+        try:
+            yield schema
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def pg_settings(schema: str, **overrides: Any) -> dict[str, Any]:
+    return {"database": "test", "user": "postgres", "search_path": [schema]} | overrides
+
+
+def pg_sessions(application_name: str) -> int:
+    """How many server sessions use this application_name (our connector sets it from its settings)."""
+    with psycopg.connect(PG_DSN) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [application_name])
+        return row.fetchone()[0]  # type: ignore[index]
+
+
+def _pg_released(application_name: str, wait: float = 2.0) -> bool:
+    # A backend leaves pg_stat_activity a moment after the client closes; allow it that moment.
+    deadline = time.monotonic() + wait
+    while pg_sessions(application_name) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return pg_sessions(application_name) == 0
+
+
+@pytest.fixture
+def postgres_case(pg_schema: str) -> Case:
+    app = f"si-test-{secrets.token_hex(4)}"
+    settings = pg_settings(pg_schema, application_name=app)
+    return Case(
+        name="postgres",
+        source=PostgresSource(PostgresSource.Settings(**settings)),
+        schema_name=pg_schema,
+        types={
+            "id": pa.int64(),
+            "name": pa.string(),
+            "balance": pa.decimal128(12, 2),
+            "score": pa.float64(),
+            "active": pa.bool_(),
+            "born": pa.date32(),
+            "updated_at": pa.timestamp("us", tz="UTC"),
+            "attrs": pa.string(),
+        },
+        rows=_expected_rows(decimal=True, native_dates=True),
+        is_released=lambda wait=2.0: _pg_released(app, wait),
+        settings=settings,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------- SQLite
+
+
+@pytest.fixture(scope="session")
+def sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "source.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, balance NUMERIC(12,2), score REAL, active BOOLEAN,"
+        " born DATE, updated_at TIMESTAMP, attrs JSON)"
+    )
+    conn.executemany(
+        "INSERT INTO people VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                i,
+                n,
+                None if b is None else float(b),
+                s,
+                None if a is None else int(a),
+                d and d.isoformat(),
+                u and u.isoformat(),
+                j,
+            )
+            for i, n, b, s, a, d, u, j in PEOPLE
+        ],
+    )
+    conn.execute("CREATE VIEW people_view AS SELECT id, name, balance FROM people")
+    conn.execute("CREATE TABLE numbers (id INTEGER PRIMARY KEY, label TEXT)")
+    conn.executemany("INSERT INTO numbers VALUES (?, ?)", [(i, f"n{i}") for i in range(1, NUMBERS_ROWS + 1)])
+    conn.commit()
+    conn.close()
+    return path
+
+
+def _sqlite_released(path: Path) -> bool:
+    # An open read statement holds SQLite's SHARED lock, which makes an exclusive lock fail at once.
+    probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        probe.execute("BEGIN EXCLUSIVE")
+        probe.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+
+
+@pytest.fixture
+def sqlite_case(sqlite_path: Path) -> Case:
+    settings = {"path": str(sqlite_path)}
+    return Case(
+        name="sqlite",
+        source=SqliteSource(SqliteSource.Settings(**settings)),
+        schema_name="main",
+        types={
+            "id": pa.int64(),
+            "name": pa.string(),
+            "balance": pa.float64(),  # SQLite stores NUMERIC(12,2) as REAL/INTEGER: no exact decimals to keep
+            "score": pa.float64(),
+            "active": pa.bool_(),
+            "born": pa.string(),  # SQLite has no date type: ISO text as stored
+            "updated_at": pa.string(),
+            "attrs": pa.string(),
+        },
+        rows=_expected_rows(decimal=False, native_dates=False),
+        is_released=lambda wait=0: _sqlite_released(sqlite_path),
+        settings=settings,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------- DuckDB
+
+
+@pytest.fixture(scope="session")
+def duckdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("duckdb") / "source.duckdb"
+    conn = duckdb.connect(str(path))
+    conn.execute(
+        "CREATE TABLE people (id BIGINT PRIMARY KEY, name VARCHAR, balance DECIMAL(12,2), score DOUBLE,"
+        " active BOOLEAN, born DATE, updated_at TIMESTAMPTZ, attrs JSON)"
+    )
+    conn.executemany("INSERT INTO people VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [list(r) for r in PEOPLE])
+    conn.execute("CREATE VIEW people_view AS SELECT id, name, balance FROM people")
+    conn.execute(
+        f"CREATE TABLE numbers AS SELECT i::INTEGER AS id, 'n' || i AS label FROM range(1, {NUMBERS_ROWS + 1}) r(i)"
+    )
+    conn.close()
+    return path
+
+
+def _duckdb_released(path: Path) -> bool:
+    # In one process DuckDB refuses a read-write connection while a read-only one to the same file is open.
+    try:
+        duckdb.connect(str(path)).close()
+        return True
+    except duckdb.ConnectionException:
+        return False
+
+
+@pytest.fixture
+def duckdb_case(duckdb_path: Path) -> Case:
+    settings = {"path": str(duckdb_path)}
+    return Case(
+        name="duckdb",
+        source=DuckDBSource(DuckDBSource.Settings(**settings)),
+        schema_name="main",
+        types={
+            "id": pa.int64(),
+            "name": pa.string(),
+            "balance": pa.decimal128(12, 2),
+            "score": pa.float64(),
+            "active": pa.bool_(),
+            "born": pa.date32(),
+            "updated_at": pa.timestamp("us", tz="UTC"),
+            "attrs": pa.string(),
+        },
+        rows=_expected_rows(decimal=True, native_dates=True),
+        is_released=lambda wait=0: _duckdb_released(duckdb_path),
+        settings=settings,
+    )
+
+
+def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]:
+    rows = []
+    for values in PEOPLE:
+        row = dict(zip(COLUMNS, values, strict=True))
+        if row["balance"] is not None:
+            row["balance"] = Decimal(row["balance"]) if decimal else float(row["balance"])
+        if not native_dates:
+            row["born"] = row["born"] and row["born"].isoformat()
+            row["updated_at"] = row["updated_at"] and row["updated_at"].isoformat()
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture(params=["postgres", "sqlite", "duckdb"])
+def case(request: pytest.FixtureRequest) -> Case:
+    """Each contract test runs once per connector."""
+    return request.getfixturevalue(f"{request.param}_case")
