@@ -146,13 +146,13 @@ def runs_list(
     if as_json:
         _print_json(runs)
         return
-    table = Table("run", "sync", "status", "started", "queried", "added", "changed", "removed", "synced",
-                  "rejected", "retry", "invalid")
+    table = Table("run", "sync", "status", "started", "queried", "sent", "synced", "rejected", "retry", "invalid")
     for r in runs:
         c = r["counts"]
-        table.add_row(str(r["id"]), r["sync_name"], _status(r["status"]), (r["started_at"] or "")[:19],
-                      *(str(c[k]) for k in ("queried", "added", "changed", "removed", "synced", "rejected",
-                                            "retried_next_run", "invalid")))
+        sent = c["added"] + c["changed"] + c["removed"]
+        table.add_row(str(r["id"]), r["sync_name"], _status(r["status"]), (r["started_at"] or "")[5:16].replace("T", " "),
+                      str(c["queried"]), str(sent),
+                      *(str(c[k]) for k in ("synced", "rejected", "retried_next_run", "invalid")))
     out.print(table)
 
 
@@ -293,13 +293,16 @@ def _status(status: str) -> str:
 
 
 def _print_counts(counts: dict[str, int], timings: dict[str, float]) -> None:
-    table = Table("queried", "invalid", "unchanged", "added", "changed", "removed", "synced", "rejected",
-                  "retried next run")
-    table.add_row(*(str(counts.get(k, 0)) for k in ("queried", "invalid", "unchanged", "added", "changed", "removed",
-                                                    "synced", "rejected", "retried_next_run")))
-    out.print(table)
+    c = {k: f"{v:,}" for k, v in counts.items()}
+    out.print(f"  queried {c['queried']} = invalid {c['invalid']} + unchanged {c['unchanged']} + "
+              f"[green]added {c['added']}[/] + [yellow]changed {c['changed']}[/];  [red]removed {c['removed']}[/]",
+              highlight=False)
+    out.print(f"  sent {counts['added'] + counts['changed'] + counts['removed']:,} = [green]synced {c['synced']}[/] + "
+              f"rejected {c['rejected']} + retried next run {c['retried_next_run']}"
+              + (f" + deferred {c['deferred']}" if counts.get("deferred") else "")
+              + (f" + skipped {c['skipped']}" if counts.get("skipped") else ""), highlight=False)
     if timings:
-        out.print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()), highlight=False)
+        out.print("  timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()), highlight=False)
 
 
 def print_run_summary(result: RunResult) -> None:

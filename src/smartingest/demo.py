@@ -9,12 +9,14 @@ import os
 import random
 import shutil
 import socket
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import httpx
+import pyarrow as pa
 from rich.console import Console
 
 from smartingest import service
@@ -86,12 +88,18 @@ def create_sample_source(path: Path, customers: int, seed: int = 7) -> None:
         rows.append((i, email, first, last, city, country, rng.choice(PLANS),
                      Decimal(rng.randint(0, 500_000)) / 100, start + timedelta(minutes=rng.randint(0, 1_000_000)),
                      rng.random() < 0.6))
+    columns = ["id", "email", "first_name", "last_name", "city", "country", "plan", "lifetime_value", "signed_up_at",
+               "newsletter"]
+    table = pa.Table.from_pylist([dict(zip(columns, row, strict=True)) for row in rows]).cast(pa.schema([
+        ("id", pa.int32()), ("email", pa.string()), ("first_name", pa.string()), ("last_name", pa.string()),
+        ("city", pa.string()), ("country", pa.string()), ("plan", pa.string()),
+        ("lifetime_value", pa.decimal128(12, 2)), ("signed_up_at", pa.timestamp("us", tz="UTC")),
+        ("newsletter", pa.bool_())]))
     path.unlink(missing_ok=True)
     with duckdb.connect(str(path)) as con:
-        con.execute("""CREATE TABLE customers (id INTEGER PRIMARY KEY, email VARCHAR, first_name VARCHAR,
-                       last_name VARCHAR, city VARCHAR, country VARCHAR, plan VARCHAR, lifetime_value DECIMAL(12,2),
-                       signed_up_at TIMESTAMPTZ, newsletter BOOLEAN)""")
-        con.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.register("sample", table)
+        con.execute("CREATE TABLE customers AS SELECT * FROM sample")
+        con.execute("ALTER TABLE customers ADD PRIMARY KEY (id)")
 
 
 def change_sample_source(path: Path) -> dict[str, int]:
@@ -149,9 +157,10 @@ def run_demo(directory: Path, customers: int, console: Console) -> None:
         done = change_sample_source(database)
         console.print(f"\n[bold]4.[/] The source changes: {done['updated']} customers upgraded, "
                       f"{done['inserted']} signed up, {done['deleted']} closed their account")
-        planned = service.plan(ws, SYNC)
-        c = planned.counts
-        console.print(f"   plan: {c.added} added, {c.changed} changed, {c.removed} removed, {c.unchanged} unchanged")
+        c = service.plan(ws, SYNC).counts
+        console.print(f"   `sync plan` finds {c.added} added (the sign-ups and the rows Iterable rejected last time, "
+                      f"which are always sent again), {c.changed} changed, {c.removed} removed, "
+                      f"{c.unchanged} unchanged")
 
         console.print("\n[bold]5.[/] Second run: only the changes are sent")
         second = service.run(ws, SYNC)
@@ -163,11 +172,12 @@ def run_demo(directory: Path, customers: int, console: Console) -> None:
             console.print("\nA new customer as the sandbox now holds it:")
             console.print_json(data=response.json()["user"])
 
-    home = directory / ".smartingest"
+    cli = Path(sys.executable).with_name("smartingest")
+    cli_name = str(cli) if cli.exists() else "smartingest"
     console.print(f"""
-[bold]Where to look next[/]
-  run history:        SMARTINGEST_HOME={home} smartingest -p {project} runs list
-  rejected rows:      SMARTINGEST_HOME={home} smartingest -p {project} runs show {first.run_id} --status rejected
-  the sandbox again:  smartingest sandbox --port {port} --api-key {DEMO_API_KEY} --data-dir {directory / 'sandbox'}
-  then plan a run:    SMARTINGEST_HOME={home} smartingest -p {project} sync plan {SYNC}
-  configuration:      docs/configuration.md     how counts add up: docs/runs.md""", highlight=False)
+[bold]Where to look next[/] (from {directory}, where the project file and its state live)
+  {cli_name} runs list
+  {cli_name} runs show {first.run_id} --status rejected
+  {cli_name} sandbox --port {port} --api-key {DEMO_API_KEY} --data-dir sandbox
+  {cli_name} sync plan {SYNC}          (with the sandbox running)
+  docs/configuration.md explains the project file; docs/runs.md how the counts add up.""", highlight=False, soft_wrap=True)
