@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from smartingest.cdc.base import HASH, OP, PK, ChangeCounts, HashSpec, InvalidRow, Operation
-from smartingest.cdc.hashing import literal, pk_text_sql, row_hash_sql
+from smartingest.cdc.hashing import HASH_SCHEME, literal, pk_text_sql, row_hash_sql
 from smartingest.config.models import ModelConfig
 from smartingest.errors import ModelError, StateError
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
@@ -31,7 +31,7 @@ RESERVED_COLUMNS = (PK, OP, HASH)
 class BasicChangeDetector:
     """Change detection in a local (or mounted) state directory; see the module docstring."""
 
-    def __init__(self, state_dir: Path, memory_limit: str = "1GB", threads: int = 2) -> None:
+    def __init__(self, state_dir: Path, memory_limit: str = "512MB", threads: int = 2) -> None:
         self.state_dir = Path(state_dir)
         self.memory_limit = memory_limit
         self.threads = threads
@@ -59,7 +59,9 @@ class BasicChangeDetector:
         staging = sync_dir / f"staging-{uuid.uuid4().hex}"
         staging.mkdir()
         try:
-            con = duckdb.connect(str(staging / "run.duckdb"))
+            # In memory, spilling to the staging directory past memory_limit: memory stays bounded, and a
+            # change set that fits costs no disk writes.
+            con = duckdb.connect(":memory:")
             con.execute(f"SET memory_limit = {literal(self.memory_limit)}")
             con.execute(f"SET threads = {int(self.threads)}")
             con.execute(f"SET temp_directory = {literal(str(staging / 'tmp'))}")
@@ -99,28 +101,29 @@ class BasicChangeSet:
     # -- planning ---------------------------------------------------------------------------------
 
     def stage(self, source: Source, model: ModelConfig, on_rows: Callable[[int], None] | None) -> None:
-        """Copy the model into the staging table ``current`` with each row's key text and hash."""
-        select = f"SELECT *, {pk_text_sql(self.spec)} AS {PK}, {row_hash_sql(self.spec)} AS {HASH} FROM batch"
-        created = False
+        """Copy the model into the staging table ``current`` with each row's key text and hash.
+
+        DuckDB pulls the source's batches itself, so decoding the next batch overlaps with hashing
+        and storing the previous one.
+        """
+        select = f"SELECT *, {pk_text_sql(self.spec)} AS {PK}, {row_hash_sql(self.spec)} AS {HASH} FROM source_rows"
         with source.read(model, DEFAULT_BATCH_ROWS) as batches:
-            for batch in batches:
-                if not created:
-                    self._check_columns(batch.schema, model)
-                    self.con.register("batch", batch)
-                    self.con.execute(f"CREATE TABLE current AS {select}")
-                    created = True
-                else:
-                    self.con.register("batch", batch)
-                    self.con.execute(f"INSERT INTO current {select}")
-                self.con.unregister("batch")
-                if on_rows:
-                    on_rows(batch.num_rows)
-        if not created:
-            schema = source.schema(model)
+            iterator = iter(batches)
+            first = next(iterator, None)
+            schema = first.schema if first is not None else source.schema(model)
             self._check_columns(schema, model)
-            self.con.register("batch", schema.empty_table())
-            self.con.execute(f"CREATE TABLE current AS {select}")
-            self.con.unregister("batch")
+            feed = _Feed(first, iterator, on_rows)
+            self.con.register("source_rows", pa.RecordBatchReader.from_batches(schema, feed))
+            try:
+                self.con.execute(f"CREATE TABLE current AS {select}")
+            except duckdb.Error as exc:
+                if feed.error is not None:  # the source failed mid-stream: report its error, not DuckDB's
+                    raise feed.error from None
+                raise StateError(f"staging the model failed: {exc}") from exc
+            finally:
+                self.con.unregister("source_rows")
+            if feed.error is not None:
+                raise feed.error
 
     def _check_columns(self, schema: pa.Schema, model: ModelConfig) -> None:
         names = schema.names
@@ -136,8 +139,14 @@ class BasicChangeSet:
         """Split staged rows into invalid, unchanged, added and changed, and find removed keys."""
         con = self.con
         if self.snapshot.exists():
+            path = literal(str(self.snapshot))
             try:
-                con.execute(f"CREATE TABLE snap AS SELECT {PK}, {HASH} FROM read_parquet({literal(str(self.snapshot))})")
+                scheme = con.execute(
+                    f"SELECT decode(value) FROM parquet_kv_metadata({path}) WHERE decode(key) = 'hash_scheme'"
+                ).fetchone()
+                # Hashes of another scheme cannot be compared: keep the keys, send every row once more.
+                hash_column = HASH if scheme and scheme[0] == HASH_SCHEME else f"NULL::UBIGINT AS {HASH}"
+                con.execute(f"CREATE TABLE snap AS SELECT {PK}, {hash_column} FROM read_parquet({path})")
             except duckdb.Error as exc:
                 raise StateError(f"the CDC snapshot {self.snapshot} is unreadable ({exc}): run `sync reset`") from exc
         else:
@@ -228,7 +237,8 @@ class BasicChangeSet:
                   UNION ALL
                   SELECT c.{PK}, c.{HASH} FROM changes c SEMI JOIN acks a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
                   WHERE c.{OP} <> 'removed'
-                ) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"""
+                ) TO {literal(str(tmp))}
+                (FORMAT parquet, COMPRESSION zstd, KV_METADATA {{hash_scheme: {literal(HASH_SCHEME)}}})"""
         )
         _fsync(tmp)
         os.replace(tmp, self.snapshot)
@@ -240,6 +250,32 @@ class BasicChangeSet:
             self.con.close()
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
+
+
+class _Feed:
+    """The source's batches as an iterator DuckDB can pull, keeping the source's own error if it fails."""
+
+    def __init__(self, first: pa.RecordBatch | None, rest: Iterator[pa.RecordBatch], on_rows: Callable[[int], None] | None):
+        self.first = first
+        self.rest = rest
+        self.on_rows = on_rows
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            if self.first is not None:
+                yield self._counted(self.first)
+                self.first = None
+            for batch in self.rest:
+                yield self._counted(batch)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def _counted(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if self.on_rows:
+            self.on_rows(batch.num_rows)
+        return batch
 
 
 def _fsync(path: Path) -> None:
