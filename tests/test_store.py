@@ -1,0 +1,75 @@
+"""The metadata database: migrations on SQLite and PostgreSQL, and the ledger on both."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from smartingest.engine.ledger import Ledger, RowOutcome
+from smartingest.store.db import HEAD_REVISION, MIGRATIONS, current_revision, open_database
+from tests.conftest import PG_DSN
+
+
+def test_head_revision_constant_matches_the_migrations():
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'meta.db'}"
+        return
+    name = f"meta_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}")
+    try:
+        yield PG_DSN.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as con:
+            con.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_ledger_round_trip(database_url):
+    engine = open_database(database_url)
+    assert current_revision(engine) == HEAD_REVISION
+    assert {"sync_runs", "run_rows"} <= set(inspect(engine).get_table_names())
+    ledger = Ledger(engine)
+    run_id = ledger.create_run("s", full_resync=False)
+    ledger.set_status(run_id, "querying")
+    ledger.record(run_id, [RowOutcome("1", "added", "synced"), RowOutcome("2", "added", "rejected", "bad email"),
+                           RowOutcome(None, "invalid", "invalid", "primary key id is null")])
+    assert ledger.tally(run_id) == {"synced": 1, "rejected": 1, "invalid": 1}
+    ledger.finish(run_id, "warning", {"queried": 3, "synced": 1, "rejected": 1, "invalid": 1}, {"total": 0.5}, None)
+    run = ledger.get_run(run_id)
+    assert run["status"] == "warning"
+    assert run["counts"]["queried"] == 3
+    assert run["timings"] == {"total": 0.5}
+    assert [r.pk for r in ledger.rows(run_id, status="rejected")] == ["2"]
+    open_database(database_url)  # reopening an up-to-date database migrates nothing and keeps the data
+    assert Ledger(engine).get_run(run_id)["status"] == "warning"
+
+
+def test_abandoned_runs_are_failed(tmp_path):
+    ledger = Ledger(open_database(f"sqlite:///{tmp_path / 'meta.db'}"))
+    stuck = ledger.create_run("s", full_resync=False)
+    ledger.set_status(stuck, "in_progress")
+    other = ledger.create_run("other", full_resync=False)
+    assert ledger.fail_abandoned("s", "interrupted") == [stuck]
+    assert ledger.get_run(stuck)["status"] == "failed"
+    assert ledger.get_run(other)["status"] == "queued"
+
+
+def test_bad_database_url_is_a_config_error(tmp_path):
+    from smartingest.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="database_url"):
+        open_database("nosuchdialect://x")
+    with pytest.raises(ConfigError, match="cannot open the metadata database"):
+        open_database("postgresql+psycopg://postgres@127.0.0.1:1/none")
