@@ -30,9 +30,7 @@ import psycopg
 DSN = os.environ.get("SMARTINGEST_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 SCHEMA = "smartingest_bench"
 API_KEY = "bench-key"
-MODEL_SQL = (
-    f"select id, email, first_name, last_name, city, plan, ltv, score, active, signed_up_at from {SCHEMA}.users"
-)
+MODEL_SQL = f"select id, email, first_name, last_name, city, plan, ltv, score, active, signed_up_at from {SCHEMA}.users"
 
 
 def create_table(rows: int) -> None:
@@ -42,12 +40,13 @@ def create_table(rows: int) -> None:
         con.execute(
             f"""CREATE TABLE {SCHEMA}.users AS
                 SELECT i::bigint AS id, 'user' || i || '@example.com' AS email, 'First' || (i % 5000) AS first_name,
-                       'Last' || (i % 7919) AS last_name, (ARRAY['Paris','Austin','Osaka','Lagos','Lima'])[1 + i % 5] AS city,
+                       'Last' || (i % 7919) AS last_name,
+                       (ARRAY['Paris','Austin','Osaka','Lagos','Lima'])[1 + i % 5] AS city,
                        (ARRAY['free','pro','team','enterprise'])[1 + i % 4] AS plan,
                        ((i * 7919) % 100000 / 100.0)::numeric(12,2) AS ltv, (i % 1000) / 7.0 AS score,
                        i % 3 = 0 AS active,
                        timestamptz '2023-01-01 00:00:00+00' + (i % 100000) * interval '1 minute' AS signed_up_at
-                FROM generate_series(1, {rows}) AS i"""
+                FROM generate_series(1::bigint, {rows}::bigint) AS i"""
         )
         con.execute(f"ALTER TABLE {SCHEMA}.users ADD PRIMARY KEY (id)")
         con.execute(f"ANALYZE {SCHEMA}.users")
@@ -78,8 +77,18 @@ def free_port() -> int:
 def start_sandbox(data_dir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smartingest.sandbox", "--port", str(port), "--api-key", API_KEY,
-         "--data-dir", str(data_dir), "--no-rate-limits"],
+        [
+            sys.executable,
+            "-m",
+            "smartingest.sandbox",
+            "--port",
+            str(port),
+            "--api-key",
+            API_KEY,
+            "--data-dir",
+            str(data_dir),
+            "--no-rate-limits",
+        ],
         stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
@@ -96,21 +105,37 @@ def sandbox_ceiling(url: str, users: int, offset: int, batch: int = 1000, concur
     """Seconds for the sandbox to take ``users`` prebuilt user updates, posted straight to it."""
     bodies = []
     for start in range(offset, offset + users, batch):
-        chunk = [{"email": f"ceiling{i}@example.com", "dataFields": {
-            "firstName": "F", "lastName": "L", "city": "Paris", "plan": "pro", "ltv": 1.5, "score": 2.5,
-            "active": True, "signedUpAt": "2023-01-01 00:00:00 +00:00"}} for i in range(start, min(start + batch, offset + users))]
+        chunk = [
+            {
+                "email": f"ceiling{i}@example.com",
+                "dataFields": {
+                    "firstName": "F",
+                    "lastName": "L",
+                    "city": "Paris",
+                    "plan": "pro",
+                    "ltv": 1.5,
+                    "score": 2.5,
+                    "active": True,
+                    "signedUpAt": "2023-01-01 00:00:00 +00:00",
+                },
+            }
+            for i in range(start, min(start + batch, offset + users))
+        ]
         bodies.append(orjson.dumps({"users": chunk}))
 
     async def post_all() -> None:
         queue: asyncio.Queue[bytes] = asyncio.Queue()
         for body in bodies:
             queue.put_nowait(body)
-        async with httpx.AsyncClient(base_url=url, headers={"Api-Key": API_KEY, "Content-Type": "application/json"},
-                                     timeout=120) as client:
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Api-Key": API_KEY, "Content-Type": "application/json"}, timeout=120
+        ) as client:
+
             async def worker() -> None:
                 while not queue.empty():
                     body = queue.get_nowait()
                     (await client.post("/api/users/bulkUpdate", content=body)).raise_for_status()
+
             await asyncio.gather(*(worker() for _ in range(concurrency)))
 
     start = time.perf_counter()
@@ -120,18 +145,43 @@ def sandbox_ceiling(url: str, users: int, offset: int, batch: int = 1000, concur
 
 def write_project(directory: Path, url: str) -> Path:
     project = directory / "smartingest.yaml"
-    project.write_text(json.dumps({
-        "sources": {"pg": {"type": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test",
-                           "user": "postgres"}},
-        "models": {"users": {"source": "pg", "sql": MODEL_SQL, "primary_key": "id"}},
-        "destinations": {"sandbox": {"api_key": API_KEY, "base_url": url, "environment": "test",
-                                     "rate_limit_scale": 1000}},
-        "syncs": {"bench": {"model": "users", "destination": "sandbox", "type": "users", "mappings": [
-            {"from": "email", "to": "email"}, {"from": "first_name", "to": "firstName"},
-            {"from": "last_name", "to": "lastName"}, {"from": "city", "to": "city"}, {"from": "plan", "to": "plan"},
-            {"from": "ltv", "to": "ltv"}, {"from": "score", "to": "score"}, {"from": "active", "to": "active"},
-            {"from": "signed_up_at", "to": "signedUpAt"}]}},
-    }))
+    project.write_text(
+        json.dumps(
+            {
+                "sources": {
+                    "pg": {
+                        "type": "postgres",
+                        "host": "127.0.0.1",
+                        "port": 5432,
+                        "database": "test",
+                        "user": "postgres",
+                    }
+                },
+                "models": {"users": {"source": "pg", "sql": MODEL_SQL, "primary_key": "id"}},
+                "destinations": {
+                    "sandbox": {"api_key": API_KEY, "base_url": url, "environment": "test", "rate_limit_scale": 1000}
+                },
+                "syncs": {
+                    "bench": {
+                        "model": "users",
+                        "destination": "sandbox",
+                        "type": "users",
+                        "mappings": [
+                            {"from": "email", "to": "email"},
+                            {"from": "first_name", "to": "firstName"},
+                            {"from": "last_name", "to": "lastName"},
+                            {"from": "city", "to": "city"},
+                            {"from": "plan", "to": "plan"},
+                            {"from": "ltv", "to": "ltv"},
+                            {"from": "score", "to": "score"},
+                            {"from": "active", "to": "active"},
+                            {"from": "signed_up_at", "to": "signedUpAt"},
+                        ],
+                    }
+                },
+            }
+        )
+    )
     return project
 
 
@@ -140,7 +190,9 @@ def timed_run(project: Path, home: Path) -> tuple[float, float, dict]:
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "smartingest", "--project", str(project), "sync", "run", "bench", "--json"],
-        env={**os.environ, "SMARTINGEST_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "SMARTINGEST_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     stdout = proc.stdout.read() if proc.stdout else b""
     stderr = proc.stderr.read() if proc.stderr else b""
@@ -186,20 +238,32 @@ def main() -> None:
         "rows": args.rows,
         "changed": changed,
         "copy_seconds": round((copy_first + copy_second) / 2, 3),
-        "first_run": {"seconds": round(first_s, 3), "peak_rss_mib": round(first_mem, 1), "timings": first["timings"],
-                      "sandbox_ceiling_seconds": round(ceiling_first, 3)},
-        "changed_run": {"seconds": round(second_s, 3), "peak_rss_mib": round(second_mem, 1),
-                        "timings": second["timings"], "sandbox_ceiling_seconds": round(ceiling_second, 3)},
+        "first_run": {
+            "seconds": round(first_s, 3),
+            "peak_rss_mib": round(first_mem, 1),
+            "timings": first["timings"],
+            "sandbox_ceiling_seconds": round(ceiling_first, 3),
+        },
+        "changed_run": {
+            "seconds": round(second_s, 3),
+            "peak_rss_mib": round(second_mem, 1),
+            "timings": second["timings"],
+            "sandbox_ceiling_seconds": round(ceiling_second, 3),
+        },
     }
     copy_s = report["copy_seconds"]
     print(json.dumps(report, indent=2))
     print()
     print(f"{'':34}{'seconds':>10}{'x COPY':>10}{'x sandbox':>11}{'peak MiB':>10}")
     print(f"{'COPY (model) TO STDOUT':34}{copy_s:>10.2f}{1:>10.2f}")
-    print(f"{'first run (all rows)':34}{first_s:>10.2f}{first_s / copy_s:>10.2f}"
-          f"{first_s / ceiling_first:>11.2f}{first_mem:>10.0f}")
-    print(f"{f'{args.changed_percent:g}%-changed run':34}{second_s:>10.2f}{second_s / copy_s:>10.2f}"
-          f"{second_s / max(ceiling_second, 1e-9):>11.2f}{second_mem:>10.0f}")
+    print(
+        f"{'first run (all rows)':34}{first_s:>10.2f}{first_s / copy_s:>10.2f}"
+        f"{first_s / ceiling_first:>11.2f}{first_mem:>10.0f}"
+    )
+    print(
+        f"{f'{args.changed_percent:g}%-changed run':34}{second_s:>10.2f}{second_s / copy_s:>10.2f}"
+        f"{second_s / max(ceiling_second, 1e-9):>11.2f}{second_mem:>10.0f}"
+    )
     print(f"{'sandbox ceiling, all rows':34}{ceiling_first:>10.2f}")
     print(f"{'sandbox ceiling, changed rows':34}{ceiling_second:>10.2f}")
     print(f"\nbench process max RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

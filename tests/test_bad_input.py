@@ -42,9 +42,12 @@ def test_missing_primary_key_column_is_named(pg, sandbox, workspace_factory):
 
 def test_missing_mapped_column_is_named(pg, sandbox, workspace_factory):
     create_customers(pg, 3)
-    ws = workspace_factory(sandbox.url, sql=f"select id, email from {pg.schema}.customers",
-                           mappings=[{"from": "email", "to": "email"}, {"from": "nickname", "to": "nick"}])
-    with pytest.raises(MappingError, match="no column 'nickname'.*columns: id, email"):
+    ws = workspace_factory(
+        sandbox.url,
+        sql=f"select id, email from {pg.schema}.customers",
+        mappings=[{"from": "email", "to": "email"}, {"from": "nickname", "to": "nick"}],
+    )
+    with pytest.raises(MappingError, match=r"no column 'nickname'.*columns: id, email"):
         service.plan(ws, "customers_to_users")
     result = service.run(ws, "customers_to_users")
     assert result.status == "failed"
@@ -52,13 +55,19 @@ def test_missing_mapped_column_is_named(pg, sandbox, workspace_factory):
 
 
 def test_wrong_credentials_and_host(pg, sandbox, workspace_factory):
-    ws = workspace_factory(sandbox.url, sql=_sql(pg), source={
-        "type": "postgres", "host": "127.0.0.1", "database": "test", "user": "nobody_here", "password": "x"})
+    ws = workspace_factory(
+        sandbox.url,
+        sql=_sql(pg),
+        source={"type": "postgres", "host": "127.0.0.1", "database": "test", "user": "nobody_here", "password": "x"},
+    )
     with pytest.raises(SourceAuthError, match="nobody_here"):
         service.plan(ws, "customers_to_users")
-    ws = workspace_factory(sandbox.url, sql=_sql(pg), source={
-        "type": "postgres", "host": "127.0.0.1", "port": 1, "database": "test", "user": "postgres"})
-    with pytest.raises(SourceConnectionError, match="127.0.0.1:1"):
+    ws = workspace_factory(
+        sandbox.url,
+        sql=_sql(pg),
+        source={"type": "postgres", "host": "127.0.0.1", "port": 1, "database": "test", "user": "postgres"},
+    )
+    with pytest.raises(SourceConnectionError, match=r"127\.0\.0\.1:1"):
         service.check_source(ws, "warehouse")
 
 
@@ -66,14 +75,23 @@ def test_wrong_credentials_and_host(pg, sandbox, workspace_factory):
     ("text", "expected"),
     [
         ("sources: [oops", "invalid YAML at line 1"),
-        ("sources: {}\nmodels:\n  m: {source: nowhere, sql: select 1, primary_key: id}\n",
-         "models.m.source: no source named 'nowhere'"),
-        ("sources:\n  s: {type: sqlite, path: x.db}\nmodels:\n  m: {source: s, sql: select 1, primary_key: id, "
-         "primry: x}\n", "models.m.primry: unknown key"),
-        ("sources:\n  s: {type: sqlite, path: x.db}\nmodels:\n  m: {source: s, primary_key: id}\n",
-         "set exactly one of 'sql' or 'table'"),
-        ("destinations:\n  d: {api_key: '${NO_SUCH_VARIABLE_X}'}\n",
-         "destinations.d.api_key: environment variable NO_SUCH_VARIABLE_X is not set"),
+        (
+            "sources: {}\nmodels:\n  m: {source: nowhere, sql: select 1, primary_key: id}\n",
+            "models.m.source: no source named 'nowhere'",
+        ),
+        (
+            "sources:\n  s: {type: sqlite, path: x.db}\nmodels:\n  m: {source: s, sql: select 1, primary_key: id, "
+            "primry: x}\n",
+            "models.m.primry: unknown key",
+        ),
+        (
+            "sources:\n  s: {type: sqlite, path: x.db}\nmodels:\n  m: {source: s, primary_key: id}\n",
+            "set exactly one of 'sql' or 'table'",
+        ),
+        (
+            "destinations:\n  d: {api_key: '${NO_SUCH_VARIABLE_X}'}\n",
+            "destinations.d.api_key: environment variable NO_SUCH_VARIABLE_X is not set",
+        ),
         ("destinations:\n  d: {api_key: k, project_type: emial}\n", "destinations.d.project_type"),
     ],
 )
@@ -107,6 +125,8 @@ def test_cli_reports_errors_without_a_traceback(sandbox, tmp_path: Path):
     assert "not found" in result.output
     assert "Traceback" not in result.output
     path = write_project(tmp_path, sandbox.url)
-    result = runner.invoke(app, ["--project", str(path), "sync", "run", "nope"], env={"SMARTINGEST_HOME": str(tmp_path)})
+    result = runner.invoke(
+        app, ["--project", str(path), "sync", "run", "nope"], env={"SMARTINGEST_HOME": str(tmp_path)}
+    )
     assert result.exit_code == 2
     assert "no sync named 'nope' (defined: customers_to_users)" in result.output

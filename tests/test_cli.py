@@ -19,8 +19,10 @@ def test_run_json_runs_list_show_and_reset(pg, sandbox, admin, tmp_path):
     create_customers(pg, 25)
     pg.execute("UPDATE customers SET email = 'broken' WHERE id = 2")
     project = write_project(
-        tmp_path, sandbox.url,
-        sql=f"select id, email, first_name, plan, ltv, city, signed_up_at from {pg.schema}.customers")
+        tmp_path,
+        sandbox.url,
+        sql=f"select id, email, first_name, plan, ltv, city, signed_up_at from {pg.schema}.customers",
+    )
     home = tmp_path / "home"
     base = ["--project", str(project)]
 

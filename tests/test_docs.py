@@ -19,3 +19,11 @@ def test_every_count_is_defined_in_runs_doc():
     text = (DOCS / "runs.md").read_text(encoding="utf-8")
     for name in COUNT_NAMES:
         assert f"`{name}`" in text, f"docs/runs.md does not define the count {name}"
+
+
+def test_examples_are_valid_project_files():
+    from smartingest.config import load_project
+
+    for path in (DOCS.parent / "examples").glob("*.yaml"):
+        project = load_project(path, env={"ITERABLE_API_KEY": "k"})
+        assert project.syncs, path

@@ -20,27 +20,47 @@ def _mappings(*items: dict) -> list:
 
 
 def test_values_leave_as_json_iterable_accepts():
-    batch = pa.record_batch({
-        "id": pa.array([1, 2], pa.int32()),
-        "email": ["a@x.io", "b@x.io"],
-        "ltv": pa.array([decimal.Decimal("12.50"), None], pa.decimal128(10, 2)),
-        "seen": pa.array([dt.datetime(2024, 3, 1, 12, 30, tzinfo=dt.UTC), None], pa.timestamp("us", tz="UTC")),
-        "born": pa.array([dt.date(1990, 5, 17), None]),
-        "vip": [True, None],
-        "visits": pa.array([3, None], pa.int16()),
-        "city": ["Paris", None],
-    })
+    batch = pa.record_batch(
+        {
+            "id": pa.array([1, 2], pa.int32()),
+            "email": ["a@x.io", "b@x.io"],
+            "ltv": pa.array([decimal.Decimal("12.50"), None], pa.decimal128(10, 2)),
+            "seen": pa.array([dt.datetime(2024, 3, 1, 12, 30, tzinfo=dt.UTC), None], pa.timestamp("us", tz="UTC")),
+            "born": pa.array([dt.date(1990, 5, 17), None]),
+            "vip": [True, None],
+            "visits": pa.array([3, None], pa.int16()),
+            "city": ["Paris", None],
+        }
+    )
     plan = compile_user_plan(
-        _mappings({"from": "email", "to": "email"}, {"from": "ltv", "to": "ltv"}, {"from": "seen", "to": "lastSeen"},
-                  {"from": "born", "to": "birthday"}, {"from": "vip", "to": "vip"}, {"from": "visits", "to": "visits"},
-                  {"from": "city", "to": "address.city"}, {"static": 3, "to": "address.floor"},
-                  {"static": "2024-01-01", "to": "since", "type": "date"}),
-        batch.schema, "email")
+        _mappings(
+            {"from": "email", "to": "email"},
+            {"from": "ltv", "to": "ltv"},
+            {"from": "seen", "to": "lastSeen"},
+            {"from": "born", "to": "birthday"},
+            {"from": "vip", "to": "vip"},
+            {"from": "visits", "to": "visits"},
+            {"from": "city", "to": "address.city"},
+            {"static": 3, "to": "address.floor"},
+            {"static": "2024-01-01", "to": "since", "type": "date"},
+        ),
+        batch.schema,
+        "email",
+    )
     mapped = plan.map_batch(batch, "id")
     first, second = (orjson.loads(r.body) for r in mapped.records)
-    assert first == {"email": "a@x.io", "dataFields": {
-        "ltv": 12.5, "lastSeen": "2024-03-01 12:30:00 +00:00", "birthday": "1990-05-17", "vip": True, "visits": 3,
-        "address": {"city": "Paris", "floor": 3}, "since": "2024-01-01"}}
+    assert first == {
+        "email": "a@x.io",
+        "dataFields": {
+            "ltv": 12.5,
+            "lastSeen": "2024-03-01 12:30:00 +00:00",
+            "birthday": "1990-05-17",
+            "vip": True,
+            "visits": 3,
+            "address": {"city": "Paris", "floor": 3},
+            "since": "2024-01-01",
+        },
+    }
     assert second["dataFields"]["ltv"] is None
     assert second["dataFields"]["address"] == {"city": None, "floor": 3}
     assert [r.pk for r in mapped.records] == ["1", "2"]
@@ -51,16 +71,27 @@ def test_rows_without_identifier_are_rejected_with_reason():
     plan = compile_user_plan(_mappings({"from": "email", "to": "email"}), batch.schema, "email")
     mapped = plan.map_batch(batch, "id")
     assert [r.pk for r in mapped.records] == ["1"]
-    assert [(pk, reason.split(":")[0]) for pk, _, reason in mapped.rejected] == [("2", "email is empty"),
-                                                                                 ("3", "email is empty")]
+    assert [(pk, reason.split(":")[0]) for pk, _, reason in mapped.rejected] == [
+        ("2", "email is empty"),
+        ("3", "email is empty"),
+    ]
 
 
 def test_user_id_and_flags_go_top_level():
     batch = pa.record_batch({"id": [7], "uid": [42], "email": ["a@x.io"]})
-    plan = compile_user_plan(_mappings({"from": "uid", "to": "userId"}, {"from": "email", "to": "email"}),
-                             batch.schema, "userId", prefer_user_id=True, merge_nested_objects=True)
+    plan = compile_user_plan(
+        _mappings({"from": "uid", "to": "userId"}, {"from": "email", "to": "email"}),
+        batch.schema,
+        "userId",
+        prefer_user_id=True,
+        merge_nested_objects=True,
+    )
     assert orjson.loads(plan.map_batch(batch, "id").records[0].body) == {
-        "userId": "42", "email": "a@x.io", "preferUserId": True, "mergeNestedObjects": True}
+        "userId": "42",
+        "email": "a@x.io",
+        "preferUserId": True,
+        "mergeNestedObjects": True,
+    }
 
 
 def test_fingerprint_changes_with_the_mapping():
@@ -74,15 +105,23 @@ def test_fingerprint_changes_with_the_mapping():
 @pytest.mark.parametrize(
     ("mappings", "schema", "message"),
     [
-        ([{"from": "email", "to": "email"}, {"from": "zip", "to": "zip"}], [("email", pa.string())],
-         "no column 'zip'"),
+        ([{"from": "email", "to": "email"}, {"from": "zip", "to": "zip"}], [("email", pa.string())], "no column 'zip'"),
         ([{"from": "first", "to": "first"}], [("first", pa.string())], "no column is mapped to 'email'"),
-        ([{"from": "email", "to": "email"}, {"from": "blob", "to": "b"}], [("email", pa.string()), ("blob", pa.binary())],
-         "binary"),
-        ([{"from": "email", "to": "email"}, {"from": "a", "to": "x"}, {"from": "a", "to": "x.y"}],
-         [("email", pa.string()), ("a", pa.string())], "mapped as a value and also as the object"),
-        ([{"from": "email", "to": "email"}, {"static": "abc", "to": "n", "type": "number"}], [("email", pa.string())],
-         "not a number"),
+        (
+            [{"from": "email", "to": "email"}, {"from": "blob", "to": "b"}],
+            [("email", pa.string()), ("blob", pa.binary())],
+            "binary",
+        ),
+        (
+            [{"from": "email", "to": "email"}, {"from": "a", "to": "x"}, {"from": "a", "to": "x.y"}],
+            [("email", pa.string()), ("a", pa.string())],
+            "mapped as a value and also as the object",
+        ),
+        (
+            [{"from": "email", "to": "email"}, {"static": "abc", "to": "n", "type": "number"}],
+            [("email", pa.string())],
+            "not a number",
+        ),
     ],
 )
 def test_compile_errors_name_the_mapping(mappings, schema, message):

@@ -43,8 +43,14 @@ def test_ledger_round_trip(database_url):
     ledger = Ledger(engine)
     run_id = ledger.create_run("s", full_resync=False)
     ledger.set_status(run_id, "querying")
-    ledger.record(run_id, [RowOutcome("1", "added", "synced"), RowOutcome("2", "added", "rejected", "bad email"),
-                           RowOutcome(None, "invalid", "invalid", "primary key id is null")])
+    ledger.record(
+        run_id,
+        [
+            RowOutcome("1", "added", "synced"),
+            RowOutcome("2", "added", "rejected", "bad email"),
+            RowOutcome(None, "invalid", "invalid", "primary key id is null"),
+        ],
+    )
     assert ledger.tally(run_id) == {"synced": 1, "rejected": 1, "invalid": 1}
     ledger.finish(run_id, "warning", {"queried": 3, "synced": 1, "rejected": 1, "invalid": 1}, {"total": 0.5}, None)
     run = ledger.get_run(run_id)

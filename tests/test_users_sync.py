@@ -15,9 +15,10 @@ def _sql(pg) -> str:
 def _assert_accounted(counts: dict[str, int]) -> None:
     assert counts["queried"] == counts["invalid"] + counts["unchanged"] + counts["added"] + counts["changed"]
     sent = counts["added"] + counts["changed"] + counts["removed"]
-    assert sent == counts["synced"] + counts["rejected"] + counts["retried_next_run"] + counts["deferred"] + counts[
-        "skipped"
-    ]
+    assert (
+        sent
+        == counts["synced"] + counts["rejected"] + counts["retried_next_run"] + counts["deferred"] + counts["skipped"]
+    )
 
 
 def test_first_run_sends_every_row_then_nothing_then_only_changes(pg, sandbox, admin: SandboxAdmin, workspace_factory):
@@ -65,7 +66,10 @@ def test_first_run_sends_every_row_then_nothing_then_only_changes(pg, sandbox, a
     runs = service.list_runs(ws, "customers_to_users")
     assert [r["status"] for r in runs] == ["succeeded"] * 3
     rows = service.run_rows(ws, third.run_id, limit=100)
-    assert sorted((r.operation, r.pk) for r in rows if r.operation == "removed") == [("removed", "10"), ("removed", "11")]
+    assert sorted((r.operation, r.pk) for r in rows if r.operation == "removed") == [
+        ("removed", "10"),
+        ("removed", "11"),
+    ]
 
 
 def test_full_resync_sends_every_row_and_reset_forgets_snapshot(pg, sandbox, admin, workspace_factory):

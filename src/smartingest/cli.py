@@ -15,8 +15,11 @@ from smartingest import __version__, service
 from smartingest.engine.pipeline import PlanResult, RunResult
 from smartingest.errors import ConfigError, SmartIngestError
 
-app = typer.Typer(help="smartingest: sync data from your warehouse into Iterable, sending only what changed.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="smartingest: sync data from your warehouse into Iterable, sending only what changed.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 sync_app = typer.Typer(help="Plan, run and reset syncs.", no_args_is_help=True)
 runs_app = typer.Typer(help="Run history and row-level outcomes.", no_args_is_help=True)
 model_app = typer.Typer(help="Look at models.", no_args_is_help=True)
@@ -75,14 +78,23 @@ def sync_list(as_json: JsonOption = False) -> None:
     table = Table("sync", "model", "destination", "type", "schedule", "last run")
     for s in syncs:
         last = s["last_run"]
-        table.add_row(s["name"], s["model"], s["destination"], s["type"], s["schedule"],
-                      f"#{last['id']} {last['status']}" if last else "never")
+        table.add_row(
+            s["name"],
+            s["model"],
+            s["destination"],
+            s["type"],
+            s["schedule"],
+            f"#{last['id']} {last['status']}" if last else "never",
+        )
     out.print(table)
 
 
 @sync_app.command("plan")
-def sync_plan(name: str, as_json: JsonOption = False,
-              samples: Annotated[int, typer.Option(help="Sample request bodies to show.")] = 3) -> None:
+def sync_plan(
+    name: str,
+    as_json: JsonOption = False,
+    samples: Annotated[int, typer.Option(help="Sample request bodies to show.")] = 3,
+) -> None:
     """Show what the next run would send (counts and sample requests) without sending anything."""
     try:
         result = service.plan(_workspace(), name, samples)
@@ -124,8 +136,14 @@ def sync_reset(name: str) -> None:
         existed = service.reset(_workspace(), name)
     except SmartIngestError as exc:
         _fail(exc)
-    out.print(f"Reset {name}: " + ("snapshot forgotten; the next run sends every row." if existed
-                                   else "there was no snapshot; the next run sends every row."))
+    out.print(
+        f"Reset {name}: "
+        + (
+            "snapshot forgotten; the next run sends every row."
+            if existed
+            else "there was no snapshot; the next run sends every row."
+        )
+    )
 
 
 # -- runs -----------------------------------------------------------------------------------------------
@@ -150,16 +168,24 @@ def runs_list(
     for r in runs:
         c = r["counts"]
         sent = c["added"] + c["changed"] + c["removed"]
-        table.add_row(str(r["id"]), r["sync_name"], _status(r["status"]), (r["started_at"] or "")[5:16].replace("T", " "),
-                      str(c["queried"]), str(sent),
-                      *(str(c[k]) for k in ("synced", "rejected", "retried_next_run", "invalid")))
+        table.add_row(
+            str(r["id"]),
+            r["sync_name"],
+            _status(r["status"]),
+            (r["started_at"] or "")[5:16].replace("T", " "),
+            str(c["queried"]),
+            str(sent),
+            *(str(c[k]) for k in ("synced", "rejected", "retried_next_run", "invalid")),
+        )
     out.print(table)
 
 
 @runs_app.command("show")
 def runs_show(
     run_id: int,
-    status: Annotated[str | None, typer.Option(help="Only rows in this status: synced, rejected, retry, invalid.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only rows in this status: synced, rejected, retry, invalid.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="How many rows.")] = 50,
     offset: Annotated[int, typer.Option(help="Skip this many rows.")] = 0,
     as_json: JsonOption = False,
@@ -191,8 +217,9 @@ def runs_show(
 
 
 @model_app.command("preview")
-def model_preview(name: str, limit: Annotated[int, typer.Option(help="Rows to show.")] = 100,
-                  as_json: JsonOption = False) -> None:
+def model_preview(
+    name: str, limit: Annotated[int, typer.Option(help="Rows to show.")] = 100, as_json: JsonOption = False
+) -> None:
     """The model's first rows."""
     try:
         table = service.preview_model(_workspace(), name, limit)
@@ -242,8 +269,10 @@ def validate() -> None:
     except SmartIngestError as exc:
         _fail(exc)
     c = ws.config
-    out.print(f"[green]ok[/]: {len(c.sources)} sources, {len(c.models)} models, {len(c.destinations)} destinations, "
-              f"{len(c.syncs)} syncs")
+    out.print(
+        f"[green]ok[/]: {len(c.sources)} sources, {len(c.models)} models, {len(c.destinations)} destinations, "
+        f"{len(c.syncs)} syncs"
+    )
 
 
 # -- sandbox and demo ----------------------------------------------------------------------------------
@@ -263,8 +292,16 @@ def sandbox(
 
     if project_type not in ("email", "userid", "hybrid"):
         _fail(ConfigError(f"--project-type must be email, userid or hybrid, not {project_type!r}"))
-    serve(SandboxSettings(host=host, port=port, api_key=api_key, project_type=project_type, data_dir=data_dir,
-                          rate_limits=not no_rate_limits))
+    serve(
+        SandboxSettings(
+            host=host,
+            port=port,
+            api_key=api_key,
+            project_type=project_type,
+            data_dir=data_dir,
+            rate_limits=not no_rate_limits,
+        )
+    )
 
 
 @app.command("demo")
@@ -283,8 +320,15 @@ def demo(
 
 # -- printing ------------------------------------------------------------------------------------------
 
-_STATUS_STYLE = {"succeeded": "green", "synced": "green", "warning": "yellow", "rejected": "yellow",
-                 "invalid": "yellow", "retry": "magenta", "failed": "red"}
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "synced": "green",
+    "warning": "yellow",
+    "rejected": "yellow",
+    "invalid": "yellow",
+    "retry": "magenta",
+    "failed": "red",
+}
 
 
 def _status(status: str) -> str:
@@ -294,13 +338,18 @@ def _status(status: str) -> str:
 
 def _print_counts(counts: dict[str, int], timings: dict[str, float]) -> None:
     c = {k: f"{v:,}" for k, v in counts.items()}
-    out.print(f"  queried {c['queried']} = invalid {c['invalid']} + unchanged {c['unchanged']} + "
-              f"[green]added {c['added']}[/] + [yellow]changed {c['changed']}[/];  [red]removed {c['removed']}[/]",
-              highlight=False)
-    out.print(f"  sent {counts['added'] + counts['changed'] + counts['removed']:,} = [green]synced {c['synced']}[/] + "
-              f"rejected {c['rejected']} + retried next run {c['retried_next_run']}"
-              + (f" + deferred {c['deferred']}" if counts.get("deferred") else "")
-              + (f" + skipped {c['skipped']}" if counts.get("skipped") else ""), highlight=False)
+    out.print(
+        f"  queried {c['queried']} = invalid {c['invalid']} + unchanged {c['unchanged']} + "
+        f"[green]added {c['added']}[/] + [yellow]changed {c['changed']}[/];  [red]removed {c['removed']}[/]",
+        highlight=False,
+    )
+    out.print(
+        f"  sent {counts['added'] + counts['changed'] + counts['removed']:,} = [green]synced {c['synced']}[/] + "
+        f"rejected {c['rejected']} + retried next run {c['retried_next_run']}"
+        + (f" + deferred {c['deferred']}" if counts.get("deferred") else "")
+        + (f" + skipped {c['skipped']}" if counts.get("skipped") else ""),
+        highlight=False,
+    )
     if timings:
         out.print("  timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()), highlight=False)
 
@@ -317,8 +366,10 @@ def print_run_summary(result: RunResult) -> None:
 def _print_plan(result: PlanResult) -> None:
     c = result.counts
     out.print(f"[bold]Plan for {result.sync_name}[/] (nothing sent)")
-    out.print(f"queried {c.queried}, invalid {c.invalid}, unchanged {c.unchanged}, "
-              f"[green]added {c.added}[/], [yellow]changed {c.changed}[/], [red]removed {c.removed}[/]")
+    out.print(
+        f"queried {c.queried}, invalid {c.invalid}, unchanged {c.unchanged}, "
+        f"[green]added {c.added}[/], [yellow]changed {c.changed}[/], [red]removed {c.removed}[/]"
+    )
     for sample in result.invalid_samples:
         out.print(f"  invalid: {sample['reason']}", highlight=False)
     for sample in result.rejected_samples:

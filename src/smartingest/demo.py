@@ -25,12 +25,58 @@ DEMO_API_KEY = "demo-api-key"
 DEMO_PORT = 8765
 SYNC = "customers_to_users"
 
-FIRST_NAMES = ["Ava", "Liam", "Maya", "Noah", "Zoe", "Ethan", "Lena", "Omar", "Iris", "Hugo", "Nina", "Theo", "Sara",
-               "Ravi", "Mia", "Jonas", "Lucia", "Kenji", "Amara", "Felix"]
-LAST_NAMES = ["Martin", "Garcia", "Chen", "Okafor", "Novak", "Silva", "Kowalski", "Dubois", "Haddad", "Larsen",
-              "Moreau", "Tanaka", "Rossi", "Schmidt", "Nguyen", "Ibrahim"]
-CITIES = [("Paris", "FR"), ("Berlin", "DE"), ("Austin", "US"), ("Toronto", "CA"), ("Lagos", "NG"), ("Osaka", "JP"),
-          ("Lisbon", "PT"), ("Denver", "US"), ("Milan", "IT"), ("Seoul", "KR")]
+FIRST_NAMES = [
+    "Ava",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Zoe",
+    "Ethan",
+    "Lena",
+    "Omar",
+    "Iris",
+    "Hugo",
+    "Nina",
+    "Theo",
+    "Sara",
+    "Ravi",
+    "Mia",
+    "Jonas",
+    "Lucia",
+    "Kenji",
+    "Amara",
+    "Felix",
+]
+LAST_NAMES = [
+    "Martin",
+    "Garcia",
+    "Chen",
+    "Okafor",
+    "Novak",
+    "Silva",
+    "Kowalski",
+    "Dubois",
+    "Haddad",
+    "Larsen",
+    "Moreau",
+    "Tanaka",
+    "Rossi",
+    "Schmidt",
+    "Nguyen",
+    "Ibrahim",
+]
+CITIES = [
+    ("Paris", "FR"),
+    ("Berlin", "DE"),
+    ("Austin", "US"),
+    ("Toronto", "CA"),
+    ("Lagos", "NG"),
+    ("Osaka", "JP"),
+    ("Lisbon", "PT"),
+    ("Denver", "US"),
+    ("Milan", "IT"),
+    ("Seoul", "KR"),
+]
 PLANS = ["free", "starter", "pro", "enterprise"]
 
 PROJECT_TEMPLATE = """\
@@ -85,16 +131,48 @@ def create_sample_source(path: Path, customers: int, seed: int = 7) -> None:
         email = f"{first}.{last}.{i}@example.com".lower()
         if i in (17, 4242):
             email = f"{first}.{last}.{i}-at-example.com".lower()  # Iterable refuses these: shows row-level errors
-        rows.append((i, email, first, last, city, country, rng.choice(PLANS),
-                     Decimal(rng.randint(0, 500_000)) / 100, start + timedelta(minutes=rng.randint(0, 1_000_000)),
-                     rng.random() < 0.6))
-    columns = ["id", "email", "first_name", "last_name", "city", "country", "plan", "lifetime_value", "signed_up_at",
-               "newsletter"]
-    table = pa.Table.from_pylist([dict(zip(columns, row, strict=True)) for row in rows]).cast(pa.schema([
-        ("id", pa.int32()), ("email", pa.string()), ("first_name", pa.string()), ("last_name", pa.string()),
-        ("city", pa.string()), ("country", pa.string()), ("plan", pa.string()),
-        ("lifetime_value", pa.decimal128(12, 2)), ("signed_up_at", pa.timestamp("us", tz="UTC")),
-        ("newsletter", pa.bool_())]))
+        rows.append(
+            (
+                i,
+                email,
+                first,
+                last,
+                city,
+                country,
+                rng.choice(PLANS),
+                Decimal(rng.randint(0, 500_000)) / 100,
+                start + timedelta(minutes=rng.randint(0, 1_000_000)),
+                rng.random() < 0.6,
+            )
+        )
+    columns = [
+        "id",
+        "email",
+        "first_name",
+        "last_name",
+        "city",
+        "country",
+        "plan",
+        "lifetime_value",
+        "signed_up_at",
+        "newsletter",
+    ]
+    table = pa.Table.from_pylist([dict(zip(columns, row, strict=True)) for row in rows]).cast(
+        pa.schema(
+            [
+                ("id", pa.int32()),
+                ("email", pa.string()),
+                ("first_name", pa.string()),
+                ("last_name", pa.string()),
+                ("city", pa.string()),
+                ("country", pa.string()),
+                ("plan", pa.string()),
+                ("lifetime_value", pa.decimal128(12, 2)),
+                ("signed_up_at", pa.timestamp("us", tz="UTC")),
+                ("newsletter", pa.bool_()),
+            ]
+        )
+    )
     path.unlink(missing_ok=True)
     with duckdb.connect(str(path)) as con:
         con.register("sample", table)
@@ -146,7 +224,9 @@ def run_demo(directory: Path, customers: int, console: Console) -> None:
     with SandboxServer(settings) as sandbox:
         project = directory / "smartingest.yaml"
         project.write_text(PROJECT_TEMPLATE.format(api_key=DEMO_API_KEY, base_url=sandbox.url), encoding="utf-8")
-        console.print(f"[bold]2.[/] Sandbox (an Iterable-compatible test project) at {sandbox.url}; project file {project}")
+        console.print(
+            f"[bold]2.[/] Sandbox (an Iterable-compatible test project) at {sandbox.url}; project file {project}"
+        )
         os.environ.pop("ITERABLE_API_KEY", None)
         ws = service.open_workspace(project, home=directory / ".smartingest")
 
@@ -155,29 +235,40 @@ def run_demo(directory: Path, customers: int, console: Console) -> None:
         print_run_summary(first)
 
         done = change_sample_source(database)
-        console.print(f"\n[bold]4.[/] The source changes: {done['updated']} customers upgraded, "
-                      f"{done['inserted']} signed up, {done['deleted']} closed their account")
+        console.print(
+            f"\n[bold]4.[/] The source changes: {done['updated']} customers upgraded, "
+            f"{done['inserted']} signed up, {done['deleted']} closed their account"
+        )
         c = service.plan(ws, SYNC).counts
-        console.print(f"   `sync plan` finds {c.added} added (the sign-ups and the rows Iterable rejected last time, "
-                      f"which are always sent again), {c.changed} changed, {c.removed} removed, "
-                      f"{c.unchanged} unchanged")
+        console.print(
+            f"   `sync plan` finds {c.added} added (the sign-ups and the rows Iterable rejected last time, "
+            f"which are always sent again), {c.changed} changed, {c.removed} removed, "
+            f"{c.unchanged} unchanged"
+        )
 
         console.print("\n[bold]5.[/] Second run: only the changes are sent")
         second = service.run(ws, SYNC)
         print_run_summary(second)
 
-        response = httpx.get(f"{sandbox.url}/api/users/getByEmail", params={"email": "new.customer.5001@example.com"},
-                             headers={"Api-Key": DEMO_API_KEY})
+        response = httpx.get(
+            f"{sandbox.url}/api/users/getByEmail",
+            params={"email": "new.customer.5001@example.com"},
+            headers={"Api-Key": DEMO_API_KEY},
+        )
         if response.status_code == 200 and response.json().get("user"):
             console.print("\nA new customer as the sandbox now holds it:")
             console.print_json(data=response.json()["user"])
 
     cli = Path(sys.executable).with_name("smartingest")
     cli_name = str(cli) if cli.exists() else "smartingest"
-    console.print(f"""
+    console.print(
+        f"""
 [bold]Where to look next[/] (from {directory}, where the project file and its state live)
   {cli_name} runs list
   {cli_name} runs show {first.run_id} --status rejected
   {cli_name} sandbox --port {port} --api-key {DEMO_API_KEY} --data-dir sandbox
   {cli_name} sync plan {SYNC}          (with the sandbox running)
-  docs/configuration.md explains the project file; docs/runs.md how the counts add up.""", highlight=False, soft_wrap=True)
+  docs/configuration.md explains the project file; docs/runs.md how the counts add up.""",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -79,6 +79,7 @@ def sync_target(ws: Workspace, name: str) -> SyncTarget:
         source_name=model.source,
         source=ws.config.sources[model.source],
         destination=ws.config.destinations[sync.destination],
+        cdc_memory_limit=ws.config.cdc_memory_limit,
     )
 
 
@@ -94,7 +95,9 @@ def list_syncs(ws: Workspace) -> list[dict[str, Any]]:
                 "model": sync.model,
                 "destination": sync.destination,
                 "type": sync.type,
-                "schedule": "manual" if schedule.manual else (f"every {schedule.every}" if schedule.every else schedule.cron),
+                "schedule": "manual"
+                if schedule.manual
+                else (f"every {schedule.every}" if schedule.every else schedule.cron),
                 "last_run": last[0] if last else None,
             }
         )
@@ -128,7 +131,9 @@ def get_run(ws: Workspace, run_id: int) -> dict | None:
     return ws.ledger.get_run(run_id)
 
 
-def run_rows(ws: Workspace, run_id: int, status: str | None = None, limit: int = 100, offset: int = 0) -> list[RowOutcome]:
+def run_rows(
+    ws: Workspace, run_id: int, status: str | None = None, limit: int = 100, offset: int = 0
+) -> list[RowOutcome]:
     return ws.ledger.rows(run_id, status, limit, offset)
 
 

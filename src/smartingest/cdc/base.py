@@ -8,7 +8,7 @@ hands back changed rows as Arrow batches; it never assumes every row passes thro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -78,7 +78,7 @@ class ChangeSet(Protocol):
         """Up to ``limit`` added or changed rows, shaped like ``changes`` (for plans)."""
         ...
 
-    def settle(self, pks: list[str], ops: list[Operation], commit: list[bool]) -> None:
+    def settle(self, pks: Sequence[str], ops: Sequence[str], commit: Sequence[bool]) -> None:
         """Record that these rows got their verdict; rows with commit=True enter the snapshot on commit."""
         ...
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from smartingest.cdc.base import HASH, OP, PK, ChangeCounts, HashSpec, InvalidRow, Operation
+from smartingest.cdc.base import HASH, OP, PK, ChangeCounts, HashSpec, InvalidRow
 from smartingest.cdc.hashing import HASH_SCHEME, literal, pk_text_sql, row_hash_sql
 from smartingest.config.models import ModelConfig
 from smartingest.errors import ModelError, StateError
@@ -31,7 +31,7 @@ RESERVED_COLUMNS = (PK, OP, HASH)
 class BasicChangeDetector:
     """Change detection in a local (or mounted) state directory; see the module docstring."""
 
-    def __init__(self, state_dir: Path, memory_limit: str = "512MB", threads: int = 2) -> None:
+    def __init__(self, state_dir: Path, memory_limit: str = "256MB", threads: int = 2) -> None:
         self.state_dir = Path(state_dir)
         self.memory_limit = memory_limit
         self.threads = threads
@@ -212,7 +212,7 @@ class BasicChangeSet:
 
     # -- committing -------------------------------------------------------------------------------
 
-    def settle(self, pks: list[str], ops: list[Operation], commit: list[bool]) -> None:
+    def settle(self, pks: Sequence[str], ops: Sequence[str], commit: Sequence[bool]) -> None:
         if not pks:
             return
         settled = pa.table(
@@ -255,7 +255,9 @@ class BasicChangeSet:
 class _Feed:
     """The source's batches as an iterator DuckDB can pull, keeping the source's own error if it fails."""
 
-    def __init__(self, first: pa.RecordBatch | None, rest: Iterator[pa.RecordBatch], on_rows: Callable[[int], None] | None):
+    def __init__(
+        self, first: pa.RecordBatch | None, rest: Iterator[pa.RecordBatch], on_rows: Callable[[int], None] | None
+    ):
         self.first = first
         self.rest = rest
         self.on_rows = on_rows

@@ -52,7 +52,9 @@ class ModelConfig(Strict):
 
     source: Name = Field(description="Name of the source the model reads from.")
     sql: str | None = Field(None, description="A SELECT query; exclusive with table.")
-    table: str | None = Field(None, description="A table or view name, optionally schema-qualified; exclusive with sql.")
+    table: str | None = Field(
+        None, description="A table or view name, optionally schema-qualified; exclusive with sql."
+    )
     primary_key: str = Field(description="Column whose value identifies a row; must be unique and not null.")
 
     @model_validator(mode="after")
@@ -77,9 +79,7 @@ class DestinationConfig(Strict):
     base_url: str | None = Field(
         None, description="Overrides the region's API address (for the sandbox), e.g. http://127.0.0.1:8765."
     )
-    project_type: ProjectType = Field(
-        "email", description="How the project identifies users: email, userid or hybrid."
-    )
+    project_type: ProjectType = Field("email", description="How the project identifies users: email, userid or hybrid.")
     environment: Literal["production", "test"] = Field(
         "production", description="production syncs count towards the sync quota; test syncs do not."
     )
@@ -92,7 +92,9 @@ class DestinationConfig(Strict):
     )
     backoff_max_seconds: float = Field(30.0, gt=0, description="Longest delay between two attempts.")
     rate_limit_scale: float = Field(
-        1.0, gt=0, description="Multiplies every endpoint's documented rate limit (raise only if Iterable raised yours)."
+        1.0,
+        gt=0,
+        description="Multiplies every endpoint's documented rate limit (raise only if Iterable raised yours).",
     )
     max_concurrent_requests: int = Field(4, ge=1, le=64, description="Requests in flight at once.")
 
@@ -242,7 +244,14 @@ class ProjectConfig(Strict):
     database_url: str | None = Field(
         None, description="Metadata database (SQLAlchemy URL); default sqlite under SMARTINGEST_HOME."
     )
-    state_dir: str | None = Field(None, description="Where the Basic engine keeps CDC snapshots; default SMARTINGEST_HOME/state.")
+    state_dir: str | None = Field(
+        None, description="Where the Basic engine keeps CDC snapshots; default SMARTINGEST_HOME/state."
+    )
+    cdc_memory_limit: str = Field(
+        "256MB",
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$",
+        description="Memory the Basic engine's diff may use before spilling to disk under state_dir (e.g. 256MB, 2GB).",
+    )
     sources: dict[Name, SourceConfig] = Field(default_factory=dict, description="Data sources by name.")
     models: dict[Name, ModelConfig] = Field(default_factory=dict, description="Data models by name.")
     destinations: dict[Name, DestinationConfig] = Field(default_factory=dict, description="Iterable projects by name.")
@@ -259,8 +268,7 @@ class ProjectConfig(Strict):
                 problems.append(f"syncs.{name}.model: no model named {sync.model!r} ({_known(self.models)})")
             if sync.destination not in self.destinations:
                 problems.append(
-                    f"syncs.{name}.destination: no destination named {sync.destination!r} "
-                    f"({_known(self.destinations)})"
+                    f"syncs.{name}.destination: no destination named {sync.destination!r} ({_known(self.destinations)})"
                 )
                 continue
             problems.extend(_sync_problems(name, sync, self.destinations[sync.destination]))
@@ -277,7 +285,9 @@ def _sync_problems(name: str, sync: SyncConfig, destination: DestinationConfig) 
     where = f"syncs.{name}"
     problems = []
     if sync.type not in SUPPORTED_SYNC_TYPES:
-        problems.append(f"{where}.type: {sync.type!r} is not supported yet (supported: {', '.join(SUPPORTED_SYNC_TYPES)})")
+        problems.append(
+            f"{where}.type: {sync.type!r} is not supported yet (supported: {', '.join(SUPPORTED_SYNC_TYPES)})"
+        )
     if destination.project_type == "userid" and sync.match_on != "user_id":
         problems.append(f"{where}.match_on: a userID-based project matches users on user_id, not {sync.match_on}")
     targets = {m.to for m in sync.mappings}

@@ -1,6 +1,6 @@
 """The configuration reference, generated from the pydantic models (docs/configuration.md embeds it).
 
-    python -m smartingest.config.reference      # prints the generated tables
+python -m smartingest.config.reference      # prints the generated tables
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ def render() -> str:
         parts.append(f"\n### {title}\n\n| key | type | default | meaning |\n|---|---|---|---|")
         for name, field in model.model_fields.items():
             key = field.alias or name
-            parts.append(f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |")
+            parts.append(
+                f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |"
+            )
     parts.append(END)
     return "\n".join(parts) + "\n"
 

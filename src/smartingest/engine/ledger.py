@@ -78,7 +78,9 @@ class Ledger:
             ).all()
         return {status: int(n) for status, n in rows}
 
-    def finish(self, run_id: int, status: str, counts: dict[str, int], timings: dict[str, float], error: str | None) -> None:
+    def finish(
+        self, run_id: int, status: str, counts: dict[str, int], timings: dict[str, float], error: str | None
+    ) -> None:
         values = {name: int(counts.get(name, 0)) for name in COUNT_NAMES}
         self.set_status(run_id, status, finished_at=_now(), timings=timings, error=error, **values)
 
@@ -96,9 +98,7 @@ class Ledger:
             ]
             if ids:
                 con.execute(
-                    update(SyncRun)
-                    .where(SyncRun.id.in_(ids))
-                    .values(status="failed", finished_at=_now(), error=reason)
+                    update(SyncRun).where(SyncRun.id.in_(ids)).values(status="failed", finished_at=_now(), error=reason)
                 )
         return ids
 
@@ -141,5 +141,3 @@ def run_dict(row: Any) -> dict:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-

@@ -23,7 +23,9 @@ def sync_lock(state_dir: Path, sync_name: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
-            raise SyncLockedError(f"sync {sync_name!r} is already running (pid {holder}); wait for it to finish") from None
+            raise SyncLockedError(
+                f"sync {sync_name!r} is already running (pid {holder}); wait for it to finish"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -27,16 +27,15 @@ from smartingest.config.models import DestinationConfig, ModelConfig, SourceConf
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.progress import NoProgress, Progress
-from smartingest.errors import ConfigError, ModelError, SmartIngestError
+from smartingest.errors import ConfigError, SmartIngestError
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.outcomes import SYNCED, Rejected, Retry, Verdict, commits, reason_of, status_of
 from smartingest.iterable.users import UsersWriter
 from smartingest.mapping.plan import MappedRecord, UserRecordPlan, compile_user_plan
-from smartingest.sources.base import Source
+from smartingest.sources.base import Source, check_primary_key
 from smartingest.sources.registry import open_source
 
 CHANGE_BATCH_ROWS = 10_000
-REMOVED_NOTHING = "on_removed is nothing: the user is left as it is in Iterable"
 
 # (primary key, operation, verdict)
 Settled = tuple[str, str, Verdict]
@@ -52,6 +51,7 @@ class SyncTarget:
     source_name: str
     source: SourceConfig
     destination: DestinationConfig
+    cdc_memory_limit: str = "256MB"
 
 
 @dataclass
@@ -89,7 +89,7 @@ class PlanResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "sync": self.sync_name,
-            "counts": self.counts.__dict__,
+            "counts": asdict(self.counts),
             "sample_requests": self.sample_requests,
             "invalid_samples": self.invalid_samples,
             "rejected_samples": self.rejected_samples,
@@ -109,11 +109,11 @@ class _Timer:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
-def detector_for(source: SourceConfig, state_dir: Path) -> ChangeDetector:
+def detector_for(source: SourceConfig, state_dir: Path, memory_limit: str = "256MB") -> ChangeDetector:
     """The CDC engine the source is configured with."""
     if source.engine == "lightning":
         raise ConfigError("engine: lightning is not available yet; set the source's engine to basic")
-    return BasicChangeDetector(Path(state_dir) / "cdc")
+    return BasicChangeDetector(Path(state_dir) / "cdc", memory_limit=memory_limit)
 
 
 # -- phases -------------------------------------------------------------------------------------------
@@ -123,10 +123,7 @@ def prepare(target: SyncTarget) -> tuple[Source, UserRecordPlan, HashSpec]:
     """Open the source and compile the mapping against the model's schema; sync-level errors surface here."""
     source = open_source(target.source_name, target.source)
     schema = source.schema(target.model)
-    if target.model.primary_key not in schema.names:
-        raise ModelError(
-            f"the model has no primary-key column {target.model.primary_key!r} (columns: {', '.join(schema.names)})"
-        )
+    check_primary_key(schema, target.model)
     plan = compile_user_plan(
         target.sync.mappings,
         schema,
@@ -179,7 +176,7 @@ class Settler:
         self.ledger.record(self.run_id, [RowOutcome(pk, op, status_of(v), reason_of(v)) for pk, op, v in settled])
         self.change_set.settle(
             [pk for pk, _, _ in settled],
-            [op for _, op, _ in settled],  # type: ignore[misc]
+            [op for _, op, _ in settled],
             [commits(v) for _, _, v in settled],
         )
         self.progress.advance(len(settled))
@@ -195,8 +192,9 @@ class Settler:
 async def deliver(change_set: ChangeSet, plan: UserRecordPlan, target: SyncTarget, settler: Settler) -> str | None:
     """Map and send every change; returns why sending stopped early (Iterable unavailable), if it did.
 
-    ``max_concurrent_requests`` workers take requests from a bounded queue, so mapping the next batch
-    overlaps with sending and memory stays bounded. Raises DestinationAuthError on a refused API key.
+    ``max_concurrent_requests`` senders take requests from a bounded queue, so mapping the next batch
+    overlaps with sending and memory stays bounded. Raises DestinationAuthError on a refused API key
+    (the other requests in flight are cancelled; their rows stay without a verdict).
     """
     concurrency = target.destination.max_concurrent_requests
     queue: asyncio.Queue[list[MappedRecord] | None] = asyncio.Queue(maxsize=concurrency * 2)
@@ -217,12 +215,13 @@ async def deliver(change_set: ChangeSet, plan: UserRecordPlan, target: SyncTarge
             for _ in range(concurrency):
                 await queue.put(None)
 
-        senders = [asyncio.create_task(send()) for _ in range(concurrency)]
         try:
-            await asyncio.gather(produce(), *senders)
-        finally:
-            for task in senders:
-                task.cancel()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(produce())
+                for _ in range(concurrency):
+                    group.create_task(send())
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[0] from None
         return client.unavailable
 
 
@@ -246,65 +245,93 @@ def run_sync(
     progress: Progress | None = None,
     trigger: str = "manual",
 ) -> RunResult:
-    """Run a sync once and return its result; never raises for a sync-level problem (the run fails).
+    """Run a sync once and return its result; a sync-level problem gives a failed run, not an exception.
 
     Raises SyncLockedError (before creating a run) when another run of the sync is in progress.
     """
-    progress = progress or NoProgress()
     with sync_lock(state_dir, target.name):
-        ledger.fail_abandoned(
-            target.name, "interrupted: the process stopped before the run finished; its rows are sent again"
+        ledger.fail_abandoned(target.name, INTERRUPTED)
+        run = _Run(
+            target, ledger, state_dir, progress or NoProgress(), ledger.create_run(target.name, full_resync, trigger)
         )
-        run_id = ledger.create_run(target.name, full_resync, trigger)
-        timer = _Timer()
-        change_set: ChangeSet | None = None
-        counts: dict[str, int] = {}
-        error: str | None = None
         try:
-            with timer.phase("prepare"):
-                ledger.set_status(run_id, "querying")
-                source, plan, spec = prepare(target)
-                ledger.set_status(run_id, "querying", mapping_fingerprint=plan.fingerprint)
-            with timer.phase("query_and_plan"):
-                progress.phase("reading", None)
-                detector = detector_for(target.source, state_dir)
-                change_set = detector.plan(target.name, source, target.model, spec, full_resync, progress.advance)
-                counts.update(change_set.counts.__dict__)
-                record_invalid(change_set, ledger, run_id)
-            ledger.set_status(run_id, "in_progress", **{k: v for k, v in counts.items() if k != "to_send"})
-            settler = Settler(change_set, ledger, run_id, progress)
-            with timer.phase("deliver"):
-                progress.phase("sending", change_set.counts.to_send)
-                try:
-                    error = asyncio.run(deliver(change_set, plan, target, settler))
-                except SmartIngestError as exc:
-                    error = str(exc)
-                if error:
-                    settler.settle_unsent(f"not sent: {error}")
-        except SmartIngestError as exc:
-            error = str(exc)
-        except Exception as exc:  # a bug must still end the run visibly, with its rows kept for next time
-            error = f"internal error: {type(exc).__name__}: {exc}"
-            if change_set is not None:
-                Settler(change_set, ledger, run_id, progress).settle_unsent(f"not sent: {error}")
-            raise
+            run.execute(full_resync)
         finally:
-            if change_set is not None:
-                with timer.phase("commit"):
-                    change_set.commit()
-                    change_set.close()
-            tally = ledger.tally(run_id)
-            counts.update(
-                synced=tally.get("synced", 0),
-                rejected=tally.get("rejected", 0),
-                retried_next_run=tally.get("retry", 0),
-                deferred=tally.get("deferred", 0),
-                skipped=tally.get("skipped", 0),
-            )
-            timer.timings["total"] = round(sum(timer.timings.values()), 3)
-            status = final_status(counts, error)
-            ledger.finish(run_id, status, counts, timer.timings, error)
-        return RunResult(run_id, target.name, status, {k: v for k, v in counts.items() if k != "to_send"}, timer.timings, error)
+            result = run.finish()
+        return result
+
+
+INTERRUPTED = "interrupted: the process stopped before the run finished; its rows are sent again"
+
+
+class _Run:
+    """The state of one run while its phases execute; ``finish`` always records how it ended."""
+
+    def __init__(self, target: SyncTarget, ledger: Ledger, state_dir: Path, progress: Progress, run_id: int) -> None:
+        self.target = target
+        self.ledger = ledger
+        self.state_dir = state_dir
+        self.progress = progress
+        self.run_id = run_id
+        self.timer = _Timer()
+        self.change_set: ChangeSet | None = None
+        self.counts: dict[str, int] = {}
+        self.error: str | None = None
+
+    def execute(self, full_resync: bool) -> None:
+        try:
+            with self.timer.phase("prepare"):
+                self.ledger.set_status(self.run_id, "querying")
+                source, plan, spec = prepare(self.target)
+                self.ledger.set_status(self.run_id, "querying", mapping_fingerprint=plan.fingerprint)
+            with self.timer.phase("query_and_plan"):
+                self.progress.phase("reading")
+                detector = detector_for(self.target.source, self.state_dir, self.target.cdc_memory_limit)
+                self.change_set = detector.plan(
+                    self.target.name, source, self.target.model, spec, full_resync, self.progress.advance
+                )
+                self.counts.update(asdict(self.change_set.counts))
+                record_invalid(self.change_set, self.ledger, self.run_id)
+            self.ledger.set_status(self.run_id, "in_progress", **self.counts)
+            with self.timer.phase("deliver"):
+                self.progress.phase("sending", self.change_set.counts.to_send)
+                settler = Settler(self.change_set, self.ledger, self.run_id, self.progress)
+                try:
+                    self.error = asyncio.run(deliver(self.change_set, plan, self.target, settler))
+                except SmartIngestError as exc:
+                    self.error = str(exc)
+                finally:
+                    # Whatever stopped delivery, every row it did not reach is kept for the next run.
+                    settler.settle_unsent(f"not sent: {self.error or 'the run stopped before sending it'}")
+        except SmartIngestError as exc:
+            self.error = str(exc)
+        except KeyboardInterrupt:
+            self.error = "cancelled (interrupted by the user); unsent rows are sent by the next run"
+            raise
+        except Exception as exc:  # a bug: the run still ends visibly, then the traceback surfaces
+            self.error = f"internal error: {type(exc).__name__}: {exc}"
+            raise
+
+    def finish(self) -> RunResult:
+        """Commit what Iterable acknowledged, count verdicts, and record the run's end."""
+        if self.change_set is not None:
+            with self.timer.phase("commit"):
+                try:
+                    self.change_set.commit()
+                finally:
+                    self.change_set.close()
+        tally = self.ledger.tally(self.run_id)
+        self.counts.update(
+            synced=tally.get("synced", 0),
+            rejected=tally.get("rejected", 0),
+            retried_next_run=tally.get("retry", 0),
+            deferred=tally.get("deferred", 0),
+            skipped=tally.get("skipped", 0),
+        )
+        self.timer.timings["total"] = round(sum(self.timer.timings.values()), 3)
+        status = final_status(self.counts, self.error)
+        self.ledger.finish(self.run_id, status, self.counts, self.timer.timings, self.error)
+        return RunResult(self.run_id, self.target.name, status, dict(self.counts), self.timer.timings, self.error)
 
 
 def plan_sync(target: SyncTarget, state_dir: Path, samples: int = 3) -> PlanResult:
@@ -314,7 +341,8 @@ def plan_sync(target: SyncTarget, state_dir: Path, samples: int = 3) -> PlanResu
     """
     with sync_lock(state_dir, target.name):
         source, plan, spec = prepare(target)
-        change_set = detector_for(target.source, state_dir).plan(target.name, source, target.model, spec)
+        detector = detector_for(target.source, state_dir, target.cdc_memory_limit)
+        change_set = detector.plan(target.name, source, target.model, spec)
         try:
             records: list[MappedRecord] = []
             decided: list[Settled] = []

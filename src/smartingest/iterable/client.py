@@ -129,7 +129,11 @@ class IterableClient:
                 decision = self.policy.on_status(
                     response.status_code, reason, attempt, rows, response.headers.get("Retry-After")
                 )
-                if isinstance(decision, SplitBatch | GiveUp) and response.status_code < 500 and response.status_code != 429:
+                if (
+                    isinstance(decision, SplitBatch | GiveUp)
+                    and response.status_code < 500
+                    and response.status_code != 429
+                ):
                     self._exhausted_in_a_row = 0
                     return Refused(response.status_code, code, message, split=isinstance(decision, SplitBatch))
             match decision:

@@ -1,11 +1,11 @@
 """The one retry policy: what each failure means, and how long to wait before trying again.
 
-    no response (timeout, refused, dropped)  -> retry with backoff
-    429 RateLimitExceeded                    -> retry, honouring Retry-After
-    5xx                                      -> retry with backoff
-    413 / 400 on a batch of several rows     -> split the batch to isolate the bad rows
-    401                                      -> the API key is wrong: stop the run
-    other 4xx                                -> give up on the rows, with Iterable's reason
+no response (timeout, refused, dropped)  -> retry with backoff
+429 RateLimitExceeded                    -> retry, honouring Retry-After
+5xx                                      -> retry with backoff
+413 / 400 on a batch of several rows     -> split the batch to isolate the bad rows
+401                                      -> the API key is wrong: stop the run
+other 4xx                                -> give up on the rows, with Iterable's reason
 """
 
 from __future__ import annotations

@@ -72,7 +72,9 @@ class UsersWriter:
         outcomes: list[Outcome] = []
         oversized = [r for r in records if len(r.body) > self.max_body]
         for record in oversized:
-            outcomes.append((record, Rejected(f"the user object is {len(record.body)} bytes, over the 4 MB request limit")))
+            outcomes.append(
+                (record, Rejected(f"the user object is {len(record.body)} bytes, over the 4 MB request limit"))
+            )
         sendable = [r for r in records if len(r.body) <= self.max_body] if oversized else records
         results = await asyncio.gather(*(self.send_batch(batch) for batch in self.batches(sendable)))
         for result in results:

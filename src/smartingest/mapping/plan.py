@@ -139,7 +139,9 @@ def compile_user_plan(
             columns.append((mapping.from_, mapping.to))
         elif isinstance(mapping, StaticMapping):
             if mapping.to in TOP_LEVEL_IDENTITY:
-                raise MappingError(f"{at}: {mapping.to} identifies users and must come from a column, not a static value")
+                raise MappingError(
+                    f"{at}: {mapping.to} identifies users and must come from a column, not a static value"
+                )
             statics.append((mapping.to, cast_static(mapping.static, mapping.type, at)))
     if identifier_field not in {target for _, target in columns}:
         raise MappingError(f"{where}: no column is mapped to {identifier_field!r}, the identifier users are matched on")

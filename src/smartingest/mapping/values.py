@@ -19,7 +19,9 @@ ITERABLE_DATE_FORMAT = "%Y-%m-%d"
 def check_castable(name: str, dtype: pa.DataType) -> None:
     """Raise MappingError if a column of this type cannot be sent to Iterable."""
     if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype) or pa.types.is_fixed_size_binary(dtype):
-        raise MappingError(f"column {name!r} holds binary data, which Iterable cannot store: cast it to text in the model")
+        raise MappingError(
+            f"column {name!r} holds binary data, which Iterable cannot store: cast it to text in the model"
+        )
     if pa.types.is_duration(dtype) or pa.types.is_interval(dtype):
         raise MappingError(f"column {name!r} is a duration/interval: convert it to a number of seconds in the model")
 
@@ -54,7 +56,9 @@ def to_iterable_array(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     return array
 
 
-def cast_static(value: str | int | float | bool | None, to_type: str | None, where: str) -> str | int | float | bool | None:
+def cast_static(
+    value: str | int | float | bool | None, to_type: str | None, where: str
+) -> str | int | float | bool | None:
     """A static mapping's value, cast to its declared type (or left as YAML typed it)."""
     if to_type is None or value is None:
         return value

@@ -19,8 +19,17 @@ def upgrade() -> None:
     counts = [
         sa.Column(name, sa.BigInteger, nullable=False, server_default="0")
         for name in (
-            "queried", "invalid", "unchanged", "added", "changed", "removed",
-            "synced", "rejected", "retried_next_run", "deferred", "skipped",
+            "queried",
+            "invalid",
+            "unchanged",
+            "added",
+            "changed",
+            "removed",
+            "synced",
+            "rejected",
+            "retried_next_run",
+            "deferred",
+            "skipped",
         )
     ]
     op.create_table(
