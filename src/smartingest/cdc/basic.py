@@ -1,10 +1,11 @@
 """The Basic CDC engine: snapshots as Parquet files in our state directory, the diff in DuckDB.
 
 Per sync, ``<state_dir>/<sync>/snapshot.parquet`` holds primary key -> row hash of what Iterable
-acknowledged. A run streams the model into a staging DuckDB file (out of core under a memory limit),
-diffs it against the snapshot, and on commit writes a new snapshot beside the old one and renames it
-into place, so a crash at any point leaves the previous snapshot whole. Only read access to the
-source is needed.
+acknowledged. A run streams the model batch by batch into an in-memory DuckDB (spilling to the
+staging directory past its memory limit), keeping every row's key and hash but whole rows only for
+candidate changes, diffs against the snapshot, and on commit writes a new snapshot beside the old
+one and renames it into place, so a crash at any point leaves the previous snapshot whole. Only read
+access to the source is needed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from smartingest.cdc.base import HASH, OP, PK, ChangeCounts, HashSpec, InvalidRow
-from smartingest.cdc.hashing import HASH_SCHEME, literal, pk_text_sql, row_hash_sql
+from smartingest.cdc.hashing import HASH_SCHEME, literal, pk_text_sql, quote, row_hash_sql
 from smartingest.config.models import ModelConfig
 from smartingest.errors import ModelError, StateError
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
@@ -67,8 +68,9 @@ class BasicChangeDetector:
             con.execute(f"SET temp_directory = {literal(str(staging / 'tmp'))}")
             con.execute("SET preserve_insertion_order = false")
             change_set = BasicChangeSet(con, staging, self.snapshot_path(sync_key), spec)
-            change_set.stage(source, model, on_rows)
-            change_set.diff(full_resync)
+            change_set.load_snapshot()
+            change_set.stage(source, model, full_resync, on_rows)
+            change_set.diff()
             return change_set
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -96,17 +98,34 @@ class BasicChangeSet:
         self.snapshot = snapshot
         self.spec = spec
         self.counts = ChangeCounts(0, 0, 0, 0, 0, 0)
-        self._columns: list[str] = []
 
     # -- planning ---------------------------------------------------------------------------------
 
-    def stage(self, source: Source, model: ModelConfig, on_rows: Callable[[int], None] | None) -> None:
-        """Copy the model into the staging table ``current`` with each row's key text and hash.
+    def load_snapshot(self) -> None:
+        """Load the committed snapshot (key -> hash) as table ``snap``; empty when there is none."""
+        if not self.snapshot.exists():
+            self.con.execute(f"CREATE TABLE snap ({PK} VARCHAR, {HASH} UBIGINT)")
+            return
+        path = literal(str(self.snapshot))
+        try:
+            scheme = self.con.execute(
+                f"SELECT decode(value) FROM parquet_kv_metadata({path}) WHERE decode(key) = 'hash_scheme'"
+            ).fetchone()
+            # Hashes of another scheme cannot be compared: keep the keys, send every row once more.
+            hash_column = HASH if scheme and scheme[0] == HASH_SCHEME else f"NULL::UBIGINT AS {HASH}"
+            self.con.execute(f"CREATE TABLE snap AS SELECT {PK}, {hash_column} FROM read_parquet({path})")
+        except duckdb.Error as exc:
+            raise StateError(f"the CDC snapshot {self.snapshot} is unreadable ({exc}): run `sync reset`") from exc
 
-        DuckDB pulls the source's batches itself, so decoding the next batch overlaps with hashing
-        and storing the previous one.
+    def stage(
+        self, source: Source, model: ModelConfig, full_resync: bool, on_rows: Callable[[int], None] | None
+    ) -> None:
+        """Stream the model through one DuckDB query that keeps, per row, its key, its hash, and the
+        whole row only when the key is new or the hash differs from the snapshot's (table ``staged``).
+
+        DuckDB pulls the batches itself and probes a hash table of the snapshot built once, so an
+        unchanged row costs a key and a hash whatever the model's width, and memory stays bounded.
         """
-        select = f"SELECT *, {pk_text_sql(self.spec)} AS {PK}, {row_hash_sql(self.spec)} AS {HASH} FROM source_rows"
         with source.read(model, DEFAULT_BATCH_ROWS) as batches:
             iterator = iter(batches)
             first = next(iterator, None)
@@ -115,7 +134,7 @@ class BasicChangeSet:
             feed = _Feed(first, iterator, on_rows)
             self.con.register("source_rows", pa.RecordBatchReader.from_batches(schema, feed))
             try:
-                self.con.execute(f"CREATE TABLE current AS {select}")
+                self.con.execute(self._staging_sql(schema.names, full_resync))
             except duckdb.Error as exc:
                 if feed.error is not None:  # the source failed mid-stream: report its error, not DuckDB's
                     raise feed.error from None
@@ -125,6 +144,17 @@ class BasicChangeSet:
             if feed.error is not None:
                 raise feed.error
 
+    def _staging_sql(self, columns: list[str], full_resync: bool) -> str:
+        row = ", ".join(f"{quote(c)} := b.{quote(c)}" for c in columns)
+        unchanged = "FALSE" if full_resync else f"s.{HASH} = b.{HASH}"
+        return f"""CREATE TABLE staged AS
+            SELECT b.{PK}, b.{HASH},
+                   CASE WHEN s.{PK} IS NULL THEN 'added' ELSE 'changed' END AS {OP},
+                   CASE WHEN NOT coalesce({unchanged}, FALSE) THEN struct_pack({row}) END AS __row
+            FROM (SELECT *, {pk_text_sql(self.spec)} AS {PK}, {row_hash_sql(self.spec)} AS {HASH}
+                  FROM source_rows) b
+            LEFT JOIN snap s ON s.{PK} = b.{PK}"""
+
     def _check_columns(self, schema: pa.Schema, model: ModelConfig) -> None:
         names = schema.names
         missing = [c for c in (self.spec.primary_key, *self.spec.columns) if c not in names]
@@ -133,45 +163,27 @@ class BasicChangeSet:
         clash = [c for c in names if c in RESERVED_COLUMNS]
         if clash:
             raise ModelError(f"the model's column {clash[0]!r} uses a reserved name: rename it in the model")
-        self._columns = names
 
-    def diff(self, full_resync: bool) -> None:
-        """Split staged rows into invalid, unchanged, added and changed, and find removed keys."""
+    def diff(self) -> None:
+        """Unpack the candidates that are valid (key neither null nor duplicated) into ``changes``, add
+        the removed keys, and count."""
         con = self.con
-        if self.snapshot.exists():
-            path = literal(str(self.snapshot))
-            try:
-                scheme = con.execute(
-                    f"SELECT decode(value) FROM parquet_kv_metadata({path}) WHERE decode(key) = 'hash_scheme'"
-                ).fetchone()
-                # Hashes of another scheme cannot be compared: keep the keys, send every row once more.
-                hash_column = HASH if scheme and scheme[0] == HASH_SCHEME else f"NULL::UBIGINT AS {HASH}"
-                con.execute(f"CREATE TABLE snap AS SELECT {PK}, {hash_column} FROM read_parquet({path})")
-            except duckdb.Error as exc:
-                raise StateError(f"the CDC snapshot {self.snapshot} is unreadable ({exc}): run `sync reset`") from exc
-        else:
-            con.execute(f"CREATE TABLE snap ({PK} VARCHAR, {HASH} UBIGINT)")
         con.execute(
-            f"""CREATE TABLE dup_keys AS SELECT {PK}, count(*) AS n FROM current
+            f"""CREATE TABLE dup_keys AS SELECT {PK}, count(*) AS n FROM staged
                 WHERE {PK} IS NOT NULL GROUP BY {PK} HAVING count(*) > 1"""
         )
-        unchanged_test = "FALSE" if full_resync else f"s.{HASH} = c.{HASH}"
         con.execute(
-            f"""CREATE TABLE changes AS
-                SELECT c.*, CASE WHEN s.{PK} IS NULL THEN 'added' ELSE 'changed' END AS {OP}
-                FROM current c LEFT JOIN snap s ON s.{PK} = c.{PK}
-                WHERE c.{PK} IS NOT NULL
-                  AND c.{PK} NOT IN (SELECT {PK} FROM dup_keys)
-                  AND NOT coalesce({unchanged_test}, FALSE)"""
+            f"""CREATE TABLE changes AS SELECT unnest(__row), {PK}, {HASH}, {OP} FROM staged
+                WHERE __row IS NOT NULL AND {PK} IS NOT NULL AND {PK} NOT IN (SELECT {PK} FROM dup_keys)"""
         )
         # BY NAME leaves the model's columns null for removed rows: only the key is left of them.
         con.execute(
             f"""INSERT INTO changes BY NAME
                 SELECT s.{PK} AS {PK}, s.{HASH} AS {HASH}, 'removed' AS {OP}
-                FROM snap s ANTI JOIN current c ON c.{PK} = s.{PK}"""
+                FROM snap s ANTI JOIN staged k ON k.{PK} = s.{PK}"""
         )
         con.execute(f"CREATE TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN)")
-        queried, null_keys = con.execute(f"SELECT count(*), count(*) FILTER ({PK} IS NULL) FROM current").fetchone()
+        queried, null_keys = con.execute(f"SELECT count(*), count(*) FILTER ({PK} IS NULL) FROM staged").fetchone()
         duplicated = con.execute("SELECT coalesce(sum(n), 0) FROM dup_keys").fetchone()[0]
         ops = dict(con.execute(f"SELECT {OP}, count(*) FROM changes GROUP BY {OP}").fetchall())
         invalid = int(null_keys) + int(duplicated)
@@ -191,11 +203,11 @@ class BasicChangeSet:
         name = self.spec.primary_key
         cursor = self.con.execute(
             f"""SELECT NULL AS pk, 'primary key ' || {literal(name)} || ' is null' AS reason
-                FROM current WHERE {PK} IS NULL
+                FROM staged WHERE {PK} IS NULL
                 UNION ALL
-                SELECT c.{PK}, 'primary key ' || {literal(name)} || ' = ' || c.{PK} || ' appears ' || d.n
+                SELECT k.{PK}, 'primary key ' || {literal(name)} || ' = ' || k.{PK} || ' appears ' || d.n
                        || ' times in the model (every copy is skipped until it is unique)'
-                FROM current c JOIN dup_keys d ON d.{PK} = c.{PK}"""
+                FROM staged k JOIN dup_keys d ON d.{PK} = k.{PK}"""
         )
         while rows := cursor.fetchmany(10_000):
             for pk, reason in rows:
@@ -257,7 +269,7 @@ class _Feed:
 
     def __init__(
         self, first: pa.RecordBatch | None, rest: Iterator[pa.RecordBatch], on_rows: Callable[[int], None] | None
-    ):
+    ) -> None:
         self.first = first
         self.rest = rest
         self.on_rows = on_rows
