@@ -86,7 +86,8 @@ class BasicChangeDetector:
         path = self.snapshot_path(sync_key)
         if not path.exists():
             return 0
-        return int(duckdb.sql(f"SELECT count(*) FROM read_parquet({literal(str(path))})").fetchone()[0])
+        with duckdb.connect() as con:
+            return int(con.execute(f"SELECT count(*) FROM read_parquet({literal(str(path))})").fetchone()[0])
 
 
 class BasicChangeSet:
