@@ -1,9 +1,9 @@
 """The Basic CDC engine: snapshots as Parquet files in our state directory, the diff in DuckDB.
 
 Per sync, ``<state_dir>/<sync>/snapshot.parquet`` holds primary key -> row hash of what Iterable
-acknowledged. A run streams the model batch by batch into an in-memory DuckDB (spilling to the
-staging directory past its memory limit), keeping every row's key and hash but whole rows only for
-candidate changes, diffs against the snapshot, and on commit writes a new snapshot beside the old
+acknowledged. A run streams the model into a staging DuckDB file (its pages evicted to disk past a
+memory limit), keeping every row's key and hash but whole rows only for candidate changes, diffs
+against the snapshot, and on commit writes a new snapshot beside the old
 one and renames it into place, so a crash at any point leaves the previous snapshot whole. Only read
 access to the source is needed.
 """
@@ -59,10 +59,10 @@ class BasicChangeDetector:
         _remove_stale_staging(sync_dir)
         staging = sync_dir / f"staging-{uuid.uuid4().hex}"
         staging.mkdir()
+        # A database file, not :memory:: DuckDB evicts a file's table pages under memory_limit, so the
+        # run's memory stays bounded however large the model grows (in-memory tables cannot be evicted).
+        con = duckdb.connect(str(staging / "staging.duckdb"))
         try:
-            # In memory, spilling to the staging directory past memory_limit: memory stays bounded, and a
-            # change set that fits costs no disk writes.
-            con = duckdb.connect(":memory:")
             con.execute(f"SET memory_limit = {literal(self.memory_limit)}")
             con.execute(f"SET threads = {int(self.threads)}")
             con.execute(f"SET temp_directory = {literal(str(staging / 'tmp'))}")
@@ -72,7 +72,15 @@ class BasicChangeDetector:
             change_set.stage(source, model, full_resync, on_rows)
             change_set.diff()
             return change_set
+        except duckdb.OutOfMemoryException as exc:
+            con.close()
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StateError(
+                f"computing the change set needs more memory than cdc_memory_limit ({self.memory_limit}) allows: "
+                f"raise cdc_memory_limit in the project file ({exc})"
+            ) from exc
         except BaseException:
+            con.close()
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
@@ -136,6 +144,8 @@ class BasicChangeSet:
             self.con.register("source_rows", pa.RecordBatchReader.from_batches(schema, feed))
             try:
                 self.con.execute(self._staging_sql(schema.names, full_resync))
+            except duckdb.OutOfMemoryException:
+                raise
             except duckdb.Error as exc:
                 if feed.error is not None:  # the source failed mid-stream: report its error, not DuckDB's
                     raise feed.error from None
@@ -174,8 +184,9 @@ class BasicChangeSet:
                 WHERE {PK} IS NOT NULL GROUP BY {PK} HAVING count(*) > 1"""
         )
         con.execute(
-            f"""CREATE TABLE changes AS SELECT unnest(__row), {PK}, {HASH}, {OP} FROM staged
-                WHERE __row IS NOT NULL AND {PK} IS NOT NULL AND {PK} NOT IN (SELECT {PK} FROM dup_keys)"""
+            f"""CREATE TABLE changes AS SELECT unnest(__row), {PK}, {HASH}, {OP} FROM staged st
+                WHERE __row IS NOT NULL AND {PK} IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{PK} = st.{PK})"""
         )
         # BY NAME leaves the model's columns null for removed rows: only the key is left of them.
         con.execute(
@@ -217,7 +228,7 @@ class BasicChangeSet:
     def changes(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
         # A cursor of its own: verdicts are written on the main connection while this result streams.
         with self.con.cursor() as cursor:
-            yield from cursor.sql(f"SELECT * FROM changes ORDER BY {OP}").to_arrow_reader(batch_rows)
+            yield from cursor.sql("SELECT * FROM changes").to_arrow_reader(batch_rows)
 
     def sample(self, limit: int) -> pa.Table:
         """A few added or changed rows, for plans."""
