@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -38,15 +39,23 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 _state: dict[str, Any] = {"project": Path(service.DEFAULT_PROJECT)}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"smartingest {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     project: ProjectOption = Path(service.DEFAULT_PROJECT),
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log retries and other details.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
-    if version:
-        out.print(f"smartingest {__version__}")
-        raise typer.Exit()
     _state["project"] = project
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _workspace() -> service.Workspace:
@@ -207,10 +216,18 @@ def runs_show(
     if run["error"]:
         out.print(f"[red]error:[/] {run['error']}", highlight=False)
     _print_counts(run["counts"], run.get("timings") or {})
-    table = Table("primary key", "operation", "status", "reason", title=f"rows ({status or 'all'})")
+    total = sum(n for s, n in service.row_counts(ws, run_id).items() if status is None or s == status)
+    shown = f"{offset + 1}-{offset + len(rows)} of {total}" if rows else f"none of {total}"
+    table = Table("primary key", "operation", "status", "reason", title=f"rows ({status or 'all'}): {shown}")
     for r in rows:
         table.add_row(str(r.pk), r.operation, _status(r.status), r.reason or "")
     out.print(table)
+    if offset + len(rows) < total:
+        out.print(
+            f"more: smartingest runs show {run_id}"
+            + (f" --status {status}" if status else "")
+            + f" --offset {offset + len(rows)}"
+        )
 
 
 # -- model and source --------------------------------------------------------------------------------

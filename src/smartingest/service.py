@@ -137,6 +137,11 @@ def run_rows(
     return ws.ledger.rows(run_id, status, limit, offset)
 
 
+def row_counts(ws: Workspace, run_id: int) -> dict[str, int]:
+    """How many row outcomes a run has, by status."""
+    return ws.ledger.tally(run_id)
+
+
 def _source(ws: Workspace, name: str) -> tuple[Source, SourceConfig]:
     config = require(ws.config.sources, name, "source")
     return open_source(name, config), config
