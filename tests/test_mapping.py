@@ -127,3 +127,26 @@ def test_fingerprint_changes_with_the_mapping():
 def test_compile_errors_name_the_mapping(mappings, schema, message):
     with pytest.raises(MappingError, match=message):
         compile_user_plan(_mappings(*mappings), pa.schema(schema), "email")
+
+
+def test_nested_values_and_huge_unsigned_integers_are_encoded():
+    batch = pa.record_batch(
+        {
+            "id": [1, 2],
+            "email": ["a@x.io", "b@x.io"],
+            "big": pa.array([2**64 - 1, 5], pa.uint64()),
+            "orders": pa.array(
+                [[{"total": decimal.Decimal("9.50"), "at": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)}], []],
+                pa.list_(pa.struct([("total", pa.decimal128(6, 2)), ("at", pa.timestamp("us", tz="UTC"))])),
+            ),
+        }
+    )
+    plan = compile_user_plan(
+        _mappings({"from": "email", "to": "email"}, {"from": "big", "to": "big"}, {"from": "orders", "to": "orders"}),
+        batch.schema,
+        "email",
+    )
+    first, second = (orjson.loads(r.body)["dataFields"] for r in plan.map_batch(batch, "id").records)
+    assert first["big"] == float(2**64 - 1)
+    assert first["orders"] == [{"total": 9.5, "at": "2024-01-02 03:04:05 +00:00"}]
+    assert second == {"big": 5.0, "orders": []}

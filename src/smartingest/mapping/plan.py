@@ -7,6 +7,8 @@ one JSON document per row is per-row work, and it runs only for rows that change
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -17,7 +19,13 @@ import pyarrow as pa
 
 from smartingest.config.models import ColumnMapping, FieldMapping, StaticMapping
 from smartingest.errors import MappingError
-from smartingest.mapping.values import cast_static, check_castable, to_iterable_array
+from smartingest.mapping.values import (
+    ITERABLE_DATE_FORMAT,
+    ITERABLE_DATETIME_FORMAT,
+    cast_static,
+    check_castable,
+    to_iterable_array,
+)
 
 # Bumped when the way rows are encoded or hashed changes, so every row is sent again once.
 MAPPING_ENCODING_VERSION = 1
@@ -109,8 +117,28 @@ class UserRecordPlan:
             if data_fields[i]:
                 user["dataFields"] = data_fields[i]
             user.update(self.extra_flags)
-            records.append(MappedRecord(pks[i], ops[i], user.get("email"), user.get("userId"), orjson.dumps(user)))
+            try:
+                body = orjson.dumps(user, default=json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+            except TypeError as exc:  # a nested value JSON cannot carry: this row only
+                rejected.append((pks[i], ops[i], f"a value cannot be sent as JSON: {exc}"))
+                continue
+            records.append(MappedRecord(pks[i], ops[i], user.get("email"), user.get("userId"), body))
         return MappedBatch(records, rejected)
+
+
+def json_default(value: Any) -> Any:
+    """JSON for values nested in lists and objects, which leave through Python: as top-level columns do."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+        return value.strftime(ITERABLE_DATETIME_FORMAT)
+    if isinstance(value, datetime.date):
+        return value.strftime(ITERABLE_DATE_FORMAT)
+    if isinstance(value, datetime.time | datetime.timedelta):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} values are not supported")
 
 
 def compile_user_plan(

@@ -46,7 +46,10 @@ def to_iterable_array(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     if pa.types.is_time(dtype):
         return pc.cast(array, pa.string())
     if pa.types.is_integer(dtype) and dtype != pa.int64():
-        return pc.cast(array, pa.int64())
+        try:
+            return pc.cast(array, pa.int64())
+        except pa.ArrowInvalid:  # unsigned values past 2^63: Iterable's numbers are doubles anyway
+            return pc.cast(array, pa.float64(), safe=False)
     if pa.types.is_floating(dtype) and dtype != pa.float64():
         return pc.cast(array, pa.float64())
     if pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
