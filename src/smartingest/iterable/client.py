@@ -16,16 +16,12 @@ import orjson
 
 from smartingest import __version__
 from smartingest.config.models import DestinationConfig
-from smartingest.errors import DestinationAuthError, DestinationError
+from smartingest.errors import DestinationAuthError
 from smartingest.iterable.endpoints import Endpoint
 from smartingest.iterable.ratelimit import TokenBucket
 from smartingest.iterable.retry import BadCredentials, GiveUp, RetryLater, RetryPolicy, SplitBatch
 
 log = logging.getLogger(__name__)
-
-# A request that spent its whole retry budget (minutes of backoff) means Iterable is in trouble:
-# stop sending for the rest of the run rather than hammer it; every unsent row is kept for the next run.
-UNAVAILABLE_AFTER = 1
 
 
 @dataclass(frozen=True)
@@ -91,10 +87,7 @@ class IterableClient:
             transport=transport,
         )
         self._buckets: dict[str, TokenBucket] = {}
-        self._exhausted_in_a_row = 0
         self.unavailable: str | None = None
-        self.requests_sent = 0
-        self.retries = 0
 
     async def __aenter__(self) -> IterableClient:
         return self
@@ -115,14 +108,12 @@ class IterableClient:
         while True:
             attempt += 1
             await self._bucket(endpoint).acquire()
-            self.requests_sent += 1
             try:
                 response = await self._http.request(endpoint.method, endpoint.path, content=body, params=params)
             except httpx.TransportError as exc:
                 decision = self.policy.on_transport_error(_describe_transport_error(exc, self.destination.url), attempt)
             else:
                 if response.is_success:
-                    self._exhausted_in_a_row = 0
                     return Accepted(_json(response))
                 code, message = _envelope(response)
                 reason = f"HTTP {response.status_code} {code}" + (f": {message}" if message else "")
@@ -134,11 +125,9 @@ class IterableClient:
                     and response.status_code < 500
                     and response.status_code != 429
                 ):
-                    self._exhausted_in_a_row = 0
                     return Refused(response.status_code, code, message, split=isinstance(decision, SplitBatch))
             match decision:
                 case RetryLater(delay, reason):
-                    self.retries += 1
                     log.info("retrying %s in %.1fs: %s", endpoint.name, delay, reason)
                     await asyncio.sleep(delay)
                 case BadCredentials(reason):
@@ -146,17 +135,10 @@ class IterableClient:
                         f"Iterable refused the API key ({reason}): check the destination's api_key and region"
                     )
                 case GiveUp(reason) | SplitBatch(reason):
-                    self._exhausted_in_a_row += 1
-                    if self._exhausted_in_a_row >= UNAVAILABLE_AFTER:
-                        self.unavailable = f"Iterable kept failing, sending stopped for this run: {reason}"
+                    # A request that spent its whole retry budget (minutes of backoff) means Iterable is
+                    # in trouble: stop sending for the rest of the run rather than hammer it.
+                    self.unavailable = f"Iterable kept failing, sending stopped for this run: {reason}"
                     return Exhausted(reason)
-
-    async def get_json(self, endpoint: Endpoint, params: Any = None) -> dict[str, Any]:
-        """GET an endpoint and return its JSON (for checks such as getFields); raises on failure."""
-        answer = await self.send(endpoint, params=params)
-        if isinstance(answer, Accepted):
-            return answer.body
-        raise DestinationError(f"{endpoint.name} failed: {answer.reason}")
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
