@@ -111,3 +111,39 @@ def test_unreadable_snapshot_fails_clearly_and_reset_recovers(pg, sandbox, works
     assert "sync reset" in (failed.error or "")
     assert service.reset(ws, "customers_to_users") is True
     assert service.run(ws, "customers_to_users").counts["added"] == 5
+
+
+def test_forgotten_users_are_rejected_and_the_rest_land(pg, sandbox, admin, workspace_factory):
+    create_customers(pg, 10)
+    httpx.post(
+        f"{sandbox.url}/api/users/forget", json={"email": "user4@example.com"}, headers={"Api-Key": API_KEY}
+    ).raise_for_status()
+    ws = workspace_factory(sandbox.url, sql=_sql(pg))
+    result = service.run(ws, "customers_to_users")
+    assert (result.counts["synced"], result.counts["rejected"]) == (9, 1)
+    [rejected] = service.run_rows(ws, result.run_id, status="rejected")
+    assert rejected.pk == "4"
+    assert "ForgottenUserError" in (rejected.reason or "")
+    assert "user4@example.com" not in admin.users()
+
+
+def test_hybrid_identity_conflicts_are_rejected_per_row(pg, tmp_path, workspace_factory):
+    create_customers(pg, 5)
+    settings = SandboxSettings(
+        port=0, api_key=API_KEY, data_dir=tmp_path / "hybrid", project_type="hybrid", rate_limits=False
+    )
+    with SandboxServer(settings) as server:
+        # user3@example.com and userId 3 already belong to two different users: the row joining them conflicts.
+        for existing in ({"email": "someone.else@example.com", "userId": "3"}, {"email": "user3@example.com"}):
+            httpx.post(f"{server.url}/api/users/update", json=existing, headers={"Api-Key": API_KEY}).raise_for_status()
+        ws = workspace_factory(
+            server.url,
+            sql=_sql(pg),
+            destination={"project_type": "hybrid"},
+            mappings=[{"from": "email", "to": "email"}, {"from": "id", "to": "userId"}],
+        )
+        result = service.run(ws, "customers_to_users")
+        assert (result.counts["synced"], result.counts["rejected"]) == (4, 1)
+        [rejected] = service.run_rows(ws, result.run_id, status="rejected")
+        assert rejected.pk == "3"
+        assert "conflict" in (rejected.reason or "")
