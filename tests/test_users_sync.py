@@ -109,6 +109,7 @@ def test_rejected_rows_are_reported_and_only_they_are_resent(pg, sandbox, admin,
     rejected = service.run_rows(ws, first.run_id, status="rejected")
     assert sorted(r.pk for r in rejected) == ["5", "6"]
     assert all("InvalidEmailAddressError" in (r.reason or "") for r in rejected)
+    assert "'not-an-email-5'" in next(r.reason for r in rejected if r.pk == "5")
 
     second = service.run(ws, "customers_to_users")
     # The failed rows keep their old (absent) state: they are sent again, and only they are.

@@ -110,9 +110,10 @@ def _read_partial_failures(batch: list[MappedRecord], response: dict) -> list[Ou
         target = by_email if identity == "email" else by_user_id
         for name in names:
             if isinstance(name, str):
-                target.setdefault(name, reason)
+                # Name the value Iterable refused, so the row can be found and fixed at its source.
+                target.setdefault(name, f"{reason} ({identity} {name!r})")
                 if identity == "email":
-                    target.setdefault(name.lower(), reason)
+                    target.setdefault(name.lower(), f"{reason} ({identity} {name!r})")
     outcomes: list[Outcome] = []
     rejected = 0
     for record in batch:
