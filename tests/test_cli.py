@@ -40,6 +40,7 @@ def test_run_json_runs_list_show_and_reset(pg, sandbox, admin, tmp_path):
     assert run["counts"]["synced"] == 24
     assert run["counts"]["rejected"] == 1
     assert {"prepare", "query_and_plan", "deliver", "commit", "total"} <= set(run["timings"])
+    assert run["delivery"]["requests"] == 1
 
     code, output = _invoke([*base, "runs", "list", "--json"], home)
     assert code == 0

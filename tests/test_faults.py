@@ -22,6 +22,9 @@ def test_status_bursts_slow_the_run_but_lose_nothing(pg, sandbox, admin: Sandbox
     assert result.counts["synced"] == 300
     assert len(admin.users()) == 300
     assert admin.requests(outcome=str(status)) == 4
+    assert result.delivery["retries"] == 4
+    assert result.delivery["throttled" if status == 429 else "server_errors"] == 4
+    assert service.get_run(ws, result.run_id)["delivery"] == result.delivery
 
 
 def test_random_server_errors_lose_nothing(pg, sandbox, admin: SandboxAdmin, workspace_factory):
@@ -44,6 +47,7 @@ def test_dropped_connections_are_retried(pg, sandbox, admin, workspace_factory):
     assert result.counts["synced"] == 200
     assert len(admin.users()) == 200
     assert admin.requests(outcome="dropped") >= 2
+    assert result.delivery["no_response"] == admin.requests(outcome="dropped")
 
 
 def test_outage_fails_the_run_and_the_next_run_sends_everything_left(pg, sandbox, admin, workspace_factory):

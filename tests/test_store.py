@@ -79,3 +79,20 @@ def test_bad_database_url_is_a_config_error(tmp_path):
         open_database("nosuchdialect://x")
     with pytest.raises(ConfigError, match="cannot open the metadata database"):
         open_database("postgresql+psycopg://postgres@127.0.0.1:1/none")
+
+
+def test_a_database_of_an_older_revision_is_upgraded(tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with old.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    assert current_revision(old) == "0001"
+    engine = open_database(url)
+    assert current_revision(engine) == HEAD_REVISION
+    assert "delivery" in {c["name"] for c in inspect(engine).get_columns("sync_runs")}

@@ -145,6 +145,7 @@ def test_type_conflict_is_isolated_to_its_rows(pg, sandbox, admin, workspace_fac
     rejected = service.run_rows(ws, result.run_id, status="rejected")
     assert sorted(r.pk for r in rejected) == ["13", "29"]
     assert all("RequestFieldsTypesMismatched" in (r.reason or "") for r in rejected)
+    assert result.delivery["splits"] >= 2
     assert len(admin.users()) == 49  # 48 synced + the seed user
 
 

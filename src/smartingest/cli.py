@@ -216,6 +216,7 @@ def runs_show(
     if run["error"]:
         out.print(f"[red]error:[/] {run['error']}", highlight=False)
     _print_counts(run["counts"], run.get("timings") or {})
+    _print_delivery(run.get("delivery") or {})
     total = sum(n for s, n in service.row_counts(ws, run_id).items() if status is None or s == status)
     shown = f"{offset + 1}-{offset + len(rows)} of {total}" if rows else f"none of {total}"
     table = Table("primary key", "operation", "status", "reason", title=f"rows ({status or 'all'}): {shown}")
@@ -371,11 +372,25 @@ def _print_counts(counts: dict[str, int], timings: dict[str, float]) -> None:
         out.print("  timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()), highlight=False)
 
 
+def _print_delivery(delivery: dict[str, int]) -> None:
+    if not delivery.get("requests"):
+        return
+    d = {k: f"{delivery.get(k, 0):,}" for k in ("requests", "retries", "throttled", "server_errors", "no_response")}
+    line = (
+        f"  requests: {d['requests']}, retried {d['retries']} (throttled {d['throttled']}, "
+        f"server errors {d['server_errors']}, no response {d['no_response']})"
+    )
+    if delivery.get("splits"):
+        line += f", batches split {delivery['splits']:,}"
+    out.print(line, highlight=False)
+
+
 def print_run_summary(result: RunResult) -> None:
     out.print(f"[bold]Run #{result.run_id}[/] of [bold]{result.sync_name}[/]: {_status(result.status)}")
     if result.error:
         out.print(f"[red]error:[/] {result.error}", highlight=False)
     _print_counts(result.counts, result.timings)
+    _print_delivery(result.delivery)
     if result.counts.get("rejected") or result.counts.get("invalid") or result.counts.get("retried_next_run"):
         out.print(f"See the rows: smartingest runs show {result.run_id} --status rejected (or invalid, retry)")
 

@@ -79,10 +79,18 @@ class Ledger:
         return {status: int(n) for status, n in rows}
 
     def finish(
-        self, run_id: int, status: str, counts: dict[str, int], timings: dict[str, float], error: str | None
+        self,
+        run_id: int,
+        status: str,
+        counts: dict[str, int],
+        timings: dict[str, float],
+        error: str | None,
+        delivery: dict[str, int] | None = None,
     ) -> None:
         values = {name: int(counts.get(name, 0)) for name in COUNT_NAMES}
-        self.set_status(run_id, status, finished_at=_now(), timings=timings, error=error, **values)
+        self.set_status(
+            run_id, status, finished_at=_now(), timings=timings, error=error, delivery=delivery or {}, **values
+        )
 
     def fail_abandoned(self, sync_name: str, reason: str) -> list[int]:
         """Mark runs of a sync that are still active as failed (their process died); returns their ids.

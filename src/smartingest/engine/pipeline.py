@@ -64,6 +64,7 @@ class RunResult:
     counts: dict[str, int]
     timings: dict[str, float]
     error: str | None = None
+    delivery: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +73,7 @@ class RunResult:
             "status": self.status,
             "counts": self.counts,
             "timings": self.timings,
+            "delivery": self.delivery,
             "error": self.error,
         }
 
@@ -189,8 +191,13 @@ class Settler:
             self.settle([(pk, op, verdict) for pk, op in zip(pks, ops, strict=True)])
 
 
-async def deliver(change_set: ChangeSet, plan: UserRecordPlan, target: SyncTarget, settler: Settler) -> str | None:
+async def deliver(
+    change_set: ChangeSet, plan: UserRecordPlan, target: SyncTarget, settler: Settler, stats: dict[str, int]
+) -> str | None:
     """Map and send every change; returns why sending stopped early (Iterable unavailable), if it did.
+
+    ``stats`` receives what delivery met: requests, retries, throttled (429), server_errors (5xx),
+    no_response (timeouts, refused or dropped connections) and splits, even when delivery fails.
 
     ``max_concurrent_requests`` senders take requests from a bounded queue, so mapping the next batch
     overlaps with sending and memory stays bounded. Raises DestinationAuthError on a refused API key
@@ -222,6 +229,8 @@ async def deliver(change_set: ChangeSet, plan: UserRecordPlan, target: SyncTarge
                     group.create_task(send())
         except BaseExceptionGroup as group_error:
             raise group_error.exceptions[0] from None
+        finally:
+            stats.update(client.stats)
         return client.unavailable
 
 
@@ -276,6 +285,7 @@ class _Run:
         self.timer = _Timer()
         self.change_set: ChangeSet | None = None
         self.counts: dict[str, int] = {}
+        self.delivery: dict[str, int] = {}
         self.error: str | None = None
 
     def execute(self, full_resync: bool) -> None:
@@ -297,7 +307,7 @@ class _Run:
                 self.progress.phase("sending", self.change_set.counts.to_send)
                 settler = Settler(self.change_set, self.ledger, self.run_id, self.progress)
                 try:
-                    self.error = asyncio.run(deliver(self.change_set, plan, self.target, settler))
+                    self.error = asyncio.run(deliver(self.change_set, plan, self.target, settler, self.delivery))
                 except SmartIngestError as exc:
                     self.error = str(exc)
                 finally:
@@ -330,8 +340,10 @@ class _Run:
         )
         self.timer.timings["total"] = round(sum(self.timer.timings.values()), 3)
         status = final_status(self.counts, self.error)
-        self.ledger.finish(self.run_id, status, self.counts, self.timer.timings, self.error)
-        return RunResult(self.run_id, self.target.name, status, dict(self.counts), self.timer.timings, self.error)
+        self.ledger.finish(self.run_id, status, self.counts, self.timer.timings, self.error, self.delivery)
+        return RunResult(
+            self.run_id, self.target.name, status, dict(self.counts), self.timer.timings, self.error, self.delivery
+        )
 
 
 def plan_sync(target: SyncTarget, state_dir: Path, samples: int = 3) -> PlanResult:

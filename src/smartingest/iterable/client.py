@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,8 @@ class IterableClient:
         )
         self._buckets: dict[str, TokenBucket] = {}
         self.unavailable: str | None = None
+        # What delivery met, for the run's summary: attempts, retries, and why they were retried.
+        self.stats: Counter[str] = Counter()
 
     async def __aenter__(self) -> IterableClient:
         return self
@@ -108,11 +111,17 @@ class IterableClient:
         while True:
             attempt += 1
             await self._bucket(endpoint).acquire()
+            self.stats["requests"] += 1
             try:
                 response = await self._http.request(endpoint.method, endpoint.path, content=body, params=params)
             except httpx.TransportError as exc:
+                self.stats["no_response"] += 1
                 decision = self.policy.on_transport_error(_describe_transport_error(exc, self.destination.url), attempt)
             else:
+                if response.status_code == 429:
+                    self.stats["throttled"] += 1
+                elif response.status_code >= 500:
+                    self.stats["server_errors"] += 1
                 if response.is_success:
                     return Accepted(_json(response))
                 code, message = _envelope(response)
@@ -128,6 +137,7 @@ class IterableClient:
                     return Refused(response.status_code, code, message, split=isinstance(decision, SplitBatch))
             match decision:
                 case RetryLater(delay, reason):
+                    self.stats["retries"] += 1
                     log.info("retrying %s in %.1fs: %s", endpoint.name, delay, reason)
                     await asyncio.sleep(delay)
                 case BadCredentials(reason):

@@ -89,6 +89,7 @@ class UsersWriter:
             case Accepted(response):
                 return _read_partial_failures(batch, response)
             case Refused(split=True):
+                self.client.stats["splits"] += 1
                 middle = len(batch) // 2
                 first, second = await asyncio.gather(self.send_batch(batch[:middle]), self.send_batch(batch[middle:]))
                 return first + second
