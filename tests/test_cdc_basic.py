@@ -125,3 +125,19 @@ def test_snapshot_of_another_hash_scheme_resends_by_key(db, tmp_path):
     assert (counts.changed, counts.removed, counts.added) == (99, 1, 0)
     counts, _ = _plan_and_commit(detector, db)
     assert counts.unchanged == 99
+
+
+def test_a_primary_key_that_changes_type_is_diffed_by_value(db, tmp_path):
+    detector = BasicChangeDetector(tmp_path / "state")
+    _plan_and_commit(detector, db)
+    # Same values as text: nothing changed. Then keys that are not numbers: old keys removed, new added.
+    _sql(db, "ALTER TABLE users ALTER id TYPE VARCHAR")
+    counts, _ = _plan_and_commit(detector, db)
+    assert (counts.unchanged, counts.added, counts.removed) == (100, 0, 0)
+    _sql(db, "UPDATE users SET id = 'k' || id")
+    counts, _ = _plan_and_commit(detector, db)
+    assert (counts.added, counts.removed) == (100, 100)
+    _sql(db, "CREATE OR REPLACE TABLE users AS SELECT 1::BIGINT AS id, 'u1@x.io' AS email, 'free' AS plan")
+    counts, rows = _plan_and_commit(detector, db)
+    assert (counts.added, counts.removed) == (1, 100)
+    assert ("1", "added") in rows

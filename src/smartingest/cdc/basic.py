@@ -20,13 +20,14 @@ import duckdb
 import pyarrow as pa
 
 from smartingest.cdc.base import HASH, OP, PK, ChangeCounts, HashSpec, InvalidRow
-from smartingest.cdc.hashing import HASH_SCHEME, literal, pk_text_sql, quote, row_hash_sql
+from smartingest.cdc.hashing import HASH_SCHEME, literal, quote, row_hash_sql
 from smartingest.config.models import ModelConfig
 from smartingest.errors import ModelError, StateError
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
 
 SNAPSHOT_FILE = "snapshot.parquet"
-RESERVED_COLUMNS = (PK, OP, HASH)
+KEY = "__key"  # the primary key in its own type, while planning
+RESERVED_COLUMNS = (PK, OP, HASH, KEY, "__row")
 
 
 class BasicChangeDetector:
@@ -68,7 +69,6 @@ class BasicChangeDetector:
             con.execute(f"SET temp_directory = {literal(str(staging / 'tmp'))}")
             con.execute("SET preserve_insertion_order = false")
             change_set = BasicChangeSet(con, staging, self.snapshot_path(sync_key), spec)
-            change_set.load_snapshot()
             change_set.stage(source, model, full_resync, on_rows)
             change_set.diff()
             return change_set
@@ -110,10 +110,15 @@ class BasicChangeSet:
 
     # -- planning ---------------------------------------------------------------------------------
 
-    def load_snapshot(self) -> None:
-        """Load the committed snapshot (key -> hash) as table ``snap``; empty when there is none."""
+    def load_snapshot(self, key_type: str) -> None:
+        """Load the committed snapshot as table ``snap`` (empty when there is none): the key as text, as
+        stored, and as the model's own key type (``__key``), so the diff joins on native values.
+
+        A stored key that no longer converts to the model's key type gets a null ``__key``: it matches
+        no row, so it counts as removed, and the rows of the new type are sent as added.
+        """
         if not self.snapshot.exists():
-            self.con.execute(f"CREATE TABLE snap ({PK} VARCHAR, {HASH} UBIGINT)")
+            self.con.execute(f"CREATE TABLE snap ({KEY} {key_type}, {PK} VARCHAR, {HASH} UBIGINT)")
             return
         path = literal(str(self.snapshot))
         try:
@@ -122,7 +127,10 @@ class BasicChangeSet:
             ).fetchone()
             # Hashes of another scheme cannot be compared: keep the keys, send every row once more.
             hash_column = HASH if scheme and scheme[0] == HASH_SCHEME else f"NULL::UBIGINT AS {HASH}"
-            self.con.execute(f"CREATE TABLE snap AS SELECT {PK}, {hash_column} FROM read_parquet({path})")
+            self.con.execute(
+                f"""CREATE TABLE snap AS SELECT TRY_CAST({PK} AS {key_type}) AS {KEY}, {PK}, {hash_column}
+                    FROM read_parquet({path})"""
+            )
         except duckdb.Error as exc:
             raise StateError(f"the CDC snapshot {self.snapshot} is unreadable ({exc}): run `sync reset`") from exc
 
@@ -140,6 +148,7 @@ class BasicChangeSet:
             first = next(iterator, None)
             schema = first.schema if first is not None else source.schema(model)
             self._check_columns(schema, model)
+            self.load_snapshot(self._key_type(schema))
             feed = _Feed(first, iterator, on_rows)
             self.con.register("source_rows", pa.RecordBatchReader.from_batches(schema, feed))
             try:
@@ -155,16 +164,27 @@ class BasicChangeSet:
             if feed.error is not None:
                 raise feed.error
 
+    def _key_type(self, schema: pa.Schema) -> str:
+        """DuckDB's name for the type of the model's primary key."""
+        self.con.register("empty_model", schema.empty_table())
+        try:
+            description = self.con.execute(f"SELECT {quote(self.spec.primary_key)} FROM empty_model").description
+            return str(description[0][1])
+        finally:
+            self.con.unregister("empty_model")
+
     def _staging_sql(self, columns: list[str], full_resync: bool) -> str:
+        # Keys stay in their native type (an integer join is much cheaper than a text one); only the
+        # candidates, usually few, get their text form, in diff().
         row = ", ".join(f"{quote(c)} := b.{quote(c)}" for c in columns)
-        unchanged = "FALSE" if full_resync else f"s.{HASH} = b.{HASH}"
+        differs = "TRUE" if full_resync else f"s.{HASH} IS DISTINCT FROM b.{HASH}"
+        key = quote(self.spec.primary_key)
         return f"""CREATE TABLE staged AS
-            SELECT b.{PK}, b.{HASH},
-                   CASE WHEN s.{PK} IS NULL THEN 'added' ELSE 'changed' END AS {OP},
-                   CASE WHEN NOT coalesce({unchanged}, FALSE) THEN struct_pack({row}) END AS __row
-            FROM (SELECT *, {pk_text_sql(self.spec)} AS {PK}, {row_hash_sql(self.spec)} AS {HASH}
-                  FROM source_rows) b
-            LEFT JOIN snap s ON s.{PK} = b.{PK}"""
+            SELECT b.{key} AS {KEY}, b.{HASH},
+                   CASE WHEN {differs} THEN (CASE WHEN s.{KEY} IS NULL THEN 'added' ELSE 'changed' END) END AS {OP},
+                   CASE WHEN {differs} THEN struct_pack({row}) END AS __row
+            FROM (SELECT *, {row_hash_sql(self.spec)} AS {HASH} FROM source_rows) b
+            LEFT JOIN snap s ON s.{KEY} = b.{key}"""
 
     def _check_columns(self, schema: pa.Schema, model: ModelConfig) -> None:
         names = schema.names
@@ -180,22 +200,23 @@ class BasicChangeSet:
         the removed keys, and count."""
         con = self.con
         con.execute(
-            f"""CREATE TABLE dup_keys AS SELECT {PK}, count(*) AS n FROM staged
-                WHERE {PK} IS NOT NULL GROUP BY {PK} HAVING count(*) > 1"""
+            f"""CREATE TABLE dup_keys AS SELECT {KEY}, count(*) AS n FROM staged
+                WHERE {KEY} IS NOT NULL GROUP BY {KEY} HAVING count(*) > 1"""
         )
         con.execute(
-            f"""CREATE TABLE changes AS SELECT unnest(__row), {PK}, {HASH}, {OP} FROM staged st
-                WHERE __row IS NOT NULL AND {PK} IS NOT NULL
-                  AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{PK} = st.{PK})"""
+            f"""CREATE TABLE changes AS
+                SELECT unnest(__row), CAST({KEY} AS VARCHAR) AS {PK}, {HASH}, {OP} FROM staged st
+                WHERE __row IS NOT NULL AND {KEY} IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = st.{KEY})"""
         )
         # BY NAME leaves the model's columns null for removed rows: only the key is left of them.
         con.execute(
             f"""INSERT INTO changes BY NAME
                 SELECT s.{PK} AS {PK}, s.{HASH} AS {HASH}, 'removed' AS {OP}
-                FROM snap s ANTI JOIN staged k ON k.{PK} = s.{PK}"""
+                FROM snap s ANTI JOIN staged k ON k.{KEY} = s.{KEY}"""
         )
         con.execute(f"CREATE TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN)")
-        queried, null_keys = con.execute(f"SELECT count(*), count(*) FILTER ({PK} IS NULL) FROM staged").fetchone()
+        queried, null_keys = con.execute(f"SELECT count(*), count(*) FILTER ({KEY} IS NULL) FROM staged").fetchone()
         duplicated = con.execute("SELECT coalesce(sum(n), 0) FROM dup_keys").fetchone()[0]
         ops = dict(con.execute(f"SELECT {OP}, count(*) FROM changes GROUP BY {OP}").fetchall())
         invalid = int(null_keys) + int(duplicated)
@@ -215,11 +236,11 @@ class BasicChangeSet:
         name = self.spec.primary_key
         cursor = self.con.execute(
             f"""SELECT NULL AS pk, 'primary key ' || {literal(name)} || ' is null' AS reason
-                FROM staged WHERE {PK} IS NULL
+                FROM staged WHERE {KEY} IS NULL
                 UNION ALL
-                SELECT k.{PK}, 'primary key ' || {literal(name)} || ' = ' || k.{PK} || ' appears ' || d.n
-                       || ' times in the model (every copy is skipped until it is unique)'
-                FROM staged k JOIN dup_keys d ON d.{PK} = k.{PK}"""
+                SELECT CAST(k.{KEY} AS VARCHAR), 'primary key ' || {literal(name)} || ' = ' || CAST(k.{KEY} AS VARCHAR)
+                       || ' appears ' || d.n || ' times in the model (every copy is skipped until it is unique)'
+                FROM staged k JOIN dup_keys d ON d.{KEY} = k.{KEY}"""
         )
         while rows := cursor.fetchmany(10_000):
             for pk, reason in rows:
