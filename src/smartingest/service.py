@@ -18,6 +18,7 @@ from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.pipeline import PlanResult, RunResult, SyncTarget, detector_for, plan_sync, run_sync
 from smartingest.engine.progress import Progress
+from smartingest.errors import ConfigError
 from smartingest.sources.base import PREVIEW_ROWS, Source
 from smartingest.sources.registry import open_source
 from smartingest.store.db import open_database, sqlite_url
@@ -52,7 +53,10 @@ def open_workspace(project: str | Path = DEFAULT_PROJECT, home: str | Path | Non
     for name, source in config.sources.items():
         open_source(name, source)  # validates connector settings now, not mid-run
     home_dir = Path(home or os.environ.get(HOME_ENV) or ".smartingest").resolve()
-    home_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        home_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {HOME_ENV} directory {home_dir}: {exc.strerror}") from exc
     state_dir = Path(config.state_dir).resolve() if config.state_dir else home_dir / "state"
     url = config.database_url or os.environ.get(DATABASE_ENV) or sqlite_url(home_dir / "metadata.db")
     return Workspace(config, project_dir, home_dir, state_dir, Ledger(open_database(url)))

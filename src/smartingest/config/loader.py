@@ -46,7 +46,10 @@ def parse_project(text: str, origin: str = "<project>", env: Mapping[str, str] |
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping with sources, models, destinations, syncs")
-    resolved = interpolate(raw, os.environ if env is None else env, path="")
+    try:
+        resolved = interpolate(raw, os.environ if env is None else env, path="")
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from exc
     try:
         return ProjectConfig.model_validate(resolved)
     except ValidationError as exc:
