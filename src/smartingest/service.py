@@ -57,7 +57,7 @@ def open_workspace(project: str | Path = DEFAULT_PROJECT, home: str | Path | Non
         home_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {HOME_ENV} directory {home_dir}: {exc.strerror}") from exc
-    state_dir = Path(config.state_dir).resolve() if config.state_dir else home_dir / "state"
+    state_dir = (project_dir / config.state_dir).resolve() if config.state_dir else home_dir / "state"
     url = config.database_url or os.environ.get(DATABASE_ENV) or sqlite_url(home_dir / "metadata.db")
     return Workspace(config, project_dir, home_dir, state_dir, Ledger(open_database(url)))
 

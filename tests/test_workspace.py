@@ -1,0 +1,38 @@
+"""Opening a project: where state, metadata and file sources are found."""
+
+from __future__ import annotations
+
+import yaml
+
+from smartingest import service
+
+
+def _write(directory, **top):
+    project = {
+        "sources": {"local": {"type": "duckdb", "path": "data/source.duckdb"}},
+        "models": {"m": {"source": "local", "table": "users", "primary_key": "id"}},
+        **top,
+    }
+    path = directory / "project" / "smartingest.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(project))
+    return path
+
+
+def test_relative_paths_are_relative_to_the_project_file(tmp_path, monkeypatch):
+    path = _write(tmp_path, state_dir="cdc-state")
+    monkeypatch.chdir(tmp_path)
+    ws = service.open_workspace(path, home=tmp_path / "home")
+    assert ws.state_dir == tmp_path / "project" / "cdc-state"
+    assert ws.config.sources["local"].connector_settings()["path"] == str(tmp_path / "project" / "data/source.duckdb")
+    assert (tmp_path / "home" / "metadata.db").exists()
+
+
+def test_home_and_database_url_from_the_environment(tmp_path, monkeypatch):
+    path = _write(tmp_path)
+    monkeypatch.setenv("SMARTINGEST_HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("SMARTINGEST_DATABASE_URL", f"sqlite:///{tmp_path / 'meta.db'}")
+    ws = service.open_workspace(path)
+    assert ws.state_dir == tmp_path / "elsewhere" / "state"
+    assert (tmp_path / "meta.db").exists()
+    assert not (tmp_path / "elsewhere" / "metadata.db").exists()
