@@ -20,6 +20,7 @@ app = typer.Typer(
     help="smartingest: sync data from your warehouse into Iterable, sending only what changed.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 sync_app = typer.Typer(help="Plan, run and reset syncs.", no_args_is_help=True)
 runs_app = typer.Typer(help="Run history and row-level outcomes.", no_args_is_help=True)
@@ -54,6 +55,7 @@ def main_options(
     ] = False,
 ) -> None:
     _state["project"] = project
+    _state["verbose"] = verbose
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -412,4 +414,16 @@ def _print_plan(result: PlanResult) -> None:
 
 
 def main() -> None:
-    app()
+    """Entry point: a bug prints one line (the traceback only with --verbose), never a wall of text."""
+    try:
+        app(standalone_mode=True)
+    except Exception as exc:
+        if _state.get("verbose"):
+            raise
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (this is a bug; run again with --verbose "
+            "for the traceback and report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(70)
