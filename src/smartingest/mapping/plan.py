@@ -102,7 +102,7 @@ class UserRecordPlan:
         identifiers = top[self.identifier_field]
         others = [(name, values) for name, values in top.items() if name != self.identifier_field]
         records: list[MappedRecord] = []
-        rejected: list[tuple[str, str]] = []
+        rejected: list[tuple[str, str, str]] = []
         for i in range(n):
             identifier = identifiers[i]
             if identifier is None or not identifier.strip():
