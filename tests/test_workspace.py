@@ -36,3 +36,11 @@ def test_home_and_database_url_from_the_environment(tmp_path, monkeypatch):
     assert ws.state_dir == tmp_path / "elsewhere" / "state"
     assert (tmp_path / "meta.db").exists()
     assert not (tmp_path / "elsewhere" / "metadata.db").exists()
+
+
+def test_home_relative_source_paths_are_left_to_the_connector(tmp_path):
+    path = _write(tmp_path)
+    text = path.read_text().replace("data/source.duckdb", "~/source.duckdb")
+    path.write_text(text)
+    ws = service.open_workspace(path, home=tmp_path / "home")
+    assert ws.config.sources["local"].connector_settings()["path"] == "~/source.duckdb"

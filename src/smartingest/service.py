@@ -68,7 +68,7 @@ def _anchor_file_sources(config: ProjectConfig, project_dir: Path) -> None:
         extra = source.model_extra or {}
         for key in FILE_SOURCE_KEYS:
             value = extra.get(key)
-            if isinstance(value, str) and not Path(value).is_absolute():
+            if isinstance(value, str) and not Path(value).expanduser().is_absolute():
                 extra[key] = str(project_dir / value)
 
 
