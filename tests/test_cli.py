@@ -42,6 +42,12 @@ def test_run_json_runs_list_show_and_reset(pg, sandbox, admin, tmp_path):
     assert {"prepare", "query_and_plan", "deliver", "commit", "total"} <= set(run["timings"])
     assert run["delivery"]["requests"] == 1
 
+    code, output = _invoke([*base, "sync", "list", "--json"], home)
+    [listed] = json.loads(output)
+    assert listed["last_run"]["id"] == run["run_id"]
+    assert listed["snapshot_rows"] == 24  # the rejected row is not in the snapshot
+    assert listed["schedule"] == "manual"
+
     code, output = _invoke([*base, "runs", "list", "--json"], home)
     assert code == 0
     assert [r["id"] for r in json.loads(output)] == [run["run_id"]]

@@ -86,7 +86,7 @@ def sync_list(as_json: JsonOption = False) -> None:
     if as_json:
         _print_json(syncs)
         return
-    table = Table("sync", "model", "destination", "type", "schedule", "last run")
+    table = Table("sync", "model", "destination", "type", "schedule", "last run", "in snapshot")
     for s in syncs:
         last = s["last_run"]
         table.add_row(
@@ -96,6 +96,7 @@ def sync_list(as_json: JsonOption = False) -> None:
             s["type"],
             s["schedule"],
             f"#{last['id']} {last['status']}" if last else "never",
+            "" if s["snapshot_rows"] is None else f"{s['snapshot_rows']:,}",
         )
     out.print(table)
 

@@ -88,10 +88,15 @@ def sync_target(ws: Workspace, name: str) -> SyncTarget:
 
 
 def list_syncs(ws: Workspace) -> list[dict[str, Any]]:
-    """Every sync with its model, destination, type, schedule and last run."""
+    """Every sync with its model, destination, type, schedule, last run and CDC snapshot size."""
     out = []
     for name, sync in ws.config.syncs.items():
         last = ws.ledger.list_runs(sync_name=name, limit=1)
+        target = sync_target(ws, name)
+        try:
+            snapshot_rows: int | None = detector_for(target.source, ws.state_dir).snapshot_size(name)
+        except ConfigError:  # an engine this version cannot run; the run itself will say so
+            snapshot_rows = None
         schedule = sync.schedule
         out.append(
             {
@@ -103,6 +108,7 @@ def list_syncs(ws: Workspace) -> list[dict[str, Any]]:
                 if schedule.manual
                 else (f"every {schedule.every}" if schedule.every else schedule.cron),
                 "last_run": last[0] if last else None,
+                "snapshot_rows": snapshot_rows,
             }
         )
     return out
