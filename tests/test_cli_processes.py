@@ -65,3 +65,37 @@ def test_sandbox_command_rejects_a_bad_project_type(tmp_path):
     )
     assert result.returncode == 2
     assert "--project-type must be email, userid or hybrid" in result.stderr
+
+
+_PROGRESS_CHECK = """
+import sys
+from pathlib import Path
+import duckdb
+from smartingest.cdc.base import HashSpec
+from smartingest.cdc.basic import BasicChangeDetector
+from smartingest.config.models import ModelConfig, SourceConfig
+from smartingest.sources.registry import open_source
+tmp = Path(sys.argv[1])
+with duckdb.connect(str(tmp / "s.duckdb")) as con:
+    con.execute("CREATE TABLE t AS SELECT 1 AS id, 'a@x.io' AS email")
+source = open_source("db", SourceConfig.model_validate({"type": "duckdb", "path": str(tmp / "s.duckdb")}))
+change_set = BasicChangeDetector(tmp / "state").plan(
+    "s", source, ModelConfig(source="db", table="t", primary_key="id"), HashSpec("id", ("email",), "f"))
+setting = "SELECT current_setting('enable_progress_bar')"
+print(change_set.con.execute(setting).fetchone()[0])
+change_set.close()
+with source._connect() as connection:
+    print(connection.execute(setting).fetchone()[0])
+"""
+
+
+def test_duckdb_connections_draw_no_progress_bar(tmp_path):
+    """DuckDB draws a progress bar on stdout for queries over two seconds, which would corrupt --json output.
+
+    Checked in a process of its own: under pytest DuckDB leaves the bar off anyway.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", _PROGRESS_CHECK, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]

@@ -64,6 +64,8 @@ class BasicChangeDetector:
         # run's memory stays bounded however large the model grows (in-memory tables cannot be evicted).
         con = duckdb.connect(str(staging / "staging.duckdb"))
         try:
+            # No progress bar: DuckDB would draw it on stdout, into `sync run --json` output.
+            con.execute("SET enable_progress_bar = false")
             con.execute(f"SET memory_limit = {literal(self.memory_limit)}")
             con.execute(f"SET threads = {int(self.threads)}")
             con.execute(f"SET temp_directory = {literal(str(staging / 'tmp'))}")

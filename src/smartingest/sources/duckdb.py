@@ -144,6 +144,8 @@ class DuckDBSource:
             )
         with translate_errors(self._translate):
             conn = duckdb.connect(str(path), read_only=True, config=dict(_SESSION_CONFIG))
+            # DuckDB draws a progress bar on stdout for long queries, which would corrupt `--json` output.
+            conn.execute("SET enable_progress_bar = false")
         try:
             yield conn
         finally:
