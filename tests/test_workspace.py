@@ -44,3 +44,42 @@ def test_home_relative_source_paths_are_left_to_the_connector(tmp_path):
     path.write_text(text)
     ws = service.open_workspace(path, home=tmp_path / "home")
     assert ws.config.sources["local"].connector_settings()["path"] == "~/source.duckdb"
+
+
+def test_a_users_sync_from_a_sqlite_file_next_to_the_project(tmp_path, sandbox, admin):
+    import sqlite3
+
+    (tmp_path / "project").mkdir()
+    with sqlite3.connect(tmp_path / "project" / "app.db") as con:
+        con.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, score REAL, vip BOOLEAN)")
+        con.executemany(
+            "INSERT INTO users VALUES (?, ?, ?, ?)", [(i, f"s{i}@example.com", i / 2, i % 2) for i in range(1, 31)]
+        )
+    path = tmp_path / "project" / "smartingest.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "sources": {"app": {"type": "sqlite", "path": "app.db"}},
+                "models": {"users": {"source": "app", "table": "users", "primary_key": "id"}},
+                "destinations": {"sandbox": {"api_key": "test-api-key", "base_url": sandbox.url}},
+                "syncs": {
+                    "s": {
+                        "model": "users",
+                        "destination": "sandbox",
+                        "type": "users",
+                        "mappings": [
+                            {"from": "email", "to": "email"},
+                            {"from": "score", "to": "score"},
+                            {"from": "vip", "to": "vip"},
+                        ],
+                    }
+                },
+            }
+        )
+    )
+    ws = service.open_workspace(path, home=tmp_path / "home")
+    result = service.run(ws, "s")
+    assert result.status == "succeeded", result.error
+    assert result.counts["synced"] == 30
+    assert admin.users()["s3@example.com"]["dataFields"] == {"score": 1.5, "vip": True}
+    assert service.run(ws, "s").counts["unchanged"] == 30
