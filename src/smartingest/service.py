@@ -13,14 +13,13 @@ from typing import Any
 import pyarrow as pa
 
 from smartingest.config.loader import load_project
-from smartingest.config.models import ProjectConfig, SourceConfig, require
+from smartingest.config.models import ProjectConfig, require
+from smartingest.engine import probe
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.pipeline import PlanResult, RunResult, SyncTarget, detector_for, plan_sync, run_sync
 from smartingest.engine.progress import Progress
 from smartingest.errors import ConfigError
-from smartingest.sources.base import PREVIEW_ROWS, Source
-from smartingest.sources.registry import open_source
 from smartingest.store.db import open_database, sqlite_url
 
 DEFAULT_PROJECT = "smartingest.yaml"
@@ -51,7 +50,7 @@ def open_workspace(project: str | Path = DEFAULT_PROJECT, home: str | Path | Non
     project_dir = project_path.resolve().parent
     _anchor_file_sources(config, project_dir)
     for name, source in config.sources.items():
-        open_source(name, source)  # validates connector settings now, not mid-run
+        probe.check_settings(name, source)  # connector settings fail now, not mid-run
     home_dir = Path(home or os.environ.get(HOME_ENV) or ".smartingest").resolve()
     try:
         home_dir.mkdir(parents=True, exist_ok=True)
@@ -152,26 +151,18 @@ def row_counts(ws: Workspace, run_id: int) -> dict[str, int]:
     return ws.ledger.tally(run_id)
 
 
-def _source(ws: Workspace, name: str) -> tuple[Source, SourceConfig]:
-    config = require(ws.config.sources, name, "source")
-    return open_source(name, config), config
-
-
 def check_source(ws: Workspace, name: str) -> None:
     """Connect to a source and run a trivial query; raises a SourceError saying what is wrong."""
-    source, _ = _source(ws, name)
-    source.test_connection()
+    probe.check_connection(name, require(ws.config.sources, name, "source"))
 
 
-def preview_model(ws: Workspace, name: str, limit: int = PREVIEW_ROWS) -> pa.Table:
+def preview_model(ws: Workspace, name: str, limit: int = probe.PREVIEW_ROWS) -> pa.Table:
     """The first rows of a model."""
     model = require(ws.config.models, name, "model")
-    source, _ = _source(ws, model.source)
-    return source.preview(model, limit)
+    return probe.preview_model(model.source, ws.config.sources[model.source], model, limit)
 
 
 def model_schema(ws: Workspace, name: str) -> pa.Schema:
     """Column names and types of a model."""
     model = require(ws.config.models, name, "model")
-    source, _ = _source(ws, model.source)
-    return source.schema(model)
+    return probe.model_schema(model.source, ws.config.sources[model.source], model)
