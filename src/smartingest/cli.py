@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 from smartingest import __version__, service
-from smartingest.engine.pipeline import PlanResult, RunResult
 from smartingest.errors import ConfigError, SmartIngestError
 
 app = typer.Typer(
@@ -334,7 +333,7 @@ def demo(
     from smartingest.demo import run_demo
 
     try:
-        run_demo(directory, customers, out)
+        run_demo(directory, customers, out, print_run_summary)
     except SmartIngestError as exc:
         _fail(exc)
 
@@ -388,7 +387,7 @@ def _print_delivery(delivery: dict[str, int]) -> None:
     out.print(line, highlight=False)
 
 
-def print_run_summary(result: RunResult) -> None:
+def print_run_summary(result: service.RunResult) -> None:
     out.print(f"[bold]Run #{result.run_id}[/] of [bold]{result.sync_name}[/]: {_status(result.status)}")
     if result.error:
         out.print(f"[red]error:[/] {result.error}", highlight=False)
@@ -398,7 +397,7 @@ def print_run_summary(result: RunResult) -> None:
         out.print(f"See the rows: smartingest runs show {result.run_id} --status rejected (or invalid, retry)")
 
 
-def _print_plan(result: PlanResult) -> None:
+def _print_plan(result: service.PlanResult) -> None:
     c = result.counts
     out.print(f"[bold]Plan for {result.sync_name}[/] (nothing sent)")
     out.print(

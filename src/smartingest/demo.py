@@ -10,6 +10,7 @@ import random
 import shutil
 import socket
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -205,9 +206,10 @@ def _free_port(preferred: int) -> int:
             return int(sock.getsockname()[1])
 
 
-def run_demo(directory: Path, customers: int, console: Console) -> None:
+def run_demo(
+    directory: Path, customers: int, console: Console, print_run_summary: Callable[[service.RunResult], None]
+) -> None:
     """Build the sample, start the sandbox, run the sync twice and print what happened."""
-    from smartingest.cli import print_run_summary
     from smartingest.sandbox import SandboxServer, SandboxSettings
 
     directory = directory.resolve()

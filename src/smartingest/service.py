@@ -17,7 +17,14 @@ from smartingest.config.models import ProjectConfig, require
 from smartingest.engine import probe
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
-from smartingest.engine.pipeline import PlanResult, RunResult, SyncTarget, detector_for, plan_sync, run_sync
+from smartingest.engine.pipeline import (  # front ends print PlanResult and RunResult as service.X
+    PlanResult,
+    RunResult,
+    SyncTarget,
+    detector_for,
+    plan_sync,
+    run_sync,
+)
 from smartingest.engine.progress import Progress
 from smartingest.errors import ConfigError
 from smartingest.store.db import open_database, sqlite_url

@@ -30,7 +30,7 @@ from smartingest.engine.progress import NoProgress, Progress
 from smartingest.errors import ConfigError, SmartIngestError
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.outcomes import SYNCED, Rejected, Retry, Verdict, commits, reason_of, status_of
-from smartingest.iterable.users import UsersWriter
+from smartingest.iterable.users import UserRecord, UsersWriter
 from smartingest.mapping.plan import MappedRecord, UserRecordPlan, compile_user_plan
 from smartingest.sources.base import Source, check_primary_key
 from smartingest.sources.registry import open_source
@@ -204,7 +204,7 @@ async def deliver(
     (the other requests in flight are cancelled; their rows stay without a verdict).
     """
     concurrency = target.destination.max_concurrent_requests
-    queue: asyncio.Queue[list[MappedRecord] | None] = asyncio.Queue(maxsize=concurrency * 2)
+    queue: asyncio.Queue[list[UserRecord] | None] = asyncio.Queue(maxsize=concurrency * 2)
     async with IterableClient(target.destination) as client:
         writer = UsersWriter(client, target.sync.batch_size)
 

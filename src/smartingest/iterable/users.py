@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 from smartingest.iterable.client import Accepted, Exhausted, IterableClient, Refused
 from smartingest.iterable.endpoints import USERS_BULK_UPDATE
 from smartingest.iterable.outcomes import SYNCED, Rejected, Retry, Verdict
-from smartingest.mapping.plan import MappedRecord
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,27 @@ FAILURE_LISTS: dict[str, tuple[str, str]] = {
     "notFoundUserIds": ("userId", "not found: no such user in Iterable"),
 }
 
-Outcome = tuple[MappedRecord, Verdict]
+
+class UserRecord(Protocol):
+    """What the writer needs of a record: its row's key and operation, its identity, its JSON body.
+
+    A Protocol, so the iterable package knows nothing of how records are made (mapping.MappedRecord
+    is one).
+    """
+
+    @property
+    def pk(self) -> str: ...
+    @property
+    def operation(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def body(self) -> bytes: ...
+
+
+Outcome = tuple[UserRecord, Verdict]
 
 
 class UsersWriter:
@@ -50,9 +70,9 @@ class UsersWriter:
         self.batch_size = batch_size
         self.max_body = (self.endpoint.max_body_bytes or 4 * 1024 * 1024) - _OVERHEAD
 
-    def batches(self, records: Sequence[MappedRecord]) -> Iterator[list[MappedRecord]]:
+    def batches(self, records: Sequence[UserRecord]) -> Iterator[list[UserRecord]]:
         """Group records into requests under both the count and the byte limit."""
-        batch: list[MappedRecord] = []
+        batch: list[UserRecord] = []
         size = 0
         for record in records:
             cost = len(record.body) + 1
@@ -64,7 +84,7 @@ class UsersWriter:
         if batch:
             yield batch
 
-    async def deliver(self, records: Sequence[MappedRecord]) -> list[Outcome]:
+    async def deliver(self, records: Sequence[UserRecord]) -> list[Outcome]:
         """Send records in as many requests as needed, concurrently; one verdict per record.
 
         Raises DestinationAuthError if Iterable refuses the API key.
@@ -81,7 +101,7 @@ class UsersWriter:
             outcomes.extend(result)
         return outcomes
 
-    async def send_batch(self, batch: list[MappedRecord]) -> list[Outcome]:
+    async def send_batch(self, batch: list[UserRecord]) -> list[Outcome]:
         """One bulkUpdate request for ``batch`` (split in halves on a whole-request refusal)."""
         body = _ENVELOPE[0] + b",".join(r.body for r in batch) + _ENVELOPE[1]
         answer = await self.client.send(self.endpoint, body, rows=len(batch))
@@ -99,7 +119,7 @@ class UsersWriter:
                 return [(record, Retry(reason)) for record in batch]
 
 
-def _read_partial_failures(batch: list[MappedRecord], response: dict) -> list[Outcome]:
+def _read_partial_failures(batch: list[UserRecord], response: dict) -> list[Outcome]:
     failed = response.get("failedUpdates")
     if not isinstance(failed, dict):
         # Older answers carry only the deprecated top-level lists.
