@@ -62,3 +62,43 @@ def test_kill_9_mid_run_then_rerun_leaves_destination_equal_to_source(pg, sandbo
     again = service.run(ws, "customers_to_users")
     assert again.counts["unchanged"] == 1500
     assert again.counts["synced"] == 0
+
+
+def test_ctrl_c_mid_run_records_a_failed_run_with_every_row_accounted(pg, sandbox, admin: SandboxAdmin, tmp_path):
+    create_customers(pg, 1000)
+    project = write_project(
+        tmp_path,
+        sandbox.url,
+        sql=f"select id, email, first_name, plan, ltv, city, signed_up_at from {pg.schema}.customers",
+        destination={"max_concurrent_requests": 1},
+        sync={"batch_size": 50},
+    )
+    home = tmp_path / "home"
+    admin.faults(latency_ms=150)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smartingest", "--project", str(project), "sync", "run", "customers_to_users"],
+        env={**os.environ, "SMARTINGEST_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while admin.requests() < 5:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) != 0
+    admin.faults()
+
+    ws = service.open_workspace(project, home=home)
+    [run] = service.list_runs(ws, "customers_to_users")
+    assert run["status"] == "failed"
+    assert "cancelled" in run["error"]
+    counts = run["counts"]
+    assert counts["added"] == 1000
+    assert counts["synced"] + counts["retried_next_run"] == 1000
+    # A request in flight at Ctrl-C may have landed without its answer being read: at least once, never less.
+    assert 0 < counts["synced"] <= len(admin.users()) <= counts["synced"] + 50
+    # What was acknowledged is committed: the next run sends only the rest.
+    rerun = service.run(ws, "customers_to_users")
+    assert rerun.counts["added"] == counts["retried_next_run"]
+    assert len(admin.users()) == 1000
