@@ -12,8 +12,12 @@ from smartingest import service
 from tests.conftest import SandboxAdmin, create_customers, write_project
 
 
-def test_kill_9_mid_run_then_rerun_leaves_destination_equal_to_source(pg, sandbox, admin: SandboxAdmin, tmp_path):
-    create_customers(pg, 1500)
+def _start_slow_run(pg, sandbox, admin: SandboxAdmin, tmp_path, rows: int, after_requests: int):
+    """A real `smartingest sync run` process sending 50 users a request, slowly, stopped mid-run by the caller.
+
+    Returns (process, project file, home) once the sandbox has answered ``after_requests`` requests.
+    """
+    create_customers(pg, rows)
     project = write_project(
         tmp_path,
         sandbox.url,
@@ -23,19 +27,22 @@ def test_kill_9_mid_run_then_rerun_leaves_destination_equal_to_source(pg, sandbo
     )
     home = tmp_path / "home"
     admin.faults(latency_ms=150)
-    env = {**os.environ, "SMARTINGEST_HOME": str(home)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smartingest", "--project", str(project), "sync", "run", "customers_to_users", "--json"],
-        env=env,
+        [sys.executable, "-m", "smartingest", "--project", str(project), "sync", "run", "customers_to_users"],
+        env={**os.environ, "SMARTINGEST_HOME": str(home)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if admin.requests() >= 8:
-            break
+    while admin.requests() < after_requests:
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.monotonic() < deadline, "the run did not start sending"
         time.sleep(0.05)
+    return proc, project, home
+
+
+def test_kill_9_mid_run_then_rerun_leaves_destination_equal_to_source(pg, sandbox, admin: SandboxAdmin, tmp_path):
+    proc, project, home = _start_slow_run(pg, sandbox, admin, tmp_path, rows=1500, after_requests=8)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     partially = len(admin.users())
@@ -65,26 +72,7 @@ def test_kill_9_mid_run_then_rerun_leaves_destination_equal_to_source(pg, sandbo
 
 
 def test_ctrl_c_mid_run_records_a_failed_run_with_every_row_accounted(pg, sandbox, admin: SandboxAdmin, tmp_path):
-    create_customers(pg, 1000)
-    project = write_project(
-        tmp_path,
-        sandbox.url,
-        sql=f"select id, email, first_name, plan, ltv, city, signed_up_at from {pg.schema}.customers",
-        destination={"max_concurrent_requests": 1},
-        sync={"batch_size": 50},
-    )
-    home = tmp_path / "home"
-    admin.faults(latency_ms=150)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smartingest", "--project", str(project), "sync", "run", "customers_to_users"],
-        env={**os.environ, "SMARTINGEST_HOME": str(home)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while admin.requests() < 5:
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    proc, project, home = _start_slow_run(pg, sandbox, admin, tmp_path, rows=1000, after_requests=5)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) != 0
     admin.faults()

@@ -30,8 +30,3 @@ def row_hash_sql(spec: HashSpec) -> str:
     """SQL expression (UBIGINT) hashing one row of a relation that has spec.columns."""
     columns = "".join(f", {quote(column)}" for column in spec.columns)
     return f"hash({literal(spec.fingerprint)}{columns})"
-
-
-def pk_text_sql(spec: HashSpec) -> str:
-    """SQL expression giving the primary key as text (how snapshots and the ledger store keys)."""
-    return f"CAST({quote(spec.primary_key)} AS VARCHAR)"

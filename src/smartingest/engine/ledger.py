@@ -18,7 +18,6 @@ from sqlalchemy import Engine, func, insert, select, update
 from smartingest.store.tables import COUNT_NAMES, RunRow, SyncRun
 
 ACTIVE_STATUSES = ("queued", "querying", "in_progress")
-FINAL_STATUSES = ("succeeded", "warning", "failed")
 
 
 @dataclass(frozen=True)

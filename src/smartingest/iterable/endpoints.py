@@ -19,5 +19,3 @@ class Endpoint:
 
 
 USERS_BULK_UPDATE = Endpoint("users/bulkUpdate", "POST", "/api/users/bulkUpdate", 5, 4 * MB)
-USERS_UPDATE = Endpoint("users/update", "POST", "/api/users/update", 500)
-USERS_GET_FIELDS = Endpoint("users/getFields", "GET", "/api/users/getFields", 3)

@@ -43,9 +43,4 @@ def open_source(name: str, config: SourceConfig) -> Source:
     return connector(settings)
 
 
-def source_types() -> list[str]:
-    """Every connector type name."""
-    return sorted(CONNECTORS)
-
-
-__all__ = ["CONNECTORS", "open_source", "source_types"]
+__all__ = ["CONNECTORS", "open_source"]
