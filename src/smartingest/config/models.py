@@ -55,7 +55,9 @@ class ModelConfig(Strict):
     table: str | None = Field(
         None, description="A table or view name, optionally schema-qualified; exclusive with sql."
     )
-    primary_key: str = Field(description="Column whose value identifies a row; must be unique and not null.")
+    primary_key: str | list[str] = Field(
+        description="Column whose value identifies a row (unique, not null), or a list of columns that do together."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelConfig:
@@ -63,7 +65,17 @@ class ModelConfig(Strict):
             raise ValueError("set exactly one of 'sql' or 'table'")
         if self.sql is not None and not self.sql.strip():
             raise ValueError("'sql' is empty")
+        columns = self.key_columns
+        if not columns or any(not c.strip() for c in columns):
+            raise ValueError("primary_key names no column")
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"primary_key lists a column twice: {columns}")
         return self
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The primary key's columns, in order (one for a single-column key)."""
+        return [self.primary_key] if isinstance(self.primary_key, str) else list(self.primary_key)
 
 
 ProjectType = Literal["email", "userid", "hybrid"]
@@ -123,6 +135,10 @@ class ColumnMapping(Strict):
 
     from_: str = Field(alias="from", description="Model column to read.")
     to: str = Field(description="Destination field; dots make nested objects (address.city).")
+    parse_json: bool = Field(
+        False,
+        description="The column holds JSON text (json, jsonb): send it parsed, as an object, array or value.",
+    )
 
 
 class StaticMapping(Strict):
@@ -206,6 +222,17 @@ class SyncConfig(Strict):
     )
     merge_nested_objects: bool = Field(
         False, description="Merge top-level objects into the profile's instead of replacing them."
+    )
+    invalid_values: Literal["reject", "null"] = Field(
+        "reject",
+        description="A value Iterable cannot store (NaN, Infinity, a date outside years 1-9999, a decimal a "
+        "double cannot hold): reject its row with the reason, or send null in its place.",
+    )
+    trim_identifier: bool = Field(
+        False, description="Strip leading and trailing spaces from the identifier (email or userId) before matching."
+    )
+    lowercase_identifier: bool = Field(
+        False, description="Lower-case the identifier before matching (Iterable already matches emails ignoring case)."
     )
     mappings: list[FieldMapping] = Field(min_length=1, description="How each destination field is filled.")
     schedule: Schedule = Field(
