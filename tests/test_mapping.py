@@ -112,16 +112,6 @@ def test_fingerprint_changes_with_the_mapping():
             [("email", pa.string()), ("blob", pa.binary())],
             "binary",
         ),
-        (
-            [{"from": "email", "to": "email"}, {"from": "a", "to": "x"}, {"from": "a", "to": "x.y"}],
-            [("email", pa.string()), ("a", pa.string())],
-            "mapped as a value and also as the object",
-        ),
-        (
-            [{"from": "email", "to": "email"}, {"static": "abc", "to": "n", "type": "number"}],
-            [("email", pa.string())],
-            "not a number",
-        ),
     ],
 )
 def test_compile_errors_name_the_mapping(mappings, schema, message):

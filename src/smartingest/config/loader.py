@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +12,21 @@ import yaml
 from pydantic import ValidationError
 
 from smartingest.config.models import ProjectConfig
+from smartingest.config.rules import KeyPathError
 from smartingest.errors import ConfigError
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# pydantic's names for the members of the mapping union: they follow a list index in a location, and are
+# not keys of the file.
+_UNION_TAGS = ("column", "static")
 
 
 def load_project(path: str | Path, env: Mapping[str, str] | None = None) -> ProjectConfig:
     """Read and validate a project file.
 
-    Raises ConfigError naming the file and the key at fault: missing file, YAML syntax, an unset
-    environment variable, an unknown key, a wrong type or a dangling reference.
+    Raises ConfigError naming the file and the key at fault: missing file, YAML syntax, a key repeated in
+    one mapping, an unset environment variable, an unknown key, a wrong type or a dangling reference.
     """
     path = Path(path)
     try:
@@ -36,7 +41,9 @@ def load_project(path: str | Path, env: Mapping[str, str] | None = None) -> Proj
 def parse_project(text: str, origin: str = "<project>", env: Mapping[str, str] | None = None) -> ProjectConfig:
     """Validate a project file given as YAML text (see load_project)."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=ProjectLoader)  # a SafeLoader: builds plain data only
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -54,6 +61,70 @@ def parse_project(text: str, origin: str = "<project>", env: Mapping[str, str] |
         return ProjectConfig.model_validate(resolved)
     except ValidationError as exc:
         raise ConfigError(f"{origin}: " + format_validation_error(exc)) from exc
+
+
+class ProjectLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key repeated in one mapping is an error.
+
+    PyYAML keeps the last of two equal keys silently, so a second sync or source pasted under an existing
+    name would replace the first without a word. Keys merged in with ``<<: *anchor`` may still be
+    overridden: that is what merging is for.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._paths: dict[int, str] = {}
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._paths = _node_paths(node)
+        return super().construct_document(node)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """The mapping's dict; raises ConfigError naming a repeated key, its key path and both lines."""
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # the base class reports unhashable keys
+            first = seen.setdefault(key, key_node)
+            if first is not key_node:
+                path = _join(self._paths.get(id(node), ""), str(key))
+                raise ConfigError(
+                    f"duplicate key {key!r} at {path} ({_where_both(first, key_node)}): the second would replace "
+                    "the first; rename or remove one"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _node_paths(root: yaml.Node) -> dict[int, str]:
+    """The key path (``syncs.s.mappings[2]``) of every collection node, by node id (an alias keeps its first)."""
+    paths: dict[int, str] = {}
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in paths:
+            continue
+        paths[id(node)] = path
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                stack.append((value_node, _join(path, key)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
+    return paths
+
+
+def _where_both(first: yaml.Node, second: yaml.Node) -> str:
+    a, b = first.start_mark, second.start_mark
+    if a.line == b.line:  # both in one flow mapping, {to: a, to: b}
+        return f"line {a.line + 1}, columns {a.column + 1} and {b.column + 1}"
+    return f"lines {a.line + 1} and {b.line + 1}"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def interpolate(value: Any, env: Mapping[str, str], path: str) -> Any:
@@ -82,7 +153,11 @@ def format_validation_error(exc: ValidationError) -> str:
     """One line per problem, each naming the key path (syncs.x.mappings[2].to) and what is wrong."""
     lines = []
     for error in exc.errors(include_url=False):
-        loc = _format_loc(error["loc"])
+        loc = error["loc"]
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, KeyPathError):  # a model's validator named the key below it
+            loc = (*loc, *cause.path)
+        loc = _format_loc(loc)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check its spelling in docs/configuration.md)"
@@ -94,11 +169,13 @@ def format_validation_error(exc: ValidationError) -> str:
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     out = ""
+    previous: int | str | None = None
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("column", "static") or "[" in str(part):
-            continue  # pydantic's names of union members and validators, not keys
+        elif (isinstance(previous, int) and part in _UNION_TAGS) or "[" in str(part):
+            pass  # pydantic's names of union members and validators, not keys
         else:
             out += f".{part}" if out else str(part)
+        previous = part
     return out

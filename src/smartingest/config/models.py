@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from smartingest.config.rules import TOP_LEVEL_FIELDS, KeyPathError, cast_static_value, path_conflict
 from smartingest.errors import ConfigError, UnknownNameError
 
 _NAME = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
@@ -150,6 +151,15 @@ class StaticMapping(Strict):
         None, description="Casts the value to this type before sending (default: keep the YAML type)."
     )
 
+    @model_validator(mode="after")
+    def _value_casts(self) -> StaticMapping:
+        # The run would refuse a value that does not cast; refusing it here makes `validate` say so too.
+        try:
+            cast_static_value(self.static, self.type)
+        except ValueError as exc:
+            raise KeyPathError(str(exc), ("static",)) from exc
+        return self
+
 
 def _mapping_kind(value: Any) -> str:
     if isinstance(value, dict):
@@ -257,6 +267,22 @@ class SyncConfig(Strict):
         for target in targets:
             if not target or any(not part for part in target.split(".")):
                 raise ValueError(f"mapping target {target!r} is not a field name or dot path")
+        for i, mapping in enumerate(self.mappings):
+            if isinstance(mapping, StaticMapping) and mapping.to in TOP_LEVEL_FIELDS:
+                raise KeyPathError(
+                    f"{mapping.to} identifies users and must come from a column, not a static value",
+                    ("mappings", i, "to"),
+                )
+        # A column mapped to the identity fields goes beside dataFields, so a path under it is no clash.
+        nested = [None if isinstance(m, ColumnMapping) and m.to in TOP_LEVEL_FIELDS else m.to for m in self.mappings]
+        conflict = path_conflict(nested)
+        if conflict is not None:
+            value, child = conflict
+            raise KeyPathError(
+                f"{targets[child]!r} makes {targets[value]!r} an object, but mappings[{value}] maps a value to "
+                f"{targets[value]!r}: a field cannot be both (rename one of them)",
+                ("mappings", child, "to"),
+            )
         return self
 
     @property

@@ -7,9 +7,12 @@ every value of one column must leave with one JSON type.
 
 from __future__ import annotations
 
+import datetime
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from smartingest.config.rules import cast_static_value
 from smartingest.errors import MappingError
 
 ITERABLE_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S +00:00"
@@ -62,42 +65,17 @@ def to_iterable_array(array: pa.Array | pa.ChunkedArray) -> pa.Array:
 def cast_static(
     value: str | int | float | bool | None, to_type: str | None, where: str
 ) -> str | int | float | bool | None:
-    """A static mapping's value, cast to its declared type (or left as YAML typed it)."""
-    if to_type is None or value is None:
-        return value
+    """A static mapping's value cast to its declared type, ready for Iterable's JSON.
+
+    The cast is the project file's own rule (``config.rules.cast_static_value``, also checked when the file
+    is loaded); dates then leave as Iterable's date strings. Raises MappingError naming ``where``.
+    """
     try:
-        if to_type == "string":
-            return str(value).lower() if isinstance(value, bool) else str(value)
-        if to_type == "number":
-            if isinstance(value, bool):
-                raise ValueError("a boolean is not a number")
-            number = float(value)
-            return int(number) if number.is_integer() and not isinstance(value, float) else number
-        if to_type == "boolean":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("true", "yes", "1"):
-                return True
-            if text in ("false", "no", "0"):
-                return False
-            raise ValueError("expected true or false")
-        if to_type == "date":
-            return _static_date(str(value))
+        cast = cast_static_value(value, to_type)
     except ValueError as exc:
-        raise MappingError(f"{where}: static value {value!r} is not a {to_type}: {exc}") from exc
-    raise MappingError(f"{where}: unknown type {to_type!r}")
-
-
-def _static_date(text: str) -> str:
-    from datetime import UTC, date, datetime
-
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return date.fromisoformat(text).strftime(ITERABLE_DATE_FORMAT)
-    if len(text) == 10:
-        return parsed.strftime(ITERABLE_DATE_FORMAT)
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed.strftime(ITERABLE_DATETIME_FORMAT)
+        raise MappingError(f"{where}: {exc}") from exc
+    if isinstance(cast, datetime.datetime):
+        return cast.strftime(ITERABLE_DATETIME_FORMAT)
+    if isinstance(cast, datetime.date):
+        return cast.strftime(ITERABLE_DATE_FORMAT)
+    return cast
