@@ -10,13 +10,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "smartingest"
 # part -> the parts it may import (besides itself, errors and the package root's __version__)
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
+    "columns": set(),
     "config": set(),
-    "sources": {"config"},
+    "sources": {"columns", "config"},
     "cdc": {"config", "sources"},
-    "mapping": {"config"},
+    "mapping": {"columns", "config"},
     "iterable": {"config"},
     "store": set(),
-    "engine": {"cdc", "config", "iterable", "mapping", "sources", "store"},
+    "engine": {"cdc", "columns", "config", "iterable", "mapping", "sources", "store"},
     "service": {"config", "engine", "store"},
     "sandbox": set(),
     "progress_display": set(),

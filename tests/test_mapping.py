@@ -119,14 +119,14 @@ def test_compile_errors_name_the_mapping(mappings, schema, message):
         compile_user_plan(_mappings(*mappings), pa.schema(schema), "email")
 
 
-def test_nested_values_and_huge_unsigned_integers_are_encoded():
+def test_nested_values_are_encoded_and_numbers_past_a_long_are_rejected():
     batch = pa.record_batch(
         {
             "id": [1, 2],
             "email": ["a@x.io", "b@x.io"],
             "big": pa.array([2**64 - 1, 5], pa.uint64()),
             "orders": pa.array(
-                [[{"total": decimal.Decimal("9.50"), "at": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)}], []],
+                [[], [{"total": decimal.Decimal("9.50"), "at": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)}]],
                 pa.list_(pa.struct([("total", pa.decimal128(6, 2)), ("at", pa.timestamp("us", tz="UTC"))])),
             ),
         }
@@ -136,7 +136,13 @@ def test_nested_values_and_huge_unsigned_integers_are_encoded():
         batch.schema,
         "email",
     )
-    first, second = (orjson.loads(r.body)["dataFields"] for r in plan.map_batch(batch, "id").records)
-    assert first["big"] == float(2**64 - 1)
-    assert first["orders"] == [{"total": 9.5, "at": "2024-01-02 03:04:05 +00:00"}]
-    assert second == {"big": 5.0, "orders": []}
+    mapped = plan.map_batch(batch, "id")
+    assert [(pk, reason) for pk, _, reason in mapped.rejected] == [
+        ("1", "big (column 'big'): a number above 9,223,372,036,854,775,807 is out of range")
+    ]
+    (record,) = mapped.records
+    assert b'"total":9.50' in record.body
+    assert orjson.loads(record.body)["dataFields"] == {
+        "big": 5,
+        "orders": [{"total": 9.5, "at": "2024-01-02 03:04:05 +00:00"}],
+    }

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+# typer vendors its own click: these are the errors its parser raises (typer only re-exports BadParameter).
+from typer._click.exceptions import ClickException, UsageError
 
 from smartingest import __version__, service
 from smartingest.errors import ConfigError, SmartIngestError
@@ -34,7 +41,15 @@ out = Console()
 err = Console(stderr=True)
 
 ProjectOption = Annotated[Path, typer.Option("--project", "-p", help="Project file.", envvar="SMARTINGEST_PROJECT")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _record_json(value: bool) -> bool:
+    # Every command's --json passes here, so an error met later knows to print JSON (see _report_error).
+    _state["json"] = value
+    return value
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (errors too).", callback=_record_json)]
 
 _state: dict[str, Any] = {"project": Path(service.DEFAULT_PROJECT)}
 
@@ -55,6 +70,7 @@ def main_options(
 ) -> None:
     _state["project"] = project
     _state["verbose"] = verbose
+    _state["json"] = False  # until the command's own --json says otherwise
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -63,12 +79,41 @@ def _workspace() -> service.Workspace:
     return service.open_workspace(_state["project"])
 
 
-def _fail(exc: SmartIngestError) -> NoReturn:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+def _fail(exc: SmartIngestError | ClickException) -> NoReturn:
+    """Report an error the user can act on and exit: 2 when the project file or the command line is at
+    fault (ConfigError, a bad option), 1 for anything else (a source, the state, Iterable, a missing run).
+
+    With --json the error goes to stdout as JSON (see _report_error), with the same exit code.
+    """
+    if isinstance(exc, ClickException):
+        _report_error(_click_error_type(exc), exc.format_message())
+        raise typer.Exit(exc.exit_code)
+    _report_error(type(exc).__name__, str(exc))
     raise typer.Exit(2 if isinstance(exc, ConfigError) else 1)
 
 
+def _report_error(kind: str, message: str) -> None:
+    """One error: ``{"error": {"type": kind, "message": ...}}`` on stdout with --json, else a line on stderr.
+
+    A script that asked for JSON then reads JSON whatever happened, and tells errors apart by ``type``.
+    """
+    if _json_requested():
+        _print_json({"error": {"type": kind, "message": message}})
+    else:
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _json_requested() -> bool:
+    """Whether the command line asked for JSON: the command's --json, or (before it was parsed) main()'s look."""
+    return bool(_state.get("json") or _state.get("argv_json"))
+
+
+def _click_error_type(exc: ClickException) -> str:
+    return "UsageError" if isinstance(exc, UsageError) else type(exc).__name__
+
+
 def _print_json(data: Any) -> None:
+    """Print data as indented JSON on stdout (values JSON has no type for, such as datetimes, as text)."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
@@ -159,6 +204,31 @@ def sync_reset(name: str) -> None:
 
 # -- runs -----------------------------------------------------------------------------------------------
 
+RUN_STATUSES = ("queued", "querying", "in_progress", "succeeded", "warning", "failed")
+# A row outcome's status by every name users meet it under: the ledger's own (rows in --json output), and
+# the run's count names (counts in --json output, the run summary), where rows in retry are retried_next_run.
+ROW_STATUSES = {
+    "synced": "synced",
+    "rejected": "rejected",
+    "retry": "retry",
+    "retried_next_run": "retry",
+    "deferred": "deferred",
+    "skipped": "skipped",
+    "invalid": "invalid",
+}
+
+
+def _status_option(value: str | None, statuses: Mapping[str, str]) -> str | None:
+    """The status a --status option names (None: any), or a usage error listing the names it accepts."""
+    if value is None:
+        return None
+    status = statuses.get(value.strip().lower())
+    if status is None:
+        _fail(
+            typer.BadParameter(f"{value!r} is not a status; use one of: {', '.join(statuses)}", param_hint="'--status'")
+        )
+    return status
+
 
 @runs_app.command("list")
 def runs_list(
@@ -168,6 +238,7 @@ def runs_list(
     as_json: JsonOption = False,
 ) -> None:
     """Recent runs, newest first."""
+    status = _status_option(status, {s: s for s in RUN_STATUSES})
     try:
         runs = service.list_runs(_workspace(), sync, status, limit)
     except SmartIngestError as exc:
@@ -175,33 +246,47 @@ def runs_list(
     if as_json:
         _print_json(runs)
         return
-    table = Table("run", "sync", "status", "started", "queried", "sent", "synced", "rejected", "retry", "invalid")
+    table = Table(
+        "run", "sync", "status", "started", "queried", "changes", "sent", "synced", "rejected", "retry", "invalid"
+    )
     for r in runs:
         c = r["counts"]
-        sent = c["added"] + c["changed"] + c["removed"]
         table.add_row(
             str(r["id"]),
             r["sync_name"],
             _status(r["status"]),
             (r["started_at"] or "")[5:16].replace("T", " "),
             str(c["queried"]),
-            str(sent),
+            str(c["added"] + c["changed"] + c["removed"]),
+            _rows_sent(r.get("delivery")),
             *(str(c[k]) for k in ("synced", "rejected", "retried_next_run", "invalid")),
         )
     out.print(table)
+
+
+def _rows_sent(delivery: dict[str, int] | None) -> str:
+    """Rows that went out in requests Iterable answered; blank when the run recorded no delivery."""
+    # A run that never reached delivery sent nothing; one whose process died left no statistics.
+    if not delivery or "rows_sent" not in delivery:
+        return ""
+    return str(delivery["rows_sent"])
 
 
 @runs_app.command("show")
 def runs_show(
     run_id: int,
     status: Annotated[
-        str | None, typer.Option(help="Only rows in this status: synced, rejected, retry, invalid.")
+        str | None,
+        typer.Option(
+            help="Only rows in this status: synced, rejected, retry (or retried_next_run), deferred, skipped, invalid."
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(help="How many rows.")] = 50,
     offset: Annotated[int, typer.Option(help="Skip this many rows.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """One run: its counts, timings, error, and row-level outcomes."""
+    """One run: its counts, timings, error, and row-level outcomes (text keys quoted: 'abc ')."""
+    status = _status_option(status, ROW_STATUSES)
     try:
         ws = _workspace()
         run = service.get_run(ws, run_id)
@@ -216,14 +301,14 @@ def runs_show(
     out.print(f"[bold]Run #{run['id']}[/] of [bold]{run['sync_name']}[/]: {_status(run['status'])}")
     out.print(f"started {run['started_at']}  finished {run['finished_at']}  full resync: {run['full_resync']}")
     if run["error"]:
-        out.print(f"[red]error:[/] {run['error']}", highlight=False)
+        out.print(f"[red]error:[/] {escape(run['error'])}", highlight=False)
     _print_counts(run["counts"], run.get("timings") or {})
     _print_delivery(run.get("delivery") or {})
     total = sum(n for s, n in service.row_counts(ws, run_id).items() if status is None or s == status)
     shown = f"{offset + 1}-{offset + len(rows)} of {total}" if rows else f"none of {total}"
     table = Table("primary key", "operation", "status", "reason", title=f"rows ({status or 'all'}): {shown}")
     for r in rows:
-        table.add_row(str(r.pk), r.operation, _status(r.status), r.reason or "")
+        table.add_row(escape(_key(r.pk)), r.operation, _status(r.status), escape(r.reason or ""))
     out.print(table)
     if offset + len(rows) < total:
         out.print(
@@ -242,14 +327,14 @@ def model_preview(
 ) -> None:
     """The model's first rows."""
     try:
-        table = service.preview_model(_workspace(), name, limit)
+        rows = service.preview_rows(_workspace(), name, limit)
     except SmartIngestError as exc:
         _fail(exc)
     if as_json:
-        _print_json(table.to_pylist())
+        _print_json(rows)
         return
-    view = Table(*table.column_names)
-    for row in table.to_pylist():
+    view = Table(*(rows[0] if rows else []))
+    for row in rows:
         view.add_row(*("" if v is None else str(v) for v in row.values()))
     out.print(view)
 
@@ -267,7 +352,8 @@ def model_schema(name: str, as_json: JsonOption = False) -> None:
         return
     view = Table("column", "type")
     for c in columns:
-        view.add_row(c["name"], c["type"])
+        # Arrow writes parameters in brackets (timestamp[us, tz=UTC]), which rich would take for markup.
+        view.add_row(escape(c["name"]), escape(c["type"]))
     out.print(view)
 
 
@@ -298,30 +384,19 @@ def validate() -> None:
 # -- sandbox and demo ----------------------------------------------------------------------------------
 
 
-@app.command("sandbox")
-def sandbox(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
-    api_key: Annotated[str | None, typer.Option(help="API key clients must send (generated if not set).")] = None,
-    project_type: Annotated[str, typer.Option(help="email, userid or hybrid.")] = "email",
-    data_dir: Annotated[Path, typer.Option(help="Where the sandbox keeps its data.")] = Path(".smartingest/sandbox"),
-    no_rate_limits: Annotated[bool, typer.Option("--no-rate-limits", help="Turn rate limits off.")] = False,
-) -> None:
-    """Serve the Iterable-compatible sandbox until stopped (Ctrl-C)."""
-    from smartingest.sandbox import SandboxSettings, serve
+@app.command(
+    "sandbox",
+    # The sandbox parses its own options (smartingest.sandbox.options), the same parser as
+    # `python -m smartingest.sandbox`: every flag, default and check is defined once, there.
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def sandbox(ctx: typer.Context) -> None:
+    """Serve the Iterable-compatible sandbox until stopped (Ctrl-C); --help lists its options."""
+    from smartingest.sandbox import serve
+    from smartingest.sandbox.options import parse_settings
 
-    if project_type not in ("email", "userid", "hybrid"):
-        _fail(ConfigError(f"--project-type must be email, userid or hybrid, not {project_type!r}"))
-    serve(
-        SandboxSettings(
-            host=host,
-            port=port,
-            api_key=api_key,
-            project_type=project_type,
-            data_dir=data_dir,
-            rate_limits=not no_rate_limits,
-        )
-    )
+    serve(parse_settings(ctx.args, prog="smartingest sandbox"))
 
 
 @app.command("demo")
@@ -356,18 +431,34 @@ def _status(status: str) -> str:
     return f"[{style}]{status}[/]" if style else status
 
 
+_BARE_KEY = re.compile(r"-?[0-9]+")
+
+
+def _key(pk: str | None) -> str:
+    """A primary key as printed for people, never ambiguous: whole numbers bare (42), any other key quoted
+    the way Python quotes text ('abc ', 'a\\tb'), so spaces and control characters show; a null key as null.
+    """
+    if pk is None:
+        return "null"
+    return pk if _BARE_KEY.fullmatch(pk) else repr(pk)
+
+
 def _print_counts(counts: dict[str, int], timings: dict[str, float]) -> None:
-    c = {k: f"{v:,}" for k, v in counts.items()}
+    """The run's two identities (docs/runs.md): what was read and planned, then every change's verdict."""
+    names = ("queried", "invalid", "unchanged", "added", "changed", "removed")
+    names += ("synced", "rejected", "retried_next_run", "deferred", "skipped")
+    n = {name: counts.get(name, 0) for name in names}  # a count missing from an older run is 0
+    c = {k: f"{v:,}" for k, v in n.items()}
     out.print(
         f"  queried {c['queried']} = invalid {c['invalid']} + unchanged {c['unchanged']} + "
         f"[green]added {c['added']}[/] + [yellow]changed {c['changed']}[/];  [red]removed {c['removed']}[/]",
         highlight=False,
     )
     out.print(
-        f"  sent {counts['added'] + counts['changed'] + counts['removed']:,} = [green]synced {c['synced']}[/] + "
+        f"  changes {n['added'] + n['changed'] + n['removed']:,} = [green]synced {c['synced']}[/] + "
         f"rejected {c['rejected']} + retried next run {c['retried_next_run']}"
-        + (f" + deferred {c['deferred']}" if counts.get("deferred") else "")
-        + (f" + skipped {c['skipped']}" if counts.get("skipped") else ""),
+        + (f" + deferred {c['deferred']}" if n["deferred"] else "")
+        + (f" + skipped {c['skipped']}" if n["skipped"] else ""),
         highlight=False,
     )
     if timings:
@@ -375,15 +466,22 @@ def _print_counts(counts: dict[str, int], timings: dict[str, float]) -> None:
 
 
 def _print_delivery(delivery: dict[str, int]) -> None:
+    """What went out to Iterable: rows sent, and how every request attempt ended (docs/runs.md)."""
+    if not delivery:
+        return  # delivery never started, or its process died before recording it
+    names = ("requests", "accepted", "refused", "retries", "throttled", "server_errors", "no_response")
+    d = {k: f"{delivery.get(k, 0):,}" for k in (*names, "gave_up", "splits", "rows_sent")}
     if not delivery.get("requests"):
+        out.print("  sent nothing: no change needed a request", highlight=False)
         return
-    d = {k: f"{delivery.get(k, 0):,}" for k in ("requests", "retries", "throttled", "server_errors", "no_response")}
+    sent = f"sent {d['rows_sent']} rows in " if "rows_sent" in delivery else "sent "
     line = (
-        f"  requests: {d['requests']}, retried {d['retries']} (throttled {d['throttled']}, "
-        f"server errors {d['server_errors']}, no response {d['no_response']})"
+        f"  {sent}{d['requests']} requests: accepted {d['accepted']}, refused {d['refused']}, "
+        f"retried {d['retries']} (throttled {d['throttled']}, server errors {d['server_errors']}, "
+        f"no response {d['no_response']}), gave up {d['gave_up']}"
     )
     if delivery.get("splits"):
-        line += f", batches split {delivery['splits']:,}"
+        line += f"; batches split {d['splits']}"
     out.print(line, highlight=False)
 
 
@@ -397,33 +495,88 @@ def print_run_summary(result: service.RunResult) -> None:
         out.print(f"See the rows: smartingest runs show {result.run_id} --status rejected (or invalid, retry)")
 
 
+# What `sync plan` prints of one value; --json prints everything whole.
+PLAN_TEXT_CHARS = 80
+PLAN_REASON_CHARS = 300
+PLAN_LIST_ITEMS = 10
+
+
 def _print_plan(result: service.PlanResult) -> None:
+    """The plan for people: counts, a few invalid and rejected rows, one sample request with long values cut."""
     c = result.counts
-    out.print(f"[bold]Plan for {result.sync_name}[/] (nothing sent)")
+    out.print(f"[bold]Plan for {escape(result.sync_name)}[/] (nothing sent)")
     out.print(
         f"queried {c.queried}, invalid {c.invalid}, unchanged {c.unchanged}, "
         f"[green]added {c.added}[/], [yellow]changed {c.changed}[/], [red]removed {c.removed}[/]"
     )
     for sample in result.invalid_samples:
-        out.print(f"  invalid: {sample['reason']}", highlight=False)
+        out.print(f"  invalid: {escape(_shorten(sample['reason'], PLAN_REASON_CHARS))}", highlight=False)
     for sample in result.rejected_samples:
-        out.print(f"  would be rejected: {sample['primary_key']}: {sample['reason']}", highlight=False)
+        reason = _shorten(sample["reason"], PLAN_REASON_CHARS)
+        out.print(f"  would be rejected: {escape(_key(sample['primary_key']))}: {escape(reason)}", highlight=False)
     if result.sample_requests:
+        body = result.sample_requests[0]
+        # The request's own list (users, events) holds the samples asked for: only what is inside is cut.
+        shown = {
+            name: [_shorten(item) for item in value] if isinstance(value, list) else _shorten(value)
+            for name, value in body.items()
+        }
         out.print("Sample request (POST /api/users/bulkUpdate):")
-        out.print_json(json.dumps(result.sample_requests[0]))
+        out.print_json(json.dumps(shown))
+        if shown != body:
+            out.print("(long values are cut here; --json prints them whole)", highlight=False)
+
+
+def _shorten(value: Any, chars: int = PLAN_TEXT_CHARS) -> Any:
+    """A JSON value for display: text longer than ``chars`` cut with an ellipsis and its full length noted,
+    lists longer than PLAN_LIST_ITEMS cut with their full length noted, at any depth; other values as they are.
+    """
+    if isinstance(value, str):
+        return value if len(value) <= chars else f"{value[:chars]}… ({len(value):,} chars)"
+    if isinstance(value, dict):
+        return {key: _shorten(item, chars) for key, item in value.items()}
+    if isinstance(value, list):
+        items = [_shorten(item, chars) for item in value[:PLAN_LIST_ITEMS]]
+        return [*items, f"… ({len(value):,} items)"] if len(value) > PLAN_LIST_ITEMS else items
+    return value
 
 
 def main() -> None:
-    """Entry point: a bug prints one line (the traceback only with --verbose), never a wall of text."""
+    """Entry point: a bug prints one line (the traceback only with --verbose), never a wall of text.
+
+    With --json every failure is JSON on stdout, ``{"error": {"type": ..., "message": ...}}``, and exits
+    as it would without --json: 2 for a wrong command line or project file, 1 for other errors, 70 for a bug
+    (type InternalError).
+    """
+    args = sys.argv[1:]
+    # Seen before parsing, so that an error in parsing itself is JSON too.
+    as_json = "--json" in (args[: args.index("--")] if "--" in args else args)
+    _state["argv_json"] = as_json
     try:
-        app(standalone_mode=True)
+        if as_json:
+            _main_json()
+        else:
+            app(standalone_mode=True)
     except Exception as exc:
-        if _state.get("verbose"):
+        if _state.get("verbose") and not as_json:
             raise
-        err.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (this is a bug; run again with --verbose "
-            "for the traceback and report it)",
-            highlight=False,
-            soft_wrap=True,
+        if _state.get("verbose"):
+            traceback.print_exc()  # stderr: stdout is for the JSON
+        _report_error(
+            "InternalError",
+            f"{type(exc).__name__}: {exc} (this is a bug; run again with --verbose for the traceback and report it)",
         )
         sys.exit(70)
+
+
+def _main_json() -> NoReturn:
+    # In standalone mode the parser prints a usage error as text on stderr; here it becomes JSON like any error.
+    try:
+        code = app(standalone_mode=False)
+    except ClickException as exc:
+        _report_error(_click_error_type(exc), exc.format_message())
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _report_error("Aborted", "aborted")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -169,6 +169,11 @@ def preview_model(ws: Workspace, name: str, limit: int = probe.PREVIEW_ROWS) -> 
     return probe.preview_model(model.source, ws.config.sources[model.source], model, limit)
 
 
+def preview_rows(ws: Workspace, name: str, limit: int = probe.PREVIEW_ROWS) -> list[dict[str, Any]]:
+    """The first rows of a model as Python values for showing (dates Python cannot hold become text)."""
+    return probe.python_rows(preview_model(ws, name, limit))
+
+
 def model_schema(ws: Workspace, name: str) -> pa.Schema:
     """Column names and types of a model."""
     model = require(ws.config.models, name, "model")

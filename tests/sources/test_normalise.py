@@ -6,6 +6,7 @@ import uuid
 
 import pyarrow as pa
 
+from smartingest.columns import JSON_TEXT
 from smartingest.sources._common import Normaliser, rebatch, uuid_to_string
 
 
@@ -18,7 +19,7 @@ def test_uuid_to_string_handles_slices_and_nulls() -> None:
     assert uuid_to_string(arr.slice(0, 0)).to_pylist() == []
 
 
-def test_normaliser_gives_plain_types_and_drops_metadata() -> None:
+def test_normaliser_gives_plain_types_and_keeps_only_the_json_marker() -> None:
     json_col = pa.ExtensionArray.from_storage(pa.json_(), pa.array(['{"a": 1}', None]))
     enum_col = pa.array(["ok", "sad"]).dictionary_encode()
     opaque = pa.opaque(pa.binary(), "inet", "PostgreSQL")
@@ -49,7 +50,7 @@ def test_normaliser_gives_plain_types_and_drops_metadata() -> None:
     out = normalise(batch)
     assert out.schema == normalise.schema
     assert out.schema.metadata is None
-    assert all(f.metadata is None for f in out.schema)
+    assert [f.metadata for f in out.schema] == [JSON_TEXT, None, None, None, None]
     assert out.schema.field("n").type.value_field.metadata is None
     assert out.to_pylist() == [
         {"j": '{"a": 1}', "e": "ok", "o": b"\x01", "n": [1, 2], "lj": ["[1]"]},

@@ -43,25 +43,53 @@ class ChangeCounts:
 
 @dataclass(frozen=True)
 class InvalidRow:
-    """A row CDC refused: null or duplicated primary key (pk is None for a null key)."""
+    """A row CDC refused: null or duplicated primary key, or an identifier another row has too (pk is
+    None for a null key)."""
 
     pk: str | None
     reason: str
 
 
 @dataclass(frozen=True)
-class HashSpec:
-    """What a row hash covers: the model columns a mapping reads, and the mapping's fingerprint."""
+class Identity:
+    """The column that identifies a row in the destination, compared as the destination compares it.
 
-    primary_key: str
+    Two valid rows whose identifiers compare equal would overwrite each other there, so both are
+    invalid (as with a duplicated primary key).
+    """
+
+    column: str
+    field: str  # the destination's name for it (email, userId), for messages
+    ignore_case: bool = False
+    trim: bool = False
+
+
+@dataclass(frozen=True)
+class HashSpec:
+    """What CDC needs of a sync: the key, what a row hash covers (the model columns a mapping reads and
+    the mapping's fingerprint), the identifier, and the baseline the snapshot belongs to.
+
+    ``baseline`` digests what makes a snapshot valid at all (the destination project, the sync type,
+    the identifier): a snapshot of another baseline is ignored, so every row is sent as new.
+    """
+
+    primary_key: str | tuple[str, ...]
     columns: tuple[str, ...]
     fingerprint: str
+    identity: Identity | None = None
+    baseline: str = ""
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return (self.primary_key,) if isinstance(self.primary_key, str) else tuple(self.primary_key)
 
 
 class ChangeSet(Protocol):
     """The result of planning; holds its staging resources until closed."""
 
     counts: ChangeCounts
+    new_baseline: str | None
+    """Why the snapshot was not used (another destination, sync type or identifier), or None."""
 
     def invalid_rows(self) -> Iterator[InvalidRow]:
         """Every invalid row with its reason."""

@@ -10,6 +10,7 @@ access to the source is needed.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -26,8 +27,9 @@ from smartingest.errors import ModelError, StateError
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
 
 SNAPSHOT_FILE = "snapshot.parquet"
-KEY = "__key"  # the primary key in its own type, while planning
-RESERVED_COLUMNS = (PK, OP, HASH, KEY, "__row")
+KEY = "__key"  # the primary key in its own type (a struct for a composite key)
+IDENT = "__ident"  # the identifier as the destination compares it
+RESERVED_COLUMNS = (PK, OP, HASH, KEY, IDENT, "__row")
 
 
 class BasicChangeDetector:
@@ -109,28 +111,37 @@ class BasicChangeSet:
         self.snapshot = snapshot
         self.spec = spec
         self.counts = ChangeCounts(0, 0, 0, 0, 0, 0)
+        self.new_baseline: str | None = None
 
     # -- planning ---------------------------------------------------------------------------------
 
     def load_snapshot(self, key_type: str) -> None:
-        """Load the committed snapshot as table ``snap`` (empty when there is none): the key as text, as
-        stored, and as the model's own key type (``__key``), so the diff joins on native values.
+        """Load the committed snapshot as table ``snap`` (empty when there is none, or when it belongs to
+        another baseline): the key as text, as stored, and in the model's own key type (``__key``), so
+        the diff joins on native values.
 
         A stored key that no longer converts to the model's key type gets a null ``__key``: it matches
         no row, so it counts as removed, and the rows of the new type are sent as added.
         """
+        empty = f"CREATE TABLE snap ({KEY} {key_type}, {PK} VARCHAR, {HASH} UBIGINT)"
         if not self.snapshot.exists():
-            self.con.execute(f"CREATE TABLE snap ({KEY} {key_type}, {PK} VARCHAR, {HASH} UBIGINT)")
+            self.con.execute(empty)
             return
         path = literal(str(self.snapshot))
         try:
-            scheme = self.con.execute(
-                f"SELECT decode(value) FROM parquet_kv_metadata({path}) WHERE decode(key) = 'hash_scheme'"
-            ).fetchone()
+            meta = dict(
+                self.con.execute(f"SELECT decode(key), decode(value) FROM parquet_kv_metadata({path})").fetchall()
+            )
+            self.new_baseline = baseline_change(meta.get("baseline"), self.spec.baseline)
+            if self.new_baseline is not None:
+                self.con.execute(empty)
+                return
             # Hashes of another scheme cannot be compared: keep the keys, send every row once more.
-            hash_column = HASH if scheme and scheme[0] == HASH_SCHEME else f"NULL::UBIGINT AS {HASH}"
+            hash_column = HASH if meta.get("hash_scheme") == HASH_SCHEME else f"NULL::UBIGINT AS {HASH}"
+            names = [row[0] for row in self.con.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()]
+            stored_key = KEY if KEY in names else PK  # snapshots of older versions hold the text form only
             self.con.execute(
-                f"""CREATE TABLE snap AS SELECT TRY_CAST({PK} AS {key_type}) AS {KEY}, {PK}, {hash_column}
+                f"""CREATE TABLE snap AS SELECT TRY_CAST({stored_key} AS {key_type}) AS {KEY}, {PK}, {hash_column}
                     FROM read_parquet({path})"""
             )
         except duckdb.Error as exc:
@@ -167,30 +178,59 @@ class BasicChangeSet:
                 raise feed.error
 
     def _key_type(self, schema: pa.Schema) -> str:
-        """DuckDB's name for the type of the model's primary key."""
+        """DuckDB's name for the type of the model's primary key (a STRUCT for a composite key)."""
         self.con.register("empty_model", schema.empty_table())
         try:
-            description = self.con.execute(f"SELECT {quote(self.spec.primary_key)} FROM empty_model").description
+            description = self.con.execute(f"SELECT {self._key_sql('empty_model')} FROM empty_model").description
             return str(description[0][1])
         finally:
             self.con.unregister("empty_model")
+
+    def _key_sql(self, alias: str) -> str:
+        """The key of a row of ``alias``: its column, or a struct of its columns (null if any part is)."""
+        columns = self.spec.key_columns
+        if len(columns) == 1:
+            return f"{alias}.{quote(columns[0])}"
+        parts = ", ".join(f"{quote(c)} := {alias}.{quote(c)}" for c in columns)
+        any_null = " OR ".join(f"{alias}.{quote(c)} IS NULL" for c in columns)
+        return f"CASE WHEN {any_null} THEN NULL ELSE struct_pack({parts}) END"
+
+    def _pk_text_sql(self, key: str) -> str:
+        """The text form of a key, as the ledger and the snapshot store it: a JSON array for a composite key."""
+        columns = self.spec.key_columns
+        if len(columns) == 1:
+            return f"CAST({key} AS VARCHAR)"
+        return "json_array(" + ", ".join(f"{key}.{quote(c)}" for c in columns) + ")::VARCHAR"
+
+    def _ident_sql(self, alias: str) -> str:
+        """The identifier of a row of ``alias`` as the destination compares it, or NULL without one."""
+        identity = self.spec.identity
+        if identity is None:
+            return "NULL::VARCHAR"
+        text = f"CAST({alias}.{quote(identity.column)} AS VARCHAR)"
+        if identity.trim:
+            text = f"trim({text})"
+        if identity.ignore_case:
+            text = f"lower({text})"
+        return f"nullif({text}, '')"
 
     def _staging_sql(self, columns: list[str], full_resync: bool) -> str:
         # Keys stay in their native type (an integer join is much cheaper than a text one); only the
         # candidates, usually few, get their text form, in diff().
         row = ", ".join(f"{quote(c)} := b.{quote(c)}" for c in columns)
         differs = "TRUE" if full_resync else f"s.{HASH} IS DISTINCT FROM b.{HASH}"
-        key = quote(self.spec.primary_key)
         return f"""CREATE TABLE staged AS
-            SELECT b.{key} AS {KEY}, b.{HASH},
+            SELECT b.{KEY}, b.{HASH}, b.{IDENT},
                    CASE WHEN {differs} THEN (CASE WHEN s.{KEY} IS NULL THEN 'added' ELSE 'changed' END) END AS {OP},
                    CASE WHEN {differs} THEN struct_pack({row}) END AS __row
-            FROM (SELECT *, {row_hash_sql(self.spec)} AS {HASH} FROM source_rows) b
-            LEFT JOIN snap s ON s.{KEY} = b.{key}"""
+            FROM (SELECT *, {self._key_sql("source_rows")} AS {KEY}, {row_hash_sql(self.spec)} AS {HASH},
+                         {self._ident_sql("source_rows")} AS {IDENT}
+                  FROM source_rows) b
+            LEFT JOIN snap s ON s.{KEY} = b.{KEY}"""
 
     def _check_columns(self, schema: pa.Schema, model: ModelConfig) -> None:
         names = schema.names
-        missing = [c for c in (self.spec.primary_key, *self.spec.columns) if c not in names]
+        missing = [c for c in (*self.spec.key_columns, *self.spec.columns) if c not in names]
         if missing:
             raise ModelError(f"the model has no column {missing[0]!r} (columns: {', '.join(names)})")
         clash = [c for c in names if c in RESERVED_COLUMNS]
@@ -198,30 +238,41 @@ class BasicChangeSet:
             raise ModelError(f"the model's column {clash[0]!r} uses a reserved name: rename it in the model")
 
     def diff(self) -> None:
-        """Unpack the candidates that are valid (key neither null nor duplicated) into ``changes``, add
-        the removed keys, and count."""
+        """Unpack the candidates that are valid into ``changes``, add the removed keys, and count.
+
+        A row is invalid when its key is null, when its key appears more than once, or when another
+        row with a valid key has the same identifier (both would update one user in the destination).
+        """
         con = self.con
         con.execute(
             f"""CREATE TABLE dup_keys AS SELECT {KEY}, count(*) AS n FROM staged
                 WHERE {KEY} IS NOT NULL GROUP BY {KEY} HAVING count(*) > 1"""
         )
         con.execute(
+            f"""CREATE TABLE dup_idents AS
+                SELECT {IDENT}, list({self._pk_text_sql(KEY)} ORDER BY {KEY}) AS keys
+                FROM staged st WHERE {IDENT} IS NOT NULL AND {KEY} IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = st.{KEY})
+                GROUP BY {IDENT} HAVING count(*) > 1"""
+        )
+        valid = f"""{KEY} IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = st.{KEY})
+                  AND NOT EXISTS (SELECT 1 FROM dup_idents i WHERE i.{IDENT} = st.{IDENT})"""
+        con.execute(
             f"""CREATE TABLE changes AS
-                SELECT unnest(__row), CAST({KEY} AS VARCHAR) AS {PK}, {HASH}, {OP} FROM staged st
-                WHERE __row IS NOT NULL AND {KEY} IS NOT NULL
-                  AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = st.{KEY})"""
+                SELECT unnest(__row), {KEY}, {self._pk_text_sql(KEY)} AS {PK}, {HASH}, {OP} FROM staged st
+                WHERE __row IS NOT NULL AND {valid}"""
         )
         # BY NAME leaves the model's columns null for removed rows: only the key is left of them.
         con.execute(
             f"""INSERT INTO changes BY NAME
-                SELECT s.{PK} AS {PK}, s.{HASH} AS {HASH}, 'removed' AS {OP}
+                SELECT s.{KEY} AS {KEY}, s.{PK} AS {PK}, s.{HASH} AS {HASH}, 'removed' AS {OP}
                 FROM snap s ANTI JOIN staged k ON k.{KEY} = s.{KEY}"""
         )
         con.execute(f"CREATE TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN)")
-        queried, null_keys = con.execute(f"SELECT count(*), count(*) FILTER ({KEY} IS NULL) FROM staged").fetchone()
-        duplicated = con.execute("SELECT coalesce(sum(n), 0) FROM dup_keys").fetchone()[0]
+        queried, valid_rows = con.execute(f"SELECT count(*), count(*) FILTER ({valid}) FROM staged st").fetchone()
         ops = dict(con.execute(f"SELECT {OP}, count(*) FROM changes GROUP BY {OP}").fetchall())
-        invalid = int(null_keys) + int(duplicated)
+        invalid = int(queried) - int(valid_rows)
         added, changed, removed = (int(ops.get(op, 0)) for op in ("added", "changed", "removed"))
         self.counts = ChangeCounts(
             queried=int(queried),
@@ -235,27 +286,42 @@ class BasicChangeSet:
     # -- reading ----------------------------------------------------------------------------------
 
     def invalid_rows(self) -> Iterator[InvalidRow]:
-        name = self.spec.primary_key
+        name = ", ".join(self.spec.key_columns)
+        pk = self._pk_text_sql(f"k.{KEY}")
+        identity = self.spec.identity
+        field = literal(identity.field if identity else "identifier")
+        compared = " (compared ignoring case)" if identity and identity.ignore_case else ""
         cursor = self.con.execute(
             f"""SELECT NULL AS pk, 'primary key ' || {literal(name)} || ' is null' AS reason
                 FROM staged WHERE {KEY} IS NULL
                 UNION ALL
-                SELECT CAST(k.{KEY} AS VARCHAR), 'primary key ' || {literal(name)} || ' = ' || CAST(k.{KEY} AS VARCHAR)
+                SELECT {pk}, 'primary key ' || {literal(name)} || ' = ' || {pk}
                        || ' appears ' || d.n || ' times in the model (every copy is skipped until it is unique)'
-                FROM staged k JOIN dup_keys d ON d.{KEY} = k.{KEY}"""
+                FROM staged k JOIN dup_keys d ON d.{KEY} = k.{KEY}
+                UNION ALL
+                SELECT {pk}, {field} || ' ''' || i.{IDENT} || '''' || {literal(compared)}
+                       || ' is also the identifier of the row(s) with primary key '
+                       || array_to_string(list_filter(i.keys[:11], lambda x: x <> {pk})[:10], ', ')
+                       || CASE WHEN len(i.keys) > 11 THEN ' and ' || (len(i.keys) - 11) || ' more' ELSE '' END
+                       || ': rows sharing an identifier would overwrite each other in Iterable '
+                       || '(every copy is skipped until it is unique)'
+                FROM staged k JOIN dup_idents i ON i.{IDENT} = k.{IDENT}
+                WHERE k.{KEY} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = k.{KEY})"""
         )
         while rows := cursor.fetchmany(10_000):
-            for pk, reason in rows:
-                yield InvalidRow(pk, reason)
+            for pk_text, reason in rows:
+                yield InvalidRow(pk_text, reason)
 
     def changes(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
         # A cursor of its own: verdicts are written on the main connection while this result streams.
         with self.con.cursor() as cursor:
-            yield from cursor.sql("SELECT * FROM changes").to_arrow_reader(batch_rows)
+            yield from cursor.sql(f"SELECT * EXCLUDE ({KEY}) FROM changes").to_arrow_reader(batch_rows)
 
     def sample(self, limit: int) -> pa.Table:
         """A few added or changed rows, for plans."""
-        return self.con.sql(f"SELECT * FROM changes WHERE {OP} <> 'removed' LIMIT {int(limit)}").to_arrow_table()
+        return self.con.sql(
+            f"SELECT * EXCLUDE ({KEY}) FROM changes WHERE {OP} <> 'removed' LIMIT {int(limit)}"
+        ).to_arrow_table()
 
     # -- committing -------------------------------------------------------------------------------
 
@@ -280,12 +346,14 @@ class BasicChangeSet:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW acks AS SELECT {PK}, {OP} FROM verdicts WHERE commits")
         self.con.execute(
             f"""COPY (
-                  SELECT s.{PK}, s.{HASH} FROM snap s ANTI JOIN acks a ON a.{PK} = s.{PK}
+                  SELECT s.{KEY}, s.{PK}, s.{HASH} FROM snap s ANTI JOIN acks a ON a.{PK} = s.{PK}
                   UNION ALL
-                  SELECT c.{PK}, c.{HASH} FROM changes c SEMI JOIN acks a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
+                  SELECT c.{KEY}, c.{PK}, c.{HASH}
+                  FROM changes c SEMI JOIN acks a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
                   WHERE c.{OP} <> 'removed'
                 ) TO {literal(str(tmp))}
-                (FORMAT parquet, COMPRESSION zstd, KV_METADATA {{hash_scheme: {literal(HASH_SCHEME)}}})"""
+                (FORMAT parquet, COMPRESSION zstd,
+                 KV_METADATA {{hash_scheme: {literal(HASH_SCHEME)}, baseline: {literal(self.spec.baseline)}}})"""
         )
         _fsync(tmp)
         os.replace(tmp, self.snapshot)
@@ -325,6 +393,24 @@ class _Feed:
         if self.on_rows:
             self.on_rows(batch.num_rows)
         return batch
+
+
+def baseline_change(stored: str | None, current: str) -> str | None:
+    """Why a snapshot made for ``stored`` cannot serve ``current`` (both JSON objects of what the
+    snapshot belongs to), or None when it can. Snapshots of older versions carry no baseline: they
+    are taken as belonging to the current one."""
+    if not stored or not current or stored == current:
+        return None
+    try:
+        before, after = json.loads(stored), json.loads(current)
+    except ValueError:
+        before, after = {}, {}
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)) or ["baseline"]
+    described = ", ".join(f"{k} {before.get(k)!r} -> {after.get(k)!r}" for k in changed)
+    return (
+        f"new baseline: the snapshot was made for another {' and '.join(changed)} ({described}); "
+        "every row is sent as added and nothing is removed"
+    )
 
 
 def _fsync(path: Path) -> None:

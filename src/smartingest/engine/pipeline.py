@@ -9,6 +9,8 @@ any point into a failed run whose every row is still accounted for.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +23,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from smartingest.cdc.base import OP, PK, ChangeCounts, ChangeDetector, ChangeSet, HashSpec
+from smartingest.cdc.base import OP, PK, ChangeCounts, ChangeDetector, ChangeSet, HashSpec, Identity
 from smartingest.cdc.basic import BasicChangeDetector
 from smartingest.config.models import DestinationConfig, ModelConfig, SourceConfig, SyncConfig
 from smartingest.engine.ledger import Ledger, RowOutcome
@@ -126,15 +128,61 @@ def prepare(target: SyncTarget) -> tuple[Source, UserRecordPlan, HashSpec]:
     source = open_source(target.source_name, target.source)
     schema = source.schema(target.model)
     check_primary_key(schema, target.model)
+    sync = target.sync
     plan = compile_user_plan(
-        target.sync.mappings,
+        sync.mappings,
         schema,
-        target.sync.identifier_field,
-        prefer_user_id=target.sync.prefer_user_id,
-        merge_nested_objects=target.sync.merge_nested_objects,
+        sync.identifier_field,
+        prefer_user_id=sync.prefer_user_id,
+        merge_nested_objects=sync.merge_nested_objects,
         where=f"syncs.{target.name}.mappings",
+        invalid_values=sync.invalid_values,
+        trim_identifier=sync.trim_identifier,
+        lowercase_identifier=sync.lowercase_identifier,
     )
-    return source, plan, HashSpec(target.model.primary_key, tuple(plan.source_columns), plan.fingerprint)
+    identity = Identity(
+        plan.identifier_column,
+        sync.identifier_field,
+        # Iterable matches emails ignoring case; userIds exactly (unless the sync lower-cases them).
+        ignore_case=sync.identifier_field == "email" or sync.lowercase_identifier,
+        trim=sync.trim_identifier,
+    )
+    key = target.model.key_columns
+    spec = HashSpec(
+        key[0] if len(key) == 1 else tuple(key),
+        tuple(plan.source_columns),
+        plan.fingerprint,
+        identity,
+        baseline(target),
+    )
+    return source, plan, spec
+
+
+def baseline(target: SyncTarget) -> str:
+    """What a sync's snapshot belongs to: the destination project, the sync type and the identifier.
+
+    The API key names the project, so it takes part, as a digest (never the key itself).
+    """
+    destination = target.destination
+    key_digest = hashlib.sha256(destination.api_key.get_secret_value().encode()).hexdigest()[:12]
+    doc = {
+        "destination": f"{destination.url} (API key sha256 {key_digest})",
+        "sync type": target.sync.type,
+        "identifier": target.sync.identifier_field,
+    }
+    return json.dumps(doc, sort_keys=True)
+
+
+def key_warnings(schema: pa.Schema, model: ModelConfig) -> list[str]:
+    """Warnings about the model's key that are not errors: floating-point keys compare by exact value."""
+    warnings = []
+    for column in model.key_columns:
+        if column in schema.names and pa.types.is_floating(schema.field(column).type):
+            warnings.append(
+                f"primary key column {column!r} is floating-point: keys are compared by exact value, so a value "
+                "recomputed with rounding noise counts as a new row; prefer an integer or text key"
+            )
+    return warnings
 
 
 def record_invalid(change_set: ChangeSet, ledger: Ledger, run_id: int) -> None:
@@ -196,8 +244,8 @@ async def deliver(
 ) -> str | None:
     """Map and send every change; returns why sending stopped early (Iterable unavailable), if it did.
 
-    ``stats`` receives what delivery met: requests, retries, throttled (429), server_errors (5xx),
-    no_response (timeouts, refused or dropped connections) and splits, even when delivery fails.
+    ``stats`` receives what delivery met (``IterableClient.stats``: requests and how each ended,
+    retries by cause, splits, rows_sent; docs/runs.md defines them), even when delivery fails.
 
     ``max_concurrent_requests`` senders take requests from a bounded queue, so mapping the next batch
     overlaps with sending and memory stays bounded. Raises DestinationAuthError on a refused API key
@@ -330,14 +378,8 @@ class _Run:
                     self.change_set.commit()
                 finally:
                     self.change_set.close()
-        tally = self.ledger.tally(self.run_id)
-        self.counts.update(
-            synced=tally.get("synced", 0),
-            rejected=tally.get("rejected", 0),
-            retried_next_run=tally.get("retry", 0),
-            deferred=tally.get("deferred", 0),
-            skipped=tally.get("skipped", 0),
-        )
+        # Complete whatever stopped the run: planning counts are 0 when planning never happened.
+        self.counts = self.ledger.settled_counts(self.run_id, self.counts)
         self.timer.timings["total"] = round(sum(self.timer.timings.values()), 3)
         status = final_status(self.counts, self.error)
         self.ledger.finish(self.run_id, status, self.counts, self.timer.timings, self.error, self.delivery)

@@ -5,13 +5,16 @@ The service reaches sources only through the engine, which keeps the house's imp
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from smartingest.config.models import ModelConfig, SourceConfig
 from smartingest.sources.base import PREVIEW_ROWS
 from smartingest.sources.registry import open_source
 
-__all__ = ["PREVIEW_ROWS", "check_connection", "check_settings", "model_schema", "preview_model"]
+__all__ = ["PREVIEW_ROWS", "check_connection", "check_settings", "model_schema", "preview_model", "python_rows"]
 
 
 def check_settings(name: str, source: SourceConfig) -> None:
@@ -32,3 +35,39 @@ def preview_model(name: str, source: SourceConfig, model: ModelConfig, limit: in
 def model_schema(name: str, source: SourceConfig, model: ModelConfig) -> pa.Schema:
     """Column names and types of a model on the named source."""
     return open_source(name, source).schema(model)
+
+
+def python_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """A table's rows as Python values, for showing. Dates and timestamps Python cannot hold (PostgreSQL's
+    ±infinity, years outside 1-9999) are shown as text (``infinity``, ``-infinity``, ``out of range: N``)
+    instead of failing the whole preview."""
+    columns = {name: _python_values(table.column(name)) for name in table.column_names}
+    return [{name: values[i] for name, values in columns.items()} for i in range(table.num_rows)]
+
+
+_FIRST_DAY, _LAST_DAY = -719_162, 2_932_896  # 0001-01-01 and 9999-12-31, in days from 1970-01-01
+_TICKS_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
+def _python_values(column: pa.ChunkedArray) -> list[Any]:
+    dtype = column.type
+    array = column.combine_chunks()
+    if pa.types.is_date32(dtype):
+        ticks = pc.cast(array.view(pa.int32()), pa.int64())
+        low, high, infinite = _FIRST_DAY, _LAST_DAY, (-(2**31), 2**31 - 1)
+    elif pa.types.is_timestamp(dtype):
+        per_day = _TICKS_PER_DAY[dtype.unit]
+        ticks = array.view(pa.int64())
+        low, high = max(_FIRST_DAY * per_day, -(2**63)), min((_LAST_DAY + 1) * per_day - 1, 2**63 - 1)
+        infinite = (-(2**63), 2**63 - 1)
+    else:
+        return array.to_pylist()
+    outside = pc.fill_null(pc.or_(pc.less(ticks, low), pc.greater(ticks, high)), False)
+    if not pc.any(outside).as_py():
+        return array.to_pylist()
+    values = pc.if_else(outside, pa.scalar(None, dtype), array).to_pylist()
+    shown = {infinite[0]: "-infinity", infinite[1]: "infinity"}
+    for i, (tick, out) in enumerate(zip(ticks.to_pylist(), outside.to_pylist(), strict=True)):
+        if out:
+            values[i] = shown.get(tick, f"out of range: {tick}")
+    return values

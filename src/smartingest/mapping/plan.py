@@ -1,14 +1,13 @@
 """Field mappings compiled once per run into a plan that turns Arrow batches into Iterable records.
 
 The plan checks the mappings against the model's schema up front (a missing column is a sync-level
-error, not a failure per row), then maps each batch column by column; only the final assembly of
-one JSON document per row is per-row work, and it runs only for rows that changed.
+error, not a failure per row), then builds each batch's JSON bodies column by column with Arrow
+compute (``mapping/encode.py``); per row there is only the wrapping of each body in a record, and it
+runs only for rows that changed.
 """
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -16,19 +15,16 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from smartingest.columns import is_json_text
 from smartingest.config.models import ColumnMapping, FieldMapping, StaticMapping
 from smartingest.errors import MappingError
-from smartingest.mapping.values import (
-    ITERABLE_DATE_FORMAT,
-    ITERABLE_DATETIME_FORMAT,
-    cast_static,
-    check_castable,
-    to_iterable_array,
-)
+from smartingest.mapping.encode import JSON_NULL, Encoder, Problems, json_string
+from smartingest.mapping.values import cast_static, check_castable
 
 # Bumped when the way rows are encoded or hashed changes, so every row is sent again once.
-MAPPING_ENCODING_VERSION = 1
+MAPPING_ENCODING_VERSION = 2
 
 TOP_LEVEL_IDENTITY = ("email", "userId")
 
@@ -53,18 +49,35 @@ class MappedBatch:
 
 
 @dataclass(frozen=True)
+class ColumnTarget:
+    """One column mapping, compiled: the column read, the field path written, and whether it holds JSON text."""
+
+    column: str
+    target: str
+    parse_json: bool = False
+
+
+@dataclass(frozen=True)
 class UserRecordPlan:
-    """A compiled users mapping: which columns feed which fields, and the per-request flags."""
+    """A compiled users mapping: which columns feed which fields, the per-request flags, the value rules."""
 
     identifier_field: str
-    column_targets: tuple[tuple[str, str], ...]  # (column, target path)
+    column_targets: tuple[ColumnTarget, ...]
     static_targets: tuple[tuple[str, Any], ...]  # (target path, value)
     extra_flags: dict[str, bool] = field(default_factory=dict)
+    invalid_values: str = "reject"
+    trim_identifier: bool = False
+    lowercase_identifier: bool = False
 
     @property
     def source_columns(self) -> list[str]:
         """The model columns the mapping reads, sorted: exactly what the row hash covers."""
-        return sorted({column for column, _ in self.column_targets})
+        return sorted({c.column for c in self.column_targets})
+
+    @property
+    def identifier_column(self) -> str:
+        """The model column the identifier (email or userId) is read from."""
+        return next(c.column for c in self.column_targets if c.target == self.identifier_field)
 
     @property
     def fingerprint(self) -> str:
@@ -72,73 +85,109 @@ class UserRecordPlan:
         doc = {
             "v": MAPPING_ENCODING_VERSION,
             "identifier": self.identifier_field,
-            "columns": sorted(self.column_targets),
+            "columns": sorted([c.column, c.target, c.parse_json] for c in self.column_targets),
             "static": sorted((t, repr(v)) for t, v in self.static_targets),
             "flags": sorted(self.extra_flags.items()),
+            "invalid_values": self.invalid_values,
+            "identifier_options": [self.trim_identifier, self.lowercase_identifier],
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+    def identifier_values(self, array: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """The identifier as sent: text, trimmed and lower-cased when the sync says so."""
+        text = Encoder.text(array)
+        if self.trim_identifier:
+            text = pc.utf8_trim_whitespace(text)
+        if self.lowercase_identifier:
+            text = pc.utf8_lower(text)
+        return text
 
     def map_batch(self, batch: pa.RecordBatch, pk_column: str, op_column: str | None = None) -> MappedBatch:
         """Map one batch of model rows (with the mapped columns) to user records.
 
         Each record keeps its row's operation (from ``op_column``, else "upsert"). A row whose
-        identifier is null or blank is rejected with a reason; every other row becomes one record.
+        identifier is null or blank, or that holds a value Iterable cannot store (see
+        ``mapping/encode.py``), is rejected with a reason; every other row becomes one record.
         Never raises for a bad value.
         """
         n = batch.num_rows
+        encoder = Encoder(self.invalid_values)
+        problems = Problems(n)
+        top: dict[str, pa.Array] = {}
+        tree: dict[str, Any] = {}
+        for c in self.column_targets:
+            values = batch.column(c.column)
+            if c.target == self.identifier_field:
+                top[c.target] = self.identifier_values(values)
+            elif c.target in TOP_LEVEL_IDENTITY:
+                top[c.target] = Encoder.text(values)
+            else:
+                where = f"{c.target} (column {c.column!r})"
+                _insert(tree, c.target.split("."), encoder.encode(values, where, problems, c.parse_json))
+        for target, value in self.static_targets:
+            _insert(tree, target.split("."), orjson.dumps(value).decode())
+        bodies = self._bodies(top, tree, n).cast(pa.binary()).to_pylist()
+        identifiers = top[self.identifier_field]
+        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(identifiers), ""), True)
+        refused = problems.any_mask()
+        bad = blank if refused is None else pc.or_(blank, refused)
+        bad_rows = bad.to_pylist() if pc.any(bad).as_py() else None
+        blanks = blank.to_pylist()
         pks = batch.column(pk_column).cast(pa.string()).to_pylist()
         ops = batch.column(op_column).to_pylist() if op_column else ["upsert"] * n
-        tree: dict[str, Any] = {}
-        top: dict[str, list[Any]] = {}
-        for column, target in self.column_targets:
-            values = to_iterable_array(batch.column(column))
-            if target in TOP_LEVEL_IDENTITY:
-                top[target] = values.cast(pa.string()).to_pylist()
-            else:
-                _insert(tree, target.split("."), values)
-        for target, value in self.static_targets:
-            _insert(tree, target.split("."), pa.repeat(pa.scalar(value), n) if value is not None else pa.nulls(n))
-        data_fields = _build_struct(tree, n).to_pylist() if tree else [None] * n
-        identifiers = top[self.identifier_field]
-        others = [(name, values) for name, values in top.items() if name != self.identifier_field]
+        emails = top["email"].to_pylist() if "email" in top else [None] * n
+        user_ids = top["userId"].to_pylist() if "userId" in top else [None] * n
         records: list[MappedRecord] = []
         rejected: list[tuple[str, str, str]] = []
         for i in range(n):
-            identifier = identifiers[i]
-            if identifier is None or not identifier.strip():
-                rejected.append(
-                    (pks[i], ops[i], f"{self.identifier_field} is empty: the row has no identifier to match on")
+            if bad_rows is not None and bad_rows[i]:
+                reason = (
+                    f"{self.identifier_field} is empty: the row has no identifier to match on"
+                    if blanks[i]
+                    else problems.reason_for(i)
                 )
+                rejected.append((pks[i], ops[i], reason))
                 continue
-            user: dict[str, Any] = {self.identifier_field: identifier}
-            for name, values in others:
-                if values[i] is not None:
-                    user[name] = values[i]
-            if data_fields[i]:
-                user["dataFields"] = data_fields[i]
-            user.update(self.extra_flags)
-            try:
-                body = orjson.dumps(user, default=json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
-            except TypeError as exc:  # a nested value JSON cannot carry: this row only
-                rejected.append((pks[i], ops[i], f"a value cannot be sent as JSON: {exc}"))
-                continue
-            records.append(MappedRecord(pks[i], ops[i], user.get("email"), user.get("userId"), body))
+            records.append(MappedRecord(pks[i], ops[i], emails[i], user_ids[i], bodies[i]))
         return MappedBatch(records, rejected)
 
+    def _bodies(self, top: dict[str, pa.Array], tree: dict[str, Any], n: int) -> pa.Array:
+        """The user object of every row, as JSON text (identity fields first, as Iterable documents them)."""
+        pieces: list[pa.Array | str] = [
+            "{" + orjson.dumps(self.identifier_field).decode() + ":",
+            pc.fill_null(json_string(top[self.identifier_field]), JSON_NULL),
+        ]
+        for name, values in top.items():
+            if name != self.identifier_field:  # the other identity field, left out where null
+                pieces.append(pc.fill_null(pc.binary_join_element_wise(f',"{name}":', json_string(values), ""), ""))
+        if tree:
+            pieces += [',"dataFields":', _object(tree)]
+        for flag, value in self.extra_flags.items():
+            pieces.append(f",{orjson.dumps(flag).decode()}:{orjson.dumps(value).decode()}")
+        pieces.append("}")
+        return pc.binary_join_element_wise(*_with_array(pieces, n), "")
 
-def json_default(value: Any) -> Any:
-    """JSON for values nested in lists and objects, which leave through Python: as top-level columns do."""
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(datetime.UTC).replace(tzinfo=None)
-        return value.strftime(ITERABLE_DATETIME_FORMAT)
-    if isinstance(value, datetime.date):
-        return value.strftime(ITERABLE_DATE_FORMAT)
-    if isinstance(value, datetime.time | datetime.timedelta):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} values are not supported")
+
+def _object(tree: dict[str, Any]) -> pa.Array | str:
+    """JSON objects from a tree of field name -> encoded column, constant JSON text, or subtree."""
+    parts: list[pa.Array | str] = ["{"]
+    for i, (name, value) in enumerate(tree.items()):
+        parts.append(("," if i else "") + orjson.dumps(name).decode() + ":")
+        if isinstance(value, dict):
+            parts.append(_object(value))
+        elif isinstance(value, pa.Array):
+            parts.append(pc.fill_null(value, JSON_NULL))
+        else:
+            parts.append(value)
+    parts.append("}")
+    if not any(isinstance(p, pa.Array) for p in parts):
+        return "".join(p for p in parts if isinstance(p, str))
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _with_array(pieces: list[pa.Array | str], n: int) -> list[pa.Array | str]:
+    # binary_join_element_wise broadcasts strings against arrays; it needs at least one array.
+    return pieces if any(isinstance(p, pa.Array) for p in pieces) else [*pieces, pa.repeat("", n)]
 
 
 def compile_user_plan(
@@ -148,14 +197,19 @@ def compile_user_plan(
     prefer_user_id: bool = False,
     merge_nested_objects: bool = False,
     where: str = "mappings",
+    invalid_values: str = "reject",
+    trim_identifier: bool = False,
+    lowercase_identifier: bool = False,
 ) -> UserRecordPlan:
     """Check mappings against the model's schema and compile them.
 
-    Raises MappingError naming the mapping at fault: a column the model does not have (listing the
-    columns it has), a type Iterable cannot store, a static value that does not cast, a field that is
-    both a value and a parent object (``a`` and ``a.b``), or a missing identifier mapping.
+    A column the source marks as JSON (PostgreSQL json, jsonb and arrays) is sent parsed unless its
+    mapping says ``parse_json: false``. Raises MappingError naming the mapping at fault: a column the
+    model does not have (listing the columns it has), a type Iterable cannot store, a static value that
+    does not cast, a field that is both a value and a parent object (``a`` and ``a.b``), or a missing
+    identifier mapping.
     """
-    columns: list[tuple[str, str]] = []
+    columns: list[ColumnTarget] = []
     statics: list[tuple[str, Any]] = []
     names = schema.names
     for i, mapping in enumerate(mappings):
@@ -163,23 +217,39 @@ def compile_user_plan(
         if isinstance(mapping, ColumnMapping):
             if mapping.from_ not in names:
                 raise MappingError(f"{at}: the model has no column {mapping.from_!r} (columns: {', '.join(names)})")
-            check_castable(mapping.from_, schema.field(mapping.from_).type)
-            columns.append((mapping.from_, mapping.to))
+            column = schema.field(mapping.from_)
+            check_castable(mapping.from_, column.type)
+            parse_json = is_json_text(column) if mapping.parse_json is None else mapping.parse_json
+            if parse_json and not _is_text(column.type) and not is_json_text(column):
+                raise MappingError(f"{at}: parse_json needs a text column; {mapping.from_!r} is {column.type}")
+            columns.append(ColumnTarget(mapping.from_, mapping.to, parse_json))
         elif isinstance(mapping, StaticMapping):
             if mapping.to in TOP_LEVEL_IDENTITY:
                 raise MappingError(
                     f"{at}: {mapping.to} identifies users and must come from a column, not a static value"
                 )
             statics.append((mapping.to, cast_static(mapping.static, mapping.type, at)))
-    if identifier_field not in {target for _, target in columns}:
+    if identifier_field not in {c.target for c in columns}:
         raise MappingError(f"{where}: no column is mapped to {identifier_field!r}, the identifier users are matched on")
-    _check_paths([t for _, t in columns if t not in TOP_LEVEL_IDENTITY] + [t for t, _ in statics], where)
+    _check_paths([c.target for c in columns if c.target not in TOP_LEVEL_IDENTITY] + [t for t, _ in statics], where)
     flags: dict[str, bool] = {}
     if prefer_user_id:
         flags["preferUserId"] = True
     if merge_nested_objects:
         flags["mergeNestedObjects"] = True
-    return UserRecordPlan(identifier_field, tuple(columns), tuple(statics), flags)
+    return UserRecordPlan(
+        identifier_field,
+        tuple(columns),
+        tuple(statics),
+        flags,
+        invalid_values=invalid_values,
+        trim_identifier=trim_identifier,
+        lowercase_identifier=lowercase_identifier,
+    )
+
+
+def _is_text(dtype: pa.DataType) -> bool:
+    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype)
 
 
 def _check_paths(targets: list[str], where: str) -> None:
@@ -192,13 +262,8 @@ def _check_paths(targets: list[str], where: str) -> None:
                 raise MappingError(f"{where}: {parent!r} is mapped as a value and also as the object of {target!r}")
 
 
-def _insert(tree: dict[str, Any], path: list[str], values: pa.Array) -> None:
+def _insert(tree: dict[str, Any], path: list[str], values: pa.Array | str) -> None:
     node = tree
     for part in path[:-1]:
         node = node.setdefault(part, {})
     node[path[-1]] = values
-
-
-def _build_struct(tree: dict[str, Any], n: int) -> pa.StructArray:
-    arrays = [_build_struct(value, n) if isinstance(value, dict) else value for value in tree.values()]
-    return pa.StructArray.from_arrays(arrays, names=list(tree))

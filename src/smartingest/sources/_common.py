@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from smartingest.columns import JSON_TEXT
 from smartingest.errors import SourceError
 
 log = logging.getLogger("smartingest.sources")
@@ -138,12 +139,18 @@ class Normaliser:
 
     Generic rules: extension types become their storage type (uuid becomes its canonical string), dictionary
     columns are decoded, view strings become strings, nested fields are handled recursively, and all field and
-    schema metadata is dropped. ``leaf_rule`` lets a connector override a field first (PostgreSQL numeric).
+    schema metadata is dropped, except the ``columns.JSON_TEXT`` marker on top-level JSON columns. ``leaf_rule``
+    lets a connector override a field first (PostgreSQL numeric).
     """
 
     def __init__(self, schema: pa.Schema, leaf_rule: LeafRule | None = None) -> None:
         plans = [_plan(field, leaf_rule) for field in schema]
-        self.schema = pa.schema([pa.field(f.name, t, f.nullable) for f, (t, _) in zip(schema, plans, strict=True)])
+        self.schema = pa.schema(
+            [
+                pa.field(f.name, t, f.nullable, metadata=JSON_TEXT if isinstance(f.type, pa.JsonType) else None)
+                for f, (t, _) in zip(schema, plans, strict=True)
+            ]
+        )
         self._converters = [conv for _, conv in plans]
         self._trivial = all(conv is None for conv in self._converters)
 

@@ -81,12 +81,13 @@ def describe_model(model: ModelConfig) -> str:
 
 
 def check_primary_key(schema: pa.Schema, model: ModelConfig) -> None:
-    """Raise ModelError unless the model's primary-key column is one of the result's columns.
+    """Raise ModelError unless every primary-key column is one of the result's columns.
 
     Connectors call this in ``read`` before yielding any batch, so a typo in ``primary_key`` fails
     before a sync starts rather than after rows were diffed.
     """
-    if model.primary_key not in schema.names:
-        raise ModelError(
-            f"model {describe_model(model)} has no column {model.primary_key!r} (columns: {', '.join(schema.names)})"
-        )
+    for column in model.key_columns:
+        if column not in schema.names:
+            raise ModelError(
+                f"model {describe_model(model)} has no column {column!r} (columns: {', '.join(schema.names)})"
+            )

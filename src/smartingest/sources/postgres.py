@@ -129,7 +129,7 @@ class PostgresSource:
         """The model's normalised schema, from PostgreSQL's description of the prepared query (no rows read)."""
         with self._connect() as conn, translate_errors(lambda e: self._translate(e, model)):
             _query, raw = self._plan(conn, model_query(model, quote_double))
-            return Normaliser(raw, _numeric_rule).schema
+            return Normaliser(raw, _leaf_rule).schema
 
     def preview(self, model: ModelConfig, limit: int = PREVIEW_ROWS) -> pa.Table:
         """The first ``limit`` rows of the model, with the same types as ``read``."""
@@ -203,7 +203,7 @@ class PostgresSource:
         if not casts or len(set(raw.names)) != len(raw.names):
             return query, raw
         columns = [
-            f"{quote_double(name)}::{casts[i]} AS {quote_double(name)}" if i in casts else quote_double(name)
+            f"{casts[i].format(quote_double(name))} AS {quote_double(name)}" if i in casts else quote_double(name)
             for i, name in enumerate(raw.names)
         ]
         wrapped = f"SELECT {', '.join(columns)} FROM (\n{query}) AS m\n"
@@ -220,7 +220,7 @@ class PostgresSource:
 
         with translate_errors(translate):
             query, raw = self._plan(conn, query)
-            normalise = Normaliser(raw, _numeric_rule)
+            normalise = Normaliser(raw, _leaf_rule)
             cur = conn.cursor(adbc_stmt_kwargs={BATCH_SIZE_HINT_OPTION: str(hint)})
             try:
                 cur.execute(query)
@@ -244,12 +244,17 @@ class PostgresSource:
 
 
 def _cast_for(field: pa.Field) -> str | None:
-    """The SQL cast the read query applies to a top-level column, or None to take ADBC's type as is."""
+    """The SQL expression (``{}`` is the column) the read query applies to a top-level column, or None to
+    take ADBC's type as is."""
     pg_type = (field.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
     if pg_type in _CAST_TO_NUMERIC:
-        return "numeric"
+        return "{}::numeric"
+    if pa.types.is_list(field.type) and pg_type.startswith("_"):
+        # ADBC flattens a multi-dimensional array into one list; as jsonb it keeps its nesting (and
+        # numeric elements keep their exact digits). The column is then JSON text, sent parsed.
+        return "to_jsonb({})"
     if isinstance(field.type, pa.OpaqueType) and pg_type != _NUMERIC:
-        return "text"
+        return "{}::text"
     return None
 
 
@@ -270,6 +275,40 @@ def numeric_type(typmod: int) -> pa.DataType:
     if precision < 1 or precision > _MAX_DECIMAL128_PRECISION:
         return pa.float64()
     return pa.decimal128(precision, scale)
+
+
+# PostgreSQL keeps ±infinity as the extreme int64 (timestamps) and int32 (dates) of its own epoch,
+# 2000-01-01; ADBC shifts them to 1970's epoch and they wrap around. Put them back at the extremes, so
+# that they read as what they are (and no real instant is mistaken for them).
+_PG_EPOCH_US = 946_684_800_000_000
+_PG_EPOCH_DAYS = 10_957
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+_TIMESTAMP_INFINITY = ((_INT64_MAX + _PG_EPOCH_US + 2**63) % 2**64 - 2**63, _INT64_MAX)
+_TIMESTAMP_MINUS_INFINITY = (_INT64_MIN + _PG_EPOCH_US, _INT64_MIN)
+_DATE_INFINITY = ((_INT32_MAX + _PG_EPOCH_DAYS + 2**31) % 2**32 - 2**31, _INT32_MAX)
+_DATE_MINUS_INFINITY = (_INT32_MIN + _PG_EPOCH_DAYS, _INT32_MIN)
+
+
+def _leaf_rule(field: pa.Field) -> tuple[pa.DataType, Converter] | None:
+    """Leaf rules of PostgreSQL results: numeric, and ±infinity in timestamps and dates."""
+    if pa.types.is_timestamp(field.type) and field.type.unit == "us":
+        return field.type, _infinities(pa.int64(), _TIMESTAMP_INFINITY, _TIMESTAMP_MINUS_INFINITY)
+    if pa.types.is_date32(field.type):
+        return field.type, _infinities(pa.int32(), _DATE_INFINITY, _DATE_MINUS_INFINITY)
+    return _numeric_rule(field)
+
+
+def _infinities(ticks_type: pa.DataType, *sentinels: tuple[int, int]) -> Converter:
+    def convert(arr: pa.Array) -> pa.Array:
+        ticks = arr.view(ticks_type)
+        for wrapped, extreme in sentinels:
+            hit = pc.equal(ticks, pa.scalar(wrapped, ticks_type))
+            if pc.any(hit).as_py():
+                ticks = pc.if_else(hit, pa.scalar(extreme, ticks_type), ticks)
+        return ticks.view(arr.type)
+
+    return convert
 
 
 def _numeric_rule(field: pa.Field) -> tuple[pa.DataType, Converter] | None:
