@@ -89,11 +89,13 @@ class PlanResult:
     sample_requests: list[dict[str, Any]]
     invalid_samples: list[dict[str, Any]]
     rejected_samples: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "sync": self.sync_name,
             "counts": asdict(self.counts),
+            "warnings": self.warnings,
             "sample_requests": self.sample_requests,
             "invalid_samples": self.invalid_samples,
             "rejected_samples": self.rejected_samples,
@@ -395,8 +397,11 @@ def plan_sync(target: SyncTarget, state_dir: Path, samples: int = 3) -> PlanResu
     """
     with sync_lock(state_dir, target.name):
         source, plan, spec = prepare(target)
+        warnings = key_warnings(source.schema(target.model), target.model)
         detector = detector_for(target.source, state_dir, target.cdc_memory_limit)
         change_set = detector.plan(target.name, source, target.model, spec)
+        if change_set.new_baseline:
+            warnings.append(change_set.new_baseline)
         try:
             records: list[MappedRecord] = []
             decided: list[Settled] = []
@@ -407,6 +412,8 @@ def plan_sync(target: SyncTarget, state_dir: Path, samples: int = 3) -> PlanResu
             bodies = [orjson.loads(b'{"users":[' + b",".join(r.body for r in records[:samples]) + b"]}")]
             invalid = [{"primary_key": r.pk, "reason": r.reason} for r in islice(change_set.invalid_rows(), samples)]
             rejected = [{"primary_key": pk, "reason": reason_of(v)} for pk, _, v in decided if isinstance(v, Rejected)]
-            return PlanResult(target.name, change_set.counts, bodies if records else [], invalid, rejected[:samples])
+            return PlanResult(
+                target.name, change_set.counts, bodies if records else [], invalid, rejected[:samples], warnings
+            )
         finally:
             change_set.close()
