@@ -12,6 +12,45 @@ from smartingest.sandbox.envelope import API_CODES
 
 API_KEY = "test-key-0123456789"
 
+# What a real Iterable project without data fields answers to GET /api/users/getFields (email-based;
+# the other project types keep static-list subscriptions in userListIds instead of emailListIds).
+ITERABLE_SYSTEM_FIELDS = {
+    "devices": "object",
+    "devices.appBuild": "string",
+    "devices.appPackageName": "string",
+    "devices.appVersion": "string",
+    "devices.applicationName": "string",
+    "devices.deviceId": "string",
+    "devices.endpointEnabled": "boolean",
+    "devices.iterableSdkVersion": "string",
+    "devices.platform": "string",
+    "devices.platformEndpoint": "string",
+    "devices.token": "string",
+    "email": "string",
+    "emailListIds": "long",
+    "itblInternal.emailDomain": "string",
+    "phoneNumber": "string",
+    "phoneNumberDetails": "object",
+    "phoneNumberDetails.carrier": "string",
+    "phoneNumberDetails.countryCodeISO": "string",
+    "phoneNumberDetails.lineType": "string",
+    "phoneNumberDetails.updatedAt": "date",
+    "profileUpdatedAt": "date",
+    "signupDate": "date",
+    "signupSource": "string",
+    "unsubscribedChannelIds": "long",
+    "unsubscribedMessageTypeIds": "long",
+    "userId": "string",
+}
+
+
+def system_fields(project_type: str) -> dict[str, str]:
+    """The system fields getFields lists in a fresh project of this type."""
+    if project_type == "email":
+        return dict(ITERABLE_SYSTEM_FIELDS)
+    fields = {k: v for k, v in ITERABLE_SYSTEM_FIELDS.items() if k != "emailListIds"}
+    return {**fields, "userListIds": "long"}
+
 
 def start_server(data_dir: Path, **overrides: Any) -> SandboxServer:
     """A started sandbox on a free port, with rate limits off unless asked for."""
@@ -59,3 +98,11 @@ def all_users(client: httpx.Client) -> list[dict[str, Any]]:
         if page["next_after"] is None:
             return users
         after = page["next_after"]
+
+
+def data_fields(client: httpx.Client, project_type: str = "email") -> dict[str, str]:
+    """The getFields answer without the project's system fields."""
+    response = client.get("/api/users/getFields")
+    assert response.status_code == 200, response.text
+    system = system_fields(project_type)
+    return {path: kind for path, kind in response.json()["fields"].items() if path not in system}

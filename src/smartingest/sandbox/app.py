@@ -5,6 +5,10 @@ drop, a status burst or an injected error), the `Api-Key` check (401 `BadApiKey`
 rate limit (429 `RateLimitExceeded`), the body-size limit (413 `BatchTooLarge` above 4 MB), JSON
 parsing (400 `BadJsonBody`), then the handler. Storage work runs on the storage worker thread.
 Admin routes never fault, need no key and are not rate limited.
+
+A path under /api that no route serves answers 404 `NotFound` before any of that. The
+`/api/users/{email}` routes only take a last segment containing `@`: anything else there
+(`getSentMessages`, `update` with the wrong method, ...) is an unknown path, not an email.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from .envelope import ApiError, code_for_status, envelope, error_response, json_response
@@ -194,6 +198,11 @@ async def _update(sandbox: Sandbox, request: Request, body: bytes) -> Response:
     return envelope("Success", msg)
 
 
+async def _update_email(sandbox: Sandbox, request: Request, body: bytes) -> Response:
+    msg = await sandbox.worker.run(_call_with_json, sandbox.project.update_email, body)
+    return envelope("Success", msg)
+
+
 def _required_param(value: str | None, name: str) -> str:
     if not value:
         raise ApiError(400, "BadParams", f"Missing required parameter {name!r}")
@@ -253,6 +262,7 @@ async def _forgotten_user_ids(sandbox: Sandbox, request: Request, body: bytes) -
 # (method, path, handler, reads body). Order matters: fixed paths before the {email} catch-all.
 API_ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("POST", "/api/users/update", _update, True),
+    ("POST", "/api/users/updateEmail", _update_email, True),
     ("POST", "/api/users/bulkUpdate", _bulk_update, True),
     ("POST", "/api/users/forget", _forget, True),
     ("POST", "/api/users/unforget", _unforget, True),
@@ -269,7 +279,22 @@ API_ROUTES: list[tuple[str, str, Handler, bool]] = [
 
 
 async def _unknown_api_route(request: Request) -> Response:
-    return envelope("NotFound", f"No such endpoint: {request.method} {request.url.path}", 404)
+    return envelope("NotFound", f"No such endpoint in the sandbox: {request.method} {request.url.path}", 404)
+
+
+class _EmailRoute(Route):
+    """A route with an `{email}` path parameter that only matches values containing `@`.
+
+    Iterable's other /api/users endpoints share the `/api/users/{email}` shape; a segment without
+    `@` names one of them (or nothing), never a user, so it falls through to the 404 route. A value
+    with `@` is an email, answered 400 `InvalidEmailAddressError` by the handler when malformed.
+    """
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE and "@" not in child_scope["path_params"]["email"]:
+            return Match.NONE, {}
+        return match, child_scope
 
 
 # ---- /_sandbox admin handlers
@@ -367,7 +392,7 @@ def create_app(settings: SandboxSettings) -> Starlette:
             worker.close()
 
     api_routes = [
-        Route(
+        (_EmailRoute if "{email}" in path else Route)(
             path.replace("{email}", "{email:path}").replace("{userId}", "{userId:path}"),
             ApiEndpoint(sandbox, f"{method} {path}", handler, reads_body),
             methods=[method],

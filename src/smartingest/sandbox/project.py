@@ -16,10 +16,10 @@ import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .envelope import ApiError
-from .fields import EntryFields, FieldTypeChecker, drop_unknown
+from .fields import EntryFields, FieldTypeChecker, drop_unknown, system_fields, system_list_fields
 from .identity import (
     IDENTITY_KEYS,
     Failure,
@@ -190,6 +190,11 @@ def _user_response(profile: Profile | None) -> dict[str, Any]:
     return {"user": user}
 
 
+def _require_valid_email(email: Any) -> None:
+    if not is_valid_email(email):
+        raise ApiError(400, "InvalidEmailAddressError", f"Invalid email: {email!r}")
+
+
 def _sha256(value: str) -> str:
     return hashlib.sha256(value.strip().lower().encode()).hexdigest()
 
@@ -200,7 +205,11 @@ class Project:
     def __init__(self, store: Store, project_type: ProjectType):
         self.store = store
         self.project_type = project_type
-        self.fields = store.fields()
+        self._system_fields: dict[str, str] = dict(system_fields(project_type))
+        self._list_fields = system_list_fields(project_type)
+        # Every typed path: the stored data fields and the system fields, whose types are Iterable's
+        # and win over a data field of the same name stored by an older sandbox.
+        self.fields: dict[str, str] = {**store.fields(), **self._system_fields}
 
     # ---- updates
 
@@ -225,11 +234,72 @@ class Project:
             raise ApiError(failure.reason.status, failure.reason.code, failure.msg)
         return "User updated"
 
+    def update_email(self, body: Any) -> str:
+        """POST /api/users/updateEmail: the user named by `currentEmail` or `currentUserId` gets `newEmail`.
+
+        `currentEmail` takes precedence when both are given, except in userID-based projects, where
+        emails identify no one and `currentUserId` is required. Errors, in the order checked:
+        400 `BadParams` (body not an object, no `newEmail`), 400 `InvalidEmailAddressError` (malformed
+        `newEmail`), 400 `BadParams` (no usable current identifier), 400 `InvalidEmailAddressError` /
+        `InvalidUserIdError` (malformed current identifier), 409 `ForgottenUserError` (the current
+        identifier was forgotten), 400 `BadParams` (no such user: Iterable's answer), 409
+        `EmailAlreadyExists` (the new email is forgotten or belongs to another user; emails are not
+        unique in userID-based projects, so neither applies there). The profile keeps its userId and
+        dataFields; the old email no longer finds it. Returns the success message.
+        """
+        by, named, new_email = self._update_email_request(body)
+        new = normalize_email(new_email)
+        change = f"Cannot change user {named!r} to {new_email!r}"
+        if by == "email":
+            current = normalize_email(named)
+            forgotten_emails, _ = self.store.forgotten_among([current, new], [])
+            profile = self.store.by_email(current)
+            current_forgotten = current in forgotten_emails
+        else:
+            forgotten_emails, forgotten_user_ids = self.store.forgotten_among([new], [named])
+            profile = self.store.by_user_id(named)
+            current_forgotten = named in forgotten_user_ids
+        if current_forgotten:
+            raise ApiError(409, "ForgottenUserError", f"{change}: the user has been forgotten (GDPR)")
+        if profile is None:
+            raise ApiError(400, "BadParams", f"{change}: user does not exist")
+        if self.project_type != "userid":
+            # Iterable answers a forgotten new email with EmailAlreadyExists too.
+            if new in forgotten_emails:
+                raise ApiError(409, "EmailAlreadyExists", f"{change}: new email is on the forgotten list")
+            owner = self.store.by_email(new)
+            if owner is not None and owner.id != profile.id:
+                raise ApiError(409, "EmailAlreadyExists", f"{change}: new email already exists")
+        if profile.email != new:
+            profile.email = new
+            self.store.write([profile], {}, now_ms())
+        return "User email updated"
+
+    def _update_email_request(self, body: Any) -> tuple[Literal["email", "userId"], str, str]:
+        """How an updateEmail request names its user ("email" or "userId", the value) and its new email."""
+        if type(body) is not dict:
+            raise ApiError(400, "BadParams", "Request body must be an object with newEmail and a current identifier")
+        current_email, current_user_id = body.get("currentEmail"), body.get("currentUserId")
+        new_email = body.get("newEmail")
+        if new_email is None:
+            raise ApiError(400, "BadParams", "Missing required field 'newEmail'")
+        _require_valid_email(new_email)
+        if self.project_type != "userid" and current_email is not None:
+            _require_valid_email(current_email)
+            return "email", current_email, new_email
+        if current_user_id is None:
+            if self.project_type == "userid":
+                raise ApiError(400, "BadParams", "userID-based projects identify users by userId: send currentUserId")
+            raise ApiError(400, "BadParams", "Send currentEmail or currentUserId to name the user")
+        if not is_valid_user_id(current_user_id):
+            raise ApiError(400, "InvalidUserIdError", f"Invalid userId: {current_user_id!r}")
+        return "userId", current_user_id, new_email
+
     def _apply(self, users: list[dict[str, Any]], create_new_fields: bool) -> UpdateOutcome:
         outcome = UpdateOutcome()
         if not create_new_fields:
             users = self._drop_new_fields(users, outcome)
-        checker = FieldTypeChecker(self.fields)
+        checker = FieldTypeChecker(self.fields, self._list_fields)
         entry_fields: list[EntryFields | None] = [
             checker.check(u["dataFields"], IDENTITY_KEYS) if type(u.get("dataFields")) is dict else None for u in users
         ]
@@ -317,7 +387,8 @@ class Project:
     # ---- reads
 
     def get_by_email(self, email: str) -> dict[str, Any]:
-        """A `UserResponse` for an email (`{}` when no user has it)."""
+        """A `UserResponse` for an email (`{}` when no user has it); 400 for a malformed email."""
+        _require_valid_email(email)
         return _user_response(self.store.by_email(normalize_email(email)))
 
     def get_by_user_id(self, user_id: str) -> dict[str, Any]:
@@ -325,7 +396,7 @@ class Project:
         return _user_response(self.store.by_user_id(user_id))
 
     def get_fields(self) -> dict[str, Any]:
-        """A `GetUserFieldsResponse`: every field path with its type."""
+        """A `GetUserFieldsResponse`: every field path with its type, system fields included."""
         return {"fields": dict(sorted(self.fields.items()))}
 
     # ---- deletion and GDPR
@@ -334,6 +405,7 @@ class Project:
         """DELETE /api/users/{email}; not available in userID-based projects."""
         if self.project_type == "userid":
             raise ApiError(400, "BadParams", "Users of a userID-based project cannot be deleted by email")
+        _require_valid_email(email)
         profile = self.store.by_email(normalize_email(email))
         if profile is None or profile.id is None:
             raise ApiError(400, "UnknownEmailError", f"No user has email {email!r}")
@@ -416,6 +488,6 @@ class Project:
         return self.store.counts()
 
     def reset(self) -> None:
-        """Remove every user, field type and forgotten identifier."""
+        """Remove every user, data field type and forgotten identifier (the system fields stay)."""
         self.store.reset()
-        self.fields = {}
+        self.fields = dict(self._system_fields)

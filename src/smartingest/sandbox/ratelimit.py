@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Requests per second, from each endpoint's description in the contract. Keys are route names.
+# An endpoint whose description states no rate (POST /api/users/updateEmail) is not limited.
 RATES: dict[str, float] = {
     "POST /api/users/update": 500,
     "POST /api/users/bulkUpdate": 5,

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ProjectType = Literal["email", "userid", "hybrid"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]  # uvicorn's levels
 
 
 class StatusBurst(BaseModel):
@@ -64,7 +65,7 @@ class SandboxSettings(BaseModel):
         1.0, gt=0.0, description="Multiplier of every rate limit (and burst); 2.0 allows twice as much."
     )
     faults: FaultSettings = Field(default_factory=FaultSettings, description="Faults active at start.")
-    log_level: str = Field("warning", description="uvicorn log level.")
+    log_level: LogLevel = Field("warning", description="uvicorn log level.")
 
     @field_validator("api_key")
     @classmethod
