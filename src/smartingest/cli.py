@@ -36,6 +36,8 @@ app.add_typer(sync_app, name="sync")
 app.add_typer(runs_app, name="runs")
 app.add_typer(model_app, name="model")
 app.add_typer(source_app, name="source")
+destination_app = typer.Typer(help="Check destinations.", no_args_is_help=True)
+app.add_typer(destination_app, name="destination")
 
 out = Console()
 err = Console(stderr=True)
@@ -92,15 +94,16 @@ def _fail(exc: SmartIngestError | ClickException) -> NoReturn:
     raise typer.Exit(2 if isinstance(exc, ConfigError) else 1)
 
 
-def _report_error(kind: str, message: str) -> None:
-    """One error: ``{"error": {"type": kind, "message": ...}}`` on stdout with --json, else a line on stderr.
+def _report_error(kind: str, message: str, label: str = "error") -> None:
+    """One error: ``{"error": {"type": kind, "message": ...}}`` on stdout with --json, else ``label: message``
+    on stderr.
 
     A script that asked for JSON then reads JSON whatever happened, and tells errors apart by ``type``.
     """
     if _json_requested():
         _print_json({"error": {"type": kind, "message": message}})
     else:
-        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _json_requested() -> bool:
@@ -367,6 +370,25 @@ def source_test(name: str) -> None:
     out.print(f"[green]ok[/]: source {name} is reachable")
 
 
+@destination_app.command("test")
+def destination_test(name: str, as_json: JsonOption = False) -> None:
+    """Check that the destination's Iterable project answers with its API key. Exits 1 if it does not."""
+    try:
+        check = service.check_destination(_workspace(), name)
+    except SmartIngestError as exc:
+        _fail(exc)
+    if as_json:
+        _print_json({"destination": name, "url": check.url, "ok": check.ok, "message": check.message})
+    elif check.ok:
+        out.print(f"[green]ok[/]: destination {escape(name)}: {escape(check.message)}", highlight=False, soft_wrap=True)
+    else:
+        err.print(
+            f"[bold red]error:[/] destination {escape(name)}: {escape(check.message)}", highlight=False, soft_wrap=True
+        )
+    if not check.ok:
+        raise typer.Exit(1)
+
+
 @app.command("validate")
 def validate() -> None:
     """Check the project file (keys, types, references, connector settings) without connecting."""
@@ -509,6 +531,10 @@ def _print_plan(result: service.PlanResult) -> None:
         f"queried {c.queried}, invalid {c.invalid}, unchanged {c.unchanged}, "
         f"[green]added {c.added}[/], [yellow]changed {c.changed}[/], [red]removed {c.removed}[/]"
     )
+    answered = "[green]destination:[/]" if result.destination_ok else "[red]destination did not answer:[/]"
+    out.print(f"{answered} {escape(result.destination)}", highlight=False, soft_wrap=True)
+    for warning in result.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     for sample in result.invalid_samples:
         out.print(f"  invalid: {escape(_shorten(sample['reason'], PLAN_REASON_CHARS))}", highlight=False)
     for sample in result.rejected_samples:
@@ -565,6 +591,7 @@ def main() -> None:
         _report_error(
             "InternalError",
             f"{type(exc).__name__}: {exc} (this is a bug; run again with --verbose for the traceback and report it)",
+            label="internal error",
         )
         sys.exit(70)
 

@@ -14,7 +14,8 @@ import pyarrow as pa
 
 from smartingest.config.loader import load_project
 from smartingest.config.models import ProjectConfig, require
-from smartingest.engine import probe
+from smartingest.engine import destination, probe
+from smartingest.engine.destination import DestinationCheck
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.pipeline import (  # front ends print PlanResult and RunResult as service.X
@@ -172,6 +173,11 @@ def preview_model(ws: Workspace, name: str, limit: int = probe.PREVIEW_ROWS) -> 
 def preview_rows(ws: Workspace, name: str, limit: int = probe.PREVIEW_ROWS) -> list[dict[str, Any]]:
     """The first rows of a model as Python values for showing (dates Python cannot hold become text)."""
     return probe.python_rows(preview_model(ws, name, limit))
+
+
+def check_destination(ws: Workspace, name: str) -> DestinationCheck:
+    """Ask the named Iterable project for its user fields with its API key: does it answer, and with what."""
+    return destination.check_destination(require(ws.config.destinations, name, "destination"))
 
 
 def model_schema(ws: Workspace, name: str) -> pa.Schema:

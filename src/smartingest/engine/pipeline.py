@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,16 +27,20 @@ import pyarrow.compute as pc
 from smartingest.cdc.base import OP, PK, ChangeCounts, ChangeDetector, ChangeSet, HashSpec, Identity
 from smartingest.cdc.basic import BasicChangeDetector
 from smartingest.config.models import DestinationConfig, ModelConfig, SourceConfig, SyncConfig
+from smartingest.engine.destination import check_destination, type_conflicts
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.progress import NoProgress, Progress
-from smartingest.errors import ConfigError, SmartIngestError
+from smartingest.errors import ConfigError, DestinationAuthError, DestinationError, SmartIngestError
 from smartingest.iterable.client import IterableClient
+from smartingest.iterable.fields import read_field_types
 from smartingest.iterable.outcomes import SYNCED, Rejected, Retry, Verdict, commits, reason_of, status_of
 from smartingest.iterable.users import UserRecord, UsersWriter
 from smartingest.mapping.plan import MappedRecord, UserRecordPlan, compile_user_plan
 from smartingest.sources.base import Source, check_primary_key
 from smartingest.sources.registry import open_source
+
+log = logging.getLogger(__name__)
 
 CHANGE_BATCH_ROWS = 10_000
 
@@ -90,11 +95,14 @@ class PlanResult:
     invalid_samples: list[dict[str, Any]]
     rejected_samples: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
+    destination: str = ""
+    destination_ok: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "sync": self.sync_name,
             "counts": asdict(self.counts),
+            "destination": {"ok": self.destination_ok, "message": self.destination},
             "warnings": self.warnings,
             "sample_requests": self.sample_requests,
             "invalid_samples": self.invalid_samples,
@@ -256,6 +264,7 @@ async def deliver(
     concurrency = target.destination.max_concurrent_requests
     queue: asyncio.Queue[list[UserRecord] | None] = asyncio.Queue(maxsize=concurrency * 2)
     async with IterableClient(target.destination) as client:
+        plan = await refuse_misfits(client, plan)
         writer = UsersWriter(client, target.sync.batch_size)
 
         async def send() -> None:
@@ -282,6 +291,23 @@ async def deliver(
         finally:
             stats.update(client.stats)
         return client.unavailable
+
+
+async def refuse_misfits(client: IterableClient, plan: UserRecordPlan) -> UserRecordPlan:
+    """The plan, rejecting without a request the rows whose values do not fit their Iterable field's type.
+
+    Reads the project's field types once per run; if Iterable cannot list them, the run sends as it
+    would have (Iterable itself then refuses what does not fit). Raises DestinationAuthError.
+    """
+    try:
+        field_types = await read_field_types(client)
+    except DestinationAuthError:
+        raise
+    except DestinationError as exc:
+        log.warning("field types not checked before sending: %s", exc)
+        return plan
+    conflicts = type_conflicts(plan, field_types)
+    return plan.refusing(conflicts) if conflicts else plan
 
 
 def final_status(counts: dict[str, int], error: str | None) -> str:
@@ -398,6 +424,11 @@ def plan_sync(target: SyncTarget, state_dir: Path, samples: int = 3) -> PlanResu
     with sync_lock(state_dir, target.name):
         source, plan, spec = prepare(target)
         warnings = key_warnings(source.schema(target.model), target.model)
+        check = check_destination(target.destination)
+        if check.field_types is not None:
+            conflicts = type_conflicts(plan, check.field_types)
+            plan = plan.refusing(conflicts)
+            warnings += [f"field type conflict: {reason}" for reason in conflicts.values()]
         detector = detector_for(target.source, state_dir, target.cdc_memory_limit)
         change_set = detector.plan(target.name, source, target.model, spec)
         if change_set.new_baseline:
@@ -413,7 +444,14 @@ def plan_sync(target: SyncTarget, state_dir: Path, samples: int = 3) -> PlanResu
             invalid = [{"primary_key": r.pk, "reason": r.reason} for r in islice(change_set.invalid_rows(), samples)]
             rejected = [{"primary_key": pk, "reason": reason_of(v)} for pk, _, v in decided if isinstance(v, Rejected)]
             return PlanResult(
-                target.name, change_set.counts, bodies if records else [], invalid, rejected[:samples], warnings
+                target.name,
+                change_set.counts,
+                bodies if records else [],
+                invalid,
+                rejected[:samples],
+                warnings,
+                check.message,
+                check.ok,
             )
         finally:
             change_set.close()

@@ -19,3 +19,4 @@ class Endpoint:
 
 
 USERS_BULK_UPDATE = Endpoint("users/bulkUpdate", "POST", "/api/users/bulkUpdate", 5, 4 * MB)
+USERS_GET_FIELDS = Endpoint("users/getFields", "GET", "/api/users/getFields", 3)

@@ -39,6 +39,41 @@ JSON_NULL = "null"
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'
 
 
+def json_kinds(dtype: pa.DataType, path: str) -> list[tuple[str, str]]:
+    """The Iterable field types a column of this type creates: (path, type) for the field itself and,
+    for a struct, for each of its fields (``address`` object, ``address.city`` string). A type whose
+    kind depends on its values (JSON text) creates none."""
+    if pa.types.is_dictionary(dtype):
+        return json_kinds(dtype.value_type, path)
+    if pa.types.is_struct(dtype):
+        kinds = [(path, "object")]
+        for i in range(dtype.num_fields):
+            kinds += json_kinds(dtype.field(i).type, f"{path}.{dtype.field(i).name}")
+        return kinds
+    kind = _kind(dtype)
+    return [(path, kind)] if kind else []
+
+
+def _kind(dtype: pa.DataType) -> str | None:
+    if pa.types.is_boolean(dtype):
+        return "boolean"
+    if pa.types.is_integer(dtype) or (pa.types.is_decimal(dtype) and dtype.scale <= 0):
+        return "long"
+    if pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
+        return "double"
+    if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
+        return "date"
+    if pa.types.is_time(dtype) or pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return "string"
+    if pa.types.is_string_view(dtype):
+        return "string"
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype):
+        return "array"
+    if pa.types.is_map(dtype):
+        return "object"
+    return None
+
+
 @dataclass
 class Problems:
     """Rows of a batch whose values cannot be sent: each problem a mask over the rows, and its reason."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from smartingest.columns import is_json_text
 from smartingest.config.models import ColumnMapping, FieldMapping, StaticMapping
 from smartingest.errors import MappingError
-from smartingest.mapping.encode import JSON_NULL, Encoder, Problems, json_string
+from smartingest.mapping.encode import JSON_NULL, Encoder, Problems, json_kinds, json_string
 from smartingest.mapping.values import cast_static, check_castable
 
 # Bumped when the way rows are encoded or hashed changes, so every row is sent again once.
@@ -55,6 +55,8 @@ class ColumnTarget:
     column: str
     target: str
     parse_json: bool = False
+    column_type: str = ""
+    kinds: tuple[tuple[str, str], ...] = ()  # the Iterable field types its values create, by path
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,12 @@ class UserRecordPlan:
     invalid_values: str = "reject"
     trim_identifier: bool = False
     lowercase_identifier: bool = False
+    refused: tuple[tuple[str, str], ...] = ()  # (target, reason): its non-null values reject their row
+
+    def refusing(self, refused: dict[str, str]) -> UserRecordPlan:
+        """This plan, rejecting the rows that have a value for these targets (target -> reason) without
+        sending them: their field's type in the destination does not fit the column's values."""
+        return replace(self, refused=tuple(sorted(refused.items())))
 
     @property
     def source_columns(self) -> list[str]:
@@ -115,8 +123,11 @@ class UserRecordPlan:
         problems = Problems(n)
         top: dict[str, pa.Array] = {}
         tree: dict[str, Any] = {}
+        refused = dict(self.refused)
         for c in self.column_targets:
             values = batch.column(c.column)
+            if c.target in refused:
+                problems.add(values.is_valid(), refused[c.target])
             if c.target == self.identifier_field:
                 top[c.target] = self.identifier_values(values)
             elif c.target in TOP_LEVEL_IDENTITY:
@@ -222,7 +233,8 @@ def compile_user_plan(
             parse_json = is_json_text(column) if mapping.parse_json is None else mapping.parse_json
             if parse_json and not _is_text(column.type) and not is_json_text(column):
                 raise MappingError(f"{at}: parse_json needs a text column; {mapping.from_!r} is {column.type}")
-            columns.append(ColumnTarget(mapping.from_, mapping.to, parse_json))
+            kinds = () if parse_json else tuple(json_kinds(column.type, mapping.to))
+            columns.append(ColumnTarget(mapping.from_, mapping.to, parse_json, str(column.type), kinds))
         elif isinstance(mapping, StaticMapping):
             if mapping.to in TOP_LEVEL_IDENTITY:
                 raise MappingError(

@@ -1,0 +1,84 @@
+"""Field types: the destination's types are read before sending, conflicts are reported at plan time and
+rejected per row without a request; `destination test` says whether the project answers."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from smartingest import service
+from smartingest.cli import app
+from tests.conftest import write_project
+
+MAPPINGS = [{"from": "email", "to": "email"}, {"from": "code", "to": "planCode"}, {"from": "name", "to": "name"}]
+
+
+def _people(pg, code_type: str) -> str:
+    pg.execute("DROP TABLE IF EXISTS people")
+    pg.execute(
+        f"CREATE TABLE people AS SELECT i AS id, 'u' || i || '@x.io' AS email, (i % 7)::{code_type} AS code,"
+        " 'n' || i AS name FROM generate_series(1, 200) i"
+    )
+    return f"select id, email, code, name from {pg.schema}.people"
+
+
+def test_a_column_that_changed_type_is_refused_per_row_without_requests(pg, sandbox, admin, workspace_factory):
+    ws = workspace_factory(sandbox.url, sql=_people(pg, "int"), mappings=MAPPINGS)
+    assert service.run(ws, "customers_to_users").counts["synced"] == 200
+    assert admin.get_fields()["planCode"] == "long"
+
+    # The model now sends the code as text: every row with a code would fail its whole request.
+    ws = workspace_factory(sandbox.url, sql=_people(pg, "text"), mappings=MAPPINGS)
+    plan = service.plan(ws, "customers_to_users")
+    assert plan.destination_ok
+    (conflict,) = [w for w in plan.warnings if w.startswith("field type conflict")]
+    assert "field 'planCode' is of type long in Iterable, but column 'code' (string) sends string values" in conflict
+    assert "planCode" in plan.rejected_samples[0]["reason"]
+
+    before = admin.requests()
+    result = service.run(ws, "customers_to_users")
+    assert (result.counts["changed"], result.counts["rejected"], result.counts["synced"]) == (200, 200, 0)
+    assert admin.requests() == before  # not one bulkUpdate: every row was refused before sending
+    (row,) = service.run_rows(ws, result.run_id, status="rejected", limit=1)
+    assert "field 'planCode' is of type long in Iterable" in row.reason
+
+
+def test_null_values_of_a_conflicting_column_do_not_hold_their_row_back(pg, sandbox, admin, workspace_factory):
+    ws = workspace_factory(sandbox.url, sql=_people(pg, "int"), mappings=MAPPINGS)
+    service.run(ws, "customers_to_users")
+    pg.execute("ALTER TABLE people ALTER COLUMN code TYPE text")
+    pg.execute("UPDATE people SET code = NULL WHERE id <= 10")
+    pg.execute("UPDATE people SET name = name || '!' WHERE id <= 10")
+    result = service.run(ws, "customers_to_users")
+    assert result.counts["synced"] == 10 and result.counts["rejected"] == 190, result
+
+
+def _invoke(args: list[str], home) -> tuple[int, str]:
+    result = CliRunner().invoke(app, args, env={"SMARTINGEST_HOME": str(home)})
+    return result.exit_code, result.output
+
+
+def test_destination_test_checks_the_key_and_reachability(sandbox, tmp_path):
+    home = tmp_path / "home"
+    project = write_project(tmp_path, sandbox.url)
+    code, output = _invoke(["--project", str(project), "destination", "test", "iterable"], home)
+    assert code == 0, output
+    assert "answered" in output and "user fields" in output
+
+    project = write_project(tmp_path, sandbox.url, destination={"api_key": "wrong-key"})
+    code, output = _invoke(["--project", str(project), "destination", "test", "iterable", "--json"], home)
+    assert code == 1
+    answer = json.loads(output)
+    assert answer["ok"] is False and "refused the API key" in answer["message"]
+
+    project = write_project(tmp_path, "http://127.0.0.1:9", destination={"timeout_seconds": 1})
+    code, output = _invoke(["--project", str(project), "destination", "test", "iterable"], home)
+    assert code == 1 and "cannot connect" in output
+
+
+def test_plan_says_when_the_destination_does_not_answer(pg, workspace_factory):
+    ws = workspace_factory("http://127.0.0.1:9", sql=_people(pg, "int"), mappings=MAPPINGS)
+    plan = service.plan(ws, "customers_to_users")
+    assert not plan.destination_ok and "cannot connect" in plan.destination
+    assert plan.counts.added == 200
