@@ -1,23 +1,49 @@
 """The run ledger: a run's status, counts, phase timings and row-level outcomes in the metadata database.
 
 It counts verdicts, not guesses: row outcomes are written as they come back from delivery, and the
-run's counts are the sums of what was written.
+run's counts are the sums of what was written (``settled_counts``), for a run that finished and for a
+run whose process died alike, so that every run's counts add up as docs/runs.md states.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from smartingest.store.tables import COUNT_NAMES, RunRow, SyncRun
 
 ACTIVE_STATUSES = ("queued", "querying", "in_progress")
+PLANNING_COUNTS = ("queried", "invalid", "unchanged", "added", "changed", "removed")
+# ledger row status -> the run count of that verdict
+VERDICT_COUNTS = {
+    "synced": "synced",
+    "rejected": "rejected",
+    "retry": "retried_next_run",
+    "deferred": "deferred",
+    "skipped": "skipped",
+}
+
+
+def settled_counts(planned: Mapping[str, int], tally: Mapping[str, int]) -> dict[str, int]:
+    """A run's complete counts (every name of COUNT_NAMES): planning counts as given, verdicts tallied.
+
+    ``planned`` holds the counts of planning (missing names are 0: planning never happened or never
+    finished); ``tally`` the run's row outcomes by status. A change without a recorded verdict (its
+    process died before delivery reached it) counts as ``retried_next_run``: nothing of it was
+    committed, so the next run sends it again. So ``added + changed + removed`` always equals the sum
+    of the verdict counts, whatever stopped the run.
+    """
+    counts = {name: int(planned.get(name) or 0) for name in PLANNING_COUNTS}
+    counts.update({count: int(tally.get(status, 0)) for status, count in VERDICT_COUNTS.items()})
+    changes = counts["added"] + counts["changed"] + counts["removed"]
+    counts["retried_next_run"] += max(0, changes - sum(counts[name] for name in VERDICT_COUNTS.values()))
+    return {name: counts[name] for name in COUNT_NAMES}
 
 
 @dataclass(frozen=True)
@@ -72,10 +98,11 @@ class Ledger:
     def tally(self, run_id: int) -> dict[str, int]:
         """Row outcomes of a run counted by status."""
         with self.engine.connect() as con:
-            rows = con.execute(
-                select(RunRow.status, func.count()).where(RunRow.run_id == run_id).group_by(RunRow.status)
-            ).all()
-        return {status: int(n) for status, n in rows}
+            return _tally(con, run_id)
+
+    def settled_counts(self, run_id: int, planned: Mapping[str, int]) -> dict[str, int]:
+        """The run's complete counts: ``planned`` and its recorded verdicts (see ``settled_counts``)."""
+        return settled_counts(planned, self.tally(run_id))
 
     def finish(
         self,
@@ -94,20 +121,24 @@ class Ledger:
     def fail_abandoned(self, sync_name: str, reason: str) -> list[int]:
         """Mark runs of a sync that are still active as failed (their process died); returns their ids.
 
-        Call only while holding the sync's run lock, so no live run is among them.
+        Each one's counts are settled from its recorded row outcomes (``settled_counts``): the planning
+        counts it recorded stay, verdicts are tallied, and changes without a verdict count as
+        ``retried_next_run``. Call only while holding the sync's run lock, so no live run is among them.
         """
+        columns = [getattr(SyncRun, name) for name in PLANNING_COUNTS]
         with self.engine.begin() as con:
-            ids = [
-                int(i)
-                for i in con.execute(
-                    select(SyncRun.id).where(SyncRun.sync_name == sync_name, SyncRun.status.in_(ACTIVE_STATUSES))
-                ).scalars()
-            ]
-            if ids:
+            abandoned = con.execute(
+                select(SyncRun.id, *columns).where(SyncRun.sync_name == sync_name, SyncRun.status.in_(ACTIVE_STATUSES))
+            ).all()
+            for row in abandoned:
+                run_id = int(row.id)
+                counts = settled_counts(row._mapping, _tally(con, run_id))
                 con.execute(
-                    update(SyncRun).where(SyncRun.id.in_(ids)).values(status="failed", finished_at=_now(), error=reason)
+                    update(SyncRun)
+                    .where(SyncRun.id == run_id)
+                    .values(status="failed", finished_at=_now(), error=reason, **counts)
                 )
-        return ids
+        return [int(row.id) for row in abandoned]
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -144,6 +175,11 @@ def run_dict(row: Any) -> dict:
         if isinstance(data.get(key), datetime):
             data[key] = data[key].isoformat()
     return data
+
+
+def _tally(con: Connection, run_id: int) -> dict[str, int]:
+    rows = con.execute(select(RunRow.status, func.count()).where(RunRow.run_id == run_id).group_by(RunRow.status)).all()
+    return {status: int(n) for status, n in rows}
 
 
 def _now() -> datetime:
