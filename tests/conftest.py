@@ -126,6 +126,8 @@ def write_project(
                 "environment": "test",
                 "backoff_base_seconds": 0.05,
                 "backoff_max_seconds": 0.5,
+                # Pacing is not under test unless a test says so: its tests set their own scale.
+                "rate_limit_scale": 100,
                 **(destination or {}),
             }
         },

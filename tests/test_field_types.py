@@ -82,3 +82,31 @@ def test_plan_says_when_the_destination_does_not_answer(pg, workspace_factory):
     plan = service.plan(ws, "customers_to_users")
     assert not plan.destination_ok and "cannot connect" in plan.destination
     assert plan.counts.added == 200
+
+
+def test_a_type_mismatch_confirmed_once_stops_the_splitting(pg, sandbox, admin, workspace_factory):
+    # JSON values carry no column type to check in advance: Iterable's refusal is the first word.
+    pg.execute(
+        "CREATE TABLE prefs AS SELECT i AS id, 'u' || i || '@x.io' AS email, to_jsonb(i) AS score"
+        " FROM generate_series(1, 400) i"
+    )
+    sql = f"select id, email, score from {pg.schema}.prefs"
+    mappings = [{"from": "email", "to": "email"}, {"from": "score", "to": "score"}]
+    sync = {"batch_size": 100}
+    ws = workspace_factory(
+        sandbox.url,
+        sql=sql,
+        mappings=mappings,
+        sync=sync,
+        destination={"max_concurrent_requests": 1, "rate_limit_scale": 100},
+    )
+    assert service.run(ws, "customers_to_users").counts["synced"] == 400
+    pg.execute("UPDATE prefs SET score = to_jsonb('s' || id)")
+    before = admin.requests()
+    result = service.run(ws, "customers_to_users")
+    assert result.counts["rejected"] == 400, result
+    # Splitting every batch down to single rows would take about 800 requests.
+    assert admin.requests() - before < 250
+    rows = service.run_rows(ws, result.run_id, status="rejected", limit=400)
+    assert all("field 'score' is of type long" in row.reason for row in rows)
+    assert any("refused without a request once confirmed" in row.reason for row in rows)

@@ -32,6 +32,22 @@ def fits(field_type: str, sent: str) -> bool | None:
     return field_type not in _KNOWN_TYPES
 
 
+def json_kind(value: object) -> str | None:
+    """The kind of a JSON value as Iterable types fields (``date`` is a string only Iterable can tell)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return None
+
 
 async def read_field_types(client: IterableClient) -> dict[str, str]:
     """Every user field of the project and its type, nested fields by dot path.

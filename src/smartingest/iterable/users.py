@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+import orjson
+
 from smartingest.iterable.client import Accepted, Exhausted, IterableClient, Refused
 from smartingest.iterable.endpoints import USERS_BULK_UPDATE
+from smartingest.iterable.fields import fits, json_kind
 from smartingest.iterable.outcomes import SYNCED, Rejected, Retry, Verdict
 
 log = logging.getLogger(__name__)
 
 _ENVELOPE = (b'{"users":[', b"]}")
 _OVERHEAD = len(_ENVELOPE[0]) + len(_ENVELOPE[1])
+
+TYPE_MISMATCH = "RequestFieldsTypesMismatched"
+# "field 'planCode' is of type long but the request has a value of type string"
+_MISMATCH = re.compile(r"field '([^']+)' is of type (\w+) but the request has a value of type (\w+)")
 
 # failedUpdates list -> (identity it names, reason given to the row)
 FAILURE_LISTS: dict[str, tuple[str, str]] = {
@@ -69,6 +77,8 @@ class UsersWriter:
         self.client = client
         self.batch_size = batch_size
         self.max_body = (self.endpoint.max_body_bytes or 4 * 1024 * 1024) - _OVERHEAD
+        # field path -> (its type in Iterable, the reason Iterable gave): values that cannot fit it
+        self.misfits: dict[str, tuple[str, str]] = {}
 
     def batches(self, records: Sequence[UserRecord]) -> Iterator[list[UserRecord]]:
         """Group records into requests under both the count and the byte limit."""
@@ -102,21 +112,71 @@ class UsersWriter:
         return outcomes
 
     async def send_batch(self, batch: list[UserRecord]) -> list[Outcome]:
-        """One bulkUpdate request for ``batch`` (split in halves on a whole-request refusal)."""
+        """One bulkUpdate request for ``batch`` (split in halves on a whole-request refusal).
+
+        Rows whose value for a field was already refused for its type in this run (a confirmed
+        ``RequestFieldsTypesMismatched``) are rejected without a request, so a run of such rows costs one
+        confirmation, not a split down to every single row.
+        """
+        outcomes: list[Outcome] = []
+        if self.misfits:
+            batch, outcomes = self._without_misfits(batch)
+            if not batch:
+                return outcomes
         body = _ENVELOPE[0] + b",".join(r.body for r in batch) + _ENVELOPE[1]
         answer = await self.client.send(self.endpoint, body, rows=len(batch))
+        # rows_sent counts each row once, at the answer that decides its verdict (not again per split).
         match answer:
             case Accepted(response):
-                return _read_partial_failures(batch, response)
+                self.client.stats["rows_sent"] += len(batch)
+                return outcomes + _read_partial_failures(batch, response)
             case Refused(split=True):
                 self.client.stats["splits"] += 1
                 middle = len(batch) // 2
                 first, second = await asyncio.gather(self.send_batch(batch[:middle]), self.send_batch(batch[middle:]))
-                return first + second
+                return outcomes + first + second
             case Refused() as refused:
-                return [(record, Rejected(refused.reason)) for record in batch]
+                self.client.stats["rows_sent"] += len(batch)
+                if len(batch) == 1 and refused.code == TYPE_MISMATCH:
+                    self._confirm_misfits(refused)
+                return outcomes + [(record, Rejected(refused.reason)) for record in batch]
             case Exhausted(reason):
-                return [(record, Retry(reason)) for record in batch]
+                return outcomes + [(record, Retry(reason)) for record in batch]
+
+    def _confirm_misfits(self, refused: Refused) -> None:
+        for path, fixed, sent in _MISMATCH.findall(refused.message):
+            if fits(fixed, sent) is False:  # text into a date field fits where the text is a date: no rule
+                self.misfits.setdefault(path, (fixed, refused.reason))
+
+    def _without_misfits(self, batch: list[UserRecord]) -> tuple[list[UserRecord], list[Outcome]]:
+        """Split off the records that carry a value of a confirmed misfit kind, each rejected."""
+        keep: list[UserRecord] = []
+        refused: list[Outcome] = []
+        for record in batch:
+            data = orjson.loads(record.body).get("dataFields") or {}
+            reason = next(
+                (
+                    why
+                    for path, (fixed, why) in self.misfits.items()
+                    if (kind := _kind_at(data, path)) is not None and fits(fixed, kind) is False
+                ),
+                None,
+            )
+            if reason is None:
+                keep.append(record)
+            else:
+                refused.append((record, Rejected(f"{reason} (refused without a request once confirmed)")))
+        return keep, refused
+
+
+def _kind_at(data: dict, path: str) -> str | None:
+    """The JSON kind of the value at a dot path of dataFields (None when absent or null)."""
+    node: object = data
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return json_kind(node)
 
 
 def _read_partial_failures(batch: list[UserRecord], response: dict) -> list[Outcome]:
