@@ -196,6 +196,21 @@ def change_sample_source(path: Path) -> dict[str, int]:
     return {"updated": int(updated), "inserted": 25, "deleted": 10}
 
 
+def _show_money(source_path: Path, sandbox_url: str, console: Console) -> None:
+    """Money leaves as its own digits: a few upgraded customers' lifetime value, in the source and in Iterable."""
+    with duckdb.connect(str(source_path), read_only=True) as con:
+        rows = con.execute(
+            "SELECT email, lifetime_value::VARCHAR FROM customers WHERE id % 97 = 0 ORDER BY id LIMIT 4"
+        ).fetchall()
+    console.print("\nMoney arrives exactly (numeric(12,2) in the source, lifetimeValue in Iterable):")
+    for email, value in rows:
+        user = httpx.get(
+            f"{sandbox_url}/api/users/getByEmail", params={"email": email}, headers={"Api-Key": DEMO_API_KEY}
+        ).json()
+        held = (user.get("user") or {}).get("dataFields", {}).get("lifetimeValue")
+        console.print(f"  {email}: source {value}, Iterable {held!r}", highlight=False)
+
+
 def _free_port(preferred: int) -> int:
     with socket.socket() as sock:
         try:
@@ -260,6 +275,7 @@ def run_demo(
         if response.status_code == 200 and response.json().get("user"):
             console.print("\nA new customer as the sandbox now holds it:")
             console.print_json(data=response.json()["user"])
+        _show_money(database, sandbox.url, console)
 
     cli = Path(sys.executable).with_name("smartingest")
     cli_name = str(cli) if cli.exists() else "smartingest"
