@@ -263,8 +263,8 @@ async def deliver(
     """
     concurrency = target.destination.max_concurrent_requests
     queue: asyncio.Queue[list[UserRecord] | None] = asyncio.Queue(maxsize=concurrency * 2)
+    plan = await refuse_misfits(target.destination, plan)
     async with IterableClient(target.destination) as client:
-        plan = await refuse_misfits(client, plan)
         writer = UsersWriter(client, target.sync.batch_size)
 
         async def send() -> None:
@@ -293,14 +293,16 @@ async def deliver(
         return client.unavailable
 
 
-async def refuse_misfits(client: IterableClient, plan: UserRecordPlan) -> UserRecordPlan:
+async def refuse_misfits(destination: DestinationConfig, plan: UserRecordPlan) -> UserRecordPlan:
     """The plan, rejecting without a request the rows whose values do not fit their Iterable field's type.
 
-    Reads the project's field types once per run; if Iterable cannot list them, the run sends as it
-    would have (Iterable itself then refuses what does not fit). Raises DestinationAuthError.
+    Reads the project's field types once per run (a client of its own: delivery statistics count what
+    carried rows); if Iterable cannot list them, the run sends as it would have (Iterable itself then
+    refuses what does not fit). Raises DestinationAuthError.
     """
     try:
-        field_types = await read_field_types(client)
+        async with IterableClient(destination) as client:
+            field_types = await read_field_types(client)
     except DestinationAuthError:
         raise
     except DestinationError as exc:
