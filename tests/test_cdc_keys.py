@@ -146,3 +146,24 @@ def test_pointing_a_sync_elsewhere_is_a_new_baseline(change, pg, sandbox, worksp
     plan = service.plan(ws, "customers_to_users")
     assert plan.counts.added == 3
     assert any("new baseline" in w for w in plan.warnings), plan.warnings
+
+
+def test_runs_show_prints_composite_keys_as_tuples(pg, sandbox, tmp_path):
+    from typer.testing import CliRunner
+
+    from smartingest.cli import app
+    from tests.conftest import write_project
+
+    pg.execute("CREATE TABLE members (account int, login text, email text)")
+    pg.execute("INSERT INTO members VALUES (1, 'x', 'a@x.io'), (2, 'x', 'b@x.io'), (2, 'y', 'not-an-email')")
+    project = write_project(
+        tmp_path, sandbox.url, sql=f"select * from {pg.schema}.members", mappings=[{"from": "email", "to": "email"}]
+    )
+    text = project.read_text().replace("primary_key: id", "primary_key: [account, login]")
+    project.write_text(text)
+    env = {"SMARTINGEST_HOME": str(tmp_path / "home")}
+    result = CliRunner().invoke(app, ["--project", str(project), "sync", "run", "customers_to_users"], env=env)
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["--project", str(project), "runs", "show", "1"], env=env)
+    cells = [line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│")]
+    assert "(2, 'y')" in cells and "(1, 'x')" in cells and "(2, 'x')" in cells, result.output

@@ -309,9 +309,11 @@ def runs_show(
     _print_delivery(run.get("delivery") or {})
     total = sum(n for s, n in service.row_counts(ws, run_id).items() if status is None or s == status)
     shown = f"{offset + 1}-{offset + len(rows)} of {total}" if rows else f"none of {total}"
-    table = Table("primary key", "operation", "status", "reason", title=f"rows ({status or 'all'}): {shown}")
+    key_columns = service.key_columns(ws, run["sync_name"])
+    header = "primary key" if len(key_columns) < 2 else f"primary key ({', '.join(key_columns)})"
+    table = Table(header, "operation", "status", "reason", title=f"rows ({status or 'all'}): {shown}")
     for r in rows:
-        table.add_row(escape(_key(r.pk)), r.operation, _status(r.status), escape(r.reason or ""))
+        table.add_row(escape(_key(r.pk, len(key_columns) > 1)), r.operation, _status(r.status), escape(r.reason or ""))
     out.print(table)
     if offset + len(rows) < total:
         out.print(
@@ -456,12 +458,20 @@ def _status(status: str) -> str:
 _BARE_KEY = re.compile(r"-?[0-9]+")
 
 
-def _key(pk: str | None) -> str:
+def _key(pk: str | None, composite: bool = False) -> str:
     """A primary key as printed for people, never ambiguous: whole numbers bare (42), any other key quoted
     the way Python quotes text ('abc ', 'a\\tb'), so spaces and control characters show; a null key as null.
+    A composite key (stored as a JSON array) is a tuple of its parts: (7, 'abc').
     """
     if pk is None:
         return "null"
+    if composite:
+        try:
+            parts = json.loads(pk)
+        except ValueError:
+            parts = None
+        if isinstance(parts, list):
+            return "(" + ", ".join(repr(p) if isinstance(p, str) else json.dumps(p) for p in parts) + ")"
     return pk if _BARE_KEY.fullmatch(pk) else repr(pk)
 
 

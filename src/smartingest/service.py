@@ -154,6 +154,12 @@ def run_rows(
     return ws.ledger.rows(run_id, status, limit, offset)
 
 
+def key_columns(ws: Workspace, sync_name: str) -> list[str]:
+    """The primary-key columns of a sync's model (empty when the project no longer defines the sync)."""
+    sync = ws.config.syncs.get(sync_name)
+    return ws.config.models[sync.model].key_columns if sync else []
+
+
 def row_counts(ws: Workspace, run_id: int) -> dict[str, int]:
     """How many row outcomes a run has, by status."""
     return ws.ledger.tally(run_id)
