@@ -139,6 +139,8 @@ def test_identifier_options_trim_and_lower_case():
 
 def values_sql(pg) -> str:
     return f"select id, email, amount, ratio, precise, seen, born, matrix, prefs, score from {pg.schema}.vals"
+
+
 VALUES_MAPPINGS = [
     {"from": "email", "to": "email"},
     {"from": "amount", "to": "amount"},
@@ -210,3 +212,42 @@ def test_preview_shows_infinite_dates(vals, tmp_path: Path, sandbox, workspace_f
     by_id = {row["id"]: row for row in rows}
     assert by_id[2]["seen"] == "infinity" and by_id[3]["born"] == "-infinity"
     assert by_id[1]["seen"] == dt.datetime(2024, 1, 31, 13, 45, tzinfo=dt.UTC)
+
+
+def test_duckdb_maps_nested_lists_and_json_text_keep_their_shape(tmp_path, sandbox, admin, workspace_factory):
+    import duckdb
+
+    path = tmp_path / "shapes.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            """CREATE TABLE shapes AS SELECT 1 AS id, 'a@x.io' AS email, map(['eu', 'us'], [2, 3]) AS visits,
+                   [[1, 2], [3]] AS grid, '{"theme": "dark", "ratio": 0.10}'::JSON AS prefs,
+                   {'city': 'Oslo', 'zip': NULL} AS address"""
+        )
+    mappings = [
+        {"from": "email", "to": "email"},
+        {"from": "visits", "to": "visits"},
+        {"from": "grid", "to": "grid"},
+        {"from": "prefs", "to": "prefs", "parse_json": True},
+        {"from": "address", "to": "address"},
+    ]
+    ws = workspace_factory(sandbox.url, table="shapes", source={"type": "duckdb", "path": str(path)}, mappings=mappings)
+    assert service.run(ws, "customers_to_users").counts["synced"] == 1
+    assert admin.users()["a@x.io"]["dataFields"] == {
+        "visits": {"eu": 2, "us": 3},
+        "grid": [[1, 2], [3]],
+        "prefs": {"theme": "dark", "ratio": 0.1},
+        "address": {"city": "Oslo", "zip": None},
+    }
+
+
+def test_plan_warns_of_a_floating_point_key(pg, sandbox, workspace_factory):
+    pg.execute(
+        "CREATE TABLE fk AS SELECT (i / 10.0)::float8 AS id, 'u' || i || '@x.io' AS email FROM generate_series(1, 3) i"
+    )
+    ws = workspace_factory(
+        sandbox.url, sql=f"select id, email from {pg.schema}.fk", mappings=[{"from": "email", "to": "email"}]
+    )
+    plan = service.plan(ws, "customers_to_users")
+    assert plan.counts.added == 3
+    assert any("primary key column 'id' is floating-point" in w for w in plan.warnings), plan.warnings
