@@ -104,6 +104,12 @@ class DestinationConfig(Strict):
         0.5, gt=0, description="First retry delay; doubles per attempt, with full jitter."
     )
     backoff_max_seconds: float = Field(30.0, gt=0, description="Longest delay between two attempts.")
+    max_retry_after_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Longest wait a Retry-After answer is honoured for; when Iterable asks for longer, "
+        "sending stops for the run and the unsent rows are sent by the next run.",
+    )
     rate_limit_scale: float = Field(
         1.0,
         gt=0,
@@ -136,9 +142,10 @@ class ColumnMapping(Strict):
 
     from_: str = Field(alias="from", description="Model column to read.")
     to: str = Field(description="Destination field; dots make nested objects (address.city).")
-    parse_json: bool = Field(
-        False,
-        description="The column holds JSON text (json, jsonb): send it parsed, as an object, array or value.",
+    parse_json: bool | None = Field(
+        None,
+        description="Send the column's JSON text parsed (object, array, value); default: true for columns "
+        "the source knows hold JSON (PostgreSQL json, jsonb, arrays), false for other text.",
     )
 
 

@@ -2,6 +2,20 @@
 
 Callers get one of a few answers per request (see ``Answer``) and never see httpx exceptions: every
 transport and HTTP failure is classified here, once, by the retry policy.
+
+``IterableClient.stats`` counts what delivery met (the run's ``delivery`` summary, docs/runs.md). Every
+HTTP attempt is counted once in ``requests`` and once by how it ended, so that
+
+    requests = accepted + refused + retries + gave_up
+    retries  = throttled + server_errors + no_response
+
+``accepted``: a 2xx answer. ``refused``: a final 4xx answer about the request's content (its rows are
+rejected, or the batch is split), or a 401. ``retries``: a failed attempt that was sent again, counted
+by cause in ``throttled`` (429), ``server_errors`` (5xx) and ``no_response`` (timeouts, a 408, refused
+or dropped connections). ``gave_up``: a failed attempt that was not sent again, because the request
+spent its attempts or Iterable asked for a longer wait than ``max_retry_after_seconds``.
+The writer adds ``splits`` (batches split in halves) and ``rows_sent`` (rows that got their verdict
+from an answer of Iterable).
 """
 
 from __future__ import annotations
@@ -19,10 +33,24 @@ from smartingest import __version__
 from smartingest.config.models import DestinationConfig
 from smartingest.errors import DestinationAuthError
 from smartingest.iterable.endpoints import Endpoint
-from smartingest.iterable.ratelimit import TokenBucket
+from smartingest.iterable.ratelimit import RequestPacer
 from smartingest.iterable.retry import BadCredentials, GiveUp, RetryLater, RetryPolicy, SplitBatch
 
 log = logging.getLogger(__name__)
+
+# Every key of IterableClient.stats, present from the start (at zero), so a run's summary is complete.
+STAT_NAMES = (
+    "requests",
+    "accepted",
+    "refused",
+    "retries",
+    "throttled",
+    "server_errors",
+    "no_response",
+    "gave_up",
+    "splits",
+    "rows_sent",
+)
 
 
 @dataclass(frozen=True)
@@ -59,9 +87,11 @@ Answer = Accepted | Refused | Exhausted
 class IterableClient:
     """Sends requests to one Iterable project; use as an async context manager.
 
-    Raises DestinationAuthError when Iterable refuses the API key. Once a request has spent its retry
-    budget it stops sending and answers Exhausted at once (``unavailable`` holds the reason), so an
-    outage ends the run quickly with every row kept for the next run.
+    Raises DestinationAuthError when Iterable refuses the API key. Once a request has given up (it
+    spent its retry budget, or Iterable asked to wait longer than ``max_retry_after_seconds``) the
+    client stops sending and answers Exhausted at once (``unavailable`` holds the reason), so an outage
+    ends the run quickly with every row kept for the next run. Requests to one endpoint are paced to
+    its documented rate times ``rate_limit_scale`` (see ``RequestPacer``).
     """
 
     def __init__(
@@ -75,6 +105,7 @@ class IterableClient:
             max_attempts=destination.max_attempts,
             base_seconds=destination.backoff_base_seconds,
             max_seconds=destination.backoff_max_seconds,
+            max_retry_after_seconds=destination.max_retry_after_seconds,
         )
         self._http = httpx.AsyncClient(
             base_url=destination.url,
@@ -87,10 +118,10 @@ class IterableClient:
             limits=httpx.Limits(max_connections=destination.max_concurrent_requests),
             transport=transport,
         )
-        self._buckets: dict[str, TokenBucket] = {}
+        self._pacers: dict[str, RequestPacer] = {}
         self.unavailable: str | None = None
-        # What delivery met, for the run's summary: attempts, retries, and why they were retried.
-        self.stats: Counter[str] = Counter()
+        # What delivery met, for the run's summary (see the module docstring).
+        self.stats: Counter[str] = Counter(dict.fromkeys(STAT_NAMES, 0))
 
     async def __aenter__(self) -> IterableClient:
         return self
@@ -98,10 +129,10 @@ class IterableClient:
     async def __aexit__(self, *exc: object) -> None:
         await self._http.aclose()
 
-    def _bucket(self, endpoint: Endpoint) -> TokenBucket:
-        if endpoint.name not in self._buckets:
-            self._buckets[endpoint.name] = TokenBucket(endpoint.rate_per_second * self.destination.rate_limit_scale)
-        return self._buckets[endpoint.name]
+    def _pacer(self, endpoint: Endpoint) -> RequestPacer:
+        if endpoint.name not in self._pacers:
+            self._pacers[endpoint.name] = RequestPacer(endpoint.rate_per_second * self.destination.rate_limit_scale)
+        return self._pacers[endpoint.name]
 
     async def send(self, endpoint: Endpoint, body: bytes | None = None, rows: int = 1, params: Any = None) -> Answer:
         """Send one request with retries; ``rows`` is how many records the body carries (for splitting)."""
@@ -110,45 +141,43 @@ class IterableClient:
         attempt = 0
         while True:
             attempt += 1
-            await self._bucket(endpoint).acquire()
+            await self._pacer(endpoint).acquire()
             self.stats["requests"] += 1
+            status, code, message = 0, "", ""  # no answer until one comes
             try:
                 response = await self._http.request(endpoint.method, endpoint.path, content=body, params=params)
             except httpx.TransportError as exc:
-                self.stats["no_response"] += 1
                 decision = self.policy.on_transport_error(_describe_transport_error(exc, self.destination.url), attempt)
             else:
-                if response.status_code == 429:
-                    self.stats["throttled"] += 1
-                elif response.status_code >= 500:
-                    self.stats["server_errors"] += 1
                 if response.is_success:
+                    self.stats["accepted"] += 1
                     return Accepted(_json(response))
+                status = response.status_code
                 code, message = _envelope(response)
-                reason = f"HTTP {response.status_code} {code}" + (f": {message}" if message else "")
-                decision = self.policy.on_status(
-                    response.status_code, reason, attempt, rows, response.headers.get("Retry-After")
-                )
-                if (
-                    isinstance(decision, SplitBatch | GiveUp)
-                    and response.status_code < 500
-                    and response.status_code != 429
-                ):
-                    return Refused(response.status_code, code, message, split=isinstance(decision, SplitBatch))
+                reason = f"HTTP {status} {code}" + (f": {message}" if message else "")
+                decision = self.policy.on_status(status, reason, attempt, rows, response.headers.get("Retry-After"))
             match decision:
                 case RetryLater(delay, reason):
                     self.stats["retries"] += 1
+                    self.stats[_cause(status)] += 1
                     log.info("retrying %s in %.1fs: %s", endpoint.name, delay, reason)
                     await asyncio.sleep(delay)
                 case BadCredentials(reason):
+                    self.stats["refused"] += 1
                     raise DestinationAuthError(
                         f"Iterable refused the API key ({reason}): check the destination's api_key and region"
                     )
-                case GiveUp(reason) | SplitBatch(reason):
-                    # A request that spent its whole retry budget (minutes of backoff) means Iterable is
-                    # in trouble: stop sending for the rest of the run rather than hammer it.
-                    self.unavailable = f"Iterable kept failing, sending stopped for this run: {reason}"
+                case GiveUp(reason, transient=True):
+                    # A request that spent its whole retry budget (minutes of backoff), or was told to
+                    # wait longer than the run may, means Iterable cannot take more now: stop sending
+                    # for the rest of the run rather than hammer it.
+                    self.stats["gave_up"] += 1
+                    self.unavailable = f"{reason}; sending stopped for this run"
                     return Exhausted(reason)
+                case GiveUp(reason) | SplitBatch(reason):
+                    # The policy gives up for good, or splits, only on an answer (status is set).
+                    self.stats["refused"] += 1
+                    return Refused(status, code, message, split=isinstance(decision, SplitBatch))
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
@@ -165,6 +194,15 @@ def _envelope(response: httpx.Response) -> tuple[str, str]:
     code = body.get("code") if isinstance(body.get("code"), str) else response.reason_phrase
     message = body.get("msg") if isinstance(body.get("msg"), str) else ""
     return code or str(response.status_code), message
+
+
+def _cause(status: int) -> str:
+    """The stats counter a retried attempt counts in, by its HTTP status (0: no answer)."""
+    if status == 429:
+        return "throttled"
+    if status in (0, 408):  # 408: the server timed out waiting for the request, a timeout like no answer
+        return "no_response"
+    return "server_errors"
 
 
 def _describe_transport_error(exc: httpx.TransportError, url: str) -> str:

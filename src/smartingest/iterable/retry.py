@@ -1,11 +1,13 @@
 """The one retry policy: what each failure means, and how long to wait before trying again.
 
 no response (timeout, refused, dropped)  -> retry with backoff
-429 RateLimitExceeded                    -> retry, honouring Retry-After
-5xx                                      -> retry with backoff
+408, 5xx                                 -> retry with backoff
+429 RateLimitExceeded                    -> retry after at least Retry-After (when given)
+  ... any of these on the last attempt   -> give up for the run (transient: the rows are sent next run)
+  ... Retry-After over the ceiling       -> give up for the run at once, naming the wait asked
 413 / 400 on a batch of several rows     -> split the batch to isolate the bad rows
 401                                      -> the API key is wrong: stop the run
-other 4xx                                -> give up on the rows, with Iterable's reason
+other 4xx                                -> give up on the rows, with Iterable's reason (final)
 """
 
 from __future__ import annotations
@@ -15,27 +17,41 @@ import random
 import time
 from dataclasses import dataclass, field
 
-MAX_RETRY_AFTER_SECONDS = 120.0
+DEFAULT_MAX_RETRY_AFTER_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
 class RetryLater:
+    """Send the request again after ``delay`` seconds."""
+
     delay: float
     reason: str
 
 
 @dataclass(frozen=True)
 class SplitBatch:
+    """Iterable refused the whole batch for its content: send each half on its own."""
+
     reason: str
 
 
 @dataclass(frozen=True)
 class GiveUp:
+    """Do not send this request again in this run.
+
+    ``transient`` False: Iterable refused the rows themselves (a final 4xx); resending them unchanged
+    fails again. ``transient`` True: a transient failure outlived the retry budget, or Iterable asked
+    for a longer wait than the run may spend; nothing is wrong with the rows, the next run sends them.
+    """
+
     reason: str
+    transient: bool = False
 
 
 @dataclass(frozen=True)
 class BadCredentials:
+    """Iterable refused the API key."""
+
     reason: str
 
 
@@ -44,11 +60,18 @@ Decision = RetryLater | SplitBatch | GiveUp | BadCredentials
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Jittered exponential backoff within a number of attempts per request."""
+    """Jittered exponential backoff within a number of attempts per request (see the module docstring).
+
+    A Retry-After answer is honoured: the next attempt waits at least that long, up to
+    ``max_retry_after_seconds``. A longer wait is not shortened (that would send before Iterable
+    allows) and not waited out (it would hold the run for as long as Iterable asks): the policy gives
+    up at once, transiently, and the reason names the wait asked and the setting.
+    """
 
     max_attempts: int = 6
     base_seconds: float = 0.5
     max_seconds: float = 30.0
+    max_retry_after_seconds: float = DEFAULT_MAX_RETRY_AFTER_SECONDS
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
     def backoff(self, attempt: int) -> float:
@@ -72,11 +95,17 @@ class RetryPolicy:
 
     def _later(self, attempt: int, reason: str, retry_after: str | None) -> Decision:
         if attempt >= self.max_attempts:
-            return GiveUp(f"{reason} (gave up after {attempt} attempts)")
+            return GiveUp(f"Iterable kept failing: {reason} (gave up after {attempt} attempts)", transient=True)
         delay = self.backoff(attempt)
         hinted = parse_retry_after(retry_after)
         if hinted is not None:
-            delay = max(delay, min(hinted, MAX_RETRY_AFTER_SECONDS))
+            if hinted > self.max_retry_after_seconds:
+                return GiveUp(
+                    f"Iterable asked to wait {hinted:g} s before the next request (Retry-After), longer than "
+                    f"the destination's max_retry_after_seconds ({self.max_retry_after_seconds:g} s): {reason}",
+                    transient=True,
+                )
+            delay = max(delay, hinted)
         return RetryLater(delay, reason)
 
 
