@@ -65,7 +65,7 @@ def _kind(dtype: pa.DataType) -> str | None:
         return "date"
     if pa.types.is_time(dtype) or pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
         return "string"
-    if pa.types.is_string_view(dtype):
+    if pa.types.is_string_view(dtype):  # (a separate test: is_string is False for views)
         return "string"
     if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype):
         return "array"
@@ -218,13 +218,15 @@ class Encoder:
         ticks = self._nullify(ticks, out, sink, _date_reason(where, ticks, out))
         # Aware timestamps are UTC instants underneath; naive ones are taken as UTC (what warehouses store).
         seconds = pc.cast(ticks.view(pa.timestamp(unit)), pa.timestamp("s"), safe=False)
-        return json_string(pc.strftime(seconds, format=ITERABLE_DATETIME_FORMAT))
+        # Arrow's cast writes yyyy-MM-dd HH:mm:ss (zero-padded years): ITERABLE_DATETIME_FORMAT, far faster
+        # than strftime. The text needs no JSON escaping.
+        return pc.binary_join_element_wise('"', pc.cast(seconds, pa.string()), ' +00:00"', "")
 
     def _date(self, array: pa.Array, where: str, sink: _Sink) -> pa.Array:
         days = pc.cast(array, pa.date32()).view(pa.int32())
         out = pc.or_(pc.less(days, MIN_DAY), pc.greater(days, MAX_DAY))
         days = self._nullify(days, out, sink, _date_reason(where, days, out))
-        return json_string(pc.strftime(pc.cast(days.view(pa.date32()), pa.timestamp("s")), format=ITERABLE_DATE_FORMAT))
+        return pc.binary_join_element_wise('"', pc.cast(days.view(pa.date32()), pa.string()), '"', "")  # yyyy-MM-dd
 
     def _json_text(self, text: pa.Array, where: str, sink: _Sink) -> pa.Array:
         bad = _python_mask(text, text.is_valid(), _not_json)
