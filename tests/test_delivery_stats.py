@@ -211,6 +211,15 @@ def test_sent_counts_rows_that_went_out_and_were_answered(pg, sandbox, admin: Sa
     assert dict(zip(names, cells, strict=True))["sent"] == "4"
     assert dict(zip(names, cells, strict=True))["changes"] == "10"
 
+    # Only removals (the two rejected rows among them): changes that need no request.
+    pg.execute("DELETE FROM customers WHERE id IN (4, 5, 15)")
+    removals = service.run(ws, SYNC)
+    assert (removals.counts["removed"], removals.counts["synced"]) == (3, 3)
+    assert removals.delivery["rows_sent"] == removals.delivery["requests"] == 0
+    shown = _cli(["--project", str(project), "runs", "show", str(removals.run_id)], home)
+    assert "changes 3 = synced 3 + rejected 0" in shown
+    assert "sent nothing to Iterable" in shown
+
 
 # -- Retry-After ---------------------------------------------------------------------------------------------------
 

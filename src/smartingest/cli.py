@@ -504,7 +504,7 @@ def _print_delivery(delivery: dict[str, int]) -> None:
     names = ("requests", "accepted", "refused", "retries", "throttled", "server_errors", "no_response")
     d = {k: f"{delivery.get(k, 0):,}" for k in (*names, "gave_up", "splits", "rows_sent")}
     if not delivery.get("requests"):
-        out.print("  sent nothing: no change needed a request", highlight=False)
+        out.print("  sent nothing to Iterable (no request)", highlight=False)
         return
     sent = f"sent {d['rows_sent']} rows in " if "rows_sent" in delivery else "sent "
     line = (
