@@ -8,6 +8,10 @@ from smartingest import service
 from tests.conftest import SandboxAdmin, create_customers
 
 
+# Faults aimed at delivery: the run's field-type check (getFields) goes through untouched.
+BULK_UPDATE = "POST /api/users/bulkUpdate"
+
+
 def _sql(pg) -> str:
     return f"select id, email, first_name, plan, ltv, city, signed_up_at from {pg.schema}.customers"
 
@@ -16,7 +20,7 @@ def _sql(pg) -> str:
 def test_status_bursts_slow_the_run_but_lose_nothing(pg, sandbox, admin: SandboxAdmin, workspace_factory, status):
     create_customers(pg, 300)
     ws = workspace_factory(sandbox.url, sql=_sql(pg))
-    admin.faults(status_burst={"count": 4, "status": status, "retry_after": 0})
+    admin.faults(status_burst={"count": 4, "status": status, "retry_after": 0}, endpoint=BULK_UPDATE)
     result = service.run(ws, "customers_to_users")
     assert result.status == "succeeded", result.error
     assert result.counts["synced"] == 300
@@ -41,7 +45,7 @@ def test_random_server_errors_lose_nothing(pg, sandbox, admin: SandboxAdmin, wor
 def test_dropped_connections_are_retried(pg, sandbox, admin, workspace_factory):
     create_customers(pg, 200)
     ws = workspace_factory(sandbox.url, sql=_sql(pg))
-    admin.faults(drop_next=2, drop_rate=0.1, seed=3)
+    admin.faults(drop_next=2, drop_rate=0.1, seed=3, endpoint=BULK_UPDATE)
     result = service.run(ws, "customers_to_users")
     assert result.status == "succeeded", result.error
     assert result.counts["synced"] == 200

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from smartingest.cdc.base import OP, PK, ChangeCounts, ChangeDetector, ChangeSet, HashSpec, Identity
 from smartingest.cdc.basic import BasicChangeDetector
 from smartingest.config.models import DestinationConfig, ModelConfig, SourceConfig, SyncConfig
-from smartingest.engine.destination import check_destination, type_conflicts
+from smartingest.engine.destination import CHECK_POLICY, check_destination, type_conflicts
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.progress import NoProgress, Progress
@@ -297,11 +297,12 @@ async def refuse_misfits(destination: DestinationConfig, plan: UserRecordPlan) -
     """The plan, rejecting without a request the rows whose values do not fit their Iterable field's type.
 
     Reads the project's field types once per run (a client of its own: delivery statistics count what
-    carried rows); if Iterable cannot list them, the run sends as it would have (Iterable itself then
-    refuses what does not fit). Raises DestinationAuthError.
+    carried rows; a short retry budget: the check must not hold an outage's run for minutes); if Iterable
+    cannot list them, the run sends as it would have (Iterable itself then refuses what does not fit).
+    Raises DestinationAuthError.
     """
     try:
-        async with IterableClient(destination) as client:
+        async with IterableClient(destination, policy=CHECK_POLICY) as client:
             field_types = await read_field_types(client)
     except DestinationAuthError:
         raise

@@ -132,7 +132,7 @@ class ApiEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sandbox = self.sandbox
         tracked = _BodyTracker(receive)
-        decision = sandbox.faults.decide()
+        decision = sandbox.faults.decide(self.name)
         if decision.latency_s:
             await asyncio.sleep(decision.latency_s)
         if decision.action == "drop" and not decision.after_processing:

@@ -64,9 +64,11 @@ class FaultInjector:
         state["status_burst"] = self._burst.model_dump() if self._burst and self._burst.count else None
         return state
 
-    def decide(self) -> FaultDecision:
-        """Consume counters and draw from the RNG for one request."""
+    def decide(self, endpoint: str) -> FaultDecision:
+        """Consume counters and draw from the RNG for one request to ``endpoint`` ("POST /api/...")."""
         s = self._settings
+        if s.endpoint is not None and s.endpoint != endpoint:
+            return NO_FAULT
         latency = s.latency_ms / 1000.0
         after = s.drop_after_processing
         if self._drop_next > 0:

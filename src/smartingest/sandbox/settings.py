@@ -44,6 +44,11 @@ class FaultSettings(BaseModel):
     )
     status_burst: StatusBurst | None = Field(None, description="Answer the next N requests with a status.")
     seed: int | None = Field(None, description="Seed of the fault RNG, for deterministic tests.")
+    endpoint: str | None = Field(
+        None,
+        description="Only requests to this endpoint fault, e.g. 'POST /api/users/bulkUpdate' (default: every "
+        "/api request).",
+    )
 
 
 class SandboxSettings(BaseModel):
