@@ -7,7 +7,6 @@ import pytest
 from smartingest import service
 from tests.conftest import SandboxAdmin, create_customers
 
-
 # Faults aimed at delivery: the run's field-type check (getFields) goes through untouched.
 BULK_UPDATE = "POST /api/users/bulkUpdate"
 
