@@ -233,7 +233,10 @@ def compile_user_plan(
             parse_json = is_json_text(column) if mapping.parse_json is None else mapping.parse_json
             if parse_json and not _is_text(column.type) and not is_json_text(column):
                 raise MappingError(f"{at}: parse_json needs a text column; {mapping.from_!r} is {column.type}")
-            kinds = () if parse_json else tuple(json_kinds(column.type, mapping.to))
+            if mapping.to in TOP_LEVEL_IDENTITY:  # identifiers always leave as text
+                kinds: tuple[tuple[str, str], ...] = ((mapping.to, "string"),)
+            else:
+                kinds = () if parse_json else tuple(json_kinds(column.type, mapping.to))
             columns.append(ColumnTarget(mapping.from_, mapping.to, parse_json, str(column.type), kinds))
         elif isinstance(mapping, StaticMapping):
             if mapping.to in TOP_LEVEL_IDENTITY:
