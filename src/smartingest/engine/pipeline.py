@@ -196,7 +196,7 @@ def key_warnings(schema: pa.Schema, model: ModelConfig) -> list[str]:
 
 
 def record_invalid(change_set: ChangeSet, ledger: Ledger, run_id: int) -> None:
-    """List every invalid row (null or duplicate key) in the ledger with its reason."""
+    """List every invalid row (null or duplicated key, shared identifier) in the ledger with its reason."""
     batch: list[RowOutcome] = []
     for row in change_set.invalid_rows():
         batch.append(RowOutcome(row.pk, "invalid", "invalid", row.reason))
