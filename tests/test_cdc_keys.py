@@ -146,6 +146,8 @@ def test_pointing_a_sync_elsewhere_is_a_new_baseline(change, pg, sandbox, worksp
     plan = service.plan(ws, "customers_to_users")
     assert plan.counts.added == 3
     assert any("new baseline" in w for w in plan.warnings), plan.warnings
+    run = service.run(ws, "customers_to_users")
+    assert any("new baseline" in w for w in run.warnings), run.warnings
 
 
 def test_runs_show_prints_composite_keys_as_tuples(pg, sandbox, tmp_path):

@@ -305,6 +305,7 @@ def runs_show(
     out.print(f"started {run['started_at']}  finished {run['finished_at']}  full resync: {run['full_resync']}")
     if run["error"]:
         out.print(f"[red]error:[/] {escape(run['error'])}", highlight=False)
+    _print_warnings(run.get("warnings") or [])
     _print_counts(run["counts"], run.get("timings") or {})
     _print_delivery(run.get("delivery") or {})
     total = sum(n for s, n in service.row_counts(ws, run_id).items() if status is None or s == status)
@@ -517,10 +518,16 @@ def _print_delivery(delivery: dict[str, int]) -> None:
     out.print(line, highlight=False)
 
 
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+
+
 def print_run_summary(result: service.RunResult) -> None:
     out.print(f"[bold]Run #{result.run_id}[/] of [bold]{result.sync_name}[/]: {_status(result.status)}")
     if result.error:
-        out.print(f"[red]error:[/] {result.error}", highlight=False)
+        out.print(f"[red]error:[/] {escape(result.error)}", highlight=False)
+    _print_warnings(result.warnings)
     _print_counts(result.counts, result.timings)
     _print_delivery(result.delivery)
     if result.counts.get("rejected") or result.counts.get("invalid") or result.counts.get("retried_next_run"):
@@ -543,8 +550,7 @@ def _print_plan(result: service.PlanResult) -> None:
     )
     answered = "[green]destination:[/]" if result.destination_ok else "[red]destination did not answer:[/]"
     out.print(f"{answered} {escape(result.destination)}", highlight=False, soft_wrap=True)
-    for warning in result.warnings:
-        out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    _print_warnings(result.warnings)
     for sample in result.invalid_samples:
         out.print(f"  invalid: {escape(_shorten(sample['reason'], PLAN_REASON_CHARS))}", highlight=False)
     for sample in result.rejected_samples:

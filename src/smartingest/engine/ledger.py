@@ -112,10 +112,18 @@ class Ledger:
         timings: dict[str, float],
         error: str | None,
         delivery: dict[str, int] | None = None,
+        warnings: list[str] | None = None,
     ) -> None:
         values = {name: int(counts.get(name, 0)) for name in COUNT_NAMES}
         self.set_status(
-            run_id, status, finished_at=_now(), timings=timings, error=error, delivery=delivery or {}, **values
+            run_id,
+            status,
+            finished_at=_now(),
+            timings=timings,
+            error=error,
+            delivery=delivery or {},
+            warnings=warnings or [],
+            **values,
         )
 
     def fail_abandoned(self, sync_name: str, reason: str) -> list[int]:

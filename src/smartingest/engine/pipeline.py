@@ -72,6 +72,7 @@ class RunResult:
     timings: dict[str, float]
     error: str | None = None
     delivery: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,7 @@ class RunResult:
             "counts": self.counts,
             "timings": self.timings,
             "delivery": self.delivery,
+            "warnings": self.warnings,
             "error": self.error,
         }
 
@@ -250,12 +252,18 @@ class Settler:
 
 
 async def deliver(
-    change_set: ChangeSet, plan: UserRecordPlan, target: SyncTarget, settler: Settler, stats: dict[str, int]
+    change_set: ChangeSet,
+    plan: UserRecordPlan,
+    target: SyncTarget,
+    settler: Settler,
+    stats: dict[str, int],
+    warnings: list[str],
 ) -> str | None:
     """Map and send every change; returns why sending stopped early (Iterable unavailable), if it did.
 
     ``stats`` receives what delivery met (``IterableClient.stats``: requests and how each ended,
-    retries by cause, splits, rows_sent; docs/runs.md defines them), even when delivery fails.
+    retries by cause, splits, rows_sent; docs/runs.md defines them), even when delivery fails;
+    ``warnings`` the field type conflicts found before sending (their rows are rejected unsent).
 
     ``max_concurrent_requests`` senders take requests from a bounded queue, so mapping the next batch
     overlaps with sending and memory stays bounded. Raises DestinationAuthError on a refused API key
@@ -263,7 +271,8 @@ async def deliver(
     """
     concurrency = target.destination.max_concurrent_requests
     queue: asyncio.Queue[list[UserRecord] | None] = asyncio.Queue(maxsize=concurrency * 2)
-    plan = await refuse_misfits(target.destination, plan)
+    plan, conflicts = await refuse_misfits(target.destination, plan)
+    warnings += [f"field type conflict: {reason}" for reason in conflicts]
     async with IterableClient(target.destination) as client:
         writer = UsersWriter(client, target.sync.batch_size)
 
@@ -293,8 +302,9 @@ async def deliver(
         return client.unavailable
 
 
-async def refuse_misfits(destination: DestinationConfig, plan: UserRecordPlan) -> UserRecordPlan:
-    """The plan, rejecting without a request the rows whose values do not fit their Iterable field's type.
+async def refuse_misfits(destination: DestinationConfig, plan: UserRecordPlan) -> tuple[UserRecordPlan, list[str]]:
+    """The plan, rejecting without a request the rows whose values do not fit their Iterable field's type,
+    and the conflicts found.
 
     Reads the project's field types once per run (a client of its own: delivery statistics count what
     carried rows; a short retry budget: the check must not hold an outage's run for minutes); if Iterable
@@ -308,9 +318,9 @@ async def refuse_misfits(destination: DestinationConfig, plan: UserRecordPlan) -
         raise
     except DestinationError as exc:
         log.warning("field types not checked before sending: %s", exc)
-        return plan
+        return plan, []
     conflicts = type_conflicts(plan, field_types)
-    return plan.refusing(conflicts) if conflicts else plan
+    return (plan.refusing(conflicts), list(conflicts.values())) if conflicts else (plan, [])
 
 
 def final_status(counts: dict[str, int], error: str | None) -> str:
@@ -365,6 +375,7 @@ class _Run:
         self.change_set: ChangeSet | None = None
         self.counts: dict[str, int] = {}
         self.delivery: dict[str, int] = {}
+        self.warnings: list[str] = []
         self.error: str | None = None
 
     def execute(self, full_resync: bool) -> None:
@@ -380,13 +391,17 @@ class _Run:
                     self.target.name, source, self.target.model, spec, full_resync, self.progress.advance
                 )
                 self.counts.update(asdict(self.change_set.counts))
+                if self.change_set.new_baseline:
+                    self.warnings.append(self.change_set.new_baseline)
                 record_invalid(self.change_set, self.ledger, self.run_id)
             self.ledger.set_status(self.run_id, "in_progress", **self.counts)
             with self.timer.phase("deliver"):
                 self.progress.phase("sending", self.change_set.counts.to_send)
                 settler = Settler(self.change_set, self.ledger, self.run_id, self.progress)
                 try:
-                    self.error = asyncio.run(deliver(self.change_set, plan, self.target, settler, self.delivery))
+                    self.error = asyncio.run(
+                        deliver(self.change_set, plan, self.target, settler, self.delivery, self.warnings)
+                    )
                 except SmartIngestError as exc:
                     self.error = str(exc)
                 finally:
@@ -413,9 +428,18 @@ class _Run:
         self.counts = self.ledger.settled_counts(self.run_id, self.counts)
         self.timer.timings["total"] = round(sum(self.timer.timings.values()), 3)
         status = final_status(self.counts, self.error)
-        self.ledger.finish(self.run_id, status, self.counts, self.timer.timings, self.error, self.delivery)
+        self.ledger.finish(
+            self.run_id, status, self.counts, self.timer.timings, self.error, self.delivery, self.warnings
+        )
         return RunResult(
-            self.run_id, self.target.name, status, dict(self.counts), self.timer.timings, self.error, self.delivery
+            self.run_id,
+            self.target.name,
+            status,
+            dict(self.counts),
+            self.timer.timings,
+            self.error,
+            self.delivery,
+            list(self.warnings),
         )
 
 

@@ -45,6 +45,7 @@ class SyncRun(Base):
     mapping_fingerprint: Mapped[str | None] = mapped_column(String(64))
     timings: Mapped[dict | None] = mapped_column(JSON)
     delivery: Mapped[dict | None] = mapped_column(JSON)
+    warnings: Mapped[list | None] = mapped_column(JSON)
     queried: Mapped[int] = mapped_column(BigInteger, default=0)
     invalid: Mapped[int] = mapped_column(BigInteger, default=0)
     unchanged: Mapped[int] = mapped_column(BigInteger, default=0)
