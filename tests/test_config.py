@@ -61,8 +61,30 @@ def test_identifier_rules_by_project_type():
 
 
 def test_unsupported_sync_types_are_named():
-    with pytest.raises(ConfigError, match="'events' is not supported yet"):
+    with pytest.raises(ConfigError, match=r"syncs\.x: set exactly one of 'event_name' or 'event_name_column'"):
         _project(stype="events")
+
+
+def _sync(body: str, ptype: str = "email"):
+    head = BASE.split("syncs:")[0] % {"ptype": ptype}
+    return parse_project(head + "syncs:\n  x:\n    model: m\n    destination: d\n" + body, env={})
+
+
+def test_each_sync_type_takes_only_its_own_keys():
+    forget = "    type: user_deletion\n    action: forget\n    mappings: [{from: email, to: email}]\n"
+    with pytest.raises(ConfigError, match=r"syncs\.x\.prefer_user_id: unknown key"):
+        _sync(forget + "    prefer_user_id: true\n")
+    with pytest.raises(ConfigError, match=r"syncs\.x\.type: 'user_deletion' is not supported yet"):
+        _sync(forget)
+    with pytest.raises(ConfigError, match=r"syncs\.x\.catalog: required key is missing"):
+        _sync("    type: catalog\n    mappings: [{from: name, to: name}]\n")
+    with pytest.raises(ConfigError, match=r"syncs\.x\.type: email_change works in email-based projects only"):
+        _sync(
+            "    type: email_change\n    new_email: e\n    mappings: [{from: id, to: userId}]\n    match_on: user_id\n",
+            "hybrid",
+        )
+    with pytest.raises(ConfigError, match=r"syncs\.x\.type: unknown sync type 'sms' \(one of: users, events, catalog"):
+        _sync("    type: sms\n    mappings: [{from: email, to: email}]\n")
 
 
 def test_mapping_targets_are_checked():

@@ -9,13 +9,13 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from smartingest.config.models import SyncConfig
+from smartingest.config.models import UsersSync
 from smartingest.errors import MappingError
 from smartingest.mapping import compile_user_plan
 
 
 def _mappings(*items: dict) -> list:
-    sync = SyncConfig.model_validate({"model": "m", "destination": "d", "type": "users", "mappings": list(items)})
+    sync = UsersSync.model_validate({"model": "m", "destination": "d", "type": "users", "mappings": list(items)})
     return sync.mappings
 
 

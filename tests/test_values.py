@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from smartingest import service
-from smartingest.config.models import SyncConfig
+from smartingest.config.models import UsersSync
 from smartingest.mapping import compile_user_plan
 from smartingest.mapping.encode import Encoder, Problems
 
@@ -109,7 +109,7 @@ def test_strings_are_escaped_exactly():
 
 
 def _plan(*mappings: dict, **sync: object):
-    config = SyncConfig.model_validate(
+    config = UsersSync.model_validate(
         {"model": "m", "destination": "d", "type": "users", "mappings": list(mappings), **sync}
     )
     return config

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from smartingest.config.models import ProjectConfig
 from smartingest.config.rules import KeyPathError
+from smartingest.config.syncs import SYNC_MODELS
 from smartingest.errors import ConfigError
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -163,11 +164,20 @@ def format_validation_error(exc: ValidationError) -> str:
             message = "unknown key (check its spelling in docs/configuration.md)"
         elif error["type"] == "missing":
             message = "required key is missing"
+        elif error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # A sync whose type names no sync type: the key at fault is its type.
+            loc = f"{loc}.type"
+            found = (error.get("ctx") or {}).get("tag")
+            message = (f"unknown sync type {found!r}" if found else "required key is missing") + (
+                f" (one of: {', '.join(SYNC_MODELS)})"
+            )
         lines.append(f"{loc}: {message}" if loc else message)
     return "; ".join(lines)
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:
+    if len(loc) > 2 and loc[0] == "syncs" and loc[2] in SYNC_MODELS:
+        loc = (*loc[:2], *loc[3:])  # pydantic's name of the sync type's union member, not a key
     out = ""
     previous: int | str | None = None
     for part in loc:

@@ -7,30 +7,28 @@ Every setting has a type, a default and a one-line meaning (its ``description``)
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    SecretStr,
-    Tag,
-    field_validator,
-    model_validator,
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from smartingest.config.base import Name, Strict
+from smartingest.config.syncs import (
+    SUPPORTED_SYNC_TYPES,
+    CatalogSync,
+    ColumnMapping,
+    EmailChangeSync,
+    EventsSync,
+    FieldMapping,
+    IdentifiedSync,
+    Schedule,
+    StaticListSync,
+    StaticMapping,
+    SyncBase,
+    SyncConfig,
+    UserDeletionSync,
+    UsersSync,
 )
-
-from smartingest.config.rules import TOP_LEVEL_FIELDS, KeyPathError, cast_static_value, path_conflict
 from smartingest.errors import ConfigError, UnknownNameError
-
-_NAME = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
-Name = Annotated[str, Field(pattern=_NAME)]
-
-
-class Strict(BaseModel):
-    """Base of every config model: unknown keys are errors, so typos never pass silently."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class SourceConfig(BaseModel):
@@ -137,167 +135,6 @@ class DestinationConfig(Strict):
         return value
 
 
-class ColumnMapping(Strict):
-    """Copies a model column into a destination field."""
-
-    from_: str = Field(alias="from", description="Model column to read.")
-    to: str = Field(description="Destination field; dots make nested objects (address.city).")
-    parse_json: bool | None = Field(
-        None,
-        description="Send the column's JSON text parsed (object, array, value); default: true for columns "
-        "the source knows hold JSON (PostgreSQL json, jsonb, arrays), false for other text.",
-    )
-
-
-class StaticMapping(Strict):
-    """Sets a destination field to the same typed value on every row."""
-
-    static: str | int | float | bool | None = Field(description="The value; its YAML type is the type sent.")
-    to: str = Field(description="Destination field; dots make nested objects (address.city).")
-    type: Literal["string", "number", "boolean", "date"] | None = Field(
-        None, description="Casts the value to this type before sending (default: keep the YAML type)."
-    )
-
-    @model_validator(mode="after")
-    def _value_casts(self) -> StaticMapping:
-        # The run would refuse a value that does not cast; refusing it here makes `validate` say so too.
-        try:
-            cast_static_value(self.static, self.type)
-        except ValueError as exc:
-            raise KeyPathError(str(exc), ("static",)) from exc
-        return self
-
-
-def _mapping_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "static" if "static" in value else "column"
-    return "static" if isinstance(value, StaticMapping) else "column"
-
-
-FieldMapping = Annotated[
-    Annotated[ColumnMapping, Tag("column")] | Annotated[StaticMapping, Tag("static")],
-    Discriminator(_mapping_kind),
-]
-
-_DURATION = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$")
-MIN_INTERVAL_MINUTES = 15
-
-
-class Schedule(Strict):
-    """When a sync runs: every interval (15 minutes at least), on a cron expression, or only by hand."""
-
-    every: str | None = Field(None, description="Interval such as 15m, 2h or 1d (at least 15m).")
-    cron: str | None = Field(None, description="Five-field cron expression, in UTC.")
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Schedule:
-        if self.every is not None and self.cron is not None:
-            raise ValueError("set 'every' or 'cron', not both")
-        if self.every is not None:
-            self.interval_minutes()
-        if self.cron is not None and len(self.cron.split()) != 5:
-            raise ValueError(f"cron {self.cron!r} must have five fields (minute hour day month weekday)")
-        return self
-
-    def interval_minutes(self) -> int | None:
-        """The interval in minutes, or None for cron and manual schedules."""
-        if self.every is None:
-            return None
-        match = _DURATION.match(self.every)
-        if not match:
-            raise ValueError(f"every {self.every!r} is not a duration like 15m, 2h or 1d")
-        minutes = int(match[1]) * {"m": 1, "min": 1, "h": 60, "d": 1440}[match[2]]
-        if minutes < MIN_INTERVAL_MINUTES:
-            raise ValueError(f"every {self.every!r} is too frequent: syncs run at most every 15 minutes")
-        return minutes
-
-    @property
-    def manual(self) -> bool:
-        return self.every is None and self.cron is None
-
-
-SyncType = Literal["users", "events", "catalog", "static_list", "email_change", "user_deletion"]
-SUPPORTED_SYNC_TYPES: tuple[str, ...] = ("users",)
-
-
-class SyncConfig(Strict):
-    """A model sent to a destination as one sync type, with field mappings and a schedule."""
-
-    model: Name = Field(description="Name of the model to read.")
-    destination: Name = Field(description="Name of the destination to write to.")
-    type: SyncType = Field(description="Sync type; this version runs users.")
-    match_on: Literal["email", "user_id"] = Field(
-        "email", description="Identifier that matches rows to Iterable users: email or user_id."
-    )
-    mode: Literal["upsert"] = Field("upsert", description="users: upsert creates missing users and updates others.")
-    on_removed: Literal["nothing"] = Field(
-        "nothing", description="What a row removed from the model does in Iterable (nothing: leave the user)."
-    )
-    batch_size: int = Field(1000, ge=1, le=1000, description="Most users in one bulkUpdate request.")
-    prefer_user_id: bool = Field(
-        False, description="Email-based projects: create a user from a userId alone (preferUserId)."
-    )
-    merge_nested_objects: bool = Field(
-        False, description="Merge top-level objects into the profile's instead of replacing them."
-    )
-    invalid_values: Literal["reject", "null"] = Field(
-        "reject",
-        description="A value Iterable cannot store (NaN, Infinity, a date outside years 1-9999, a decimal a "
-        "double cannot hold): reject its row with the reason, or send null in its place.",
-    )
-    trim_identifier: bool = Field(
-        False, description="Strip leading and trailing spaces from the identifier (email or userId) before matching."
-    )
-    lowercase_identifier: bool = Field(
-        False, description="Lower-case the identifier before matching (Iterable already matches emails ignoring case)."
-    )
-    mappings: list[FieldMapping] = Field(min_length=1, description="How each destination field is filled.")
-    schedule: Schedule = Field(
-        default_factory=lambda: Schedule(), description="{every: 15m}, {cron: '0 * * * *'} or manual."
-    )
-
-    @field_validator("schedule", mode="before")
-    @classmethod
-    def _schedule_string(cls, value: Any) -> Any:
-        if value is None or value == "manual":
-            return {}
-        if isinstance(value, str):
-            raise ValueError("must be 'manual' or a mapping such as {every: 15m} or {cron: '0 * * * *'}")
-        return value
-
-    @model_validator(mode="after")
-    def _mappings_consistent(self) -> SyncConfig:
-        targets = [m.to for m in self.mappings]
-        duplicates = sorted({t for t in targets if targets.count(t) > 1})
-        if duplicates:
-            raise ValueError(f"several mappings write the same field: {', '.join(duplicates)}")
-        for target in targets:
-            if not target or any(not part for part in target.split(".")):
-                raise ValueError(f"mapping target {target!r} is not a field name or dot path")
-        for i, mapping in enumerate(self.mappings):
-            if isinstance(mapping, StaticMapping) and mapping.to in TOP_LEVEL_FIELDS:
-                raise KeyPathError(
-                    f"{mapping.to} identifies users and must come from a column, not a static value",
-                    ("mappings", i, "to"),
-                )
-        # A column mapped to the identity fields goes beside dataFields, so a path under it is no clash.
-        nested = [None if isinstance(m, ColumnMapping) and m.to in TOP_LEVEL_FIELDS else m.to for m in self.mappings]
-        conflict = path_conflict(nested)
-        if conflict is not None:
-            value, child = conflict
-            raise KeyPathError(
-                f"{targets[child]!r} makes {targets[value]!r} an object, but mappings[{value}] maps a value to "
-                f"{targets[value]!r}: a field cannot be both (rename one of them)",
-                ("mappings", child, "to"),
-            )
-        return self
-
-    @property
-    def identifier_field(self) -> str:
-        """The Iterable field that identifies a user: email or userId."""
-        return "email" if self.match_on == "email" else "userId"
-
-
 class ProjectConfig(Strict):
     """A whole project file."""
 
@@ -341,20 +178,26 @@ def _known(names: dict[str, Any]) -> str:
     return "defined: " + ", ".join(sorted(names)) if names else "none defined"
 
 
-def _sync_problems(name: str, sync: SyncConfig, destination: DestinationConfig) -> list[str]:
+def _sync_problems(name: str, sync: SyncBase, destination: DestinationConfig) -> list[str]:
     where = f"syncs.{name}"
     problems = []
-    if sync.type not in SUPPORTED_SYNC_TYPES:
+    kind = getattr(sync, "type", "")
+    if kind not in SUPPORTED_SYNC_TYPES:
+        problems.append(f"{where}.type: {kind!r} is not supported yet (supported: {', '.join(SUPPORTED_SYNC_TYPES)})")
+    if isinstance(sync, EmailChangeSync) and destination.project_type != "email":
         problems.append(
-            f"{where}.type: {sync.type!r} is not supported yet (supported: {', '.join(SUPPORTED_SYNC_TYPES)})"
+            f"{where}.type: email_change works in email-based projects only; in a {destination.project_type} "
+            "project, change emails with a users sync that maps the new address to email"
         )
-    if destination.project_type == "userid" and sync.match_on != "user_id":
-        problems.append(f"{where}.match_on: a userID-based project matches users on user_id, not {sync.match_on}")
-    targets = {m.to for m in sync.mappings}
-    if sync.identifier_field not in targets:
-        problems.append(
-            f"{where}.mappings: map a column to {sync.identifier_field!r}, the identifier for match_on: {sync.match_on}"
-        )
+    if isinstance(sync, IdentifiedSync):
+        if destination.project_type == "userid" and sync.match_on != "user_id":
+            problems.append(f"{where}.match_on: a userID-based project matches users on user_id, not {sync.match_on}")
+        targets = {m.to for m in sync.mappings}
+        if sync.identifier_field not in targets:
+            problems.append(
+                f"{where}.mappings: map a column to {sync.identifier_field!r}, the identifier for "
+                f"match_on: {sync.match_on}"
+            )
     return problems
 
 
@@ -367,15 +210,25 @@ def require(mapping: dict[str, Any], name: str, kind: str) -> Any:
 
 __all__ = [
     "REGION_URLS",
+    "CatalogSync",
     "ColumnMapping",
     "ConfigError",
     "DestinationConfig",
+    "EmailChangeSync",
+    "EventsSync",
     "FieldMapping",
+    "IdentifiedSync",
     "ModelConfig",
+    "Name",
     "ProjectConfig",
     "Schedule",
     "SourceConfig",
+    "StaticListSync",
     "StaticMapping",
+    "Strict",
+    "SyncBase",
     "SyncConfig",
+    "UserDeletionSync",
+    "UsersSync",
     "require",
 ]

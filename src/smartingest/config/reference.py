@@ -12,28 +12,45 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from smartingest.config.models import (
+    CatalogSync,
     ColumnMapping,
     DestinationConfig,
+    EmailChangeSync,
+    EventsSync,
+    IdentifiedSync,
     ModelConfig,
     ProjectConfig,
     Schedule,
     SourceConfig,
+    StaticListSync,
     StaticMapping,
-    SyncConfig,
+    SyncBase,
+    UserDeletionSync,
+    UsersSync,
 )
+from smartingest.config.syncs import ListRef
 
 BEGIN = "<!-- BEGIN GENERATED REFERENCE (python -m smartingest.config.reference) -->"
 END = "<!-- END GENERATED REFERENCE -->"
 
-SECTIONS: list[tuple[str, type[BaseModel]]] = [
-    ("Top level", ProjectConfig),
-    ("`sources.NAME` (common keys; connector keys are in docs/sources.md)", SourceConfig),
-    ("`models.NAME`", ModelConfig),
-    ("`destinations.NAME`", DestinationConfig),
-    ("`syncs.NAME`", SyncConfig),
-    ("`syncs.NAME.mappings[]`: column mapping", ColumnMapping),
-    ("`syncs.NAME.mappings[]`: static mapping", StaticMapping),
-    ("`syncs.NAME.schedule`", Schedule),
+# (title, model, the model whose keys are listed already: only the keys a type adds are listed again)
+SECTIONS: list[tuple[str, type[BaseModel], type[BaseModel] | None]] = [
+    ("Top level", ProjectConfig, None),
+    ("`sources.NAME` (common keys; connector keys are in docs/sources.md)", SourceConfig, None),
+    ("`models.NAME`", ModelConfig, None),
+    ("`destinations.NAME`", DestinationConfig, None),
+    ("`syncs.NAME`: keys of every sync type", SyncBase, None),
+    ("`syncs.NAME`: keys of the types that match users (all but catalog)", IdentifiedSync, SyncBase),
+    ("`syncs.NAME` with `type: users`", UsersSync, IdentifiedSync),
+    ("`syncs.NAME` with `type: events`", EventsSync, IdentifiedSync),
+    ("`syncs.NAME` with `type: catalog`", CatalogSync, SyncBase),
+    ("`syncs.NAME` with `type: static_list`", StaticListSync, IdentifiedSync),
+    ("`syncs.NAME.list` (static_list)", ListRef, None),
+    ("`syncs.NAME` with `type: email_change`", EmailChangeSync, IdentifiedSync),
+    ("`syncs.NAME` with `type: user_deletion`", UserDeletionSync, IdentifiedSync),
+    ("`syncs.NAME.mappings[]`: column mapping", ColumnMapping, None),
+    ("`syncs.NAME.mappings[]`: static mapping", StaticMapping, None),
+    ("`syncs.NAME.schedule`", Schedule, None),
 ]
 
 
@@ -48,7 +65,14 @@ def _type_name(annotation: Any) -> str:
     if getattr(annotation, "__name__", "") == "SecretStr":
         return "secret string (use ${ENV_VAR})"
     text = str(annotation)
-    for noise in ("typing.", "pydantic.types.", "smartingest.config.models.", "<class '", "'>"):
+    for noise in (
+        "typing.",
+        "pydantic.types.",
+        "smartingest.config.models.",
+        "smartingest.config.syncs.",
+        "<class '",
+        "'>",
+    ):
         text = text.replace(noise, "")
     if origin is typing.Literal:
         return " \\| ".join(repr(a) for a in typing.get_args(annotation)).replace("'", "")
@@ -68,9 +92,11 @@ def _default(field: Any) -> str:
 def render() -> str:
     """Markdown tables of every key: name, type, default, meaning."""
     parts = [BEGIN]
-    for title, model in SECTIONS:
+    for title, model, listed in SECTIONS:
         parts.append(f"\n### {title}\n\n| key | type | default | meaning |\n|---|---|---|---|")
         for name, field in model.model_fields.items():
+            if listed is not None and name in listed.model_fields:
+                continue
             key = field.alias or name
             parts.append(
                 f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |"

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from smartingest.cdc.base import OP, PK, ChangeCounts, ChangeDetector, ChangeSet, HashSpec, Identity
 from smartingest.cdc.basic import BasicChangeDetector
-from smartingest.config.models import DestinationConfig, ModelConfig, SourceConfig, SyncConfig
+from smartingest.config.models import DestinationConfig, ModelConfig, SourceConfig, UsersSync
 from smartingest.engine.destination import CHECK_POLICY, check_destination, type_conflicts
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
@@ -53,7 +53,7 @@ class SyncTarget:
     """Everything a run needs to know about one sync, resolved from the project."""
 
     name: str
-    sync: SyncConfig
+    sync: UsersSync
     model: ModelConfig
     source_name: str
     source: SourceConfig

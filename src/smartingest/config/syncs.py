@@ -1,0 +1,280 @@
+"""The sync entry of a project file: field mappings, the schedule, and one model per sync type.
+
+A sync's keys depend on its ``type``: ``SyncConfig`` is a union discriminated on it, so each type accepts
+only its own keys and an unknown key names itself. What the types share lives in ``SyncBase`` (every type)
+and ``IdentifiedSync`` (the types that match rows to Iterable users by email or userId).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+
+from smartingest.config.base import Name, Strict
+from smartingest.config.rules import TOP_LEVEL_FIELDS, KeyPathError, cast_static_value, path_conflict
+
+
+class ColumnMapping(Strict):
+    """Copies a model column into a destination field."""
+
+    from_: str = Field(alias="from", description="Model column to read.")
+    to: str = Field(description="Destination field; dots make nested objects (address.city).")
+    parse_json: bool | None = Field(
+        None,
+        description="Send the column's JSON text parsed (object, array, value); default: true for columns "
+        "the source knows hold JSON (PostgreSQL json, jsonb, arrays), false for other text.",
+    )
+
+
+class StaticMapping(Strict):
+    """Sets a destination field to the same typed value on every row."""
+
+    static: str | int | float | bool | None = Field(description="The value; its YAML type is the type sent.")
+    to: str = Field(description="Destination field; dots make nested objects (address.city).")
+    type: Literal["string", "number", "boolean", "date"] | None = Field(
+        None, description="Casts the value to this type before sending (default: keep the YAML type)."
+    )
+
+    @model_validator(mode="after")
+    def _value_casts(self) -> StaticMapping:
+        # The run would refuse a value that does not cast; refusing it here makes `validate` say so too.
+        try:
+            cast_static_value(self.static, self.type)
+        except ValueError as exc:
+            raise KeyPathError(str(exc), ("static",)) from exc
+        return self
+
+
+def _mapping_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "static" if "static" in value else "column"
+    return "static" if isinstance(value, StaticMapping) else "column"
+
+
+FieldMapping = Annotated[
+    Annotated[ColumnMapping, Tag("column")] | Annotated[StaticMapping, Tag("static")],
+    Discriminator(_mapping_kind),
+]
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$")
+MIN_INTERVAL_MINUTES = 15
+
+
+class Schedule(Strict):
+    """When a sync runs: every interval (15 minutes at least), on a cron expression, or only by hand."""
+
+    every: str | None = Field(None, description="Interval such as 15m, 2h or 1d (at least 15m).")
+    cron: str | None = Field(None, description="Five-field cron expression, in UTC.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        if self.every is not None and self.cron is not None:
+            raise ValueError("set 'every' or 'cron', not both")
+        if self.every is not None:
+            self.interval_minutes()
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(f"cron {self.cron!r} must have five fields (minute hour day month weekday)")
+        return self
+
+    def interval_minutes(self) -> int | None:
+        """The interval in minutes, or None for cron and manual schedules."""
+        if self.every is None:
+            return None
+        match = _DURATION.match(self.every)
+        if not match:
+            raise ValueError(f"every {self.every!r} is not a duration like 15m, 2h or 1d")
+        minutes = int(match[1]) * {"m": 1, "min": 1, "h": 60, "d": 1440}[match[2]]
+        if minutes < MIN_INTERVAL_MINUTES:
+            raise ValueError(f"every {self.every!r} is too frequent: syncs run at most every 15 minutes")
+        return minutes
+
+    @property
+    def manual(self) -> bool:
+        return self.every is None and self.cron is None
+
+
+SyncType = Literal["users", "events", "catalog", "static_list", "email_change", "user_deletion"]
+# The types this version runs; the others are validated but refused until their sync type lands.
+SUPPORTED_SYNC_TYPES: tuple[str, ...] = ("users",)
+
+
+class SyncBase(Strict):
+    """What every sync type has: a model, a destination, field mappings, a schedule, the value rule."""
+
+    model: Name = Field(description="Name of the model to read.")
+    destination: Name = Field(description="Name of the destination to write to.")
+    invalid_values: Literal["reject", "null"] = Field(
+        "reject",
+        description="A value Iterable cannot store (NaN, Infinity, a date outside years 1-9999, a decimal a "
+        "double cannot hold): reject its row with the reason, or send null in its place.",
+    )
+    mappings: list[FieldMapping] = Field(min_length=1, description="How each destination field is filled.")
+    schedule: Schedule = Field(
+        default_factory=lambda: Schedule(), description="{every: 15m}, {cron: '0 * * * *'} or manual."
+    )
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_string(cls, value: Any) -> Any:
+        if value is None or value == "manual":
+            return {}
+        if isinstance(value, str):
+            raise ValueError("must be 'manual' or a mapping such as {every: 15m} or {cron: '0 * * * *'}")
+        return value
+
+    @model_validator(mode="after")
+    def _mappings_consistent(self) -> SyncBase:
+        targets = [m.to for m in self.mappings]
+        duplicates = sorted({t for t in targets if targets.count(t) > 1})
+        if duplicates:
+            raise ValueError(f"several mappings write the same field: {', '.join(duplicates)}")
+        for target in targets:
+            if not target or any(not part for part in target.split(".")):
+                raise ValueError(f"mapping target {target!r} is not a field name or dot path")
+        for i, mapping in enumerate(self.mappings):
+            if isinstance(mapping, StaticMapping) and mapping.to in TOP_LEVEL_FIELDS:
+                raise KeyPathError(
+                    f"{mapping.to} identifies users and must come from a column, not a static value",
+                    ("mappings", i, "to"),
+                )
+        # A column mapped to the identity fields goes beside dataFields, so a path under it is no clash.
+        nested = [None if isinstance(m, ColumnMapping) and m.to in TOP_LEVEL_FIELDS else m.to for m in self.mappings]
+        conflict = path_conflict(nested)
+        if conflict is not None:
+            value, child = conflict
+            raise KeyPathError(
+                f"{targets[child]!r} makes {targets[value]!r} an object, but mappings[{value}] maps a value to "
+                f"{targets[value]!r}: a field cannot be both (rename one of them)",
+                ("mappings", child, "to"),
+            )
+        return self
+
+
+class IdentifiedSync(SyncBase):
+    """A sync whose rows are matched to Iterable users by email or userId (a column mapped to it)."""
+
+    match_on: Literal["email", "user_id"] = Field(
+        "email", description="Identifier that matches rows to Iterable users: email or user_id."
+    )
+    trim_identifier: bool = Field(
+        False, description="Strip leading and trailing spaces from the identifier (email or userId) before matching."
+    )
+    lowercase_identifier: bool = Field(
+        False, description="Lower-case the identifier before matching (Iterable already matches emails ignoring case)."
+    )
+
+    @property
+    def identifier_field(self) -> str:
+        """The Iterable field that identifies a user: email or userId."""
+        return "email" if self.match_on == "email" else "userId"
+
+
+class UsersSync(IdentifiedSync):
+    """Users: rows become user profiles (``users/bulkUpdate``)."""
+
+    type: Literal["users"] = Field(description="users: rows become user profiles (users/bulkUpdate).")
+    mode: Literal["upsert"] = Field("upsert", description="upsert creates missing users and updates the others.")
+    on_removed: Literal["nothing"] = Field(
+        "nothing", description="What a row removed from the model does in Iterable (nothing: leave the user)."
+    )
+    batch_size: int = Field(1000, ge=1, le=1000, description="Most users in one bulkUpdate request.")
+    prefer_user_id: bool = Field(
+        False, description="Email-based projects: create a user from a userId alone (preferUserId)."
+    )
+    merge_nested_objects: bool = Field(
+        False, description="Merge top-level objects into the profile's instead of replacing them."
+    )
+
+
+class EventsSync(IdentifiedSync):
+    """Events: rows become custom events of users (``events/trackBulk``); mappings fill the event's dataFields."""
+
+    type: Literal["events"] = Field(description="events: rows become custom events (events/trackBulk).")
+    event_name: str | None = Field(None, description="The events' name (or event_name_column).")
+    event_name_column: str | None = Field(None, description="Column holding each event's name (or event_name).")
+    created_at: str | None = Field(None, description="Column of each event's time (default: when it is sent).")
+    event_id: str | None = Field(
+        None, description="Column of each event's id (default: derived from the sync and the primary key)."
+    )
+    batch_size: int = Field(1000, ge=1, le=1000, description="Most events in one trackBulk request.")
+
+    @model_validator(mode="after")
+    def _one_name(self) -> EventsSync:
+        if (self.event_name is None) == (self.event_name_column is None):
+            raise ValueError("set exactly one of 'event_name' or 'event_name_column'")
+        return self
+
+
+class CatalogSync(SyncBase):
+    """Catalog: rows become items of a catalog; mappings fill the item's fields."""
+
+    type: Literal["catalog"] = Field(description="catalog: rows become catalog items.")
+    catalog: str = Field(description="Name of the catalog (created if missing).")
+    item_id: str | None = Field(None, description="Column of each item's id (default: the model's primary key).")
+    replace: bool = Field(False, description="Replace whole items (true) or update only the mapped fields (false).")
+    on_removed: Literal["nothing", "delete"] = Field(
+        "nothing", description="What a row removed from the model does: nothing, or delete its item."
+    )
+    field_types: dict[str, Literal["string", "long", "double", "boolean", "date", "geo_location", "object"]] = Field(
+        default_factory=dict, description="Catalog field types set before the first write, e.g. {price: double}."
+    )
+    batch_size: int = Field(1000, ge=1, le=1000, description="Most items in one request.")
+
+
+class ListRef(Strict):
+    """A static list, by name (created if missing) or by id."""
+
+    name: str | None = Field(None, description="The list's name; created on the first run if no list has it.")
+    id: int | None = Field(None, ge=1, description="The list's id.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ListRef:
+        if (self.name is None) == (self.id is None):
+            raise ValueError("set exactly one of 'name' or 'id'")
+        return self
+
+
+class StaticListSync(IdentifiedSync):
+    """Static lists: rows entering the model are subscribed to a list, rows leaving it unsubscribed."""
+
+    type: Literal["static_list"] = Field(description="static_list: rows are the members of a static list.")
+    list: ListRef = Field(description="{name: NAME} or {id: N}.")
+    on_removed: Literal["unsubscribe", "nothing"] = Field(
+        "unsubscribe", description="What a row leaving the model does: unsubscribe it from the list, or nothing."
+    )
+    update_existing_users_only: bool = Field(
+        False, description="Subscribe only users that already exist (no new users are created)."
+    )
+    batch_size: int = Field(1000, ge=1, le=1000, description="Most subscribers in one request.")
+
+
+class EmailChangeSync(IdentifiedSync):
+    """Email address changes: each row changes its user's email to ``new_email`` (``users/updateEmail``)."""
+
+    type: Literal["email_change"] = Field(
+        description="email_change: rows change users' email addresses (users/updateEmail)."
+    )
+    new_email: str = Field(description="Column of the new email address.")
+
+
+class UserDeletionSync(IdentifiedSync):
+    """Deleting, forgetting or unforgetting users: fires when a primary key first appears in the model."""
+
+    type: Literal["user_deletion"] = Field(description="user_deletion: rows delete, forget or unforget users.")
+    action: Literal["delete", "forget", "unforget"] = Field(description="delete, forget or unforget.")
+
+
+SyncConfig = Annotated[
+    UsersSync | EventsSync | CatalogSync | StaticListSync | EmailChangeSync | UserDeletionSync,
+    Field(discriminator="type"),
+]
+SYNC_MODELS: dict[str, type[SyncBase]] = {
+    "users": UsersSync,
+    "events": EventsSync,
+    "catalog": CatalogSync,
+    "static_list": StaticListSync,
+    "email_change": EmailChangeSync,
+    "user_deletion": UserDeletionSync,
+}
