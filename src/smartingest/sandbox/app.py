@@ -29,6 +29,9 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Message, Receive, Scope, Send
 
+from .catalog_routes import CATALOG_ROUTES
+from .catalog_store import CatalogStore
+from .catalogs import Catalogs
 from .envelope import ApiError, code_for_status, envelope, error_response, json_response
 from .faults import FaultInjector, drop_connection, quiet_injected_drops
 from .project import Project
@@ -53,6 +56,7 @@ class Sandbox:
     faults: FaultInjector
     limiter: RateLimiter
     stats: Stats
+    catalogs: Catalogs
 
     @property
     def project(self) -> Project:
@@ -275,6 +279,7 @@ API_ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("DELETE", "/api/users/byUserId/{userId}", _delete_by_user_id, False),
     ("GET", "/api/users/{email}", _get_by_email_path, False),
     ("DELETE", "/api/users/{email}", _delete_by_email, False),
+    *CATALOG_ROUTES,
 ]
 
 
@@ -332,6 +337,7 @@ async def _clear_faults(request: Request) -> Response:
 async def _reset(request: Request) -> Response:
     sandbox = _sandbox_of(request)
     await sandbox.worker.run(sandbox.project.reset)
+    await sandbox.worker.run(sandbox.catalogs.reset)
     sandbox.stats.reset()
     sandbox.limiter.reset()
     sandbox.faults.configure(sandbox.settings.faults)
@@ -342,6 +348,7 @@ async def _stats(request: Request) -> Response:
     sandbox = _sandbox_of(request)
     snapshot = sandbox.stats.snapshot()
     snapshot.update(await sandbox.worker.run(sandbox.project.counts))
+    snapshot.update(await sandbox.worker.run(sandbox.catalogs.counts))
     return json_response(snapshot)
 
 
@@ -381,6 +388,7 @@ def create_app(settings: SandboxSettings) -> Starlette:
         faults=FaultInjector(settings.faults),
         limiter=RateLimiter(settings.rate_limits, settings.rate_limit_scale),
         stats=Stats(),
+        catalogs=Catalogs(CatalogStore(settings.data_dir)),
     )
     quiet_injected_drops()
 
@@ -390,6 +398,7 @@ def create_app(settings: SandboxSettings) -> Starlette:
             yield
         finally:
             worker.close()
+            sandbox.catalogs.store.close()
 
     api_routes = [
         (_EmailRoute if "{email}" in path else Route)(

@@ -29,6 +29,11 @@ RATES: dict[str, float] = {
     "POST /api/users/unforget": 3,
     "GET /api/users/forgotten": 3,
     "GET /api/users/forgottenUserIds": 3,
+    # Catalogs: only these four state a rate; the other catalog endpoints are not limited.
+    "GET /api/catalogs": 100,
+    "GET /api/catalogs/{catalogName}/items": 100,
+    "POST /api/catalogs/{catalogName}/items": 100,
+    "PUT /api/catalogs/{catalogName}/items/{itemId}": 1000,
 }
 DAILY_CAPS: dict[str, int] = {"POST /api/users/forget": 1000, "POST /api/users/unforget": 1000}
 DAY_SECONDS = 86_400.0
