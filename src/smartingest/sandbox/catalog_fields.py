@@ -20,14 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from .fields import compatible, value_type
 
 CatalogFieldType = Literal["string", "long", "double", "boolean", "date", "geo_location", "object"]
-CATALOG_FIELD_TYPES: frozenset[str] = frozenset(
-    {"string", "long", "double", "boolean", "date", "geo_location", "object"}
-)
+CATALOG_FIELD_TYPES: frozenset[str] = frozenset(get_args(CatalogFieldType))
 
 
 def is_valid_field_name(name: Any) -> bool:

@@ -313,6 +313,7 @@ class Catalogs:
         item_ids = body.get("itemIds") if type(body) is dict else None
         if type(item_ids) is not list or any(type(item_id) is not str for item_id in item_ids):
             raise _bad_params("Request body must be an object with a list of strings 'itemIds'")
+        catalog = self._catalog(name, 400)
         invalid = [item_id for item_id in item_ids if not is_valid_item_id(item_id)]
         if invalid:
             raise _bad_params(
@@ -320,7 +321,7 @@ class Catalogs:
                 "(an item id has 1 to 255 letters, digits and dashes)",
                 {"invalidItemIds": invalid},
             )
-        self.store.delete_items(self._catalog(name, 400).id, item_ids)
+        self.store.delete_items(catalog.id, item_ids)
         return "Bulk delete catalog items request received"
 
     def delete_item(self, name: str, item_id: str) -> str:
@@ -337,11 +338,10 @@ class Catalogs:
         """GET /api/catalogs/{catalogName}/items: one page of `CatalogItemWithProperties` and the item count.
 
         Without `order_by` items come in item id order. With it, by that top-level field's value,
-        descending unless `ascending` is asked and the field has a type (the contract's rule).
+        descending unless `ascending`. The contract honours `sortAscending` only for a field with a
+        type; here every field that has a value has a type (mapped or inferred), so it always applies.
         """
         catalog = self._catalog(name, 404)
-        if order_by is not None:
-            ascending = ascending and self.store.fields(catalog.id).get(order_by) is not None
         rows = self.store.page_of_items(catalog.id, (page - 1) * page_size, page_size, order_by, ascending)
         return [_item_with_properties(catalog, row) for row in rows], self.store.count_items(catalog.id)
 
