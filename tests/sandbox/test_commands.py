@@ -22,7 +22,7 @@ COMMANDS = {
 def test_both_commands_take_the_fault_and_setting_flags(tmp_path, command):
     flags = ["--port", "0", "--api-key", API_KEY, "--data-dir", str(tmp_path), "--project-type", "userid"]
     flags += ["--rate-limit-scale", "0.34", "--error-rate", "0.25", "--latency-ms", "1.5", "--drop-rate", "0.125"]
-    flags += ["--seed", "7", "--log-level", "info"]
+    flags += ["--seed", "7", "--log-level", "info", "--gdpr-daily-cap", "2"]
     process = subprocess.Popen([*COMMANDS[command], *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -44,6 +44,7 @@ def test_both_commands_take_the_fault_and_setting_flags(tmp_path, command):
         httpx.delete(f"{url}/_sandbox/faults").raise_for_status()
         codes = [httpx.get(f"{url}/api/users/getFields", headers={"Api-Key": API_KEY}).status_code for _ in range(2)]
         assert codes == [200, 429]
+        assert httpx.get(f"{url}/_sandbox/settings").json()["gdpr_daily_cap"] == 2
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=10)

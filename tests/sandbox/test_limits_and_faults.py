@@ -98,14 +98,34 @@ def test_disabled_limiter_allows_everything():
 
 def test_forget_daily_cap():
     now = [0.0]
-    limiter = RateLimiter(scale=0.01, clock=lambda: now[0])  # cap 1000 * 0.01 = 10 a day
+    limiter = RateLimiter(clock=lambda: now[0], daily_cap=10)
     allowed = 0
     for _ in range(30):
-        now[0] += 100.0  # far apart: the (scaled) per-second bucket never limits
+        now[0] += 100.0  # far apart: the per-second bucket never limits
         allowed += limiter.check("k", "POST /api/users/forget") is None
     assert allowed == 10
+    assert "daily cap of 10" in (limiter.check("k", "POST /api/users/forget") or "")
+    assert limiter.check("k", "POST /api/users/unforget") is None  # each endpoint has its own cap
     now[0] += 86_400
     assert limiter.check("k", "POST /api/users/forget") is None
+
+
+def test_daily_cap_is_1000_by_default_and_holds_without_rate_limits():
+    now = [0.0]
+    limiter = RateLimiter(enabled=False, clock=lambda: now[0])
+    assert sum(limiter.check("k", "POST /api/users/forget") is None for _ in range(1001)) == 1000
+    assert RateLimiter(enabled=False, daily_cap=None).check("k", "POST /api/users/forget") is None
+
+
+def test_per_minute_limits_allow_a_burst_of_a_minute():
+    now = [0.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    endpoint = "GET /api/lists/getUsers"
+    assert [limiter.check("k", endpoint) is None for _ in range(6)] == [True] * 5 + [False]
+    now[0] += 11.0  # less than one token at 5/minute
+    assert limiter.check("k", endpoint) is not None
+    now[0] += 1.5
+    assert limiter.check("k", endpoint) is None
 
 
 # ---- faults

@@ -33,8 +33,13 @@ from .catalog_routes import CATALOG_ROUTES
 from .catalog_store import CatalogStore
 from .catalogs import Catalogs
 from .envelope import ApiError, code_for_status, envelope, error_response, json_response
+from .event_routes import EVENT_ROUTES
+from .events import Events
 from .faults import FaultInjector, drop_connection, quiet_injected_drops
+from .list_routes import LIST_ROUTES
+from .lists import StaticLists
 from .project import Project
+from .project_settings import SETTINGS_ROUTES
 from .ratelimit import RateLimiter
 from .settings import FaultSettings, SandboxSettings
 from .stats import Stats
@@ -57,6 +62,8 @@ class Sandbox:
     limiter: RateLimiter
     stats: Stats
     catalogs: Catalogs
+    events: Events
+    lists: StaticLists
 
     @property
     def project(self) -> Project:
@@ -280,6 +287,8 @@ API_ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("GET", "/api/users/{email}", _get_by_email_path, False),
     ("DELETE", "/api/users/{email}", _delete_by_email, False),
     *CATALOG_ROUTES,
+    *EVENT_ROUTES,
+    *LIST_ROUTES,
 ]
 
 
@@ -338,8 +347,11 @@ async def _reset(request: Request) -> Response:
     sandbox = _sandbox_of(request)
     await sandbox.worker.run(sandbox.project.reset)
     await sandbox.worker.run(sandbox.catalogs.reset)
+    await sandbox.worker.run(sandbox.events.reset, sandbox.settings.disallowed_event_names)
+    await sandbox.worker.run(sandbox.lists.reset)
     sandbox.stats.reset()
     sandbox.limiter.reset()
+    sandbox.limiter.daily_cap = sandbox.settings.gdpr_daily_cap
     sandbox.faults.configure(sandbox.settings.faults)
     return json_response({"reset": True})
 
@@ -349,6 +361,8 @@ async def _stats(request: Request) -> Response:
     snapshot = sandbox.stats.snapshot()
     snapshot.update(await sandbox.worker.run(sandbox.project.counts))
     snapshot.update(await sandbox.worker.run(sandbox.catalogs.counts))
+    snapshot["events"] = await sandbox.worker.run(sandbox.events.count)
+    snapshot["lists"] = await sandbox.worker.run(sandbox.lists.count)
     return json_response(snapshot)
 
 
@@ -386,9 +400,12 @@ def create_app(settings: SandboxSettings) -> Starlette:
         settings=settings,
         worker=worker,
         faults=FaultInjector(settings.faults),
-        limiter=RateLimiter(settings.rate_limits, settings.rate_limit_scale),
+        limiter=RateLimiter(settings.rate_limits, settings.rate_limit_scale, daily_cap=settings.gdpr_daily_cap),
         stats=Stats(),
         catalogs=Catalogs(CatalogStore(settings.data_dir)),
+        # Their tables are created on the worker thread, which owns the project's connection.
+        events=worker.call(Events, worker.project, settings.disallowed_event_names),
+        lists=worker.call(StaticLists, worker.project),
     )
     quiet_injected_drops()
 
@@ -402,7 +419,9 @@ def create_app(settings: SandboxSettings) -> Starlette:
 
     api_routes = [
         (_EmailRoute if "{email}" in path else Route)(
-            path.replace("{email}", "{email:path}").replace("{userId}", "{userId:path}"),
+            path.replace("{email}", "{email:path}")
+            .replace("{userId}", "{userId:path}")
+            .replace("{listId}", "{listId:int}"),
             ApiEndpoint(sandbox, f"{method} {path}", handler, reads_body),
             methods=[method],
             name=f"{method} {path}",
@@ -410,6 +429,6 @@ def create_app(settings: SandboxSettings) -> Starlette:
         for method, path, handler, reads_body in API_ROUTES
     ]
     catch_all = Route("/api/{rest:path}", _unknown_api_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-    app = Starlette(routes=[*api_routes, catch_all, *ADMIN_ROUTES], lifespan=lifespan)
+    app = Starlette(routes=[*api_routes, catch_all, *ADMIN_ROUTES, *SETTINGS_ROUTES], lifespan=lifespan)
     app.state.sandbox = sandbox
     return app

@@ -76,6 +76,11 @@ def system_fields(project_type: ProjectType) -> dict[str, FieldType]:
     return {**_SYSTEM_FIELDS, _LIST_FIELD[project_type]: "long"}
 
 
+def list_field(project_type: ProjectType) -> str:
+    """The system field holding a user's static-list subscriptions in a project of this type."""
+    return _LIST_FIELD[project_type]
+
+
 def system_list_fields(project_type: ProjectType) -> frozenset[str]:
     """The system fields whose values are lists, typed by their elements."""
     return frozenset({"devices", "unsubscribedChannelIds", "unsubscribedMessageTypeIds", _LIST_FIELD[project_type]})

@@ -78,6 +78,7 @@ class Reason(Enum):
     INVALID_USER_ID = ("invalid-user-id", 400, "InvalidUserIdError")
     MISSING_IDENTIFIER = ("missing-identifier", 400, "BadParams")
     UNKNOWN_USER_ID = ("unknown-user-id", 400, "UnknownUserIdError")
+    UNKNOWN_EMAIL = ("unknown-email", 400, "UnknownEmailError")
     FORGOTTEN = ("forgotten", 409, "ForgottenUserError")
     EMAIL_CONFLICT = ("email-conflict", 409, "EmailAlreadyExists")
     USER_ID_CONFLICT = ("user-id-conflict", 409, "UserIdAlreadyExists")

@@ -27,6 +27,7 @@ _SETTINGS_FLAGS: tuple[tuple[str, type], ...] = (
     ("project_type", str),
     ("data_dir", Path),
     ("rate_limit_scale", float),
+    ("gdpr_daily_cap", int),
     ("log_level", str),
 )
 _FAULT_FLAGS: tuple[tuple[str, type], ...] = (

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -295,7 +295,28 @@ class Project:
             raise ApiError(400, "InvalidUserIdError", f"Invalid userId: {current_user_id!r}")
         return "userId", current_user_id, new_email
 
-    def _apply(self, users: list[dict[str, Any]], create_new_fields: bool) -> UpdateOutcome:
+    def update_users(
+        self,
+        users: list[dict[str, Any]],
+        create_new_fields: bool,
+        adjust: Callable[[Profile], None] | None = None,
+        create: bool = True,
+    ) -> UpdateOutcome:
+        """Apply user objects as bulkUpdate does (same identity rules, types, failures), in one transaction.
+
+        `adjust` is called with each profile an update applied to, after its dataFields were merged
+        (list subscriptions use it). With `create` False, a user that does not exist yet is not
+        created: it fails with its identifier in `notFoundEmails` / `notFoundUserIds`.
+        """
+        return self._apply(users, create_new_fields, adjust, create)
+
+    def _apply(
+        self,
+        users: list[dict[str, Any]],
+        create_new_fields: bool,
+        adjust: Callable[[Profile], None] | None = None,
+        create: bool = True,
+    ) -> UpdateOutcome:
         outcome = UpdateOutcome()
         if not create_new_fields:
             users = self._drop_new_fields(users, outcome)
@@ -323,7 +344,9 @@ class Project:
         new_fields: dict[str, str] = {}
         for user, entry, found in zip(users, entries, entry_fields, strict=True):
             if isinstance(entry, UserEntry):
-                entry = check_forgotten(entry, forgotten) or self._apply_one(entry, directory, touched, now)
+                entry = check_forgotten(entry, forgotten) or self._apply_one(
+                    entry, directory, touched, now, adjust, create
+                )
             if isinstance(entry, Failure):
                 outcome.failed.append(
                     _FailedUser(entry, _raw_identifier(user.get("email")), _raw_identifier(user.get("userId")))
@@ -370,17 +393,30 @@ class Project:
         return _BatchDirectory(profiles, index_emails), forgotten
 
     def _apply_one(
-        self, entry: UserEntry, directory: _BatchDirectory, touched: dict[int, Profile], now: int
+        self,
+        entry: UserEntry,
+        directory: _BatchDirectory,
+        touched: dict[int, Profile],
+        now: int,
+        adjust: Callable[[Profile], None] | None = None,
+        create: bool = True,
     ) -> Failure | None:
         resolution = resolve(self.project_type, entry, directory)
         if isinstance(resolution, Failure):
             return resolution
         profile = resolution.target
         if profile is None:
+            if not create:
+                # Named by the identifier looked up first: the userId where the project has one.
+                if entry.raw_user_id is not None:
+                    return Failure(Reason.UNKNOWN_USER_ID, (("notFoundUserIds", entry.raw_user_id),), "No such user")
+                return Failure(Reason.UNKNOWN_EMAIL, (("notFoundEmails", entry.raw_email or ""),), "No such user")
             profile = Profile(None, None, None, {}, now)
         if profile.email != resolution.email or profile.user_id != resolution.user_id:
             directory.set_identity(profile, resolution.email, resolution.user_id)
         _merge(profile.data, entry.data, entry.merge_nested)
+        if adjust is not None:
+            adjust(profile)
         touched[id(profile)] = profile
         return None
 

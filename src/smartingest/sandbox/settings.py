@@ -70,6 +70,16 @@ class SandboxSettings(BaseModel):
         1.0, gt=0.0, description="Multiplier of every rate limit (and burst); 2.0 allows twice as much."
     )
     faults: FaultSettings = Field(default_factory=FaultSettings, description="Faults active at start.")
+    gdpr_daily_cap: int | None = Field(
+        1000,
+        ge=0,
+        description="Requests per 24 hours allowed to each of users/forget and users/unforget (Iterable's "
+        "daily cap); none: no cap. Holds even without rate limits.",
+    )
+    disallowed_event_names: list[str] = Field(
+        default_factory=list,
+        description="Custom event names the project refuses to track (Iterable's Manage Custom Events).",
+    )
     log_level: LogLevel = Field("warning", description="uvicorn log level.")
 
     @field_validator("api_key")

@@ -8,6 +8,7 @@ few queries whatever its size, and nothing is cached in memory except the field 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -103,6 +104,29 @@ class Store:
         """Close the connection (checkpointing the WAL)."""
         self._db.close()
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection, for the tables other modules keep in this database (same thread only)."""
+        return self._db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; the writes made inside it, nested ones too, commit or roll back together.
+
+        Lets a request that writes users and other rows (events) be applied all or nothing.
+        """
+        db = self._db
+        if db.in_transaction:
+            yield db
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     # ---- reads
 
     def fields(self) -> dict[str, str]:
@@ -193,9 +217,7 @@ class Store:
         ]
         new_identity = [(p.email, p.user_id, orjson.dumps(p.data), now, p.id) for p in renamed]
         created = [(p.email, p.user_id, orjson.dumps(p.data), p.created_at, now) for p in profiles if p.id is None]
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction() as db:
             # Free renamed users' identifiers first, so that swaps within a batch never collide.
             if renamed:
                 db.executemany("UPDATE users SET email = NULL, user_id = NULL WHERE id = ?", [(p.id,) for p in renamed])
@@ -211,10 +233,6 @@ class Store:
                 )
             if new_fields:
                 db.executemany("INSERT OR IGNORE INTO fields (path, type) VALUES (?, ?)", new_fields.items())
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def delete_users(self, ids: list[int]) -> None:
         """Delete users by internal id."""
@@ -222,17 +240,11 @@ class Store:
 
     def forget(self, ids: list[int], emails: set[str], user_ids: set[str], now: int) -> None:
         """Delete users and remember their identifiers as forgotten, as one group."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction() as db:
             db.executemany("DELETE FROM users WHERE id = ?", [(i,) for i in ids])
             grp = db.execute("SELECT coalesce(max(grp), 0) + 1 FROM forgotten").fetchone()[0]
             rows = [("email", e, grp, now) for e in emails] + [("userId", u, grp, now) for u in user_ids]
             db.executemany("INSERT OR IGNORE INTO forgotten (kind, value, grp, forgotten_at) VALUES (?, ?, ?, ?)", rows)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
         self._any_forgotten = self._any_forgotten or bool(rows)
 
     def unforget(self, kind: str, value: str) -> int:

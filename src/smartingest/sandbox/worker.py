@@ -36,6 +36,10 @@ class StorageWorker:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
+    def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn` on the worker thread and wait for it, blocking (for setup, not from the event loop)."""
+        return self._executor.submit(fn, *args, **kwargs).result()
+
     def close(self) -> None:
         """Close the store and stop the thread (idempotent)."""
         if self._closed:
