@@ -563,7 +563,7 @@ def _print_plan(result: service.PlanResult) -> None:
             name: [_shorten(item) for item in value] if isinstance(value, list) else _shorten(value)
             for name, value in body.items()
         }
-        out.print("Sample request (POST /api/users/bulkUpdate):")
+        out.print(f"Sample request ({result.request}):")
         out.print_json(json.dumps(shown))
         if shown != body:
             out.print("(long values are cut here; --json prints them whole)", highlight=False)

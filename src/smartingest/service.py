@@ -23,9 +23,9 @@ from smartingest.engine.pipeline import (  # front ends print PlanResult and Run
     RunResult,
     SyncTarget,
     detector_for,
-    plan_sync,
     run_sync,
 )
+from smartingest.engine.planning import plan_sync
 from smartingest.engine.progress import Progress
 from smartingest.errors import ConfigError
 from smartingest.store.db import open_database, sqlite_url

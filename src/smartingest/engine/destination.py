@@ -1,10 +1,6 @@
-"""What the destination says before anything is sent: does it answer, and do the mapped fields fit the
-types its fields already have.
-
-A field's type in Iterable is fixed by its first value, so a column whose values no longer fit (a number
-field now fed text) would fail every request it is in. The run reads the project's field types once and
-refuses the rows that would fail, without a request, each with a reason naming the field.
-"""
+"""Does the destination answer: a read of the project's user fields with its API key, for
+``destination test`` and ``sync plan``. What a sync type reads or creates before sending is the sync
+type's own (``TypePlan.inspect_destination``)."""
 
 from __future__ import annotations
 
@@ -14,9 +10,8 @@ from dataclasses import dataclass
 from smartingest.config.models import DestinationConfig
 from smartingest.errors import DestinationError
 from smartingest.iterable.client import IterableClient
-from smartingest.iterable.fields import fits, read_field_types
+from smartingest.iterable.fields import read_field_types
 from smartingest.iterable.retry import RetryPolicy
-from smartingest.mapping.plan import UserRecordPlan
 
 # A check is a question, not a delivery: a short retry budget answers it in seconds, not minutes.
 CHECK_POLICY = RetryPolicy(max_attempts=2, base_seconds=0.2, max_seconds=1.0)
@@ -47,21 +42,3 @@ def check_destination(destination: DestinationConfig) -> DestinationCheck:
         return asyncio.run(ask())
     except DestinationError as exc:
         return DestinationCheck(destination.url, False, str(exc))
-
-
-def type_conflicts(plan: UserRecordPlan, field_types: dict[str, str]) -> dict[str, str]:
-    """Mapped fields whose values cannot go into the type their destination field already has:
-    target -> the reason given to each row that has a value there."""
-    conflicts: dict[str, str] = {}
-    for column in plan.column_targets:
-        for path, kind in column.kinds:
-            fixed = field_types.get(path)
-            if fixed is None or fits(fixed, kind) is not False:
-                continue
-            conflicts.setdefault(
-                column.target,
-                f"field {path!r} is of type {fixed} in Iterable, but column {column.column!r} "
-                f"({column.column_type}) sends {kind} values: change the column's type in the model, "
-                "map it to another field, or change the field in Iterable (rows with a value there are not sent)",
-            )
-    return conflicts

@@ -16,29 +16,26 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from smartingest.cdc.base import OP, PK, ChangeCounts, ChangeDetector, ChangeSet, HashSpec, Identity
 from smartingest.cdc.basic import BasicChangeDetector
-from smartingest.config.models import DestinationConfig, ModelConfig, SourceConfig, UsersSync
-from smartingest.engine.destination import CHECK_POLICY, check_destination, type_conflicts
+from smartingest.config.models import DestinationConfig, ModelConfig, SourceConfig, SyncBase
+from smartingest.engine.destination import CHECK_POLICY
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.progress import NoProgress, Progress
-from smartingest.errors import ConfigError, DestinationAuthError, DestinationError, SmartIngestError
+from smartingest.errors import ConfigError, SmartIngestError
 from smartingest.iterable.client import IterableClient
-from smartingest.iterable.fields import read_field_types
-from smartingest.iterable.outcomes import SYNCED, Rejected, Retry, Verdict, commits, reason_of, status_of
-from smartingest.iterable.users import UserRecord, UsersWriter
-from smartingest.mapping.plan import MappedRecord, UserRecordPlan, compile_user_plan
+from smartingest.iterable.outcomes import Retry, Verdict, commits, reason_of, status_of
+from smartingest.iterable.writer import Record
 from smartingest.sources.base import Source, check_primary_key
 from smartingest.sources.registry import open_source
+from smartingest.synctypes.base import Decided, TypePlan
+from smartingest.synctypes.registry import sync_type
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +50,17 @@ class SyncTarget:
     """Everything a run needs to know about one sync, resolved from the project."""
 
     name: str
-    sync: UsersSync
+    sync: SyncBase
     model: ModelConfig
     source_name: str
     source: SourceConfig
     destination: DestinationConfig
     cdc_memory_limit: str = "256MB"
+
+    @property
+    def sync_type(self) -> str:
+        """The sync's type name (users, events...)."""
+        return str(getattr(self.sync, "type", ""))
 
 
 @dataclass
@@ -99,6 +101,7 @@ class PlanResult:
     warnings: list[str] = field(default_factory=list)
     destination: str = ""
     destination_ok: bool = False
+    request: str = ""  # the request the sample bodies are for ("POST /api/users/bulkUpdate")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +109,7 @@ class PlanResult:
             "counts": asdict(self.counts),
             "destination": {"ok": self.destination_ok, "message": self.destination},
             "warnings": self.warnings,
+            "request": self.request,
             "sample_requests": self.sample_requests,
             "invalid_samples": self.invalid_samples,
             "rejected_samples": self.rejected_samples,
@@ -135,42 +139,27 @@ def detector_for(source: SourceConfig, state_dir: Path, memory_limit: str = "256
 # -- phases -------------------------------------------------------------------------------------------
 
 
-def prepare(target: SyncTarget) -> tuple[Source, UserRecordPlan, HashSpec]:
-    """Open the source and compile the mapping against the model's schema; sync-level errors surface here."""
+def prepare(target: SyncTarget) -> tuple[Source, TypePlan, HashSpec]:
+    """Open the source and compile the sync's type against the model's schema; sync-level errors surface
+    here (a missing column, a bad mapping, bad SQL), before any row moves."""
     source = open_source(target.source_name, target.source)
     schema = source.schema(target.model)
     check_primary_key(schema, target.model)
-    sync = target.sync
-    plan = compile_user_plan(
-        sync.mappings,
-        schema,
-        sync.identifier_field,
-        prefer_user_id=sync.prefer_user_id,
-        merge_nested_objects=sync.merge_nested_objects,
-        where=f"syncs.{target.name}.mappings",
-        invalid_values=sync.invalid_values,
-        trim_identifier=sync.trim_identifier,
-        lowercase_identifier=sync.lowercase_identifier,
-    )
-    identity = Identity(
-        plan.identifier_column,
-        sync.identifier_field,
-        # Iterable matches emails ignoring case; userIds exactly (unless the sync lower-cases them).
-        ignore_case=sync.identifier_field == "email" or sync.lowercase_identifier,
-        trim=sync.trim_identifier,
-    )
+    plan = sync_type(target.sync_type).compile(target.sync, schema, f"syncs.{target.name}")
+    matching = plan.matching
+    identity = Identity(matching.column, matching.field, matching.ignore_case, matching.trim) if matching else None
     key = target.model.key_columns
     spec = HashSpec(
         key[0] if len(key) == 1 else tuple(key),
         tuple(plan.source_columns),
         plan.fingerprint,
         identity,
-        baseline(target),
+        baseline(target, matching.field if matching else None),
     )
     return source, plan, spec
 
 
-def baseline(target: SyncTarget) -> str:
+def baseline(target: SyncTarget, identifier: str | None) -> str:
     """What a sync's snapshot belongs to: the destination project, the sync type and the identifier.
 
     The API key names the project, so it takes part, as a digest (never the key itself).
@@ -179,8 +168,8 @@ def baseline(target: SyncTarget) -> str:
     key_digest = hashlib.sha256(destination.api_key.get_secret_value().encode()).hexdigest()[:12]
     doc = {
         "destination": f"{destination.url} (API key sha256 {key_digest})",
-        "sync type": target.sync.type,
-        "identifier": target.sync.identifier_field,
+        "sync type": target.sync_type,
+        "identifier": identifier,
     }
     return json.dumps(doc, sort_keys=True)
 
@@ -208,21 +197,6 @@ def record_invalid(change_set: ChangeSet, ledger: Ledger, run_id: int) -> None:
     ledger.record(run_id, batch)
 
 
-def map_changes(batch: pa.RecordBatch, plan: UserRecordPlan) -> tuple[list[MappedRecord], list[Settled]]:
-    """Split a batch of changes into records to send and verdicts decided without sending.
-
-    Removed rows need no request (on_removed: nothing); rows without an identifier are rejected.
-    """
-    is_removed = pc.equal(batch.column(OP), "removed")
-    decided: list[Settled] = [(pk, "removed", SYNCED) for pk in batch.filter(is_removed).column(PK).to_pylist()]
-    upserts = batch.filter(pc.invert(is_removed))
-    if upserts.num_rows == 0:
-        return [], decided
-    mapped = plan.map_batch(upserts, PK, OP)
-    decided.extend((pk, op, Rejected(reason)) for pk, op, reason in mapped.rejected)
-    return mapped.records, decided
-
-
 class Settler:
     """Writes verdicts to the ledger and the change set as they come, and reports progress."""
 
@@ -232,7 +206,7 @@ class Settler:
         self.run_id = run_id
         self.progress = progress
 
-    def settle(self, settled: list[Settled]) -> None:
+    def settle(self, settled: list[Decided]) -> None:
         if not settled:
             return
         self.ledger.record(self.run_id, [RowOutcome(pk, op, status_of(v), reason_of(v)) for pk, op, v in settled])
@@ -253,7 +227,7 @@ class Settler:
 
 async def deliver(
     change_set: ChangeSet,
-    plan: UserRecordPlan,
+    plan: TypePlan,
     target: SyncTarget,
     settler: Settler,
     stats: dict[str, int],
@@ -261,20 +235,22 @@ async def deliver(
 ) -> str | None:
     """Map and send every change; returns why sending stopped early (Iterable unavailable), if it did.
 
-    ``stats`` receives what delivery met (``IterableClient.stats``: requests and how each ended,
-    retries by cause, splits, rows_sent; docs/runs.md defines them), even when delivery fails;
-    ``warnings`` the field type conflicts found before sending (their rows are rejected unsent).
+    First the sync type prepares the destination (creates what it needs, reads what refines the plan,
+    such as field types) with a short retry budget, on a client of its own: ``stats`` count only what
+    carried rows. ``warnings`` receives what it found. ``stats`` receives what delivery met
+    (``IterableClient.stats``: requests and how each ended, retries by cause, splits, rows_sent;
+    docs/runs.md defines them), even when delivery fails.
 
     ``max_concurrent_requests`` senders take requests from a bounded queue, so mapping the next batch
     overlaps with sending and memory stays bounded. Raises DestinationAuthError on a refused API key
     (the other requests in flight are cancelled; their rows stay without a verdict).
     """
+    async with IterableClient(target.destination, policy=CHECK_POLICY) as checks:
+        warnings += await plan.prepare_destination(checks)
     concurrency = target.destination.max_concurrent_requests
-    queue: asyncio.Queue[list[UserRecord] | None] = asyncio.Queue(maxsize=concurrency * 2)
-    plan, conflicts = await refuse_misfits(target.destination, plan)
-    warnings += [f"field type conflict: {reason}" for reason in conflicts]
+    queue: asyncio.Queue[list[Record] | None] = asyncio.Queue(maxsize=concurrency * 2)
     async with IterableClient(target.destination) as client:
-        writer = UsersWriter(client, target.sync.batch_size)
+        writer = plan.writer(client)
 
         async def send() -> None:
             while (request := await queue.get()) is not None:
@@ -283,7 +259,7 @@ async def deliver(
 
         async def produce() -> None:
             for changes in change_set.changes(CHANGE_BATCH_ROWS):
-                records, decided = map_changes(changes, plan)
+                records, decided = plan.map_changes(changes)
                 settler.settle(decided)
                 for request in writer.batches(records):
                     await queue.put(request)
@@ -300,27 +276,6 @@ async def deliver(
         finally:
             stats.update(client.stats)
         return client.unavailable
-
-
-async def refuse_misfits(destination: DestinationConfig, plan: UserRecordPlan) -> tuple[UserRecordPlan, list[str]]:
-    """The plan, rejecting without a request the rows whose values do not fit their Iterable field's type,
-    and the conflicts found.
-
-    Reads the project's field types once per run (a client of its own: delivery statistics count what
-    carried rows; a short retry budget: the check must not hold an outage's run for minutes); if Iterable
-    cannot list them, the run sends as it would have (Iterable itself then refuses what does not fit).
-    Raises DestinationAuthError.
-    """
-    try:
-        async with IterableClient(destination, policy=CHECK_POLICY) as client:
-            field_types = await read_field_types(client)
-    except DestinationAuthError:
-        raise
-    except DestinationError as exc:
-        log.warning("field types not checked before sending: %s", exc)
-        return plan, []
-    conflicts = type_conflicts(plan, field_types)
-    return (plan.refusing(conflicts), list(conflicts.values())) if conflicts else (plan, [])
 
 
 def final_status(counts: dict[str, int], error: str | None) -> str:
@@ -441,44 +396,3 @@ class _Run:
             self.delivery,
             list(self.warnings),
         )
-
-
-def plan_sync(target: SyncTarget, state_dir: Path, samples: int = 3) -> PlanResult:
-    """Compute the change set the next run would send, with a few sample request bodies; sends nothing.
-
-    Raises the same sync-level errors a run would report (bad SQL, missing column, bad mapping).
-    """
-    with sync_lock(state_dir, target.name):
-        source, plan, spec = prepare(target)
-        warnings = key_warnings(source.schema(target.model), target.model)
-        check = check_destination(target.destination)
-        if check.field_types is not None:
-            conflicts = type_conflicts(plan, check.field_types)
-            plan = plan.refusing(conflicts)
-            warnings += [f"field type conflict: {reason}" for reason in conflicts.values()]
-        detector = detector_for(target.source, state_dir, target.cdc_memory_limit)
-        change_set = detector.plan(target.name, source, target.model, spec)
-        if change_set.new_baseline:
-            warnings.append(change_set.new_baseline)
-        try:
-            records: list[MappedRecord] = []
-            decided: list[Settled] = []
-            for batch in change_set.sample(samples * 10).to_batches():
-                batch_records, batch_decided = map_changes(batch, plan)
-                records += batch_records
-                decided += batch_decided
-            bodies = [orjson.loads(b'{"users":[' + b",".join(r.body for r in records[:samples]) + b"]}")]
-            invalid = [{"primary_key": r.pk, "reason": r.reason} for r in islice(change_set.invalid_rows(), samples)]
-            rejected = [{"primary_key": pk, "reason": reason_of(v)} for pk, _, v in decided if isinstance(v, Rejected)]
-            return PlanResult(
-                target.name,
-                change_set.counts,
-                bodies if records else [],
-                invalid,
-                rejected[:samples],
-                warnings,
-                check.message,
-                check.ok,
-            )
-        finally:
-            change_set.close()

@@ -1,0 +1,138 @@
+"""The Writer seam and what every bulk endpoint needs: batching, size limits, splitting, read-back.
+
+A writer turns records (each a row's key, operation and JSON item) into requests and gives one verdict
+per record. ``BulkWriter`` sends items as one JSON list (``{"users": [...]}``, ``{"events": [...]}``):
+
+- requests are bounded by count (the sync's batch size) and by the endpoint's body limit; an item that
+  alone is over the limit is rejected without a request;
+- a 400 or 413 on several items (a whole-request refusal such as ``RequestFieldsTypesMismatched``) is
+  split in halves until the bad items stand alone, so one bad value never holds back the rest;
+- a 200 answer can still refuse single items: ``read_answer`` maps the endpoint's partial-failure lists
+  back to the records that carried them;
+- a transient failure that outlived the retry budget leaves the records for the next run (``Retry``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from smartingest.iterable.client import Accepted, Exhausted, IterableClient, Refused
+from smartingest.iterable.endpoints import Endpoint
+from smartingest.iterable.outcomes import SYNCED, Rejected, Retry, Verdict
+
+
+class Record(Protocol):
+    """What a writer needs of a record: its row's key and operation, and its JSON item."""
+
+    @property
+    def pk(self) -> str: ...
+    @property
+    def operation(self) -> str: ...
+    @property
+    def body(self) -> bytes: ...
+
+
+Outcome = tuple[Record, Verdict]
+
+
+class Writer(Protocol):
+    """Sends records and answers one verdict per record."""
+
+    def batches(self, records: Sequence[Record]) -> Iterator[list[Record]]:
+        """Group records into the requests they will be sent in."""
+        ...
+
+    async def deliver(self, records: Sequence[Record]) -> list[Outcome]:
+        """Send records (one request's worth, from ``batches``); one verdict each. Raises DestinationAuthError."""
+        ...
+
+
+class BulkWriter:
+    """Items to one bulk endpoint as ``{"<list_key>": [items], ...extra}`` (see the module docstring).
+
+    Subclasses read the endpoint's partial failures (``read_answer``) and may refuse items before
+    sending them (``refuse_before_sending``) or learn from a refusal (``on_refused``).
+    """
+
+    def __init__(
+        self, client: IterableClient, endpoint: Endpoint, list_key: str, batch_size: int, extra: bytes = b""
+    ) -> None:
+        self.client = client
+        self.endpoint = endpoint
+        self.batch_size = batch_size
+        self._head = b'{"' + list_key.encode() + b'":['
+        self._tail = b"]" + (b"," + extra if extra else b"") + b"}"
+        self.max_body = (endpoint.max_body_bytes or 4 * 1024 * 1024) - len(self._head) - len(self._tail)
+
+    @property
+    def _limit(self) -> str:
+        size = self.endpoint.max_body_bytes or 4 * 1024 * 1024
+        return f"{size // (1024 * 1024)} MB" if size % (1024 * 1024) == 0 else f"{size:,} bytes"
+
+    def body(self, records: Sequence[Record]) -> bytes:
+        """The request body carrying these records."""
+        return self._head + b",".join(r.body for r in records) + self._tail
+
+    def batches(self, records: Sequence[Record]) -> Iterator[list[Record]]:
+        """Group records into requests under both the count and the byte limit."""
+        batch: list[Record] = []
+        size = 0
+        for record in records:
+            cost = len(record.body) + 1
+            if batch and (len(batch) >= self.batch_size or size + cost > self.max_body):
+                yield batch
+                batch, size = [], 0
+            batch.append(record)
+            size += cost
+        if batch:
+            yield batch
+
+    async def deliver(self, records: Sequence[Record]) -> list[Outcome]:
+        """Send records in as many requests as needed, concurrently; one verdict per record."""
+        outcomes: list[Outcome] = [
+            (r, Rejected(f"the item is {len(r.body):,} bytes: {self.endpoint.name} takes {self._limit} per request"))
+            for r in records
+            if len(r.body) > self.max_body
+        ]
+        sendable = [r for r in records if len(r.body) <= self.max_body] if outcomes else records
+        for result in await asyncio.gather(*(self.send_batch(batch) for batch in self.batches(sendable))):
+            outcomes.extend(result)
+        return outcomes
+
+    async def send_batch(self, batch: list[Record]) -> list[Outcome]:
+        """One request for ``batch``, split in halves on a whole-request refusal."""
+        batch, outcomes = self.refuse_before_sending(batch)
+        if not batch:
+            return outcomes
+        answer = await self.client.send(self.endpoint, self.body(batch), rows=len(batch))
+        # rows_sent counts each row once, at the answer that decides its verdict (not again per split).
+        match answer:
+            case Accepted(response):
+                self.client.stats["rows_sent"] += len(batch)
+                return outcomes + self.read_answer(batch, response)
+            case Refused(split=True):
+                self.client.stats["splits"] += 1
+                middle = len(batch) // 2
+                first, second = await asyncio.gather(self.send_batch(batch[:middle]), self.send_batch(batch[middle:]))
+                return outcomes + first + second
+            case Refused() as refused:
+                self.client.stats["rows_sent"] += len(batch)
+                self.on_refused(batch, refused)
+                return outcomes + [(record, Rejected(refused.reason)) for record in batch]
+            case Exhausted(reason):
+                return outcomes + [(record, Retry(reason)) for record in batch]
+
+    # -- hooks ----------------------------------------------------------------------------------------
+
+    def read_answer(self, batch: list[Record], response: dict) -> list[Outcome]:
+        """Verdicts from a 2xx answer (default: every record synced)."""
+        return [(record, SYNCED) for record in batch]
+
+    def refuse_before_sending(self, batch: list[Record]) -> tuple[list[Record], list[Outcome]]:
+        """Records to send, and records refused without a request (default: none)."""
+        return batch, []
+
+    def on_refused(self, batch: list[Record], refused: Refused) -> None:
+        """Learn from a final refusal of ``batch`` (default: nothing)."""

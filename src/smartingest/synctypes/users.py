@@ -1,0 +1,138 @@
+"""Users: each row becomes a user profile, sent through ``POST /api/users/bulkUpdate``.
+
+Keys (``config.syncs.UsersSync``): ``match_on`` and the identifier mapping, ``mode: upsert``,
+``on_removed: nothing`` (a row leaving the model leaves its user as it is: nothing to send),
+``prefer_user_id``, ``merge_nested_objects``, ``batch_size``. Before sending, the project's field types
+are read (``users/getFields``) and rows whose values cannot fit them are rejected without a request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from smartingest.config.models import SyncBase, UsersSync
+from smartingest.errors import ConfigError, DestinationAuthError, DestinationError
+from smartingest.iterable.client import IterableClient
+from smartingest.iterable.fields import fits, read_field_types
+from smartingest.iterable.identified import users_writer
+from smartingest.iterable.outcomes import SYNCED, Rejected
+from smartingest.iterable.writer import Record, Writer
+from smartingest.mapping.plan import UserRecordPlan, compile_user_plan
+from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UsersPlan:
+    """A users sync compiled for one run (a ``TypePlan``)."""
+
+    sync: UsersSync
+    records: UserRecordPlan
+    endpoint_name: str = "POST /api/users/bulkUpdate"
+
+    @property
+    def source_columns(self) -> list[str]:
+        return self.records.source_columns
+
+    @property
+    def fingerprint(self) -> str:
+        return self.records.fingerprint
+
+    @property
+    def matching(self) -> Matching:
+        sync = self.sync
+        return Matching(
+            self.records.identifier_column,
+            sync.identifier_field,
+            # Iterable matches emails ignoring case; userIds exactly (unless the sync lower-cases them).
+            ignore_case=sync.identifier_field == "email" or sync.lowercase_identifier,
+            trim=sync.trim_identifier,
+        )
+
+    def map_changes(self, batch: pa.RecordBatch) -> tuple[list[Record], list[Decided]]:
+        """Removed rows need no request (on_removed: nothing); the others become user records."""
+        is_removed = pc.equal(batch.column(OP_COLUMN), "removed")
+        removed = batch.filter(is_removed).column(PK_COLUMN).to_pylist()
+        decided: list[Decided] = [(pk, "removed", SYNCED) for pk in removed]
+        upserts = batch.filter(pc.invert(is_removed)) if removed else batch
+        if upserts.num_rows == 0:
+            return [], decided
+        mapped = self.records.map_batch(upserts, PK_COLUMN, OP_COLUMN)
+        decided.extend((pk, op, Rejected(reason)) for pk, op, reason in mapped.rejected)
+        return list(mapped.records), decided
+
+    def sample_body(self, records: Sequence[Record]) -> bytes:
+        return b'{"users":[' + b",".join(r.body for r in records) + b"]}"
+
+    async def inspect_destination(self, client: IterableClient) -> list[str]:
+        """Read the project's field types; rows whose values cannot fit them will be rejected unsent.
+
+        If Iterable cannot list them, the run sends as it would have (Iterable then refuses what does
+        not fit). Raises DestinationAuthError.
+        """
+        try:
+            field_types = await read_field_types(client)
+        except DestinationAuthError:
+            raise
+        except DestinationError as exc:
+            log.warning("field types not checked before sending: %s", exc)
+            return []
+        conflicts = type_conflicts(self.records, field_types)
+        self.records = self.records.refusing(conflicts)
+        return [f"field type conflict: {reason}" for reason in conflicts.values()]
+
+    async def prepare_destination(self, client: IterableClient) -> list[str]:
+        return await self.inspect_destination(client)
+
+    def writer(self, client: IterableClient) -> Writer:
+        return users_writer(client, self.sync.batch_size)
+
+
+def type_conflicts(plan: UserRecordPlan, field_types: dict[str, str]) -> dict[str, str]:
+    """Mapped fields whose values cannot go into the type their destination field already has:
+    target -> the reason given to each row that has a value there."""
+    conflicts: dict[str, str] = {}
+    for column in plan.column_targets:
+        for path, kind in column.kinds:
+            fixed = field_types.get(path)
+            if fixed is None or fits(fixed, kind) is not False:
+                continue
+            conflicts.setdefault(
+                column.target,
+                f"field {path!r} is of type {fixed} in Iterable, but column {column.column!r} "
+                f"({column.column_type}) sends {kind} values: change the column's type in the model, "
+                "map it to another field, or change the field in Iterable (rows with a value there are not sent)",
+            )
+    return conflicts
+
+
+class Users:
+    """The users sync type."""
+
+    name = "users"
+
+    def compile(self, sync: SyncBase, schema: pa.Schema, where: str) -> UsersPlan:
+        if not isinstance(sync, UsersSync):
+            raise ConfigError(f"{where}: not a users sync")
+        records = compile_user_plan(
+            sync.mappings,
+            schema,
+            sync.identifier_field,
+            # Per user in the contract (OptionalApiUser), so they go in each user's object.
+            prefer_user_id=sync.prefer_user_id,
+            merge_nested_objects=sync.merge_nested_objects,
+            where=f"{where}.mappings",
+            invalid_values=sync.invalid_values,
+            trim_identifier=sync.trim_identifier,
+            lowercase_identifier=sync.lowercase_identifier,
+        )
+        return UsersPlan(sync, records)
+
+
+SYNC_TYPE = Users()
