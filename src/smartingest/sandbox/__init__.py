@@ -1,9 +1,10 @@
 """An Iterable-compatible HTTP server for demos, tests and benchmarks.
 
-It serves Iterable's user endpoints (`/api/users/...`) as the contract in
-`iterable-api-docs.json` describes them, enforces Iterable's rules (identity by project type, field
-types fixed by first value, body size and rate limits, forgotten users, error codes), stores users in
-SQLite, and can inject faults. See docs/sandbox.md.
+It serves Iterable's user, event, static-list and catalog endpoints (`/api/users/...`,
+`/api/events/...`, `/api/lists...`, `/api/catalogs...`) as the contract in `iterable-api-docs.json`
+describes them, enforces Iterable's rules (identity by project type, field types fixed by first
+value, body size and rate limits, forgotten users, error codes), stores its data in SQLite, and can
+inject faults. See docs/sandbox.md.
 
     from smartingest.sandbox import SandboxServer, SandboxSettings
 

@@ -1,4 +1,7 @@
-"""The sandbox's HTTP surface: Iterable's /api/users routes and the /_sandbox admin routes.
+"""The sandbox's HTTP surface: Iterable's /api routes and the /_sandbox admin routes.
+
+The user routes are here; events, lists and catalogs bring theirs (`event_routes`, `list_routes`,
+`catalog_routes`), served through the same pipeline.
 
 Each /api request goes through the same pipeline, in this order: fault injection (latency, then a
 drop, a status burst or an injected error), the `Api-Key` check (401 `BadApiKey`), the endpoint's
