@@ -90,6 +90,16 @@ def test_rows_sharing_an_identifier_are_invalid_and_named(tmp_path):
     assert [pk for pk, _ in rows] == ["3", "4", "5", "6"]  # null identifiers are the mapping's to reject
     assert invalid[0][0] == "1" and "email 'ann@x.io' (compared ignoring case)" in invalid[0][1]
     assert "with primary key 2:" in invalid[0][1] and "with primary key 1:" in invalid[1][1]
+    change_set = detector.plan(
+        "sync",
+        open_source("db", SourceConfig.model_validate({"type": "duckdb", "path": str(path)})),
+        ModelConfig(source="db", table="t", primary_key="id"),
+        spec,
+    )
+    try:
+        assert {row.code for row in change_set.invalid_rows()} == {"shared_identifier"}
+    finally:
+        change_set.close()
     # userIds are compared exactly: the same two values are two users.
     spec = HashSpec("id", ("email",), "g", Identity("email", "userId"))
     counts, _, _, _ = _run(BasicChangeDetector(tmp_path / "other"), path, spec)

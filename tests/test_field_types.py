@@ -44,6 +44,7 @@ def test_a_column_that_changed_type_is_refused_per_row_without_requests(pg, sand
     assert admin.requests() == before  # not one bulkUpdate: every row was refused before sending
     (row,) = service.run_rows(ws, result.run_id, status="rejected", limit=1)
     assert "field 'planCode' is of type long in Iterable" in row.reason
+    assert row.code == "type_mismatch"
 
 
 def test_null_values_of_a_conflicting_column_do_not_hold_their_row_back(pg, sandbox, admin, workspace_factory):
@@ -111,4 +112,5 @@ def test_a_type_mismatch_confirmed_once_stops_the_splitting(pg, sandbox, admin, 
     assert admin.requests() - before < 250
     rows = service.run_rows(ws, result.run_id, status="rejected", limit=400)
     assert all("field 'score' is of type long" in row.reason for row in rows)
+    assert {row.code for row in rows} == {"type_mismatch"}
     assert any("refused without a request once confirmed" in row.reason for row in rows)

@@ -71,9 +71,9 @@ def test_rows_without_identifier_are_rejected_with_reason():
     plan = compile_user_plan(_mappings({"from": "email", "to": "email"}), batch.schema, "email")
     mapped = plan.map_batch(batch, "id")
     assert [r.pk for r in mapped.records] == ["1"]
-    assert [(pk, reason.split(":")[0]) for pk, _, reason in mapped.rejected] == [
-        ("2", "email is empty"),
-        ("3", "email is empty"),
+    assert [(pk, reason.split(":")[0], code) for pk, _, reason, code in mapped.rejected] == [
+        ("2", "email is empty", "no_identifier"),
+        ("3", "email is empty", "no_identifier"),
     ]
 
 
@@ -137,7 +137,7 @@ def test_nested_values_are_encoded_and_numbers_past_a_long_are_rejected():
         "email",
     )
     mapped = plan.map_batch(batch, "id")
-    assert [(pk, reason) for pk, _, reason in mapped.rejected] == [
+    assert [(pk, reason) for pk, _, reason, _ in mapped.rejected] == [
         ("1", "big (column 'big'): a number above 9,223,372,036,854,775,807 is out of range")
     ]
     (record,) = mapped.records

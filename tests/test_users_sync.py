@@ -167,4 +167,5 @@ def test_null_and_duplicate_keys_are_invalid_and_listed(pg, sandbox, admin, work
     assert len(invalid) == 3
     assert sum(r == "primary key id is null" for r in reasons) == 1
     assert sum("appears 2 times" in r for r in reasons) == 2
+    assert sorted(r.code or "" for r in invalid) == ["duplicate_key", "duplicate_key", "null_key"]
     assert "user5@example.com" not in admin.users()

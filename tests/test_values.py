@@ -120,7 +120,9 @@ def test_rows_with_problems_are_rejected_with_the_field_named():
     batch = pa.record_batch({"id": [1, 2], "email": ["a@x.io", "b@x.io"], "score": [float("nan"), 2.5]})
     plan = compile_user_plan(sync.mappings, batch.schema, "email")
     mapped = plan.map_batch(batch, "id")
-    assert mapped.rejected == [("1", "upsert", "stats.score (column 'score'): NaN is not a number Iterable can store")]
+    assert mapped.rejected == [
+        ("1", "upsert", "stats.score (column 'score'): NaN is not a number Iterable can store", "invalid_value")
+    ]
     assert [orjson.loads(r.body) for r in mapped.records] == [
         {"email": "b@x.io", "dataFields": {"stats": {"score": 2.5}}}
     ]
@@ -187,7 +189,9 @@ def test_postgres_values_arrive_exactly_and_bad_ones_are_rejected_per_row(vals, 
         "prefs": {"plan": "pro", "price": 9.1},
         "score": 1.5,
     }
-    reasons = {row.pk: row.reason for row in service.run_rows(ws, result.run_id, status="rejected")}
+    rows = service.run_rows(ws, result.run_id, status="rejected")
+    assert {row.code for row in rows} == {"invalid_value"}
+    reasons = {row.pk: row.reason for row in rows}
     assert "precise (column 'precise'): the decimal has more digits" in reasons["2"]
     assert "seen (column 'seen'): a date after 9999-12-31 (or infinity)" in reasons["2"]
     assert "born (column 'born'): a date before 0001-01-01 (or -infinity)" in reasons["3"]

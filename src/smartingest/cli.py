@@ -312,9 +312,10 @@ def runs_show(
     shown = f"{offset + 1}-{offset + len(rows)} of {total}" if rows else f"none of {total}"
     key_columns = service.key_columns(ws, run["sync_name"])
     header = "primary key" if len(key_columns) < 2 else f"primary key ({', '.join(key_columns)})"
-    table = Table(header, "operation", "status", "reason", title=f"rows ({status or 'all'}): {shown}")
+    table = Table(header, "operation", "status", "code", "reason", title=f"rows ({status or 'all'}): {shown}")
     for r in rows:
-        table.add_row(escape(_key(r.pk, len(key_columns) > 1)), r.operation, _status(r.status), escape(r.reason or ""))
+        key = escape(_key(r.pk, len(key_columns) > 1))
+        table.add_row(key, r.operation, _status(r.status), r.code or "", escape(r.reason or ""))
     out.print(table)
     if offset + len(rows) < total:
         out.print(

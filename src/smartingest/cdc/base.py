@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 import pyarrow as pa
 
+from smartingest.codes import ReasonCode
 from smartingest.config.models import ModelConfig
 from smartingest.sources.base import Source
 
@@ -48,6 +49,7 @@ class InvalidRow:
 
     pk: str | None
     reason: str
+    code: ReasonCode
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from smartingest.cdc.base import HASH, OP, PK, ChangeCounts, HashSpec, InvalidRow
 from smartingest.cdc.hashing import HASH_SCHEME, literal, quote, row_hash_sql
+from smartingest.codes import ReasonCode
 from smartingest.config.models import ModelConfig
 from smartingest.errors import ModelError, StateError
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
@@ -292,11 +293,13 @@ class BasicChangeSet:
         field = literal(identity.field if identity else "identifier")
         compared = " (compared ignoring case)" if identity and identity.ignore_case else ""
         cursor = self.con.execute(
-            f"""SELECT NULL AS pk, 'primary key ' || {literal(name)} || ' is null' AS reason
+            f"""SELECT NULL AS pk, 'primary key ' || {literal(name)} || ' is null' AS reason,
+                       {literal(ReasonCode.NULL_KEY)} AS code
                 FROM staged WHERE {KEY} IS NULL
                 UNION ALL
                 SELECT {pk}, 'primary key ' || {literal(name)} || ' = ' || {pk}
-                       || ' appears ' || d.n || ' times in the model (every copy is skipped until it is unique)'
+                       || ' appears ' || d.n || ' times in the model (every copy is skipped until it is unique)',
+                       {literal(ReasonCode.DUPLICATE_KEY)}
                 FROM staged k JOIN dup_keys d ON d.{KEY} = k.{KEY}
                 UNION ALL
                 SELECT {pk}, {field} || ' ''' || i.{IDENT} || '''' || {literal(compared)}
@@ -304,13 +307,14 @@ class BasicChangeSet:
                        || array_to_string(list_filter(i.keys[:11], lambda x: x <> {pk})[:10], ', ')
                        || CASE WHEN len(i.keys) > 11 THEN ' and ' || (len(i.keys) - 11) || ' more' ELSE '' END
                        || ': rows sharing an identifier would overwrite each other in Iterable '
-                       || '(every copy is skipped until it is unique)'
+                       || '(every copy is skipped until it is unique)',
+                       {literal(ReasonCode.SHARED_IDENTIFIER)}
                 FROM staged k JOIN dup_idents i ON i.{IDENT} = k.{IDENT}
                 WHERE k.{KEY} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = k.{KEY})"""
         )
         while rows := cursor.fetchmany(10_000):
-            for pk_text, reason in rows:
-                yield InvalidRow(pk_text, reason)
+            for pk_text, reason, code in rows:
+                yield InvalidRow(pk_text, reason, ReasonCode(code))
 
     def changes(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
         # A cursor of its own: verdicts are written on the main connection while this result streams.

@@ -16,17 +16,18 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
+from smartingest.codes import ACTIVE_RUN_STATUSES, RowStatus, RunStatus
 from smartingest.store.tables import COUNT_NAMES, RunRow, SyncRun
 
-ACTIVE_STATUSES = ("queued", "querying", "in_progress")
+ACTIVE_STATUSES = tuple(str(status) for status in ACTIVE_RUN_STATUSES)
 PLANNING_COUNTS = ("queried", "invalid", "unchanged", "added", "changed", "removed")
 # ledger row status -> the run count of that verdict
 VERDICT_COUNTS = {
-    "synced": "synced",
-    "rejected": "rejected",
-    "retry": "retried_next_run",
-    "deferred": "deferred",
-    "skipped": "skipped",
+    RowStatus.SYNCED: "synced",
+    RowStatus.REJECTED: "rejected",
+    RowStatus.RETRY: "retried_next_run",
+    RowStatus.DEFERRED: "deferred",
+    RowStatus.SKIPPED: "skipped",
 }
 
 
@@ -52,8 +53,9 @@ class RowOutcome:
 
     pk: str | None
     operation: str  # added | changed | removed | invalid
-    status: str  # synced | rejected | retry | deferred | skipped | invalid
+    status: str  # a RowStatus
     reason: str | None = None
+    code: str | None = None  # a ReasonCode: groups outcomes (invalid_email, type_mismatch, daily_cap...)
 
 
 class Ledger:
@@ -68,7 +70,7 @@ class Ledger:
             result = con.execute(
                 insert(SyncRun).values(
                     sync_name=sync_name,
-                    status="queued",
+                    status=RunStatus.QUEUED,
                     trigger=trigger,
                     full_resync=full_resync,
                     created_at=_now(),
@@ -79,7 +81,7 @@ class Ledger:
             return int(result.inserted_primary_key[0])
 
     def set_status(self, run_id: int, status: str, **values: Any) -> None:
-        if status == "querying":
+        if status == RunStatus.QUERYING:
             values.setdefault("started_at", _now())
         with self.engine.begin() as con:
             con.execute(update(SyncRun).where(SyncRun.id == run_id).values(status=status, **values))
@@ -89,7 +91,14 @@ class Ledger:
         if not outcomes:
             return
         rows = [
-            {"run_id": run_id, "primary_key": o.pk, "operation": o.operation, "status": o.status, "reason": o.reason}
+            {
+                "run_id": run_id,
+                "primary_key": o.pk,
+                "operation": o.operation,
+                "status": str(o.status),
+                "reason": o.reason,
+                "reason_code": None if o.code is None else str(o.code),
+            }
             for o in outcomes
         ]
         with self.engine.begin() as con:
@@ -144,7 +153,7 @@ class Ledger:
                 con.execute(
                     update(SyncRun)
                     .where(SyncRun.id == run_id)
-                    .values(status="failed", finished_at=_now(), error=reason, **counts)
+                    .values(status=RunStatus.FAILED, finished_at=_now(), error=reason, **counts)
                 )
         return [int(row.id) for row in abandoned]
 
@@ -170,7 +179,7 @@ class Ledger:
             query = query.where(RunRow.status == status)
         with self.engine.connect() as con:
             return [
-                RowOutcome(r["primary_key"], r["operation"], r["status"], r["reason"])
+                RowOutcome(r["primary_key"], r["operation"], r["status"], r["reason"], r["reason_code"])
                 for r in con.execute(query).mappings()
             ]
 

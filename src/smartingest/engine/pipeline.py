@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from smartingest.cdc.base import OP, PK, ChangeCounts, ChangeDetector, ChangeSet, HashSpec, Identity
 from smartingest.cdc.basic import BasicChangeDetector
+from smartingest.codes import ReasonCode, RowStatus, RunStatus
 from smartingest.config.models import DestinationConfig, ModelConfig, SourceConfig, SyncBase
 from smartingest.engine.destination import CHECK_POLICY
 from smartingest.engine.ledger import Ledger, RowOutcome
@@ -30,7 +31,7 @@ from smartingest.engine.lock import sync_lock
 from smartingest.engine.progress import NoProgress, Progress
 from smartingest.errors import ConfigError, SmartIngestError
 from smartingest.iterable.client import IterableClient
-from smartingest.iterable.outcomes import Retry, Verdict, commits, reason_of, status_of
+from smartingest.iterable.outcomes import Retry, Verdict, code_of, commits, reason_of, status_of
 from smartingest.iterable.writer import Record
 from smartingest.sources.base import Source, check_primary_key
 from smartingest.sources.registry import open_source
@@ -190,7 +191,7 @@ def record_invalid(change_set: ChangeSet, ledger: Ledger, run_id: int) -> None:
     """List every invalid row (null or duplicated key, shared identifier) in the ledger with its reason."""
     batch: list[RowOutcome] = []
     for row in change_set.invalid_rows():
-        batch.append(RowOutcome(row.pk, "invalid", "invalid", row.reason))
+        batch.append(RowOutcome(row.pk, "invalid", RowStatus.INVALID, row.reason, row.code))
         if len(batch) >= CHANGE_BATCH_ROWS:
             ledger.record(run_id, batch)
             batch = []
@@ -209,7 +210,9 @@ class Settler:
     def settle(self, settled: list[Decided]) -> None:
         if not settled:
             return
-        self.ledger.record(self.run_id, [RowOutcome(pk, op, status_of(v), reason_of(v)) for pk, op, v in settled])
+        self.ledger.record(
+            self.run_id, [RowOutcome(pk, op, status_of(v), reason_of(v), code_of(v)) for pk, op, v in settled]
+        )
         self.change_set.settle(
             [pk for pk, _, _ in settled],
             [op for _, op, _ in settled],
@@ -220,7 +223,7 @@ class Settler:
     def settle_unsent(self, reason: str) -> None:
         """Give every change still without a verdict the verdict retry (it is sent by the next run)."""
         for batch in self.change_set.unsettled(CHANGE_BATCH_ROWS):
-            verdict = Retry(reason)
+            verdict = Retry(reason, ReasonCode.NOT_SENT)
             pks, ops = batch.column(PK).to_pylist(), batch.column(OP).to_pylist()
             self.settle([(pk, op, verdict) for pk, op in zip(pks, ops, strict=True)])
 
@@ -278,13 +281,13 @@ async def deliver(
         return client.unavailable
 
 
-def final_status(counts: dict[str, int], error: str | None) -> str:
+def final_status(counts: dict[str, int], error: str | None) -> RunStatus:
     """failed on a sync-level error; warning when some rows were invalid, rejected or left for later."""
     if error:
-        return "failed"
+        return RunStatus.FAILED
     if any(counts.get(name, 0) for name in ("invalid", "rejected", "retried_next_run", "deferred")):
-        return "warning"
-    return "succeeded"
+        return RunStatus.WARNING
+    return RunStatus.SUCCEEDED
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -336,9 +339,9 @@ class _Run:
     def execute(self, full_resync: bool) -> None:
         try:
             with self.timer.phase("prepare"):
-                self.ledger.set_status(self.run_id, "querying")
+                self.ledger.set_status(self.run_id, RunStatus.QUERYING)
                 source, plan, spec = prepare(self.target)
-                self.ledger.set_status(self.run_id, "querying", mapping_fingerprint=plan.fingerprint)
+                self.ledger.set_status(self.run_id, RunStatus.QUERYING, mapping_fingerprint=plan.fingerprint)
             with self.timer.phase("query_and_plan"):
                 self.progress.phase("reading")
                 detector = detector_for(self.target.source, self.state_dir, self.target.cdc_memory_limit)
@@ -349,7 +352,7 @@ class _Run:
                 if self.change_set.new_baseline:
                     self.warnings.append(self.change_set.new_baseline)
                 record_invalid(self.change_set, self.ledger, self.run_id)
-            self.ledger.set_status(self.run_id, "in_progress", **self.counts)
+            self.ledger.set_status(self.run_id, RunStatus.IN_PROGRESS, **self.counts)
             with self.timer.phase("deliver"):
                 self.progress.phase("sending", self.change_set.counts.to_send)
                 settler = Settler(self.change_set, self.ledger, self.run_id, self.progress)

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import orjson
 
+from smartingest.codes import ReasonCode
 from smartingest.iterable.client import IterableClient, Refused
 from smartingest.iterable.endpoints import USERS_BULK_UPDATE, Endpoint
 from smartingest.iterable.fields import fits, json_kind
@@ -28,18 +29,34 @@ TYPE_MISMATCH = "RequestFieldsTypesMismatched"
 # "field 'planCode' is of type long but the request has a value of type string"
 _MISMATCH = re.compile(r"field '([^']+)' is of type (\w+) but the request has a value of type (\w+)")
 
-# failedUpdates list -> (identity it names, reason given to the row)
-FAILURE_LISTS: dict[str, tuple[str, str]] = {
-    "invalidEmails": ("email", "InvalidEmailAddressError: Iterable refused the email address as invalid"),
-    "invalidUserIds": ("userId", "InvalidUserIdError: Iterable refused the userId as invalid"),
-    "forgottenEmails": ("email", "ForgottenUserError: the user was forgotten (GDPR) and cannot be updated"),
-    "forgottenUserIds": ("userId", "ForgottenUserError: the user was forgotten (GDPR) and cannot be updated"),
-    "conflictEmails": ("email", "conflict: the email address already belongs to another user"),
-    "conflictUserIds": ("userId", "conflict: the userId already belongs to another user"),
-    "invalidDataEmails": ("email", "invalid data: Iterable refused a value in dataFields"),
-    "invalidDataUserIds": ("userId", "invalid data: Iterable refused a value in dataFields"),
-    "notFoundEmails": ("email", "not found: no such user in Iterable"),
-    "notFoundUserIds": ("userId", "not found: no such user in Iterable"),
+# failedUpdates list -> (identity it names, reason code, reason given to the row)
+FAILURE_LISTS: dict[str, tuple[str, ReasonCode, str]] = {
+    "invalidEmails": (
+        "email",
+        ReasonCode.INVALID_EMAIL,
+        "InvalidEmailAddressError: Iterable refused the email address as invalid",
+    ),
+    "invalidUserIds": (
+        "userId",
+        ReasonCode.INVALID_USER_ID,
+        "InvalidUserIdError: Iterable refused the userId as invalid",
+    ),
+    "forgottenEmails": (
+        "email",
+        ReasonCode.FORGOTTEN,
+        "ForgottenUserError: the user was forgotten (GDPR) and cannot be updated",
+    ),
+    "forgottenUserIds": (
+        "userId",
+        ReasonCode.FORGOTTEN,
+        "ForgottenUserError: the user was forgotten (GDPR) and cannot be updated",
+    ),
+    "conflictEmails": ("email", ReasonCode.CONFLICT, "conflict: the email address already belongs to another user"),
+    "conflictUserIds": ("userId", ReasonCode.CONFLICT, "conflict: the userId already belongs to another user"),
+    "invalidDataEmails": ("email", ReasonCode.INVALID_DATA, "invalid data: Iterable refused a value in dataFields"),
+    "invalidDataUserIds": ("userId", ReasonCode.INVALID_DATA, "invalid data: Iterable refused a value in dataFields"),
+    "notFoundEmails": ("email", ReasonCode.NOT_FOUND, "not found: no such user in Iterable"),
+    "notFoundUserIds": ("userId", ReasonCode.NOT_FOUND, "not found: no such user in Iterable"),
 }
 
 
@@ -94,7 +111,9 @@ class IdentifiedBulkWriter(BulkWriter):
             if reason is None:
                 keep.append(record)
             else:
-                refused.append((record, Rejected(f"{reason} (refused without a request once confirmed)")))
+                refused.append(
+                    (record, Rejected(f"{reason} (refused without a request once confirmed)", ReasonCode.TYPE_MISMATCH))
+                )
         return keep, refused
 
 
@@ -120,32 +139,33 @@ def read_identity_failures(batch: list[Record], response: dict, endpoint: str) -
     if not isinstance(failed, dict):
         # Older answers carry only the deprecated top-level lists.
         failed = {k: response.get(k) for k in ("invalidEmails", "invalidUserIds")}
-    by_email: dict[str, str] = {}
-    by_user_id: dict[str, str] = {}
-    for list_name, (identity, reason) in FAILURE_LISTS.items():
+    by_email: dict[str, Rejected] = {}
+    by_user_id: dict[str, Rejected] = {}
+    for list_name, (identity, code, reason) in FAILURE_LISTS.items():
         names = failed.get(list_name) or []
         target = by_email if identity == "email" else by_user_id
         for name in names:
             if isinstance(name, str):
                 # Name the value Iterable refused, so the row can be found and fixed at its source.
-                target.setdefault(name, f"{reason} ({identity} {name!r})")
+                verdict = Rejected(f"{reason} ({identity} {name!r})", code)
+                target.setdefault(name, verdict)
                 if identity == "email":
-                    target.setdefault(name.lower(), f"{reason} ({identity} {name!r})")
+                    target.setdefault(name.lower(), verdict)
     outcomes: list[Outcome] = []
     rejected = 0
     for record in batch:
-        reason = None
+        found: Rejected | None = None
         # Records of these endpoints are UserRecords; a Record without an identity is never named.
         email, user_id = getattr(record, "email", None), getattr(record, "user_id", None)
         if email is not None:
-            reason = by_email.get(email) or by_email.get(email.lower())
-        if reason is None and user_id is not None:
-            reason = by_user_id.get(user_id)
-        if reason is None:
+            found = by_email.get(email) or by_email.get(email.lower())
+        if found is None and user_id is not None:
+            found = by_user_id.get(user_id)
+        if found is None:
             outcomes.append((record, SYNCED))
         else:
             rejected += 1
-            outcomes.append((record, Rejected(reason)))
+            outcomes.append((record, found))
     fail_count = response.get("failCount")
     if isinstance(fail_count, int) and fail_count > rejected:
         log.warning("%s reported %d failures but named only %d users", endpoint, fail_count, rejected)

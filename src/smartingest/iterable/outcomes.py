@@ -1,8 +1,10 @@
-"""Delivery verdicts: a closed set, one per row that left the change set."""
+"""Delivery verdicts: a closed set, one per row that left the change set, each with a reason code."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from smartingest.codes import ReasonCode, RowStatus
 
 
 @dataclass(frozen=True)
@@ -12,9 +14,10 @@ class Synced:
 
 @dataclass(frozen=True)
 class Rejected:
-    """Iterable refused this row; resending it unchanged would fail again."""
+    """Iterable (or the run, before sending) refused this row; resending it unchanged would fail again."""
 
     reason: str
+    code: ReasonCode = ReasonCode.REFUSED
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class Retry:
     """A transient failure outlived the retry budget; the next run sends the row again."""
 
     reason: str
+    code: ReasonCode = ReasonCode.UNAVAILABLE
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class Deferred:
     """Not sent on purpose this run (a cap or quota); a later run sends it."""
 
     reason: str
+    code: ReasonCode = ReasonCode.DAILY_CAP
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class Skipped:
     """The sync's mode excludes the row (for example update-only and no such user)."""
 
     reason: str
+    code: ReasonCode = ReasonCode.NO_SUCH_USER
 
 
 Verdict = Synced | Rejected | Retry | Deferred | Skipped
@@ -43,19 +49,19 @@ Verdict = Synced | Rejected | Retry | Deferred | Skipped
 SYNCED = Synced()
 
 
-def status_of(verdict: Verdict) -> str:
-    """The ledger's name for a verdict."""
+def status_of(verdict: Verdict) -> RowStatus:
+    """The ledger's status for a verdict."""
     match verdict:
         case Synced():
-            return "synced"
+            return RowStatus.SYNCED
         case Rejected():
-            return "rejected"
+            return RowStatus.REJECTED
         case Retry():
-            return "retry"
+            return RowStatus.RETRY
         case Deferred():
-            return "deferred"
+            return RowStatus.DEFERRED
         case Skipped():
-            return "skipped"
+            return RowStatus.SKIPPED
 
 
 def reason_of(verdict: Verdict) -> str | None:
@@ -65,6 +71,15 @@ def reason_of(verdict: Verdict) -> str | None:
             return None
         case Rejected(reason) | Retry(reason) | Deferred(reason) | Skipped(reason):
             return reason
+
+
+def code_of(verdict: Verdict) -> ReasonCode | None:
+    """The verdict's reason code, or None for a synced row."""
+    match verdict:
+        case Synced():
+            return None
+        case Rejected(code=code) | Retry(code=code) | Deferred(code=code) | Skipped(code=code):
+            return code
 
 
 def commits(verdict: Verdict) -> bool:

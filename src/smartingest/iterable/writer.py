@@ -18,9 +18,18 @@ import asyncio
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+from smartingest.codes import ReasonCode
 from smartingest.iterable.client import Accepted, Exhausted, IterableClient, Refused
 from smartingest.iterable.endpoints import Endpoint
 from smartingest.iterable.outcomes import SYNCED, Rejected, Retry, Verdict
+
+# Iterable's error codes of a whole-request refusal -> the row's reason code.
+_REFUSAL_CODES = {
+    "RequestFieldsTypesMismatched": ReasonCode.TYPE_MISMATCH,
+    "InvalidEmailAddressError": ReasonCode.INVALID_EMAIL,
+    "InvalidUserIdError": ReasonCode.INVALID_USER_ID,
+    "ForgottenUserError": ReasonCode.FORGOTTEN,
+}
 
 
 class Record(Protocol):
@@ -92,7 +101,13 @@ class BulkWriter:
     async def deliver(self, records: Sequence[Record]) -> list[Outcome]:
         """Send records in as many requests as needed, concurrently; one verdict per record."""
         outcomes: list[Outcome] = [
-            (r, Rejected(f"the item is {len(r.body):,} bytes: {self.endpoint.name} takes {self._limit} per request"))
+            (
+                r,
+                Rejected(
+                    f"the item is {len(r.body):,} bytes: {self.endpoint.name} takes {self._limit} per request",
+                    ReasonCode.TOO_LARGE,
+                ),
+            )
             for r in records
             if len(r.body) > self.max_body
         ]
@@ -120,7 +135,8 @@ class BulkWriter:
             case Refused() as refused:
                 self.client.stats["rows_sent"] += len(batch)
                 self.on_refused(batch, refused)
-                return outcomes + [(record, Rejected(refused.reason)) for record in batch]
+                verdict = Rejected(refused.reason, _REFUSAL_CODES.get(refused.code, ReasonCode.REFUSED))
+                return outcomes + [(record, verdict) for record in batch]
             case Exhausted(reason):
                 return outcomes + [(record, Retry(reason)) for record in batch]
 

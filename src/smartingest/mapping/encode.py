@@ -24,6 +24,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from smartingest.codes import ReasonCode
+
 ITERABLE_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S +00:00"
 ITERABLE_DATE_FORMAT = "%Y-%m-%d"
 
@@ -80,11 +82,13 @@ class Problems:
 
     rows: int
     masks: list[tuple[pa.BooleanArray, str]] = field(default_factory=list)
+    codes: list[ReasonCode] = field(default_factory=list)
 
-    def add(self, mask: pa.Array, reason: str) -> None:
+    def add(self, mask: pa.Array, reason: str, code: ReasonCode = ReasonCode.INVALID_VALUE) -> None:
         mask = pc.fill_null(mask, False)
         if pc.any(mask).as_py():
             self.masks.append((mask, reason))
+            self.codes.append(code)
 
     def add_rows(self, rows: pa.Array, reason: str) -> None:
         """A problem of the rows at these indices."""
@@ -102,6 +106,11 @@ class Problems:
     def reason_for(self, row: int) -> str:
         """Every problem of one row, joined (called for rejected rows only)."""
         return "; ".join(reason for mask, reason in self.masks if mask[row].as_py())
+
+    def code_for(self, row: int) -> ReasonCode:
+        """The code of a row's first problem (a type mismatch before a bad value: it is the sync's to fix)."""
+        found = [code for (mask, _), code in zip(self.masks, self.codes, strict=True) if mask[row].as_py()]
+        return ReasonCode.TYPE_MISMATCH if ReasonCode.TYPE_MISMATCH in found else found[0]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from smartingest.codes import ReasonCode
 from smartingest.columns import is_json_text
 from smartingest.config.models import ColumnMapping, FieldMapping, StaticMapping
 from smartingest.errors import MappingError
@@ -45,7 +46,7 @@ class MappedBatch:
     """The records of one batch, and the rows refused before sending, each with its reason."""
 
     records: list[MappedRecord]
-    rejected: list[tuple[str, str, str]]  # (primary key, operation, reason)
+    rejected: list[tuple[str, str, str, ReasonCode]]  # (primary key, operation, reason, code)
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class UserRecordPlan:
         for c in self.column_targets:
             values = batch.column(c.column)
             if c.target in refused:
-                problems.add(values.is_valid(), refused[c.target])
+                problems.add(values.is_valid(), refused[c.target], ReasonCode.TYPE_MISMATCH)
             if c.target == self.identifier_field:
                 top[c.target] = self.identifier_values(values)
             elif c.target in TOP_LEVEL_IDENTITY:
@@ -149,15 +150,14 @@ class UserRecordPlan:
         emails = top["email"].to_pylist() if "email" in top else [None] * n
         user_ids = top["userId"].to_pylist() if "userId" in top else [None] * n
         records: list[MappedRecord] = []
-        rejected: list[tuple[str, str, str]] = []
+        rejected: list[tuple[str, str, str, ReasonCode]] = []
         for i in range(n):
             if bad_rows is not None and bad_rows[i]:
-                reason = (
-                    f"{self.identifier_field} is empty: the row has no identifier to match on"
-                    if blanks[i]
-                    else problems.reason_for(i)
-                )
-                rejected.append((pks[i], ops[i], reason))
+                if blanks[i]:
+                    reason = f"{self.identifier_field} is empty: the row has no identifier to match on"
+                    rejected.append((pks[i], ops[i], reason, ReasonCode.NO_IDENTIFIER))
+                else:
+                    rejected.append((pks[i], ops[i], problems.reason_for(i), problems.code_for(i)))
                 continue
             records.append(MappedRecord(pks[i], ops[i], emails[i], user_ids[i], bodies[i]))
         return MappedBatch(records, rejected)

@@ -64,7 +64,7 @@ class UsersPlan:
         if upserts.num_rows == 0:
             return [], decided
         mapped = self.records.map_batch(upserts, PK_COLUMN, OP_COLUMN)
-        decided.extend((pk, op, Rejected(reason)) for pk, op, reason in mapped.rejected)
+        decided.extend((pk, op, Rejected(reason, code)) for pk, op, reason, code in mapped.rejected)
         return list(mapped.records), decided
 
     def sample_body(self, records: Sequence[Record]) -> bytes:
