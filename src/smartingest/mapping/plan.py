@@ -64,7 +64,7 @@ class ColumnTarget:
 class UserRecordPlan:
     """A compiled users mapping: which columns feed which fields, the per-request flags, the value rules."""
 
-    identifier_field: str
+    identifier_field: str | None  # None: the sync matches no users (catalog items)
     column_targets: tuple[ColumnTarget, ...]
     static_targets: tuple[tuple[str, Any], ...]  # (target path, value)
     extra_flags: dict[str, bool] = field(default_factory=dict)
@@ -84,9 +84,9 @@ class UserRecordPlan:
         return sorted({c.column for c in self.column_targets})
 
     @property
-    def identifier_column(self) -> str:
-        """The model column the identifier (email or userId) is read from."""
-        return next(c.column for c in self.column_targets if c.target == self.identifier_field)
+    def identifier_column(self) -> str | None:
+        """The model column the identifier (email or userId) is read from (None if the sync matches no users)."""
+        return next((c.column for c in self.column_targets if c.target == self.identifier_field), None)
 
     @property
     def fingerprint(self) -> str:
@@ -111,18 +111,14 @@ class UserRecordPlan:
             text = pc.utf8_lower(text)
         return text
 
-    def map_batch(self, batch: pa.RecordBatch, pk_column: str, op_column: str | None = None) -> MappedBatch:
-        """Map one batch of model rows (with the mapped columns) to user records.
-
-        Each record keeps its row's operation (from ``op_column``, else "upsert"). A row whose
-        identifier is null or blank, or that holds a value Iterable cannot store (see
-        ``mapping/encode.py``), is rejected with a reason; every other row becomes one record.
-        Never raises for a bad value.
-        """
+    def map_columns(self, batch: pa.RecordBatch) -> MappedColumns:
+        """Encode one batch's mapped columns: the identity fields as text, the other fields as one JSON
+        object per row (``dataFields``), and every value Iterable cannot store as a problem of its row.
+        Never raises for a bad value."""
         n = batch.num_rows
         encoder = Encoder(self.invalid_values)
         problems = Problems(n)
-        top: dict[str, pa.Array] = {}
+        identity: dict[str, pa.Array] = {}
         tree: dict[str, Any] = {}
         refused = dict(self.refused)
         for c in self.column_targets:
@@ -130,53 +126,96 @@ class UserRecordPlan:
             if c.target in refused:
                 problems.add(values.is_valid(), refused[c.target], ReasonCode.TYPE_MISMATCH)
             if c.target == self.identifier_field:
-                top[c.target] = self.identifier_values(values)
+                identity[c.target] = self.identifier_values(values)
             elif c.target in TOP_LEVEL_IDENTITY:
-                top[c.target] = Encoder.text(values)
+                identity[c.target] = Encoder.text(values)
             else:
                 where = f"{c.target} (column {c.column!r})"
                 _insert(tree, c.target.split("."), encoder.encode(values, where, problems, c.parse_json))
         for target, value in self.static_targets:
             _insert(tree, target.split("."), orjson.dumps(value).decode())
-        bodies = self._bodies(top, tree, n).cast(pa.binary()).to_pylist()
-        identifiers = top[self.identifier_field]
-        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(identifiers), ""), True)
-        refused = problems.any_mask()
-        bad = blank if refused is None else pc.or_(blank, refused)
-        bad_rows = bad.to_pylist() if pc.any(bad).as_py() else None
-        blanks = blank.to_pylist()
-        pks = batch.column(pk_column).cast(pa.string()).to_pylist()
-        ops = batch.column(op_column).to_pylist() if op_column else ["upsert"] * n
-        emails = top["email"].to_pylist() if "email" in top else [None] * n
-        user_ids = top["userId"].to_pylist() if "userId" in top else [None] * n
-        records: list[MappedRecord] = []
-        rejected: list[tuple[str, str, str, ReasonCode]] = []
-        for i in range(n):
-            if bad_rows is not None and bad_rows[i]:
-                if blanks[i]:
-                    reason = f"{self.identifier_field} is empty: the row has no identifier to match on"
-                    rejected.append((pks[i], ops[i], reason, ReasonCode.NO_IDENTIFIER))
-                else:
-                    rejected.append((pks[i], ops[i], problems.reason_for(i), problems.code_for(i)))
-                continue
-            records.append(MappedRecord(pks[i], ops[i], emails[i], user_ids[i], bodies[i]))
-        return MappedBatch(records, rejected)
+        fields = json_join([_object(tree)], n) if tree else None
+        return MappedColumns(n, identity, fields, problems, self.identifier_field)
 
-    def _bodies(self, top: dict[str, pa.Array], tree: dict[str, Any], n: int) -> pa.Array:
-        """The user object of every row, as JSON text (identity fields first, as Iterable documents them)."""
+    def map_batch(self, batch: pa.RecordBatch, pk_column: str, op_column: str | None = None) -> MappedBatch:
+        """Map one batch of model rows (with the mapped columns) to user objects (``users/bulkUpdate``).
+
+        Each record keeps its row's operation (from ``op_column``, else "upsert"). A row whose
+        identifier is null or blank, or that holds a value Iterable cannot store (see
+        ``mapping/encode.py``), is rejected with a reason; every other row becomes one record.
+        """
+        mapped = self.map_columns(batch)
+        identifier = self.identifier_field or "email"
         pieces: list[pa.Array | str] = [
-            "{" + orjson.dumps(self.identifier_field).decode() + ":",
-            pc.fill_null(json_string(top[self.identifier_field]), JSON_NULL),
+            "{" + orjson.dumps(identifier).decode() + ":",
+            pc.fill_null(json_string(mapped.identity[identifier]), JSON_NULL),
         ]
-        for name, values in top.items():
-            if name != self.identifier_field:  # the other identity field, left out where null
+        for name, values in mapped.identity.items():
+            if name != identifier:  # the other identity field, left out where null
                 pieces.append(pc.fill_null(pc.binary_join_element_wise(f',"{name}":', json_string(values), ""), ""))
-        if tree:
-            pieces += [',"dataFields":', _object(tree)]
+        if mapped.fields is not None:
+            pieces += [',"dataFields":', mapped.fields]
         for flag, value in self.extra_flags.items():
             pieces.append(f",{orjson.dumps(flag).decode()}:{orjson.dumps(value).decode()}")
         pieces.append("}")
-        return pc.binary_join_element_wise(*_with_array(pieces, n), "")
+        return assemble(batch, pk_column, op_column, json_join(pieces, mapped.rows), mapped)
+
+
+@dataclass(frozen=True)
+class MappedColumns:
+    """One batch's mapped values, ready for a sync type to build its request items from."""
+
+    rows: int
+    identity: dict[str, pa.Array]  # email / userId -> the text sent (null where the row has none)
+    fields: pa.Array | None  # one JSON object per row of every other mapped field, or None if none is mapped
+    problems: Problems
+    identifier_field: str | None  # the identity field rows are matched on, if the sync matches users
+
+    def blank_identifiers(self) -> pa.BooleanArray | None:
+        """Rows whose identifier is null or blank (None when the sync matches no users)."""
+        if self.identifier_field is None:
+            return None
+        identifiers = self.identity[self.identifier_field]
+        return pc.fill_null(pc.equal(pc.utf8_trim_whitespace(identifiers), ""), True)
+
+
+def assemble(
+    batch: pa.RecordBatch,
+    pk_column: str,
+    op_column: str | None,
+    bodies: pa.Array,
+    mapped: MappedColumns,
+    keep: pa.BooleanArray | None = None,
+) -> MappedBatch:
+    """Records from one JSON body per row: rows without an identifier, or with a problem, are rejected
+    with their reason and code instead. ``keep`` (optional) limits which rows become anything at all."""
+    n = batch.num_rows
+    blank = mapped.blank_identifiers()
+    refused = mapped.problems.any_mask()
+    masks = [m for m in (blank, refused) if m is not None]
+    bad = masks[0] if len(masks) == 1 else (pc.or_(masks[0], masks[1]) if masks else None)
+    bad_rows = bad.to_pylist() if bad is not None and pc.any(bad).as_py() else None
+    blanks = blank.to_pylist() if blank is not None and bad_rows is not None else None
+    kept = keep.to_pylist() if keep is not None else None
+    body_list = bodies.cast(pa.binary()).to_pylist()
+    pks = batch.column(pk_column).cast(pa.string()).to_pylist()
+    ops = batch.column(op_column).to_pylist() if op_column else ["upsert"] * n
+    emails = mapped.identity["email"].to_pylist() if "email" in mapped.identity else [None] * n
+    user_ids = mapped.identity["userId"].to_pylist() if "userId" in mapped.identity else [None] * n
+    records: list[MappedRecord] = []
+    rejected: list[tuple[str, str, str, ReasonCode]] = []
+    for i in range(n):
+        if kept is not None and not kept[i]:
+            continue
+        if bad_rows is not None and bad_rows[i]:
+            if blanks is not None and blanks[i]:
+                reason = f"{mapped.identifier_field} is empty: the row has no identifier to match on"
+                rejected.append((pks[i], ops[i], reason, ReasonCode.NO_IDENTIFIER))
+            else:
+                rejected.append((pks[i], ops[i], mapped.problems.reason_for(i), mapped.problems.code_for(i)))
+            continue
+        records.append(MappedRecord(pks[i], ops[i], emails[i], user_ids[i], body_list[i]))
+    return MappedBatch(records, rejected)
 
 
 def _object(tree: dict[str, Any]) -> pa.Array | str:
@@ -196,15 +235,18 @@ def _object(tree: dict[str, Any]) -> pa.Array | str:
     return pc.binary_join_element_wise(*parts, "")
 
 
-def _with_array(pieces: list[pa.Array | str], n: int) -> list[pa.Array | str]:
+def json_join(pieces: list[pa.Array | str], n: int) -> pa.Array:
+    """Concatenate JSON pieces row by row: arrays of text (no nulls) and constant text, into n strings."""
     # binary_join_element_wise broadcasts strings against arrays; it needs at least one array.
-    return pieces if any(isinstance(p, pa.Array) for p in pieces) else [*pieces, pa.repeat("", n)]
+    if not any(isinstance(p, pa.Array) for p in pieces):
+        pieces = [*pieces, pa.repeat("", n)]
+    return pc.binary_join_element_wise(*pieces, "")
 
 
 def compile_user_plan(
     mappings: list[FieldMapping],
     schema: pa.Schema,
-    identifier_field: str,
+    identifier_field: str | None,
     prefer_user_id: bool = False,
     merge_nested_objects: bool = False,
     where: str = "mappings",
@@ -244,7 +286,7 @@ def compile_user_plan(
                     f"{at}: {mapping.to} identifies users and must come from a column, not a static value"
                 )
             statics.append((mapping.to, cast_static(mapping.static, mapping.type, at)))
-    if identifier_field not in {c.target for c in columns}:
+    if identifier_field is not None and identifier_field not in {c.target for c in columns}:
         raise MappingError(f"{where}: no column is mapped to {identifier_field!r}, the identifier users are matched on")
     _check_paths([c.target for c in columns if c.target not in TOP_LEVEL_IDENTITY] + [t for t, _ in statics], where)
     flags: dict[str, bool] = {}

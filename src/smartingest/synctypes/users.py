@@ -48,7 +48,7 @@ class UsersPlan:
     def matching(self) -> Matching:
         sync = self.sync
         return Matching(
-            self.records.identifier_column,
+            self.records.identifier_column or sync.identifier_field,  # compiled: the identifier is mapped
             sync.identifier_field,
             # Iterable matches emails ignoring case; userIds exactly (unless the sync lower-cases them).
             ignore_case=sync.identifier_field == "email" or sync.lowercase_identifier,
