@@ -44,6 +44,7 @@ from .lists import StaticLists
 from .project import Project
 from .project_settings import SETTINGS_ROUTES
 from .ratelimit import RateLimiter
+from .recording import RECORDING_ROUTES, RequestRecorder
 from .settings import FaultSettings, SandboxSettings
 from .stats import Stats
 from .store import Store
@@ -67,6 +68,7 @@ class Sandbox:
     catalogs: Catalogs
     events: Events
     lists: StaticLists
+    recorder: RequestRecorder
 
     @property
     def project(self) -> Project:
@@ -179,6 +181,7 @@ class ApiEndpoint:
             if refusal is not None:
                 raise ApiError(429, "RateLimitExceeded", f"Rate limit exceeded: {refusal}")
             body = await _read_body(request) if self.reads_body else b""
+            self.sandbox.recorder.record(self.name, request, body)
             return await self.handler(self.sandbox, request, body)
         except ApiError as error:
             return error_response(error)
@@ -353,6 +356,7 @@ async def _reset(request: Request) -> Response:
     await sandbox.worker.run(sandbox.events.reset, sandbox.settings.disallowed_event_names)
     await sandbox.worker.run(sandbox.lists.reset)
     sandbox.stats.reset()
+    sandbox.recorder.clear()
     sandbox.limiter.reset()
     sandbox.limiter.daily_cap = sandbox.settings.gdpr_daily_cap
     sandbox.faults.configure(sandbox.settings.faults)
@@ -409,6 +413,7 @@ def create_app(settings: SandboxSettings) -> Starlette:
         # Their tables are created on the worker thread, which owns the project's connection.
         events=worker.call(Events, worker.project, settings.disallowed_event_names),
         lists=worker.call(StaticLists, worker.project),
+        recorder=RequestRecorder(settings.record_requests),
     )
     quiet_injected_drops()
 
@@ -432,6 +437,7 @@ def create_app(settings: SandboxSettings) -> Starlette:
         for method, path, handler, reads_body in API_ROUTES
     ]
     catch_all = Route("/api/{rest:path}", _unknown_api_route, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-    app = Starlette(routes=[*api_routes, catch_all, *ADMIN_ROUTES, *SETTINGS_ROUTES], lifespan=lifespan)
+    admin_routes = [*ADMIN_ROUTES, *SETTINGS_ROUTES, *RECORDING_ROUTES]
+    app = Starlette(routes=[*api_routes, catch_all, *admin_routes], lifespan=lifespan)
     app.state.sandbox = sandbox
     return app

@@ -28,6 +28,7 @@ _SETTINGS_FLAGS: tuple[tuple[str, type], ...] = (
     ("data_dir", Path),
     ("rate_limit_scale", float),
     ("gdpr_daily_cap", int),
+    ("record_requests", int),
     ("log_level", str),
 )
 _FAULT_FLAGS: tuple[tuple[str, type], ...] = (

@@ -80,6 +80,12 @@ class SandboxSettings(BaseModel):
         default_factory=list,
         description="Custom event names the project refuses to track (Iterable's Manage Custom Events).",
     )
+    record_requests: int = Field(
+        0,
+        ge=0,
+        description="Keep the last N requests received per /api endpoint (path, query, body), readable at "
+        "GET /_sandbox/requests; 0: keep none.",
+    )
     log_level: LogLevel = Field("warning", description="uvicorn log level.")
 
     @field_validator("api_key")
