@@ -133,13 +133,17 @@ def write_project(
         },
         "syncs": {
             "customers_to_users": {
-                "model": "customers",
-                "destination": "iterable",
-                "type": "users",
-                "match_on": "email",
-                "batch_size": 100,
-                "mappings": mappings or USERS_MAPPINGS,
-                **(sync or {}),
+                key: value
+                for key, value in {
+                    "model": "customers",
+                    "destination": "iterable",
+                    "type": "users",
+                    "match_on": "email",
+                    "batch_size": 100,
+                    "mappings": mappings or USERS_MAPPINGS,
+                    **(sync or {}),
+                }.items()
+                if value is not None  # sync={"match_on": None} leaves a key out (for types without it)
             }
         },
     }
