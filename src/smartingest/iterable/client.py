@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,8 +135,16 @@ class IterableClient:
             self._pacers[endpoint.name] = RequestPacer(endpoint.rate_per_second * self.destination.rate_limit_scale)
         return self._pacers[endpoint.name]
 
-    async def send(self, endpoint: Endpoint, body: bytes | None = None, rows: int = 1, params: Any = None) -> Answer:
-        """Send one request with retries; ``rows`` is how many records the body carries (for splitting)."""
+    async def send(
+        self,
+        endpoint: Endpoint,
+        body: bytes | None = None,
+        rows: int = 1,
+        params: Any = None,
+        path: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """Send one request with retries; ``rows`` is how many records the body carries (for splitting),
+        ``path`` fills the endpoint's path template (``{"catalogName": "shoes"}``)."""
         if self.unavailable is not None:
             return Exhausted(self.unavailable)
         attempt = 0
@@ -145,7 +154,9 @@ class IterableClient:
             self.stats["requests"] += 1
             status, code, message = 0, "", ""  # no answer until one comes
             try:
-                response = await self._http.request(endpoint.method, endpoint.path, content=body, params=params)
+                response = await self._http.request(
+                    endpoint.method, endpoint.url_path(path), content=body, params=params
+                )
             except httpx.TransportError as exc:
                 decision = self.policy.on_transport_error(_describe_transport_error(exc, self.destination.url), attempt)
             else:
