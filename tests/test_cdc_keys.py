@@ -179,3 +179,20 @@ def test_runs_show_prints_composite_keys_as_tuples(pg, sandbox, tmp_path):
     result = CliRunner().invoke(app, ["--project", str(project), "runs", "show", "1"], env=env)
     cells = [line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│")]
     assert "(2, 'y')" in cells and "(1, 'x')" in cells and "(2, 'x')" in cells, result.output
+
+
+def test_a_removed_row_keeps_the_identifier_it_was_committed_with(tmp_path):
+    path = _db(tmp_path, "CREATE TABLE t AS SELECT * FROM (VALUES (1, 'Ann@X.io'), (2, 'bob@x.io')) v(id, email)")
+    detector = BasicChangeDetector(tmp_path / "state")
+    spec = HashSpec("id", ("email",), "f", EMAIL)
+    _run(detector, path, spec)
+    _db(tmp_path, "DELETE FROM t WHERE id = 1")
+    source = open_source("db", SourceConfig.model_validate({"type": "duckdb", "path": str(path)}))
+    change_set = detector.plan("sync", source, ModelConfig(source="db", table="t", primary_key="id"), spec)
+    try:
+        (batch,) = list(change_set.changes(10))
+        assert batch.select([PK, OP, "__ident", "email"]).to_pylist() == [
+            {PK: "1", OP: "removed", "__ident": "ann@x.io", "email": None}
+        ]
+    finally:
+        change_set.close()

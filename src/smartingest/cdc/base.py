@@ -24,6 +24,7 @@ Operation = Literal["added", "changed", "removed"]
 PK = "__pk"
 OP = "__op"
 HASH = "__hash"
+IDENT = "__ident"
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,11 @@ class ChangeSet(Protocol):
         ...
 
     def changes(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """Added, changed and removed rows: the model's columns plus __pk (text), __op and __hash.
+        """Added, changed and removed rows: the model's columns plus __pk (text), __op, __hash and __ident
+        (the identifier as the destination compares it: lower-cased emails).
 
-        Removed rows carry only __pk and __op (their model columns are null).
+        Removed rows carry only __pk, __op and the __ident committed with them (their model columns are
+        null), so a sync type can still name the user a removed row belonged to.
         """
         ...
 

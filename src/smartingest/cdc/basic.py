@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from smartingest.cdc.base import HASH, OP, PK, ChangeCounts, HashSpec, InvalidRow
+from smartingest.cdc.base import HASH, IDENT, OP, PK, ChangeCounts, HashSpec, InvalidRow
 from smartingest.cdc.hashing import HASH_SCHEME, literal, quote, row_hash_sql
 from smartingest.codes import ReasonCode
 from smartingest.config.models import ModelConfig
@@ -29,7 +29,6 @@ from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
 
 SNAPSHOT_FILE = "snapshot.parquet"
 KEY = "__key"  # the primary key in its own type (a struct for a composite key)
-IDENT = "__ident"  # the identifier as the destination compares it
 RESERVED_COLUMNS = (PK, OP, HASH, KEY, IDENT, "__row")
 
 
@@ -124,7 +123,7 @@ class BasicChangeSet:
         A stored key that no longer converts to the model's key type gets a null ``__key``: it matches
         no row, so it counts as removed, and the rows of the new type are sent as added.
         """
-        empty = f"CREATE TABLE snap ({KEY} {key_type}, {PK} VARCHAR, {HASH} UBIGINT)"
+        empty = f"CREATE TABLE snap ({KEY} {key_type}, {PK} VARCHAR, {HASH} UBIGINT, {IDENT} VARCHAR)"
         if not self.snapshot.exists():
             self.con.execute(empty)
             return
@@ -141,8 +140,10 @@ class BasicChangeSet:
             hash_column = HASH if meta.get("hash_scheme") == HASH_SCHEME else f"NULL::UBIGINT AS {HASH}"
             names = [row[0] for row in self.con.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()]
             stored_key = KEY if KEY in names else PK  # snapshots of older versions hold the text form only
+            ident = IDENT if IDENT in names else f"NULL::VARCHAR AS {IDENT}"
             self.con.execute(
-                f"""CREATE TABLE snap AS SELECT TRY_CAST({stored_key} AS {key_type}) AS {KEY}, {PK}, {hash_column}
+                f"""CREATE TABLE snap AS
+                    SELECT TRY_CAST({stored_key} AS {key_type}) AS {KEY}, {PK}, {hash_column}, {ident}
                     FROM read_parquet({path})"""
             )
         except duckdb.Error as exc:
@@ -261,13 +262,14 @@ class BasicChangeSet:
                   AND NOT EXISTS (SELECT 1 FROM dup_idents i WHERE i.{IDENT} = st.{IDENT})"""
         con.execute(
             f"""CREATE TABLE changes AS
-                SELECT unnest(__row), {KEY}, {self._pk_text_sql(KEY)} AS {PK}, {HASH}, {OP} FROM staged st
+                SELECT unnest(__row), {KEY}, {self._pk_text_sql(KEY)} AS {PK}, {HASH}, {IDENT}, {OP} FROM staged st
                 WHERE __row IS NOT NULL AND {valid}"""
         )
-        # BY NAME leaves the model's columns null for removed rows: only the key is left of them.
+        # BY NAME leaves the model's columns null for removed rows: only the key and the identifier the
+        # destination knows them by are left of them.
         con.execute(
             f"""INSERT INTO changes BY NAME
-                SELECT s.{KEY} AS {KEY}, s.{PK} AS {PK}, s.{HASH} AS {HASH}, 'removed' AS {OP}
+                SELECT s.{KEY} AS {KEY}, s.{PK} AS {PK}, s.{HASH} AS {HASH}, s.{IDENT} AS {IDENT}, 'removed' AS {OP}
                 FROM snap s ANTI JOIN staged k ON k.{KEY} = s.{KEY}"""
         )
         con.execute(f"CREATE TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN)")
@@ -350,9 +352,9 @@ class BasicChangeSet:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW acks AS SELECT {PK}, {OP} FROM verdicts WHERE commits")
         self.con.execute(
             f"""COPY (
-                  SELECT s.{KEY}, s.{PK}, s.{HASH} FROM snap s ANTI JOIN acks a ON a.{PK} = s.{PK}
+                  SELECT s.{KEY}, s.{PK}, s.{HASH}, s.{IDENT} FROM snap s ANTI JOIN acks a ON a.{PK} = s.{PK}
                   UNION ALL
-                  SELECT c.{KEY}, c.{PK}, c.{HASH}
+                  SELECT c.{KEY}, c.{PK}, c.{HASH}, c.{IDENT}
                   FROM changes c SEMI JOIN acks a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
                   WHERE c.{OP} <> 'removed'
                 ) TO {literal(str(tmp))}

@@ -20,9 +20,11 @@ from smartingest.iterable.client import IterableClient
 from smartingest.iterable.outcomes import Verdict
 from smartingest.iterable.writer import Record, Writer
 
-# Columns of the change batches besides the model's: the row's key as text, and what CDC found.
+# Columns of the change batches besides the model's: the row's key as text, what CDC found, and the
+# identifier as Iterable compares it (a removed row still has the one committed with it).
 PK_COLUMN = "__pk"
 OP_COLUMN = "__op"
+IDENT_COLUMN = "__ident"
 
 # (primary key, operation, verdict): a row decided without a request (removed with nothing to do,
 # refused before sending).
