@@ -176,8 +176,10 @@ class UsersSync(IdentifiedSync):
 
     type: Literal["users"] = Field(description="users: rows become user profiles (users/bulkUpdate).")
     mode: Literal["upsert"] = Field("upsert", description="upsert creates missing users and updates the others.")
-    on_removed: Literal["nothing"] = Field(
-        "nothing", description="What a row removed from the model does in Iterable (nothing: leave the user)."
+    on_removed: Literal["nothing", "clear"] = Field(
+        "nothing",
+        description="What a row removed from the model does: nothing (leave the user), or clear (send null for "
+        "every mapped field).",
     )
     batch_size: int = Field(1000, ge=1, le=1000, description="Most users in one bulkUpdate request.")
     prefer_user_id: bool = Field(

@@ -12,9 +12,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from smartingest.codes import ReasonCode
 from smartingest.config.models import SyncBase, UsersSync
 from smartingest.errors import ConfigError, DestinationAuthError, DestinationError
 from smartingest.iterable.client import IterableClient
@@ -22,8 +24,8 @@ from smartingest.iterable.fields import fits, read_field_types
 from smartingest.iterable.identified import users_writer
 from smartingest.iterable.outcomes import SYNCED, Rejected
 from smartingest.iterable.writer import Record, Writer
-from smartingest.mapping.plan import UserRecordPlan, compile_user_plan
-from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
+from smartingest.mapping.plan import MappedRecord, UserRecordPlan, compile_user_plan
+from smartingest.synctypes.base import IDENT_COLUMN, OP_COLUMN, PK_COLUMN, Decided, Matching
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +58,43 @@ class UsersPlan:
         )
 
     def map_changes(self, batch: pa.RecordBatch) -> tuple[list[Record], list[Decided]]:
-        """Removed rows need no request (on_removed: nothing); the others become user records."""
+        """Added and changed rows become user records; removed rows need no request (on_removed: nothing)
+        or clear every mapped field of their user (on_removed: clear)."""
         is_removed = pc.equal(batch.column(OP_COLUMN), "removed")
-        removed = batch.filter(is_removed).column(PK_COLUMN).to_pylist()
-        decided: list[Decided] = [(pk, "removed", SYNCED) for pk in removed]
-        upserts = batch.filter(pc.invert(is_removed)) if removed else batch
-        if upserts.num_rows == 0:
-            return [], decided
-        mapped = self.records.map_batch(upserts, PK_COLUMN, OP_COLUMN)
-        decided.extend((pk, op, Rejected(reason, code)) for pk, op, reason, code in mapped.rejected)
-        return list(mapped.records), decided
+        removed = batch.filter(is_removed)
+        records: list[Record] = []
+        decided: list[Decided] = []
+        if removed.num_rows:
+            if self.sync.on_removed == "clear":
+                records, decided = self._clearing(removed)
+            else:
+                decided = [(pk, "removed", SYNCED) for pk in removed.column(PK_COLUMN).to_pylist()]
+        upserts = batch.filter(pc.invert(is_removed)) if removed.num_rows else batch
+        if upserts.num_rows:
+            mapped = self.records.map_batch(upserts, PK_COLUMN, OP_COLUMN)
+            records += mapped.records
+            decided += [(pk, op, Rejected(reason, code)) for pk, op, reason, code in mapped.rejected]
+        return records, decided
+
+    def _clearing(self, removed: pa.RecordBatch) -> tuple[list[Record], list[Decided]]:
+        """One user object per removed row: its identifier (as committed) and null in every mapped field."""
+        field = self.sync.identifier_field
+        nulls = [c.target for c in self.records.column_targets if c.target not in ("email", "userId")]
+        nulls += [target for target, _ in self.records.static_targets]
+        body_tail = b',"dataFields":' + orjson.dumps(_nested_nulls(nulls)) + b"}"
+        records: list[Record] = []
+        decided: list[Decided] = []
+        for pk, identifier in zip(
+            removed.column(PK_COLUMN).to_pylist(), removed.column(IDENT_COLUMN).to_pylist(), strict=True
+        ):
+            if identifier is None:
+                reason = "the row was synced before its identifier was kept: clear its user in Iterable by hand"
+                decided.append((pk, "removed", Rejected(reason, ReasonCode.NO_IDENTIFIER)))
+                continue
+            body = b"{" + orjson.dumps(field) + b":" + orjson.dumps(identifier) + body_tail
+            email, user_id = (identifier, None) if field == "email" else (None, identifier)
+            records.append(MappedRecord(pk, "removed", email, user_id, body))
+        return records, decided
 
     def sample_body(self, records: Sequence[Record]) -> bytes:
         return b'{"users":[' + b",".join(r.body for r in records) + b"]}"
@@ -92,6 +121,18 @@ class UsersPlan:
 
     def writer(self, client: IterableClient) -> Writer:
         return users_writer(client, self.sync.batch_size)
+
+
+def _nested_nulls(targets: list[str]) -> dict:
+    """``{"address": {"city": None}}`` from ``address.city``: every mapped field, null."""
+    tree: dict = {}
+    for target in targets:
+        node = tree
+        *parents, leaf = target.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = None
+    return tree
 
 
 def type_conflicts(plan: UserRecordPlan, field_types: dict[str, str]) -> dict[str, str]:

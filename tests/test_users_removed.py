@@ -1,0 +1,42 @@
+"""Users: what a row removed from the model does in Iterable (on_removed)."""
+
+from __future__ import annotations
+
+from smartingest import service
+from tests.conftest import create_customers
+
+
+def _sql(pg) -> str:
+    return f"select id, email, first_name, plan, ltv, city, signed_up_at from {pg.schema}.customers"
+
+
+def test_on_removed_clear_sends_null_for_every_mapped_field(pg, sandbox, admin, workspace_factory):
+    create_customers(pg, 5)
+    pg.execute("UPDATE customers SET email = 'User2@Example.com' WHERE id = 2")
+    ws = workspace_factory(sandbox.url, sql=_sql(pg), sync={"on_removed": "clear"})
+    assert service.run(ws, "customers_to_users").counts["synced"] == 5
+    pg.execute("DELETE FROM customers WHERE id IN (2, 3)")
+    result = service.run(ws, "customers_to_users")
+    assert (result.counts["removed"], result.counts["synced"], result.delivery["rows_sent"]) == (2, 2, 2)
+    users = admin.users()
+    for email in ("user2@example.com", "user3@example.com"):
+        assert users[email]["dataFields"] == {
+            "firstName": None,
+            "plan": None,
+            "lifetimeValue": None,
+            "address": {"city": None},
+            "signedUpAt": None,
+            "tier": None,
+        }
+    assert users["user4@example.com"]["dataFields"]["plan"] is not None
+    assert service.plan(ws, "customers_to_users").counts.removed == 0  # the cleared rows left the snapshot
+
+
+def test_on_removed_nothing_leaves_the_user(pg, sandbox, admin, workspace_factory):
+    create_customers(pg, 3)
+    ws = workspace_factory(sandbox.url, sql=_sql(pg))
+    service.run(ws, "customers_to_users")
+    pg.execute("DELETE FROM customers WHERE id = 1")
+    result = service.run(ws, "customers_to_users")
+    assert (result.counts["removed"], result.counts["synced"], result.delivery.get("rows_sent", 0)) == (1, 1, 0)
+    assert admin.users()["user1@example.com"]["dataFields"]["plan"] is not None
