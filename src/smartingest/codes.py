@@ -48,6 +48,8 @@ class ReasonCode(StrEnum):
     INVALID_VALUE = "invalid_value"
     TYPE_MISMATCH = "type_mismatch"
     TOO_LARGE = "too_large"
+    NO_EVENT_NAME = "no_event_name"
+    NO_EVENT_ID = "no_event_id"
     # rejected by Iterable
     INVALID_EMAIL = "invalid_email"
     INVALID_USER_ID = "invalid_user_id"
@@ -55,6 +57,7 @@ class ReasonCode(StrEnum):
     FORGOTTEN = "forgotten"
     CONFLICT = "conflict"
     NOT_FOUND = "not_found"
+    DISALLOWED_EVENT_NAME = "disallowed_event_name"
     REFUSED = "refused"
     # retried next run, deferred, skipped
     UNAVAILABLE = "unavailable"
