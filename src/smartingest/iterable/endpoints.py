@@ -30,3 +30,4 @@ class Endpoint:
 
 USERS_BULK_UPDATE = Endpoint("users/bulkUpdate", "POST", "/api/users/bulkUpdate", 5, 4 * MB)
 USERS_GET_FIELDS = Endpoint("users/getFields", "GET", "/api/users/getFields", 3)
+EVENTS_TRACK_BULK = Endpoint("events/trackBulk", "POST", "/api/events/trackBulk", 10, 4 * MB)
