@@ -50,6 +50,7 @@ class ReasonCode(StrEnum):
     TOO_LARGE = "too_large"
     NO_EVENT_NAME = "no_event_name"
     NO_EVENT_ID = "no_event_id"
+    INVALID_ITEM_ID = "invalid_item_id"
     # rejected by Iterable
     INVALID_EMAIL = "invalid_email"
     INVALID_USER_ID = "invalid_user_id"

@@ -31,3 +31,24 @@ class Endpoint:
 USERS_BULK_UPDATE = Endpoint("users/bulkUpdate", "POST", "/api/users/bulkUpdate", 5, 4 * MB)
 USERS_GET_FIELDS = Endpoint("users/getFields", "GET", "/api/users/getFields", 3)
 EVENTS_TRACK_BULK = Endpoint("events/trackBulk", "POST", "/api/events/trackBulk", 10, 4 * MB)
+
+# Catalogs. The contract states 100 requests/second per API key for the bulk item write; for the other
+# catalog operations it states no rate: the bulk delete is paced like the bulk write beside it, and the
+# catalog's creation and field mappings (one request each per run) at a modest 10/s.
+CATALOG_CREATE = Endpoint("catalogs/create", "POST", "/api/catalogs/{catalogName}", 10)
+CATALOG_GET_FIELD_MAPPINGS = Endpoint(
+    "catalogs/getFieldMappings", "GET", "/api/catalogs/{catalogName}/fieldMappings", 10
+)
+CATALOG_SET_FIELD_MAPPINGS = Endpoint(
+    "catalogs/setFieldMappings", "PUT", "/api/catalogs/{catalogName}/fieldMappings", 10, 4 * MB
+)
+CATALOG_ITEMS_BULK_CREATE = Endpoint(
+    "catalogs/items/bulkCreate", "POST", "/api/catalogs/{catalogName}/items", 100, 4 * MB
+)
+CATALOG_ITEMS_BULK_DELETE = Endpoint(
+    "catalogs/items/bulkDelete", "DELETE", "/api/catalogs/{catalogName}/items", 100, 4 * MB
+)
+# The contract's limits per catalog item: "Max number of pairs in list is 1000. Max size of each json
+# value is 30kb" (30 KiB of compact JSON, as the sandbox measures it).
+CATALOG_MAX_ITEMS_PER_REQUEST = 1000
+CATALOG_MAX_ITEM_BYTES = 30 * 1024
