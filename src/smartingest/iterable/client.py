@@ -13,7 +13,8 @@ HTTP attempt is counted once in ``requests`` and once by how it ended, so that
 rejected, or the batch is split), or a 401. ``retries``: a failed attempt that was sent again, counted
 by cause in ``throttled`` (429), ``server_errors`` (5xx) and ``no_response`` (timeouts, a 408, refused
 or dropped connections). ``gave_up``: a failed attempt that was not sent again, because the request
-spent its attempts or Iterable asked for a longer wait than ``max_retry_after_seconds``.
+spent its attempts or Iterable asked for a longer wait than ``max_retry_after_seconds``, or the
+endpoint's daily cap was reached.
 The writer adds ``splits`` (batches split in halves) and ``rows_sent`` (rows that got their verdict
 from an answer of Iterable).
 """
@@ -35,7 +36,7 @@ from smartingest.config.models import DestinationConfig
 from smartingest.errors import DestinationAuthError
 from smartingest.iterable.endpoints import Endpoint
 from smartingest.iterable.ratelimit import RequestPacer
-from smartingest.iterable.retry import BadCredentials, GiveUp, RetryLater, RetryPolicy, SplitBatch
+from smartingest.iterable.retry import BadCredentials, DailyCapReached, GiveUp, RetryLater, RetryPolicy, SplitBatch
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,14 @@ class Exhausted:
     reason: str
 
 
-Answer = Accepted | Refused | Exhausted
+@dataclass(frozen=True)
+class Capped:
+    """The endpoint's daily cap is reached: it takes no more requests in this run (its rows are deferred)."""
+
+    reason: str
+
+
+Answer = Accepted | Refused | Exhausted | Capped
 
 
 class IterableClient:
@@ -92,7 +100,9 @@ class IterableClient:
     spent its retry budget, or Iterable asked to wait longer than ``max_retry_after_seconds``) the
     client stops sending and answers Exhausted at once (``unavailable`` holds the reason), so an outage
     ends the run quickly with every row kept for the next run. Requests to one endpoint are paced to
-    its documented rate times ``rate_limit_scale`` (see ``RequestPacer``).
+    its documented rate times ``rate_limit_scale`` (see ``RequestPacer``). Once Iterable answers that an
+    endpoint's daily cap is reached, that endpoint answers Capped at once for the rest of the client's
+    life (``capped`` holds the reason), without a request; other endpoints go on.
     """
 
     def __init__(
@@ -121,6 +131,7 @@ class IterableClient:
         )
         self._pacers: dict[str, RequestPacer] = {}
         self.unavailable: str | None = None
+        self.capped: dict[str, str] = {}  # endpoint name -> why it takes no more requests (its daily cap)
         # What delivery met, for the run's summary (see the module docstring).
         self.stats: Counter[str] = Counter(dict.fromkeys(STAT_NAMES, 0))
 
@@ -147,6 +158,8 @@ class IterableClient:
         ``path`` fills the endpoint's path template (``{"catalogName": "shoes"}``)."""
         if self.unavailable is not None:
             return Exhausted(self.unavailable)
+        if endpoint.name in self.capped:
+            return Capped(self.capped[endpoint.name])
         attempt = 0
         while True:
             attempt += 1
@@ -178,6 +191,12 @@ class IterableClient:
                     raise DestinationAuthError(
                         f"Iterable refused the API key ({reason}): check the destination's api_key and region"
                     )
+                case DailyCapReached(reason):
+                    # The cap lifts hours from now: waiting for it would hold the run, retrying would
+                    # only meet it again. Rows for this endpoint wait for a later run.
+                    self.stats["gave_up"] += 1
+                    self.capped[endpoint.name] = f"{reason}; no more {endpoint.name} requests in this run"
+                    return Capped(self.capped[endpoint.name])
                 case GiveUp(reason, transient=True):
                     # A request that spent its whole retry budget (minutes of backoff), or was told to
                     # wait longer than the run may, means Iterable cannot take more now: stop sending

@@ -3,6 +3,7 @@
 no response (timeout, refused, dropped)  -> retry with backoff
 408, 5xx                                 -> retry with backoff
 429 RateLimitExceeded                    -> retry after at least Retry-After (when given)
+429 naming a daily cap                   -> send nothing more to that endpoint in this run (rows deferred)
   ... any of these on the last attempt   -> give up for the run (transient: the rows are sent next run)
   ... Retry-After over the ceiling       -> give up for the run at once, naming the wait asked
 413 / 400 on a batch of several rows     -> split the batch to isolate the bad rows
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -49,13 +51,21 @@ class GiveUp:
 
 
 @dataclass(frozen=True)
+class DailyCapReached:
+    """Iterable's daily cap for the endpoint is spent: it lifts hours from now, so retrying within the run
+    would only wait; the endpoint takes no more requests this run and its rows go to a later run."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class BadCredentials:
     """Iterable refused the API key."""
 
     reason: str
 
 
-Decision = RetryLater | SplitBatch | GiveUp | BadCredentials
+Decision = RetryLater | SplitBatch | GiveUp | DailyCapReached | BadCredentials
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,8 @@ class RetryPolicy:
         """Decide after an HTTP answer other than 2xx."""
         if status == 401:
             return BadCredentials(reason)
+        if status == 429 and names_daily_cap(reason):
+            return DailyCapReached(reason)
         if status == 429 or status >= 500 or status == 408:
             return self._later(attempt, reason, retry_after)
         if status in (400, 413) and rows > 1:
@@ -107,6 +119,16 @@ class RetryPolicy:
                 )
             delay = max(delay, hinted)
         return RetryLater(delay, reason)
+
+
+# How Iterable's answer names a daily cap (forget and unforget: "1000 requests per 24 hour period") rather
+# than the per-second rate.
+_DAILY_CAP = re.compile(r"daily (cap|limit|quota)|per 24 hours?|per day", re.IGNORECASE)
+
+
+def names_daily_cap(reason: str) -> bool:
+    """Whether a 429's reason names a daily cap, not the per-second rate limit."""
+    return _DAILY_CAP.search(reason) is not None
 
 
 def parse_retry_after(value: str | None) -> float | None:

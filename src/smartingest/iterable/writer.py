@@ -9,7 +9,8 @@ per record. ``BulkWriter`` sends items as one JSON list (``{"users": [...]}``, `
   split in halves until the bad items stand alone, so one bad value never holds back the rest;
 - a 200 answer can still refuse single items: ``read_answer`` maps the endpoint's partial-failure lists
   back to the records that carried them;
-- a transient failure that outlived the retry budget leaves the records for the next run (``Retry``).
+- a transient failure that outlived the retry budget leaves the records for the next run (``Retry``);
+  an endpoint whose daily cap is reached defers them to a later run (``Deferred``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from smartingest.codes import ReasonCode
-from smartingest.iterable.client import Accepted, Exhausted, IterableClient, Refused
+from smartingest.iterable.client import Accepted, Capped, Exhausted, IterableClient, Refused
 from smartingest.iterable.endpoints import Endpoint
-from smartingest.iterable.outcomes import SYNCED, Rejected, Retry, Verdict
+from smartingest.iterable.outcomes import SYNCED, Deferred, Rejected, Retry, Verdict
 
 # Iterable's error codes of a whole-request refusal -> the row's reason code.
 _REFUSAL_CODES = {
@@ -139,6 +140,8 @@ class BulkWriter:
                 return outcomes + [(record, verdict) for record in batch]
             case Exhausted(reason):
                 return outcomes + [(record, Retry(reason)) for record in batch]
+            case Capped(reason):
+                return outcomes + [(record, Deferred(reason)) for record in batch]
 
     # -- hooks ----------------------------------------------------------------------------------------
 
