@@ -16,7 +16,7 @@ per record. ``BulkWriter`` sends items as one JSON list (``{"users": [...]}``, `
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 from smartingest.codes import ReasonCode
@@ -62,18 +62,33 @@ class Writer(Protocol):
 class BulkWriter:
     """Items to one bulk endpoint as ``{"<list_key>": [items], ...extra}`` (see the module docstring).
 
+    ``envelope`` (head, tail) replaces that shape for an endpoint whose items are not a list: the body
+    is head + the records' bodies joined by commas + tail, so a record's body is its item as framed in
+    the request (a catalog document is ``"<item id>": {...}`` inside ``{"documents": {``...``}, ...}``).
+    ``path`` fills the endpoint's path template (``{"catalogName": "shoes"}``).
+
     Subclasses read the endpoint's partial failures (``read_answer``) and may refuse items before
     sending them (``refuse_before_sending``) or learn from a refusal (``on_refused``).
     """
 
     def __init__(
-        self, client: IterableClient, endpoint: Endpoint, list_key: str, batch_size: int, extra: bytes = b""
+        self,
+        client: IterableClient,
+        endpoint: Endpoint,
+        list_key: str,
+        batch_size: int,
+        extra: bytes = b"",
+        *,
+        envelope: tuple[bytes, bytes] | None = None,
+        path: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
         self.endpoint = endpoint
         self.batch_size = batch_size
-        self._head = b'{"' + list_key.encode() + b'":['
-        self._tail = b"]" + (b"," + extra if extra else b"") + b"}"
+        self.path = path
+        if envelope is None:
+            envelope = (b'{"' + list_key.encode() + b'":[', b"]" + (b"," + extra if extra else b"") + b"}")
+        self._head, self._tail = envelope
         self.max_body = (endpoint.max_body_bytes or 4 * 1024 * 1024) - len(self._head) - len(self._tail)
 
     @property
@@ -122,7 +137,7 @@ class BulkWriter:
         batch, outcomes = self.refuse_before_sending(batch)
         if not batch:
             return outcomes
-        answer = await self.client.send(self.endpoint, self.body(batch), rows=len(batch))
+        answer = await self.client.send(self.endpoint, self.body(batch), rows=len(batch), path=self.path)
         # rows_sent counts each row once, at the answer that decides its verdict (not again per split).
         match answer:
             case Accepted(response):
