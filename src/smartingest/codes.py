@@ -51,6 +51,7 @@ class ReasonCode(StrEnum):
     NO_EVENT_NAME = "no_event_name"
     NO_EVENT_ID = "no_event_id"
     INVALID_ITEM_ID = "invalid_item_id"
+    NO_NEW_EMAIL = "no_new_email"
     # rejected by Iterable
     INVALID_EMAIL = "invalid_email"
     INVALID_USER_ID = "invalid_user_id"
@@ -65,3 +66,4 @@ class ReasonCode(StrEnum):
     NOT_SENT = "not_sent"
     DAILY_CAP = "daily_cap"
     NO_SUCH_USER = "no_such_user"
+    ALREADY_APPLIED = "already_applied"

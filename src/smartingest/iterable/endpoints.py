@@ -52,3 +52,13 @@ CATALOG_ITEMS_BULK_DELETE = Endpoint(
 # value is 30kb" (30 KiB of compact JSON, as the sandbox measures it).
 CATALOG_MAX_ITEMS_PER_REQUEST = 1000
 CATALOG_MAX_ITEM_BYTES = 30 * 1024
+# Single-user requests. updateEmail states no rate in the contract: it is paced like users/update (500/s),
+# its nearest documented sibling; concurrency bounds it well below that in practice.
+USERS_UPDATE_EMAIL = Endpoint("users/updateEmail", "POST", "/api/users/updateEmail", 500, 4 * MB)
+USERS_GET_BY_EMAIL = Endpoint("users/getByEmail", "GET", "/api/users/getByEmail", 100)
+USERS_DELETE_BY_EMAIL = Endpoint("users/delete (by email)", "DELETE", "/api/users/{email}", 100)
+USERS_DELETE_BY_USER_ID = Endpoint("users/delete (by userId)", "DELETE", "/api/users/byUserId/{userId}", 100)
+# forget and unforget also have a daily cap of 1000 requests per 24 hours per project; the client learns
+# it from Iterable's 429 (see IterableClient.capped) rather than counting requests of other processes.
+USERS_FORGET = Endpoint("users/forget", "POST", "/api/users/forget", 3, 4 * MB)
+USERS_UNFORGET = Endpoint("users/unforget", "POST", "/api/users/unforget", 3, 4 * MB)
