@@ -62,3 +62,10 @@ USERS_DELETE_BY_USER_ID = Endpoint("users/delete (by userId)", "DELETE", "/api/u
 # it from Iterable's 429 (see IterableClient.capped) rather than counting requests of other processes.
 USERS_FORGET = Endpoint("users/forget", "POST", "/api/users/forget", 3, 4 * MB)
 USERS_UNFORGET = Endpoint("users/unforget", "POST", "/api/users/unforget", 3, 4 * MB)
+# Static lists. The contract states 100 requests/second for listing them and no rate for creating one,
+# subscribing or unsubscribing: subscribe and unsubscribe are bulk user updates, paced like their
+# documented sibling users/bulkUpdate (5/s); a list's creation (one request per run at most) at 10/s.
+LISTS_GET = Endpoint("lists/get", "GET", "/api/lists", 100)
+LISTS_CREATE = Endpoint("lists/create", "POST", "/api/lists", 10, 4 * MB)
+LISTS_SUBSCRIBE = Endpoint("lists/subscribe", "POST", "/api/lists/subscribe", 5, 4 * MB)
+LISTS_UNSUBSCRIBE = Endpoint("lists/unsubscribe", "POST", "/api/lists/unsubscribe", 5, 4 * MB)
