@@ -52,6 +52,7 @@ class ReasonCode(StrEnum):
     NO_EVENT_ID = "no_event_id"
     INVALID_ITEM_ID = "invalid_item_id"
     NO_NEW_EMAIL = "no_new_email"
+    KEY_NOT_LOWER_CASE = "key_not_lower_case"
     # rejected by Iterable
     INVALID_EMAIL = "invalid_email"
     INVALID_USER_ID = "invalid_user_id"
@@ -60,6 +61,7 @@ class ReasonCode(StrEnum):
     CONFLICT = "conflict"
     NOT_FOUND = "not_found"
     DISALLOWED_EVENT_NAME = "disallowed_event_name"
+    UNKNOWN_LIST = "unknown_list"
     REFUSED = "refused"
     # retried next run, deferred, skipped
     UNAVAILABLE = "unavailable"
