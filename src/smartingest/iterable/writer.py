@@ -6,7 +6,8 @@ per record. ``BulkWriter`` sends items as one JSON list (``{"users": [...]}``, `
 - requests are bounded by count (the sync's batch size) and by the endpoint's body limit; an item that
   alone is over the limit is rejected without a request;
 - a 400 or 413 on several items (a whole-request refusal such as ``RequestFieldsTypesMismatched``) is
-  split in halves until the bad items stand alone, so one bad value never holds back the rest;
+  split in halves until the bad items stand alone, so one bad value never holds back the rest (unless
+  ``request_refusal`` says the refusal is about the request itself, such as an unknown list);
 - a 200 answer can still refuse single items: ``read_answer`` maps the endpoint's partial-failure lists
   back to the records that carried them;
 - a transient failure that outlived the retry budget leaves the records for the next run (``Retry``);
@@ -143,7 +144,7 @@ class BulkWriter:
             case Accepted(response):
                 self.client.stats["rows_sent"] += len(batch)
                 return outcomes + self.read_answer(batch, response)
-            case Refused(split=True):
+            case Refused(split=True) as refused if self.request_refusal(refused) is None:
                 self.client.stats["splits"] += 1
                 middle = len(batch) // 2
                 first, second = await asyncio.gather(self.send_batch(batch[:middle]), self.send_batch(batch[middle:]))
@@ -151,7 +152,9 @@ class BulkWriter:
             case Refused() as refused:
                 self.client.stats["rows_sent"] += len(batch)
                 self.on_refused(batch, refused)
-                verdict = Rejected(refused.reason, _REFUSAL_CODES.get(refused.code, ReasonCode.REFUSED))
+                verdict = self.request_refusal(refused) or Rejected(
+                    refused.reason, _REFUSAL_CODES.get(refused.code, ReasonCode.REFUSED)
+                )
                 return outcomes + [(record, verdict) for record in batch]
             case Exhausted(reason):
                 return outcomes + [(record, Retry(reason)) for record in batch]
@@ -170,3 +173,8 @@ class BulkWriter:
 
     def on_refused(self, batch: list[Record], refused: Refused) -> None:
         """Learn from a final refusal of ``batch`` (default: nothing)."""
+
+    def request_refusal(self, refused: Refused) -> Rejected | None:
+        """The verdict of every record when a refusal is about the request itself, not its records (an
+        unknown list): the batch is not split, since every half would meet it again (default: None)."""
+        return None
