@@ -164,6 +164,8 @@ class IterableClient:
         while True:
             attempt += 1
             await self._pacer(endpoint).acquire()
+            if endpoint.name in self.capped:  # learnt while this request waited for its turn
+                return Capped(self.capped[endpoint.name])
             self.stats["requests"] += 1
             status, code, message = 0, "", ""  # no answer until one comes
             try:
