@@ -189,6 +189,14 @@ def _sync_problems(name: str, sync: SyncBase, destination: DestinationConfig) ->
             f"{where}.type: email_change works in email-based projects only; in a {destination.project_type} "
             "project, change emails with a users sync that maps the new address to email"
         )
+    # The contract: "In email-based projects, you must forget users by email" (unforget alike).
+    if (
+        isinstance(sync, UserDeletionSync)
+        and sync.action != "delete"
+        and destination.project_type == "email"
+        and sync.match_on != "email"
+    ):
+        problems.append(f"{where}.match_on: an email-based project can {sync.action} users by email only")
     if isinstance(sync, IdentifiedSync):
         if destination.project_type == "userid" and sync.match_on != "user_id":
             problems.append(f"{where}.match_on: a userID-based project matches users on user_id, not {sync.match_on}")
