@@ -97,7 +97,7 @@ class Schedule(Strict):
 
 SyncType = Literal["users", "events", "catalog", "static_list", "email_change", "user_deletion"]
 # The types this version runs; the others are validated but refused until their sync type lands.
-SUPPORTED_SYNC_TYPES: tuple[str, ...] = ("users",)
+SUPPORTED_SYNC_TYPES: tuple[str, ...] = ("users", "events")
 
 
 class SyncBase(Strict):
@@ -193,12 +193,23 @@ class UsersSync(IdentifiedSync):
 class EventsSync(IdentifiedSync):
     """Events: rows become custom events of users (``events/trackBulk``); mappings fill the event's dataFields."""
 
-    type: Literal["events"] = Field(description="events: rows become custom events (events/trackBulk).")
+    type: Literal["events"] = Field(
+        description="events: rows become custom events (events/trackBulk); a changed row replaces its event "
+        "(same id), a removed row leaves it."
+    )
     event_name: str | None = Field(None, description="The events' name (or event_name_column).")
-    event_name_column: str | None = Field(None, description="Column holding each event's name (or event_name).")
-    created_at: str | None = Field(None, description="Column of each event's time (default: when it is sent).")
+    event_name_column: str | None = Field(
+        None, description="Column holding each event's name (or event_name); a row whose name is empty is rejected."
+    )
+    created_at: str | None = Field(
+        None,
+        description="Column of each event's time: a timestamp or date (sent as unix seconds) or an integer "
+        "(unix time, sent as it is); null or no column: when Iterable receives the event.",
+    )
     event_id: str | None = Field(
-        None, description="Column of each event's id (default: derived from the sync and the primary key)."
+        None,
+        description="Column of each event's id (at most 512 bytes); default: derived from the sync's name and the "
+        "primary key, so a resent row replaces its event.",
     )
     batch_size: int = Field(1000, ge=1, le=1000, description="Most events in one trackBulk request.")
 
@@ -206,6 +217,17 @@ class EventsSync(IdentifiedSync):
     def _one_name(self) -> EventsSync:
         if (self.event_name is None) == (self.event_name_column is None):
             raise ValueError("set exactly one of 'event_name' or 'event_name_column'")
+        if self.event_name is not None and not self.event_name.strip():
+            raise KeyPathError("the event name is empty", ("event_name",))
+        # The contract: "Provide an email or a userId (but not both)".
+        other = "userId" if self.identifier_field == "email" else "email"
+        for i, mapping in enumerate(self.mappings):
+            if mapping.to == other:
+                raise KeyPathError(
+                    f"an event names its user by one identifier ({self.identifier_field}, by match_on): map this "
+                    f"column to another field than {other!r} to keep it in the event's dataFields",
+                    ("mappings", i, "to"),
+                )
         return self
 
 

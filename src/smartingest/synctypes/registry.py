@@ -8,7 +8,7 @@ from smartingest.errors import ConfigError
 from smartingest.synctypes.base import SyncType
 
 # type name -> module that defines SYNC_TYPE
-_MODULES = {"users": "smartingest.synctypes.users"}
+_MODULES = {"users": "smartingest.synctypes.users", "events": "smartingest.synctypes.events"}
 
 
 def sync_type(name: str) -> SyncType:
