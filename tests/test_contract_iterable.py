@@ -273,6 +273,7 @@ BODY_CASES = [
         "POST /api/catalogs/{catalogName}/items",
         {
             "type": "catalog",
+            "match_on": None,  # items are not users
             "catalog": "products",
             "item_id": "sku",
             "field_types": {"lifetimeValue": "double"},

@@ -163,6 +163,8 @@ class ProjectConfig(Strict):
         for name, sync in self.syncs.items():
             if sync.model not in self.models:
                 problems.append(f"syncs.{name}.model: no model named {sync.model!r} ({_known(self.models)})")
+            elif isinstance(sync, CatalogSync):
+                problems.extend(_catalog_key_problems(name, sync, self.models[sync.model]))
             if sync.destination not in self.destinations:
                 problems.append(
                     f"syncs.{name}.destination: no destination named {sync.destination!r} ({_known(self.destinations)})"
@@ -176,6 +178,24 @@ class ProjectConfig(Strict):
 
 def _known(names: dict[str, Any]) -> str:
     return "defined: " + ", ".join(sorted(names)) if names else "none defined"
+
+
+def _catalog_key_problems(name: str, sync: CatalogSync, model: ModelConfig) -> list[str]:
+    """Item ids come from one column: the model's key by default. Deleting removed rows' items needs the
+    ids to be the key, the only value CDC keeps of a row that left the model."""
+    key = model.key_columns
+    if sync.item_id is None and len(key) > 1:
+        return [
+            f"syncs.{name}.item_id: the model's primary key has several columns ({', '.join(key)}) and an item id "
+            "is one text: set item_id to a column that identifies each item"
+        ]
+    if sync.on_removed == "delete" and sync.item_id is not None and key != [sync.item_id]:
+        return [
+            f"syncs.{name}.on_removed: delete needs the item ids to be the model's primary key (a removed row "
+            f"keeps only its key), not column {sync.item_id!r}: make {sync.item_id!r} the model's primary_key "
+            "and leave item_id out"
+        ]
+    return []
 
 
 def _sync_problems(name: str, sync: SyncBase, destination: DestinationConfig) -> list[str]:

@@ -97,7 +97,7 @@ class Schedule(Strict):
 
 SyncType = Literal["users", "events", "catalog", "static_list", "email_change", "user_deletion"]
 # The types this version runs; the others are validated but refused until their sync type lands.
-SUPPORTED_SYNC_TYPES: tuple[str, ...] = ("users", "events")
+SUPPORTED_SYNC_TYPES: tuple[str, ...] = ("users", "events", "catalog")
 
 
 class SyncBase(Strict):
@@ -231,20 +231,67 @@ class EventsSync(IdentifiedSync):
         return self
 
 
+# The contract: catalog names are "Alphanumeric, dashes, case insensitive, 255 characters max".
+_CATALOG_NAME = re.compile(r"[A-Za-z0-9-]{1,255}")
+CatalogFieldType = Literal["string", "long", "double", "boolean", "date", "geo_location", "object"]
+
+
 class CatalogSync(SyncBase):
     """Catalog: rows become items of a catalog; mappings fill the item's fields."""
 
-    type: Literal["catalog"] = Field(description="catalog: rows become catalog items.")
-    catalog: str = Field(description="Name of the catalog (created if missing).")
-    item_id: str | None = Field(None, description="Column of each item's id (default: the model's primary key).")
-    replace: bool = Field(False, description="Replace whole items (true) or update only the mapped fields (false).")
-    on_removed: Literal["nothing", "delete"] = Field(
-        "nothing", description="What a row removed from the model does: nothing, or delete its item."
+    type: Literal["catalog"] = Field(
+        description="catalog: rows become catalog items (POST /api/catalogs/{catalogName}/items); a changed row "
+        "rewrites its item."
     )
-    field_types: dict[str, Literal["string", "long", "double", "boolean", "date", "geo_location", "object"]] = Field(
-        default_factory=dict, description="Catalog field types set before the first write, e.g. {price: double}."
+    catalog: str = Field(
+        description="Name of the catalog: 1 to 255 ASCII letters, digits and dashes (Iterable ignores case); "
+        "created if missing."
+    )
+    item_id: str | None = Field(
+        None,
+        description="Column of each item's id (text or integer); default: the model's primary key (one column). "
+        "An id has 1 to 255 ASCII letters, digits and dashes: a row with another id is rejected.",
+    )
+    replace: bool = Field(
+        False,
+        description="true: each write replaces the whole item; false: it updates the mapped fields and keeps "
+        "the item's other fields (replaceUploadedFieldsOnly).",
+    )
+    on_removed: Literal["nothing", "delete"] = Field(
+        "nothing",
+        description="What a row removed from the model does: nothing, or delete its item (needs the item ids "
+        "to be the model's primary key).",
+    )
+    field_types: dict[str, CatalogFieldType] = Field(
+        default_factory=dict,
+        description="Types given to catalog fields that have none yet, before the first write, e.g. {price: double, "
+        "store: geo_location}; dot paths type nested fields. A field's type never changes once set.",
     )
     batch_size: int = Field(1000, ge=1, le=1000, description="Most items in one request.")
+
+    @field_validator("catalog")
+    @classmethod
+    def _catalog_name(cls, value: str) -> str:
+        if not _CATALOG_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a catalog name: Iterable takes 1 to 255 ASCII letters, digits and dashes"
+            )
+        return value
+
+    @field_validator("field_types")
+    @classmethod
+    def _field_paths(cls, value: dict[str, str]) -> dict[str, str]:
+        for path in value:
+            if not path or any(not part for part in path.split(".")):
+                raise KeyPathError(f"{path!r} is not a field name or dot path", (path,))
+            parts = path.split(".")
+            for depth in range(1, len(parts)):
+                parent = ".".join(parts[:depth])
+                if value.get(parent, "object") != "object":
+                    raise KeyPathError(
+                        f"{path!r} makes {parent!r} an object, but {parent!r} is declared {value[parent]}", (path,)
+                    )
+        return value
 
 
 class ListRef(Strict):

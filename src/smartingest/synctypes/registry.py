@@ -8,7 +8,11 @@ from smartingest.errors import ConfigError
 from smartingest.synctypes.base import SyncType
 
 # type name -> module that defines SYNC_TYPE
-_MODULES = {"users": "smartingest.synctypes.users", "events": "smartingest.synctypes.events"}
+_MODULES = {
+    "users": "smartingest.synctypes.users",
+    "catalog": "smartingest.synctypes.catalog",
+    "events": "smartingest.synctypes.events",
+}
 
 
 def sync_type(name: str) -> SyncType:
