@@ -352,3 +352,24 @@ def test_config_errors_name_the_key(pg, sandbox, workspace_factory):
     run = service.run(ws, "customers_to_users")
     assert run.status == "failed"
     assert "syncs.customers_to_users.field_types: field 'price' is declared long" in (run.error or "")
+
+
+def test_a_catalog_that_cannot_be_read_or_created_fails_the_run_and_keeps_every_row(
+    pg, sandbox, admin, catalogs, workspace_factory
+):
+    create_products(pg, 5)
+    ws = workspace_factory(
+        sandbox.url, sql=f"select * from {pg.schema}.products", mappings=MAPPINGS, sync=catalog_sync()
+    )
+    admin.faults(endpoint="POST /api/catalogs/{catalogName}", error_rate=1.0)
+    failed = service.run(ws, "customers_to_users")
+    assert failed.status == "failed"
+    assert "catalog 'products'" in (failed.error or "")
+    assert (failed.counts["retried_next_run"], failed.counts["rejected"]) == (5, 0)
+    assert admin.requests("POST /api/catalogs/{catalogName}/items") == 0
+
+    admin.faults()
+    again = service.run(ws, "customers_to_users")
+    assert again.status == "succeeded", again.error
+    assert (again.counts["added"], again.counts["synced"]) == (5, 5)
+    assert len(catalogs.items()) == 5
