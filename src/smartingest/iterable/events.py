@@ -3,7 +3,8 @@
 A 200 answer can refuse single events (``BulkTrackResponse``): ``failedUpdates`` names users by email
 or userId (invalid, forgotten, not found), read back as for every identified endpoint; and
 ``disallowedEventNames`` names the event names the project does not track ("Manage Custom Events"),
-read back to every record of such a name (code ``disallowed_event_name``).
+read back to every record of such a name (code ``disallowed_event_name``). Records are any ``Record``:
+the event name is read from the item itself, only for these rare answers.
 
 Field types are fixed per event name ("for events of the same name, identically named data fields must
 be of the same type"), and a mismatch refuses the whole request (``RequestFieldsTypesMismatched``): the
@@ -14,7 +15,6 @@ cannot fit are rejected without a request. The same field of another event name 
 from __future__ import annotations
 
 import re
-from typing import Protocol
 
 import orjson
 
@@ -22,19 +22,12 @@ from smartingest.codes import ReasonCode
 from smartingest.iterable.client import IterableClient, Refused
 from smartingest.iterable.endpoints import EVENTS_TRACK_BULK
 from smartingest.iterable.fields import fits, json_kind
-from smartingest.iterable.identified import TYPE_MISMATCH, IdentifiedBulkWriter, UserRecord, read_identity_failures
+from smartingest.iterable.identified import TYPE_MISMATCH, IdentifiedBulkWriter, read_identity_failures
 from smartingest.iterable.outcomes import Rejected, Synced
 from smartingest.iterable.writer import Outcome, Record
 
 # "field 'amount' of event 'purchase' is of type double but the request has a value of type string"
 _MISMATCH = re.compile(r"field '([^']+)' of event '.*?' is of type (\w+) but the request has a value of type (\w+)")
-
-
-class EventRecord(UserRecord, Protocol):
-    """A record for an event: its user's identity and its event name, so failures can be read back to it."""
-
-    @property
-    def event_name(self) -> str: ...
 
 
 def disallowed_reason(name: str) -> str:
@@ -55,29 +48,26 @@ class EventsWriter(IdentifiedBulkWriter):
 
     def read_answer(self, batch: list[Record], response: dict) -> list[Outcome]:
         disallowed = {name for name in response.get("disallowedEventNames") or [] if isinstance(name, str)}
-        refused = [r for r in batch if getattr(r, "event_name", None) in disallowed] if disallowed else []
-        if refused:
-            # failCount counts these too; the identity read-back checks its count against the users it names.
-            fail_count = response.get("failCount")
-            if isinstance(fail_count, int):
-                response = {**response, "failCount": fail_count - len(refused)}
-        outcomes = read_identity_failures(batch, response, self.endpoint.name)
-        if not refused:
-            return outcomes
+        if not disallowed:
+            return read_identity_failures(batch, response, self.endpoint.name)
+        names = [event_name(record) for record in batch]
+        fail_count = response.get("failCount")
+        if isinstance(fail_count, int):
+            # failCount counts these too; the identity read-back checks it against the users it names.
+            response = {**response, "failCount": fail_count - sum(name in disallowed for name in names)}
+        outcomes = read_identity_failures(batch, response, self.endpoint.name)  # in the batch's order
         # A record refused for its user keeps that reason; the others of a disallowed name get this one.
         return [
-            (record, Rejected(disallowed_reason(getattr(record, "event_name", "")), ReasonCode.DISALLOWED_EVENT_NAME))
-            if isinstance(verdict, Synced) and getattr(record, "event_name", None) in disallowed
+            (record, Rejected(disallowed_reason(name), ReasonCode.DISALLOWED_EVENT_NAME))
+            if isinstance(verdict, Synced) and name in disallowed
             else (record, verdict)
-            for record, verdict in outcomes
+            for (record, verdict), name in zip(outcomes, names, strict=True)
         ]
 
     def on_refused(self, batch: list[Record], refused: Refused) -> None:
         if len(batch) != 1 or refused.code != TYPE_MISMATCH:
             return
-        name = getattr(batch[0], "event_name", None)
-        if name is None:
-            return
+        name = event_name(batch[0])
         for path, fixed, sent in _MISMATCH.findall(refused.message):
             if fits(fixed, sent) is False:  # text into a date field fits where the text is a date: no rule
                 self.event_misfits.setdefault((name, path), (fixed, refused.reason))
@@ -85,12 +75,10 @@ class EventsWriter(IdentifiedBulkWriter):
     def refuse_before_sending(self, batch: list[Record]) -> tuple[list[Record], list[Outcome]]:
         if not self.event_misfits:
             return batch, []
-        names = {name for name, _ in self.event_misfits}
         keep: list[Record] = []
         refused: list[Outcome] = []
         for record in batch:
-            name = getattr(record, "event_name", None)
-            reason = self._misfit(record, name) if name in names else None
+            reason = self._misfit(orjson.loads(record.body))
             if reason is None:
                 keep.append(record)
             else:
@@ -98,13 +86,19 @@ class EventsWriter(IdentifiedBulkWriter):
                 refused.append((record, verdict))
         return keep, refused
 
-    def _misfit(self, record: Record, name: str) -> str | None:
-        """The reason a record carries a value its event name's field cannot take, if it does."""
-        data = orjson.loads(record.body).get("dataFields") or {}
+    def _misfit(self, item: dict) -> str | None:
+        """The reason an event carries a value its event name's field cannot take, if it does."""
+        name, data = item.get("eventName"), item.get("dataFields") or {}
         for (misfit_name, path), (fixed, why) in self.event_misfits.items():
             if misfit_name == name and (kind := _kind_at(data, path)) is not None and fits(fixed, kind) is False:
                 return why
         return None
+
+
+def event_name(record: Record) -> str:
+    """The event name a record's item carries (read from its body: needed only for rare answers)."""
+    name = orjson.loads(record.body).get("eventName")
+    return name if isinstance(name, str) else ""
 
 
 def _kind_at(data: dict, path: str) -> str | None:

@@ -36,7 +36,7 @@ from smartingest.iterable.client import IterableClient
 from smartingest.iterable.events import EventsWriter
 from smartingest.iterable.outcomes import SYNCED, Rejected
 from smartingest.iterable.writer import Record, Writer
-from smartingest.mapping.encode import JSON_NULL, Encoder, json_string
+from smartingest.mapping.encode import JSON_NULL, json_string
 from smartingest.mapping.event_values import (
     check_created_at_type,
     check_text_type,
@@ -50,18 +50,6 @@ from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
 
 # Bumped when the way an event's own keys are built changes, so every row is sent again once.
 EVENTS_ENCODING_VERSION = 1
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """One row as a ``TrackRequest``: its key, operation, user identity, event name and JSON item."""
-
-    pk: str
-    operation: str
-    email: str | None
-    user_id: str | None
-    event_name: str
-    body: bytes
 
 
 @dataclass
@@ -114,18 +102,12 @@ class EventsPlan:
         tracked = batch.filter(pc.invert(is_removed)) if removed else batch
         if tracked.num_rows == 0:
             return [], decided
-        mapped, names = self.map_events(tracked)
+        mapped = self.map_events(tracked)
         decided.extend((pk, op, Rejected(reason, code)) for pk, op, reason, code in mapped.rejected)
-        if names is None:
-            name = self.sync.event_name or ""
-            return [EventRecord(r.pk, r.operation, r.email, r.user_id, name, r.body) for r in mapped.records], decided
-        by_key = dict(zip(tracked.column(PK_COLUMN).to_pylist(), names, strict=True))
-        records = [EventRecord(r.pk, r.operation, r.email, r.user_id, by_key[r.pk], r.body) for r in mapped.records]
-        return list(records), decided
+        return list(mapped.records), decided
 
-    def map_events(self, batch: pa.RecordBatch) -> tuple[MappedBatch, list[str] | None]:
-        """One ``TrackRequest`` per row, built column-wise, and each row's event name when it comes from a
-        column (None: every event has the sync's ``event_name``)."""
+    def map_events(self, batch: pa.RecordBatch) -> MappedBatch:
+        """One ``TrackRequest`` per row, built column-wise; rows refused before sending, with their reasons."""
         sync = self.sync
         mapped = self.records.map_columns(batch)
         problems = mapped.problems
@@ -135,12 +117,9 @@ class EventsPlan:
             pc.fill_null(json_string(mapped.identity[identifier]), JSON_NULL),
             ',"eventName":',
         ]
-        names: list[str] | None = None
         if sync.event_name_column is not None:
-            text = Encoder.text(batch.column(sync.event_name_column))
             where = f"eventName (column {sync.event_name_column!r})"
-            pieces.append(pc.fill_null(event_names(text, where, problems), '""'))
-            names = [name or "" for name in text.to_pylist()]
+            pieces.append(pc.fill_null(event_names(batch.column(sync.event_name_column), where, problems), '""'))
         else:
             pieces.append(orjson.dumps(sync.event_name).decode())
         if sync.event_id is not None:
@@ -155,7 +134,7 @@ class EventsPlan:
         if mapped.fields is not None:
             pieces += [',"dataFields":', mapped.fields]
         pieces.append("}")
-        return assemble(batch, PK_COLUMN, OP_COLUMN, json_join(pieces, mapped.rows), mapped), names
+        return assemble(batch, PK_COLUMN, OP_COLUMN, json_join(pieces, mapped.rows), mapped)
 
     def sample_body(self, records: Sequence[Record]) -> bytes:
         return b'{"events":[' + b",".join(r.body for r in records) + b"]}"
