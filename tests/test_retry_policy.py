@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import random
 
-from smartingest.iterable.retry import BadCredentials, GiveUp, RetryLater, RetryPolicy, SplitBatch, parse_retry_after
+from smartingest.iterable.retry import (
+    BadCredentials,
+    DailyCapReached,
+    GiveUp,
+    RetryLater,
+    RetryPolicy,
+    SplitBatch,
+    parse_retry_after,
+)
 
 
 def test_policy_table():
@@ -31,3 +39,13 @@ def test_backoff_grows_with_jitter_and_honours_retry_after():
     assert decision.delay == 30
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert parse_retry_after("soon") is None
+
+
+def test_a_429_naming_a_daily_cap_is_not_retried():
+    policy = RetryPolicy(max_attempts=6, rng=random.Random(3))
+    capped = "HTTP 429 RateLimitExceeded: Rate limit exceeded: daily cap of 1000 requests per 24 hours reached"
+    assert policy.on_status(429, capped, 1, 1, "3600") == DailyCapReached(capped)
+    per_second = "HTTP 429 RateLimitExceeded: Rate limit exceeded: rate limit of 3/s exceeded for users/forget"
+    assert isinstance(policy.on_status(429, per_second, 1, 1, None), RetryLater)
+    # Only a 429 is a cap: another status that mentions one keeps its own meaning.
+    assert isinstance(policy.on_status(503, capped.replace("429", "503"), 1, 1, None), RetryLater)
