@@ -38,8 +38,9 @@ from smartingest.config.models import DestinationConfig, UsersSync
 from smartingest.errors import ConfigError
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.identified import users_writer
+from smartingest.iterable.list_members import ListMembersWriter
 from smartingest.iterable.outcomes import SYNCED
-from smartingest.mapping import compile_user_plan
+from smartingest.mapping import MappedRecord, compile_user_plan
 from smartingest.sandbox import ProjectType, SandboxServer, SandboxSettings
 from smartingest.sandbox.app import API_ROUTES, MAX_BODY_BYTES
 from smartingest.synctypes import registry
@@ -234,6 +235,32 @@ def _send_users_directly(server: SandboxServer, tmp_path: Path) -> None:
     assert [verdict for _, verdict in outcomes] == [SYNCED, SYNCED]
 
 
+def _send_list_members_directly(server: SandboxServer, tmp_path: Path) -> None:
+    """The static-list writer called directly: existing users (by email and by userId) join a list with
+    dataFields, update-existing-users-only, then leave it."""
+    headers = {"Api-Key": API_KEY}
+    users = {"users": [{"email": "ann@example.com"}, {"userId": "u-2"}]}
+    httpx.post(f"{server.url}/api/users/bulkUpdate", headers=headers, json=users, timeout=10).raise_for_status()
+    answer = httpx.post(f"{server.url}/api/lists", headers=headers, json={"name": "VIPs"}, timeout=10)
+    list_id = answer.raise_for_status().json()["listId"]
+    joining = [
+        MappedRecord("ann@example.com", "added", "ann@example.com", None, b'{"email":"ann@example.com"}'),
+        MappedRecord("u-2", "changed", None, "u-2", b'{"userId":"u-2","dataFields":{"plan":"pro","n":[1,2]}}'),
+    ]
+    leaving = [
+        MappedRecord("ann@example.com", "removed", "ann@example.com", None, b'{"email":"ann@example.com"}'),
+        MappedRecord("u-2", "removed", None, "u-2", b'{"userId":"u-2"}'),
+    ]
+    destination = DestinationConfig(api_key=API_KEY, base_url=server.url, project_type="hybrid")
+
+    async def deliver() -> list[Any]:
+        async with IterableClient(destination) as client:
+            writer = ListMembersWriter(client, list_id, batch_size=10, update_existing_users_only=True)
+            return await writer.deliver(joining) + await writer.deliver(leaving)
+
+    assert [verdict for _, verdict in asyncio.run(deliver())] == [SYNCED] * 4
+
+
 EMAIL = {"from": "email", "to": "email"}
 USER_ID = {"from": "user_id", "to": "userId"}
 
@@ -280,12 +307,20 @@ BODY_CASES = [
             "mappings": VALUE_MAPPINGS,
         },
     ),
+    # A static list's key is its identifier: the customers' key, id, is their userId.
     _sync_case(
         "static-list-sync",
-        "email",
+        "userid",
         "POST /api/lists/subscribe",
-        {"type": "static_list", "match_on": "email", "list": {"name": "Newsletter"}, "mappings": [EMAIL]},
+        {
+            "type": "static_list",
+            "match_on": "user_id",
+            "list": {"name": "Newsletter"},
+            "mappings": [{"from": "id", "to": "userId"}, *VALUE_MAPPINGS],
+        },
+        synced=3,
     ),
+    BodyCase("list-members-writer", "hybrid", "POST /api/lists/unsubscribe", _send_list_members_directly),
     _sync_case(
         "email-change-sync",
         "email",

@@ -97,7 +97,7 @@ class Schedule(Strict):
 
 SyncType = Literal["users", "events", "catalog", "static_list", "email_change", "user_deletion"]
 # The types this version runs; the others are validated but refused until their sync type lands.
-SUPPORTED_SYNC_TYPES: tuple[str, ...] = ("users", "events", "catalog")
+SUPPORTED_SYNC_TYPES: tuple[str, ...] = ("users", "events", "catalog", "static_list")
 
 
 class SyncBase(Strict):
@@ -297,28 +297,59 @@ class CatalogSync(SyncBase):
 class ListRef(Strict):
     """A static list, by name (created if missing) or by id."""
 
-    name: str | None = Field(None, description="The list's name; created on the first run if no list has it.")
-    id: int | None = Field(None, ge=1, description="The list's id.")
+    name: str | None = Field(
+        None,
+        description="The static list's name: created on the first run if no static list has it; an error if "
+        "several have it.",
+    )
+    id: int | None = Field(None, ge=1, description="The static list's id (an error if the project has no such list).")
 
     @model_validator(mode="after")
     def _one_kind(self) -> ListRef:
         if (self.name is None) == (self.id is None):
             raise ValueError("set exactly one of 'name' or 'id'")
+        if self.name is not None and not self.name.strip():
+            raise KeyPathError("the list's name is empty", ("name",))
         return self
 
 
 class StaticListSync(IdentifiedSync):
-    """Static lists: rows entering the model are subscribed to a list, rows leaving it unsubscribed."""
+    """Static lists: rows entering the model are subscribed to a list, rows leaving it unsubscribed.
 
-    type: Literal["static_list"] = Field(description="static_list: rows are the members of a static list.")
+    The model's primary key is the identifier (the column mapped to email or userId), so a row leaving
+    the model is unsubscribed by its key, the identity it was subscribed with (docs/sync-types.md).
+    """
+
+    type: Literal["static_list"] = Field(
+        description="static_list: rows are the members of a static list (lists/subscribe, lists/unsubscribe); "
+        "the model's primary key must be the identifier column."
+    )
     list: ListRef = Field(description="{name: NAME} or {id: N}.")
     on_removed: Literal["unsubscribe", "nothing"] = Field(
-        "unsubscribe", description="What a row leaving the model does: unsubscribe it from the list, or nothing."
+        "unsubscribe",
+        description="What a row leaving the model does: unsubscribe it from the list (never from the list's "
+        "channel), or nothing.",
     )
     update_existing_users_only: bool = Field(
-        False, description="Subscribe only users that already exist (no new users are created)."
+        False,
+        description="Subscribe only users that already exist: rows of unknown users are skipped. userID-based "
+        "and hybrid projects only (Iterable ignores it in email-based ones).",
     )
     batch_size: int = Field(1000, ge=1, le=1000, description="Most subscribers in one request.")
+
+    @model_validator(mode="after")
+    def _identifier_sent_as_the_key(self) -> StaticListSync:
+        # A removed row has nothing left but its key: it is unsubscribed by the key, so the identifier
+        # must leave exactly as the key holds it, or a removal could name another user.
+        for key, change in (("trim_identifier", "trim"), ("lowercase_identifier", "lower-case")):
+            if getattr(self, key):
+                raise KeyPathError(
+                    f"a static_list sync sends the identifier exactly as the model's primary key holds it (a row "
+                    f"leaving the model is unsubscribed by its key): {change} it in the model's SQL instead, "
+                    "e.g. SELECT lower(trim(email)) AS email",
+                    (key,),
+                )
+        return self
 
 
 class EmailChangeSync(IdentifiedSync):

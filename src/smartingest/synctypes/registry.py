@@ -12,6 +12,7 @@ _MODULES = {
     "users": "smartingest.synctypes.users",
     "catalog": "smartingest.synctypes.catalog",
     "events": "smartingest.synctypes.events",
+    "static_list": "smartingest.synctypes.static_list",
 }
 
 
