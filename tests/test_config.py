@@ -74,8 +74,7 @@ def test_each_sync_type_takes_only_its_own_keys():
     forget = "    type: user_deletion\n    action: forget\n    mappings: [{from: email, to: email}]\n"
     with pytest.raises(ConfigError, match=r"syncs\.x\.prefer_user_id: unknown key"):
         _sync(forget + "    prefer_user_id: true\n")
-    with pytest.raises(ConfigError, match=r"syncs\.x\.type: 'user_deletion' is not supported yet"):
-        _sync(forget)
+    assert _sync(forget).syncs["x"].action == "forget"
     with pytest.raises(ConfigError, match=r"syncs\.x\.catalog: required key is missing"):
         _sync("    type: catalog\n    mappings: [{from: name, to: name}]\n")
     with pytest.raises(ConfigError, match=r"syncs\.x\.type: email_change works in email-based projects only"):

@@ -264,6 +264,28 @@ def _send_list_members_directly(server: SandboxServer, tmp_path: Path) -> None:
 EMAIL = {"from": "email", "to": "email"}
 USER_ID = {"from": "user_id", "to": "userId"}
 
+
+def _run_on_customers(server: SandboxServer, tmp_path: Path, sync: dict[str, Any]) -> None:
+    """A sync run on a project that already holds the customers as users (an email change needs them)."""
+    users = [{"email": f"{name}@example.com", "userId": f"u-{i}"} for i, name in enumerate(("ann", "bob", "cy"), 1)]
+    answer = httpx.post(
+        f"{server.url}/api/users/bulkUpdate", headers={"Api-Key": API_KEY}, json={"users": users}, timeout=10
+    )
+    answer.raise_for_status()
+    _run_sync(server, tmp_path, sync=sync, synced=3)
+
+
+def _email_change_case(case_id: str, match_on: str, identifier: dict[str, str]) -> BodyCase:
+    sync = {"type": "email_change", "match_on": match_on, "new_email": "new_email", "batch_size": None}
+    return BodyCase(
+        case_id,
+        "email",
+        "POST /api/users/updateEmail",
+        partial(_run_on_customers, sync={**sync, "mappings": [identifier]}),
+        "email_change",
+    )
+
+
 BODY_CASES = [
     _sync_case(
         "users-sync-email-project",
@@ -321,23 +343,26 @@ BODY_CASES = [
         synced=3,
     ),
     BodyCase("list-members-writer", "hybrid", "POST /api/lists/unsubscribe", _send_list_members_directly),
-    _sync_case(
-        "email-change-sync",
-        "email",
-        "POST /api/users/updateEmail",
-        {"type": "email_change", "match_on": "email", "new_email": "new_email", "mappings": [EMAIL]},
+    _email_change_case("email-change-sync", "email", EMAIL),
+    _email_change_case("email-change-by-user-id-sync", "user_id", USER_ID),
+    *(
+        _sync_case(
+            f"user-deletion-{action}-sync",
+            "email",
+            endpoint,
+            {"type": "user_deletion", "match_on": "email", "action": action, "batch_size": None, "mappings": [EMAIL]},
+        )
+        for action, endpoint in (
+            ("forget", "POST /api/users/forget"),
+            ("unforget", "POST /api/users/unforget"),
+            ("delete", "DELETE /api/users/{email}"),
+        )
     ),
     _sync_case(
-        "user-deletion-forget-sync",
+        "user-deletion-delete-by-user-id-sync",
         "email",
-        "POST /api/users/forget",
-        {"type": "user_deletion", "match_on": "email", "action": "forget", "mappings": [EMAIL]},
-    ),
-    _sync_case(
-        "user-deletion-delete-sync",
-        "email",
-        "DELETE /api/users/{email}",
-        {"type": "user_deletion", "match_on": "email", "action": "delete", "mappings": [EMAIL]},
+        "DELETE /api/users/byUserId/{userId}",
+        {"type": "user_deletion", "match_on": "user_id", "action": "delete", "batch_size": None, "mappings": [USER_ID]},
     ),
 ]
 

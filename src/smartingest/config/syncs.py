@@ -97,7 +97,7 @@ class Schedule(Strict):
 
 SyncType = Literal["users", "events", "catalog", "static_list", "email_change", "user_deletion"]
 # The types this version runs; the others are validated but refused until their sync type lands.
-SUPPORTED_SYNC_TYPES: tuple[str, ...] = ("users", "events", "catalog", "static_list")
+SUPPORTED_SYNC_TYPES: tuple[str, ...] = ("users", "events", "email_change", "user_deletion", "catalog", "static_list")
 
 
 class SyncBase(Strict):
@@ -352,20 +352,53 @@ class StaticListSync(IdentifiedSync):
         return self
 
 
+def _only_the_identifier(sync: IdentifiedSync, kind: str) -> None:
+    """Types that send one user's identifier and nothing else take only its mapping: another would be
+    silently dropped."""
+    for i, mapping in enumerate(sync.mappings):
+        if not isinstance(mapping, ColumnMapping) or mapping.to != sync.identifier_field:
+            raise KeyPathError(
+                f"{kind} sends only the user's {sync.identifier_field} (match_on: {sync.match_on}), so "
+                f"{mapping.to!r} would not be sent: remove this mapping",
+                ("mappings", i, "to"),
+            )
+
+
 class EmailChangeSync(IdentifiedSync):
     """Email address changes: each row changes its user's email to ``new_email`` (``users/updateEmail``)."""
 
     type: Literal["email_change"] = Field(
-        description="email_change: rows change users' email addresses (users/updateEmail)."
+        description="email_change: rows change users' email addresses (users/updateEmail); the only mapping is "
+        "the current identifier (match_on). match_on email: a row fires when its key first appears; user_id: "
+        "also when its new_email changes. Removed rows do nothing."
     )
-    new_email: str = Field(description="Column of the new email address.")
+    new_email: str = Field(
+        description="Column of the new email address (text; trimmed and lower-cased like the identifier when the "
+        "sync says so); a row without one is rejected."
+    )
+
+    @model_validator(mode="after")
+    def _identifier_only(self) -> EmailChangeSync:
+        _only_the_identifier(self, "email_change")
+        return self
 
 
 class UserDeletionSync(IdentifiedSync):
     """Deleting, forgetting or unforgetting users: fires when a primary key first appears in the model."""
 
-    type: Literal["user_deletion"] = Field(description="user_deletion: rows delete, forget or unforget users.")
-    action: Literal["delete", "forget", "unforget"] = Field(description="delete, forget or unforget.")
+    type: Literal["user_deletion"] = Field(
+        description="user_deletion: rows delete, forget or unforget users, once, when their primary key first "
+        "appears in the model; the only mapping is the identifier (match_on). Changed and removed rows do nothing."
+    )
+    action: Literal["delete", "forget", "unforget"] = Field(
+        description="delete (DELETE /api/users/{email} or byUserId/{userId}), forget or unforget (users/forget, "
+        "users/unforget: 1000 a day per project; rows over that are deferred to a later run)."
+    )
+
+    @model_validator(mode="after")
+    def _identifier_only(self) -> UserDeletionSync:
+        _only_the_identifier(self, "user_deletion")
+        return self
 
 
 SyncConfig = Annotated[

@@ -12,6 +12,8 @@ _MODULES = {
     "users": "smartingest.synctypes.users",
     "catalog": "smartingest.synctypes.catalog",
     "events": "smartingest.synctypes.events",
+    "email_change": "smartingest.synctypes.email_change",
+    "user_deletion": "smartingest.synctypes.user_deletion",
     "static_list": "smartingest.synctypes.static_list",
 }
 
