@@ -20,6 +20,7 @@ from rich.table import Table
 from typer._click.exceptions import ClickException, UsageError
 
 from smartingest import __version__, service
+from smartingest.codes import RowStatus, RunStatus
 from smartingest.errors import ConfigError, SmartIngestError
 
 app = typer.Typer(
@@ -184,7 +185,7 @@ def sync_run(
         _print_json(result.as_dict())
     else:
         print_run_summary(result)
-    if result.status == "failed":
+    if result.status == RunStatus.FAILED:
         raise typer.Exit(1)
 
 
@@ -207,17 +208,13 @@ def sync_reset(name: str) -> None:
 
 # -- runs -----------------------------------------------------------------------------------------------
 
-RUN_STATUSES = ("queued", "querying", "in_progress", "succeeded", "warning", "failed")
+RUN_STATUSES = tuple(str(status) for status in RunStatus)
 # A row outcome's status by every name users meet it under: the ledger's own (rows in --json output), and
 # the run's count names (counts in --json output, the run summary), where rows in retry are retried_next_run.
 ROW_STATUSES = {
-    "synced": "synced",
-    "rejected": "rejected",
-    "retry": "retry",
-    "retried_next_run": "retry",
-    "deferred": "deferred",
-    "skipped": "skipped",
-    "invalid": "invalid",
+    name: str(status)
+    for status in RowStatus
+    for name in ((str(status), "retried_next_run") if status == RowStatus.RETRY else (str(status),))
 }
 
 
@@ -442,13 +439,14 @@ def demo(
 # -- printing ------------------------------------------------------------------------------------------
 
 _STATUS_STYLE = {
-    "succeeded": "green",
-    "synced": "green",
-    "warning": "yellow",
-    "rejected": "yellow",
-    "invalid": "yellow",
-    "retry": "magenta",
-    "failed": "red",
+    RunStatus.SUCCEEDED: "green",
+    RowStatus.SYNCED: "green",
+    RunStatus.WARNING: "yellow",
+    RowStatus.REJECTED: "yellow",
+    RowStatus.INVALID: "yellow",
+    RowStatus.RETRY: "magenta",
+    RowStatus.DEFERRED: "magenta",
+    RunStatus.FAILED: "red",
 }
 
 
