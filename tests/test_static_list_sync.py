@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from smartingest import service
-from smartingest.errors import ConfigError
+from smartingest.errors import ConfigError, MappingError
 from tests.conftest import SandboxAdmin
 from tests.static_list_support import SYNC, SandboxLists, create_members, list_workspace, members_sql
 
@@ -175,9 +175,16 @@ def test_the_key_must_be_the_identifier(pg, sandbox, tmp_path: Path):
     assert failed.counts["synced"] == 0
     lists = SandboxLists(sandbox.url)
     assert lists.members(lists.id_of("VIPs")) == set()
+    with pytest.raises(MappingError, match="Set the model's primary_key to 'email'"):
+        service.plan(ws, SYNC)
 
 
 @pytest.mark.parametrize("key", ["trim_identifier", "lowercase_identifier"])
 def test_identifier_options_are_refused_since_the_key_is_sent_as_it_is(pg, sandbox, tmp_path: Path, key: str):
     with pytest.raises(ConfigError, match=rf"syncs\.{SYNC}\.{key}: a static_list sync sends the identifier exactly"):
         list_workspace(tmp_path, sandbox.url, members_sql(pg), sync={key: True})
+
+
+def test_a_blank_list_name_is_refused(pg, sandbox, tmp_path: Path):
+    with pytest.raises(ConfigError, match=rf"syncs\.{SYNC}\.list\.name: the list's name is empty"):
+        list_workspace(tmp_path, sandbox.url, members_sql(pg), sync={"list": {"name": "  "}})
