@@ -1,4 +1,5 @@
-"""`smartingest demo` (what `make demo` runs) end to end on a small sample: two runs, exact money values."""
+"""`smartingest demo` (what `make demo` runs) end to end on a small sample: a Users and an Events sync run
+twice each, money values arrive exactly."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ def test_the_demo_runs_twice_and_money_arrives_exactly(tmp_path, monkeypatch):
     monkeypatch.setattr("smartingest.cli.out", console)
     run_demo(tmp_path / "demo", 600, console, print_run_summary)
     text = buffer.getvalue()
-    assert "Run #1 of customers_to_users" in text and "Run #2 of customers_to_users" in text
+    for run in ("#1 of customers_to_users", "#2 of signups_to_events", "#3 of customers_to_users"):
+        assert f"Run {run}" in text
+    assert "Run #4 of signups_to_events" in text and '"eventName": "signedUp"' in text
     money = re.findall(r"source (\d+\.\d\d), Iterable (\S+)", text)
     assert len(money) == 4
     # The double Iterable holds prints back as the source's decimal: no float noise on the way.

@@ -25,6 +25,7 @@ from smartingest import service
 DEMO_API_KEY = "demo-api-key"
 DEMO_PORT = 8765
 SYNC = "customers_to_users"
+EVENTS_SYNC = "signups_to_events"
 
 FIRST_NAMES = [
     "Ava",
@@ -81,7 +82,7 @@ CITIES = [
 PLANS = ["free", "starter", "pro", "enterprise"]
 
 PROJECT_TEMPLATE = """\
-# A Users sync from a sample DuckDB file into the local Iterable sandbox.
+# A Users sync and an Events sync from a sample DuckDB file into the local Iterable sandbox.
 sources:
   sample:
     type: duckdb
@@ -117,6 +118,17 @@ syncs:
       - {{from: signed_up_at, to: signedUpAt}}
       - {{from: newsletter, to: newsletterOptIn}}
       - {{static: smartingest-demo, to: importedBy}}
+    schedule: {{every: 15m}}
+  signups_to_events:
+    model: customers
+    destination: sandbox
+    type: events
+    match_on: email
+    event_name: signedUp
+    created_at: signed_up_at
+    mappings:
+      - {{from: email, to: email}}
+      - {{from: plan, to: plan}}
     schedule: {{every: 15m}}
 """
 
@@ -250,6 +262,8 @@ def run_demo(
         console.print("\n[bold]3.[/] First run: change data capture starts, every row is new")
         first = service.run(ws, SYNC)
         print_run_summary(first)
+        console.print(f"\n   and the events sync ({EVENTS_SYNC}): one signedUp event per customer")
+        print_run_summary(service.run(ws, EVENTS_SYNC))
 
         done = change_sample_source(database)
         console.print(
@@ -266,6 +280,17 @@ def run_demo(
         console.print("\n[bold]5.[/] Second run: only the changes are sent")
         second = service.run(ws, SYNC)
         print_run_summary(second)
+        console.print(
+            f"\n   {EVENTS_SYNC}: new customers get their event; a changed row is sent again with the same "
+            "event id, so Iterable replaces its event instead of adding a second one"
+        )
+        print_run_summary(service.run(ws, EVENTS_SYNC))
+        events = httpx.get(
+            f"{sandbox.url}/api/events/new.customer.5001@example.com", headers={"Api-Key": DEMO_API_KEY}
+        ).json()
+        if events.get("events"):
+            console.print("\nIts signedUp event as the sandbox holds it:")
+            console.print_json(data=events["events"][0])
 
         response = httpx.get(
             f"{sandbox.url}/api/users/getByEmail",
