@@ -286,7 +286,7 @@ def run_demo(
         )
         print_run_summary(service.run(ws, EVENTS_SYNC))
         events = httpx.get(
-            f"{sandbox.url}/api/events/new.customer.5001@example.com", headers={"Api-Key": DEMO_API_KEY}
+            f"{sandbox.url}/api/events/new.customer.{customers + 1}@example.com", headers={"Api-Key": DEMO_API_KEY}
         ).json()
         if events.get("events"):
             console.print("\nIts signedUp event as the sandbox holds it:")
@@ -294,7 +294,7 @@ def run_demo(
 
         response = httpx.get(
             f"{sandbox.url}/api/users/getByEmail",
-            params={"email": "new.customer.5001@example.com"},
+            params={"email": f"new.customer.{customers + 1}@example.com"},
             headers={"Api-Key": DEMO_API_KEY},
         )
         if response.status_code == 200 and response.json().get("user"):
