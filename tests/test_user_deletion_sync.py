@@ -171,12 +171,19 @@ def test_forget_then_unforget(pg, sandbox, admin: SandboxAdmin, workspace_factor
     assert (second.counts["added"], second.counts["synced"]) == (2, 1)  # row 3 again, and row 4
     assert _forgotten(sandbox.url) == {_sha(f"user{i}@example.com") for i in (1, 2, 4)}
 
-    # The same sync, now unforgetting: its keys are not new, so nothing fires until the snapshot is reset.
-    unforget = _workspace(workspace_factory, sandbox.url, f"{sql} where id in (1, 2)", "unforget")
-    assert service.run(unforget, SYNC).delivery["requests"] == 0
+    # The same sync, now unforgetting: keys already committed are not new, so they fire nothing (only
+    # row 3, never committed, is sent) until the snapshot is reset.
+    unforget = _workspace(workspace_factory, sandbox.url, f"{sql} where id in (1, 2, 3)", "unforget")
+    before_reset = service.run(unforget, SYNC)
+    assert (before_reset.counts["changed"], before_reset.counts["added"]) == (2, 1)
+    assert (before_reset.delivery["rows_sent"], before_reset.counts["rejected"]) == (1, 1)
+    assert len(_forgotten(sandbox.url)) == 3
     service.reset(unforget, SYNC)
     result = service.run(unforget, SYNC)
-    assert (result.counts["synced"], result.delivery["rows_sent"]) == (2, 2)
+    assert (result.counts["synced"], result.counts["rejected"], result.delivery["rows_sent"]) == (2, 1, 3)
+    status, code, reason = _outcomes(unforget, result.run_id)["3"]
+    assert (status, code) == ("rejected", "invalid_email")
+    assert "InvalidEmailAddressError" in reason
     assert _forgotten(sandbox.url) == {_sha("user4@example.com")}
     _seed(sandbox.url, [{"email": "user1@example.com"}])  # updates of the user are accepted again
 
