@@ -30,9 +30,10 @@ from smartingest.iterable.client import IterableClient
 from smartingest.iterable.fields import fits
 from smartingest.iterable.outcomes import SYNCED
 from smartingest.iterable.writer import Record, Writer
-from smartingest.mapping.plan import TOP_LEVEL_IDENTITY, UserRecordPlan, compile_user_plan
+from smartingest.mapping.plan import TOP_LEVEL_IDENTITY, ColumnTarget, UserRecordPlan, compile_user_plan
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
 from smartingest.synctypes.catalog_items import ItemBuilder
+from smartingest.synctypes.common import Describe, type_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ class CatalogPlan:
             for path, kind in sorted(self.sync.field_types.items())
             if types.get(path, kind) != kind
         ]
-        conflicts = type_conflicts(self.items.fields, types, self.catalog)
+        conflicts = type_conflicts(self.items.fields, types, _describe_catalog_field(self.catalog))
         self.items = ItemBuilder(self.items.fields.refusing(conflicts), self.items.item_id_column)
         return warnings + [f"field type conflict: {reason}" for reason in conflicts.values()]
 
@@ -172,22 +173,15 @@ def with_parents(types: dict[str, str]) -> dict[str, str]:
     return {**result, **types}
 
 
-def type_conflicts(plan: UserRecordPlan, types: dict[str, str], catalog: str) -> dict[str, str]:
-    """Mapped fields whose values cannot go into the type their catalog field has: target -> the reason
-    given to each row that has a value there."""
-    conflicts: dict[str, str] = {}
-    for column in plan.column_targets:
-        for path, kind in column.kinds:
-            fixed = types.get(path)
-            if fixed is None or fits(fixed, kind) is not False:
-                continue
-            conflicts.setdefault(
-                column.target,
-                f"field {path!r} of catalog {catalog!r} is of type {fixed}, but column {column.column!r} "
-                f"({column.column_type}) sends {kind} values: a catalog field's type never changes, so change "
-                "the column's type in the model or map it to another field (rows with a value there are not sent)",
-            )
-    return conflicts
+def _describe_catalog_field(catalog: str) -> Describe:
+    def describe(path: str, fixed: str, column: ColumnTarget, kind: str) -> str:
+        return (
+            f"field {path!r} of catalog {catalog!r} is of type {fixed}, but column {column.column!r} "
+            f"({column.column_type}) sends {kind} values: a catalog field's type never changes, so change "
+            "the column's type in the model or map it to another field (rows with a value there are not sent)"
+        )
+
+    return describe
 
 
 class Catalog:

@@ -33,7 +33,8 @@ from smartingest.iterable.writer import Record, Writer
 from smartingest.mapping.encode import JSON_NULL, json_string
 from smartingest.mapping.plan import UserRecordPlan, assemble, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
-from smartingest.synctypes.one_user import compile_identifier, first_body, matching, settings_fingerprint, split_quiet
+from smartingest.synctypes.common import compile_identified, matching
+from smartingest.synctypes.one_user import first_body, settings_fingerprint, split_quiet
 
 
 @dataclass
@@ -111,7 +112,7 @@ class EmailChange:
     def compile(self, sync: SyncBase, schema: pa.Schema, where: str) -> EmailChangePlan:
         if not isinstance(sync, EmailChangeSync):
             raise ConfigError(f"{where}: not an email_change sync")
-        records = compile_identifier(sync, schema, where)
+        records = compile_identified(sync, schema, where)
         if sync.new_email not in schema.names:
             raise MappingError(
                 f"{where}.new_email: the model has no column {sync.new_email!r} (columns: {', '.join(schema.names)})"

@@ -45,8 +45,9 @@ from smartingest.mapping.event_values import (
     event_ids,
     event_names,
 )
-from smartingest.mapping.plan import MappedBatch, UserRecordPlan, assemble, compile_user_plan, json_join
+from smartingest.mapping.plan import MappedBatch, UserRecordPlan, assemble, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
+from smartingest.synctypes.common import compile_identified
 
 # Bumped when the way an event's own keys are built changes, so every row is sent again once.
 EVENTS_ENCODING_VERSION = 1
@@ -164,15 +165,7 @@ class Events:
         """
         if not isinstance(sync, EventsSync):
             raise ConfigError(f"{where}: not an events sync")
-        records = compile_user_plan(
-            sync.mappings,
-            schema,
-            sync.identifier_field,
-            where=f"{where}.mappings",
-            invalid_values=sync.invalid_values,
-            trim_identifier=sync.trim_identifier,
-            lowercase_identifier=sync.lowercase_identifier,
-        )
+        records = compile_identified(sync, schema, where)
         other = "userId" if sync.identifier_field == "email" else "email"
         if any(m.to == other for m in sync.mappings):
             raise MappingError(

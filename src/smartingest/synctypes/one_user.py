@@ -14,35 +14,10 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from smartingest.config.models import IdentifiedSync
 from smartingest.iterable.outcomes import SYNCED
 from smartingest.iterable.writer import Record
-from smartingest.mapping.plan import UserRecordPlan, compile_user_plan
-from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
-
-
-def compile_identifier(sync: IdentifiedSync, schema: pa.Schema, where: str) -> UserRecordPlan:
-    """The sync's identifier mapping checked against the model's schema (MappingError names the mapping)."""
-    return compile_user_plan(
-        sync.mappings,
-        schema,
-        sync.identifier_field,
-        where=f"{where}.mappings",
-        invalid_values=sync.invalid_values,
-        trim_identifier=sync.trim_identifier,
-        lowercase_identifier=sync.lowercase_identifier,
-    )
-
-
-def matching(sync: IdentifiedSync, records: UserRecordPlan) -> Matching:
-    """The identifier CDC checks for rows that would name the same user, compared as Iterable compares it."""
-    return Matching(
-        records.identifier_column or sync.identifier_field,
-        sync.identifier_field,
-        # Iterable matches emails ignoring case; userIds exactly (unless the sync lower-cases them).
-        ignore_case=sync.identifier_field == "email" or sync.lowercase_identifier,
-        trim=sync.trim_identifier,
-    )
+from smartingest.mapping.plan import UserRecordPlan
+from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided
 
 
 def settings_fingerprint(records: UserRecordPlan, **settings: str) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,9 +34,8 @@ import pyarrow.compute as pc
 
 from smartingest.codes import ReasonCode
 from smartingest.config.models import StaticListSync, SyncBase
-from smartingest.errors import ConfigError, DestinationAuthError, DestinationError, MappingError
+from smartingest.errors import ConfigError, MappingError
 from smartingest.iterable.client import IterableClient
-from smartingest.iterable.fields import read_field_types
 from smartingest.iterable.list_members import REMOVED, ListMembersWriter, subscribe_options
 from smartingest.iterable.lists import ListInfo, create_list, read_lists
 from smartingest.iterable.outcomes import SYNCED, Rejected
@@ -45,9 +43,7 @@ from smartingest.iterable.writer import Record, Writer
 from smartingest.mapping.encode import Encoder, json_string
 from smartingest.mapping.plan import MappedRecord, UserRecordPlan, compile_user_plan, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
-from smartingest.synctypes.users import type_conflicts
-
-log = logging.getLogger(__name__)
+from smartingest.synctypes.common import refuse_user_field_misfits
 
 
 @dataclass
@@ -202,16 +198,8 @@ class StaticListPlan:
         If Iterable cannot list the types, the run sends as it would have (Iterable then refuses what
         does not fit). Raises DestinationAuthError.
         """
-        try:
-            field_types = await read_field_types(client)
-        except DestinationAuthError:
-            raise
-        except DestinationError as exc:
-            log.warning("field types not checked before sending: %s", exc)
-            return []
-        conflicts = type_conflicts(self.records, field_types)
-        self.records = self.records.refusing(conflicts)
-        return [f"field type conflict: {reason}" for reason in conflicts.values()]
+        self.records, warnings = await refuse_user_field_misfits(client, self.records)
+        return warnings
 
     def _find_list(self, lists: list[ListInfo]) -> int | None:
         """The id of the sync's list; None for a name no static list has yet. Raises ConfigError for an

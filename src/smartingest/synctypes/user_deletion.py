@@ -35,7 +35,8 @@ from smartingest.iterable.writer import Record, Writer
 from smartingest.mapping.encode import JSON_NULL, json_string
 from smartingest.mapping.plan import MappedColumns, UserRecordPlan, assemble, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
-from smartingest.synctypes.one_user import compile_identifier, first_body, matching, settings_fingerprint, split_quiet
+from smartingest.synctypes.common import compile_identified, matching
+from smartingest.synctypes.one_user import first_body, settings_fingerprint, split_quiet
 
 _PATH_DOT_SEGMENTS = pa.array([".", ".."])
 
@@ -121,7 +122,7 @@ class UserDeletion:
     def compile(self, sync: SyncBase, schema: pa.Schema, where: str) -> UserDeletionPlan:
         if not isinstance(sync, UserDeletionSync):
             raise ConfigError(f"{where}: not a user_deletion sync")
-        return UserDeletionPlan(sync, compile_identifier(sync, schema, where))
+        return UserDeletionPlan(sync, compile_identified(sync, schema, where))
 
 
 SYNC_TYPE = UserDeletion()

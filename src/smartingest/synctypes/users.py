@@ -8,7 +8,6 @@ are read (``users/getFields``) and rows whose values cannot fit them are rejecte
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,16 +17,14 @@ import pyarrow.compute as pc
 
 from smartingest.codes import ReasonCode
 from smartingest.config.models import SyncBase, UsersSync
-from smartingest.errors import ConfigError, DestinationAuthError, DestinationError
+from smartingest.errors import ConfigError
 from smartingest.iterable.client import IterableClient
-from smartingest.iterable.fields import fits, read_field_types
 from smartingest.iterable.identified import users_writer
 from smartingest.iterable.outcomes import SYNCED, Rejected
 from smartingest.iterable.writer import Record, Writer
-from smartingest.mapping.plan import MappedRecord, UserRecordPlan, compile_user_plan
+from smartingest.mapping.plan import MappedRecord, UserRecordPlan
 from smartingest.synctypes.base import IDENT_COLUMN, OP_COLUMN, PK_COLUMN, Decided, Matching
-
-log = logging.getLogger(__name__)
+from smartingest.synctypes.common import compile_identified, matching, refuse_user_field_misfits
 
 
 @dataclass
@@ -48,14 +45,7 @@ class UsersPlan:
 
     @property
     def matching(self) -> Matching:
-        sync = self.sync
-        return Matching(
-            self.records.identifier_column or sync.identifier_field,  # compiled: the identifier is mapped
-            sync.identifier_field,
-            # Iterable matches emails ignoring case; userIds exactly (unless the sync lower-cases them).
-            ignore_case=sync.identifier_field == "email" or sync.lowercase_identifier,
-            trim=sync.trim_identifier,
-        )
+        return matching(self.sync, self.records)
 
     def map_changes(self, batch: pa.RecordBatch) -> tuple[list[Record], list[Decided]]:
         """Added and changed rows become user records; removed rows need no request (on_removed: nothing)
@@ -105,16 +95,8 @@ class UsersPlan:
         If Iterable cannot list them, the run sends as it would have (Iterable then refuses what does
         not fit). Raises DestinationAuthError.
         """
-        try:
-            field_types = await read_field_types(client)
-        except DestinationAuthError:
-            raise
-        except DestinationError as exc:
-            log.warning("field types not checked before sending: %s", exc)
-            return []
-        conflicts = type_conflicts(self.records, field_types)
-        self.records = self.records.refusing(conflicts)
-        return [f"field type conflict: {reason}" for reason in conflicts.values()]
+        self.records, warnings = await refuse_user_field_misfits(client, self.records)
+        return warnings
 
     async def prepare_destination(self, client: IterableClient) -> list[str]:
         return await self.inspect_destination(client)
@@ -135,24 +117,6 @@ def _nested_nulls(targets: list[str]) -> dict:
     return tree
 
 
-def type_conflicts(plan: UserRecordPlan, field_types: dict[str, str]) -> dict[str, str]:
-    """Mapped fields whose values cannot go into the type their destination field already has:
-    target -> the reason given to each row that has a value there."""
-    conflicts: dict[str, str] = {}
-    for column in plan.column_targets:
-        for path, kind in column.kinds:
-            fixed = field_types.get(path)
-            if fixed is None or fits(fixed, kind) is not False:
-                continue
-            conflicts.setdefault(
-                column.target,
-                f"field {path!r} is of type {fixed} in Iterable, but column {column.column!r} "
-                f"({column.column_type}) sends {kind} values: change the column's type in the model, "
-                "map it to another field, or change the field in Iterable (rows with a value there are not sent)",
-            )
-    return conflicts
-
-
 class Users:
     """The users sync type."""
 
@@ -161,17 +125,13 @@ class Users:
     def compile(self, sync: SyncBase, schema: pa.Schema, where: str) -> UsersPlan:
         if not isinstance(sync, UsersSync):
             raise ConfigError(f"{where}: not a users sync")
-        records = compile_user_plan(
-            sync.mappings,
+        records = compile_identified(
+            sync,
             schema,
-            sync.identifier_field,
+            where,
             # Per user in the contract (OptionalApiUser), so they go in each user's object.
             prefer_user_id=sync.prefer_user_id,
             merge_nested_objects=sync.merge_nested_objects,
-            where=f"{where}.mappings",
-            invalid_values=sync.invalid_values,
-            trim_identifier=sync.trim_identifier,
-            lowercase_identifier=sync.lowercase_identifier,
         )
         return UsersPlan(sync, records)
 

@@ -1,0 +1,99 @@
+"""What several sync types share: compiling the mappings of a sync that matches users, the identifier
+CDC checks, and the field-type check before sending."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from smartingest.config.models import IdentifiedSync
+from smartingest.errors import DestinationAuthError, DestinationError
+from smartingest.iterable.client import IterableClient
+from smartingest.iterable.fields import fits, read_field_types
+from smartingest.mapping.plan import ColumnTarget, UserRecordPlan, compile_user_plan
+from smartingest.synctypes.base import Matching
+
+log = logging.getLogger(__name__)
+
+
+def compile_identified(
+    sync: IdentifiedSync,
+    schema: pa.Schema,
+    where: str,
+    *,
+    prefer_user_id: bool = False,
+    merge_nested_objects: bool = False,
+) -> UserRecordPlan:
+    """The mappings of a sync that matches users, checked against the model's schema: the identifier
+    (``match_on``) must be mapped; MappingError names the mapping at fault."""
+    return compile_user_plan(
+        sync.mappings,
+        schema,
+        sync.identifier_field,
+        prefer_user_id=prefer_user_id,
+        merge_nested_objects=merge_nested_objects,
+        where=f"{where}.mappings",
+        invalid_values=sync.invalid_values,
+        trim_identifier=sync.trim_identifier,
+        lowercase_identifier=sync.lowercase_identifier,
+    )
+
+
+def matching(sync: IdentifiedSync, records: UserRecordPlan) -> Matching:
+    """The identifier CDC checks for rows that would name the same user, compared as Iterable compares it."""
+    return Matching(
+        records.identifier_column or sync.identifier_field,  # compiled: the identifier is mapped
+        sync.identifier_field,
+        # Iterable matches emails ignoring case; userIds exactly (unless the sync lower-cases them).
+        ignore_case=sync.identifier_field == "email" or sync.lowercase_identifier,
+        trim=sync.trim_identifier,
+    )
+
+
+# (field path, its type in Iterable, the column mapped there, the kind of JSON it sends) -> a row's reason
+Describe = Callable[[str, str, ColumnTarget, str], str]
+
+
+def describe_user_field(path: str, fixed: str, column: ColumnTarget, kind: str) -> str:
+    """The reason for a user field whose type does not fit (users, list subscribers' profile fields)."""
+    return (
+        f"field {path!r} is of type {fixed} in Iterable, but column {column.column!r} ({column.column_type}) "
+        f"sends {kind} values: change the column's type in the model, map it to another field, or change the "
+        "field in Iterable (rows with a value there are not sent)"
+    )
+
+
+def type_conflicts(
+    plan: UserRecordPlan, field_types: dict[str, str], describe: Describe = describe_user_field
+) -> dict[str, str]:
+    """Mapped fields whose values cannot go into the type their destination field already has:
+    target -> the reason given to each row that has a value there."""
+    conflicts: dict[str, str] = {}
+    for column in plan.column_targets:
+        for path, kind in column.kinds:
+            fixed = field_types.get(path)
+            if fixed is not None and fits(fixed, kind) is False:
+                conflicts.setdefault(column.target, describe(path, fixed, column, kind))
+    return conflicts
+
+
+async def refuse_user_field_misfits(
+    client: IterableClient, records: UserRecordPlan
+) -> tuple[UserRecordPlan, list[str]]:
+    """Read the project's user field types (``users/getFields``): the plan then rejects, without a request,
+    the rows whose values cannot fit them; returns it with a warning per conflict.
+
+    If Iterable cannot list the types, the run sends as it would have (Iterable then refuses what does
+    not fit). Raises DestinationAuthError.
+    """
+    try:
+        field_types = await read_field_types(client)
+    except DestinationAuthError:
+        raise
+    except DestinationError as exc:
+        log.warning("field types not checked before sending: %s", exc)
+        return records, []
+    conflicts = type_conflicts(records, field_types)
+    return records.refusing(conflicts), [f"field type conflict: {reason}" for reason in conflicts.values()]
