@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
+
 from smartingest import service
-from tests.conftest import create_customers
+from tests.conftest import API_KEY, create_customers
 
 
 def _sql(pg) -> str:
@@ -40,3 +42,22 @@ def test_on_removed_nothing_leaves_the_user(pg, sandbox, admin, workspace_factor
     result = service.run(ws, "customers_to_users")
     assert (result.counts["removed"], result.counts["synced"], result.delivery.get("rows_sent", 0)) == (1, 1, 0)
     assert admin.users()["user1@example.com"]["dataFields"]["plan"] is not None
+
+
+def test_on_removed_delete_deletes_the_user(pg, sandbox, admin, workspace_factory):
+    create_customers(pg, 4)
+    ws = workspace_factory(sandbox.url, sql=_sql(pg), sync={"on_removed": "delete"})
+    service.run(ws, "customers_to_users")
+    pg.execute("DELETE FROM customers WHERE id IN (1, 2)")
+    pg.execute("UPDATE customers SET plan = 'team' WHERE id = 3")
+    result = service.run(ws, "customers_to_users")
+    assert (result.counts["removed"], result.counts["changed"], result.counts["synced"]) == (2, 1, 3), result
+    assert sorted(admin.users()) == ["user3@example.com", "user4@example.com"]
+    assert admin.users()["user3@example.com"]["dataFields"]["plan"] == "team"
+    assert admin.requests("DELETE /api/users/{email}") == 2
+    # A user already gone from Iterable: the delete is skipped, not failed, and the row leaves the snapshot.
+    httpx.delete(f"{sandbox.url}/api/users/user3@example.com", headers={"Api-Key": API_KEY}).raise_for_status()
+    pg.execute("DELETE FROM customers WHERE id = 3")
+    result = service.run(ws, "customers_to_users")
+    assert (result.counts["removed"], result.counts["skipped"]) == (1, 1), result
+    assert service.plan(ws, "customers_to_users").counts.removed == 0

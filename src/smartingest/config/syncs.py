@@ -176,10 +176,10 @@ class UsersSync(IdentifiedSync):
 
     type: Literal["users"] = Field(description="users: rows become user profiles (users/bulkUpdate).")
     mode: Literal["upsert"] = Field("upsert", description="upsert creates missing users and updates the others.")
-    on_removed: Literal["nothing", "clear"] = Field(
+    on_removed: Literal["nothing", "clear", "delete"] = Field(
         "nothing",
-        description="What a row removed from the model does: nothing (leave the user), or clear (send null for "
-        "every mapped field).",
+        description="What a row removed from the model does: nothing (leave the user), clear (send null for "
+        "every mapped field) or delete (delete the user from Iterable).",
     )
     batch_size: int = Field(1000, ge=1, le=1000, description="Most users in one bulkUpdate request.")
     prefer_user_id: bool = Field(

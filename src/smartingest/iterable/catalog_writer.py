@@ -16,8 +16,7 @@ refusal is rare: a value that does not fit its field's type, or an item an updat
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.endpoints import (
@@ -25,7 +24,7 @@ from smartingest.iterable.endpoints import (
     CATALOG_ITEMS_BULK_DELETE,
     CATALOG_MAX_ITEMS_PER_REQUEST,
 )
-from smartingest.iterable.writer import BulkWriter, Outcome, Record
+from smartingest.iterable.writer import BulkWriter, ByOperation, Record
 
 REMOVED = "removed"
 
@@ -40,7 +39,7 @@ def documents_envelope(replace: bool) -> tuple[bytes, bytes]:
     return b'{"documents":{', b'},"replaceUploadedFieldsOnly":' + fields_only + b"}"
 
 
-class CatalogWriter:
+class CatalogWriter(ByOperation):
     """Writes one catalog's records (a ``Writer``): documents and deletes, each to its own endpoint."""
 
     def __init__(self, client: IterableClient, catalog: str, batch_size: int, replace: bool) -> None:
@@ -53,21 +52,9 @@ class CatalogWriter:
             envelope=documents_envelope(replace),
             path=path,
         )
-        self.deletes = BulkWriter(client, CATALOG_ITEMS_BULK_DELETE, "itemIds", batch_size, path=path)
-
-    def batches(self, records: Sequence[Record]) -> Iterator[list[Record]]:
-        """Requests of documents, then requests of deletes: a request never mixes the two."""
-        yield from self.documents.batches([r for r in records if r.operation != REMOVED])
-        yield from self.deletes.batches([r for r in records if r.operation == REMOVED])
-
-    async def deliver(self, records: Sequence[Record]) -> list[Outcome]:
-        """Send documents and deletes (one request's worth from ``batches``, or any mix); one verdict each."""
-        groups = (
-            (self.documents, [r for r in records if r.operation != REMOVED]),
-            (self.deletes, [r for r in records if r.operation == REMOVED]),
+        super().__init__(
+            self.documents, BulkWriter(client, CATALOG_ITEMS_BULK_DELETE, "itemIds", batch_size, path=path)
         )
-        results = await asyncio.gather(*(writer.deliver(group) for writer, group in groups if group))
-        return [outcome for result in results for outcome in result]
 
     def body(self, records: Sequence[Record]) -> bytes:
         """The bulk write carrying these documents (for plans)."""

@@ -18,17 +18,14 @@ the batch is rejected (unknown_list) without splitting, and later batches withou
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator, Sequence
-
 from smartingest.codes import ReasonCode
 from smartingest.iterable.client import IterableClient, Refused
 from smartingest.iterable.endpoints import LISTS_SUBSCRIBE, LISTS_UNSUBSCRIBE, Endpoint
 from smartingest.iterable.identified import IdentifiedBulkWriter
 from smartingest.iterable.outcomes import Rejected, Skipped, Verdict
-from smartingest.iterable.writer import Outcome, Record
+from smartingest.iterable.writer import ByOperation, Outcome, Record
 
-REMOVED = "removed"  # the operation of a record that leaves the list
+REMOVED = ByOperation.REMOVED  # the operation of a record that leaves the list
 UNKNOWN_LIST = "invalidListId"  # Iterable's word for a listId that names no list
 
 
@@ -104,7 +101,7 @@ class UnsubscribeWriter(_ListWriter):
         return verdict
 
 
-class ListMembersWriter:
+class ListMembersWriter(ByOperation):
     """A ``Writer`` of one list's members: removed records are unsubscribed, the others subscribed.
 
     ``batches`` never mixes the two, so each request goes to one endpoint.
@@ -115,16 +112,4 @@ class ListMembersWriter:
     ) -> None:
         self.subscribe = SubscribeWriter(client, list_id, batch_size, update_existing_users_only)
         self.unsubscribe = UnsubscribeWriter(client, list_id, batch_size)
-
-    def batches(self, records: Sequence[Record]) -> Iterator[list[Record]]:
-        joining = [r for r in records if r.operation != REMOVED]
-        leaving = [r for r in records if r.operation == REMOVED] if len(joining) < len(records) else []
-        yield from self.subscribe.batches(joining)
-        yield from self.unsubscribe.batches(leaving)
-
-    async def deliver(self, records: Sequence[Record]) -> list[Outcome]:
-        joining = [r for r in records if r.operation != REMOVED]
-        leaving = [r for r in records if r.operation == REMOVED]
-        parts = ((self.subscribe, joining), (self.unsubscribe, leaving))
-        answers = await asyncio.gather(*(writer.deliver(part) for writer, part in parts if part))
-        return [outcome for outcomes in answers for outcome in outcomes]
+        super().__init__(self.subscribe, self.unsubscribe)

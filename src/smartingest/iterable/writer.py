@@ -178,3 +178,29 @@ class BulkWriter:
         """The verdict of every record when a refusal is about the request itself, not its records (an
         unknown list): the batch is not split, since every half would meet it again (default: None)."""
         return None
+
+
+class ByOperation:
+    """A Writer that sends the records of removed rows through one writer and every other record through
+    another (upserts to a bulk write, removals to a delete): a request never mixes the two."""
+
+    REMOVED = "removed"
+
+    def __init__(self, upserts: Writer, removals: Writer) -> None:
+        self.upserts = upserts
+        self.removals = removals
+
+    def _split(self, records: Sequence[Record]) -> tuple[list[Record], list[Record]]:
+        upserts = [r for r in records if r.operation != self.REMOVED]
+        return upserts, [r for r in records if r.operation == self.REMOVED]
+
+    def batches(self, records: Sequence[Record]) -> Iterator[list[Record]]:
+        upserts, removals = self._split(records)
+        yield from self.upserts.batches(upserts)
+        yield from self.removals.batches(removals)
+
+    async def deliver(self, records: Sequence[Record]) -> list[Outcome]:
+        """Send upserts and removals (one request's worth from ``batches``, or any mix); one verdict each."""
+        groups = zip((self.upserts, self.removals), self._split(records), strict=True)
+        results = await asyncio.gather(*(writer.deliver(group) for writer, group in groups if group))
+        return [outcome for result in results for outcome in result]

@@ -1,7 +1,8 @@
 """Users: each row becomes a user profile, sent through ``POST /api/users/bulkUpdate``.
 
 Keys (``config.syncs.UsersSync``): ``match_on`` and the identifier mapping, ``mode: upsert``,
-``on_removed: nothing`` (a row leaving the model leaves its user as it is: nothing to send),
+``on_removed: nothing | clear | delete`` (a row leaving the model leaves its user as it is, clears every
+mapped field of it, or deletes it: the user is named by the identifier the snapshot kept for the row),
 ``prefer_user_id``, ``merge_nested_objects``, ``batch_size``. Before sending, the project's field types
 are read (``users/getFields``) and rows whose values cannot fit them are rejected without a request.
 """
@@ -21,7 +22,8 @@ from smartingest.errors import ConfigError
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.identified import users_writer
 from smartingest.iterable.outcomes import SYNCED, Rejected
-from smartingest.iterable.writer import Record, Writer
+from smartingest.iterable.single_user import delete_writer
+from smartingest.iterable.writer import ByOperation, Record, Writer
 from smartingest.mapping.plan import MappedRecord, UserRecordPlan
 from smartingest.synctypes.base import IDENT_COLUMN, OP_COLUMN, PK_COLUMN, Decided, Matching
 from smartingest.synctypes.common import compile_identified, matching, refuse_user_field_misfits
@@ -48,17 +50,17 @@ class UsersPlan:
         return matching(self.sync, self.records)
 
     def map_changes(self, batch: pa.RecordBatch) -> tuple[list[Record], list[Decided]]:
-        """Added and changed rows become user records; removed rows need no request (on_removed: nothing)
-        or clear every mapped field of their user (on_removed: clear)."""
+        """Added and changed rows become user records; removed rows need no request (on_removed: nothing),
+        clear every mapped field of their user (clear) or delete it (delete)."""
         is_removed = pc.equal(batch.column(OP_COLUMN), "removed")
         removed = batch.filter(is_removed)
         records: list[Record] = []
         decided: list[Decided] = []
         if removed.num_rows:
-            if self.sync.on_removed == "clear":
-                records, decided = self._clearing(removed)
-            else:
+            if self.sync.on_removed == "nothing":
                 decided = [(pk, "removed", SYNCED) for pk in removed.column(PK_COLUMN).to_pylist()]
+            else:
+                records, decided = self._removals(removed)
         upserts = batch.filter(pc.invert(is_removed)) if removed.num_rows else batch
         if upserts.num_rows:
             mapped = self.records.map_batch(upserts, PK_COLUMN, OP_COLUMN)
@@ -66,22 +68,26 @@ class UsersPlan:
             decided += [(pk, op, Rejected(reason, code)) for pk, op, reason, code in mapped.rejected]
         return records, decided
 
-    def _clearing(self, removed: pa.RecordBatch) -> tuple[list[Record], list[Decided]]:
-        """One user object per removed row: its identifier (as committed) and null in every mapped field."""
+    def _removals(self, removed: pa.RecordBatch) -> tuple[list[Record], list[Decided]]:
+        """One record per removed row, naming its user by the identifier its snapshot kept: a user object
+        with null in every mapped field (clear), or the delete's path value (delete)."""
         field = self.sync.identifier_field
-        nulls = [c.target for c in self.records.column_targets if c.target not in ("email", "userId")]
-        nulls += [target for target, _ in self.records.static_targets]
-        body_tail = b',"dataFields":' + orjson.dumps(_nested_nulls(nulls)) + b"}"
+        if self.sync.on_removed == "clear":
+            nulls = [c.target for c in self.records.column_targets if c.target not in ("email", "userId")]
+            nulls += [target for target, _ in self.records.static_targets]
+            tail = b',"dataFields":' + orjson.dumps(_nested_nulls(nulls)) + b"}"
+        else:
+            tail = b"}"  # the delete writer reads the path's value from {"email": ...} / {"userId": ...}
         records: list[Record] = []
         decided: list[Decided] = []
         for pk, identifier in zip(
             removed.column(PK_COLUMN).to_pylist(), removed.column(IDENT_COLUMN).to_pylist(), strict=True
         ):
-            if identifier is None:
-                reason = "the row was synced before its identifier was kept: clear its user in Iterable by hand"
+            reason = _unsendable_removal(field, identifier, self.sync.on_removed)
+            if reason is not None:
                 decided.append((pk, "removed", Rejected(reason, ReasonCode.NO_IDENTIFIER)))
                 continue
-            body = b"{" + orjson.dumps(field) + b":" + orjson.dumps(identifier) + body_tail
+            body = b"{" + orjson.dumps(field) + b":" + orjson.dumps(identifier) + tail
             email, user_id = (identifier, None) if field == "email" else (None, identifier)
             records.append(MappedRecord(pk, "removed", email, user_id, body))
         return records, decided
@@ -102,7 +108,22 @@ class UsersPlan:
         return await self.inspect_destination(client)
 
     def writer(self, client: IterableClient) -> Writer:
-        return users_writer(client, self.sync.batch_size)
+        updates = users_writer(client, self.sync.batch_size)
+        if self.sync.on_removed != "delete":
+            return updates
+        return ByOperation(
+            updates, delete_writer(client, "email" if self.sync.identifier_field == "email" else "userId")
+        )
+
+
+def _unsendable_removal(field: str, identifier: str | None, action: str) -> str | None:
+    """Why a removed row's user cannot be named (None when it can)."""
+    if identifier is None:
+        return f"the row was synced before its identifier was kept: {action} its user in Iterable by hand"
+    if action == "delete" and (identifier in (".", "..") or (field == "email" and "@" not in identifier)):
+        # As a path segment such a value would name another route, not a user.
+        return f"{field} {identifier!r} cannot name a user in DELETE /api/users/...: delete it in Iterable by hand"
+    return None
 
 
 def _nested_nulls(targets: list[str]) -> dict:
