@@ -61,3 +61,22 @@ def test_on_removed_delete_deletes_the_user(pg, sandbox, admin, workspace_factor
     result = service.run(ws, "customers_to_users")
     assert (result.counts["removed"], result.counts["skipped"]) == (1, 1), result
     assert service.plan(ws, "customers_to_users").counts.removed == 0
+
+
+def test_mode_update_skips_new_rows_whose_user_is_missing(pg, sandbox, admin, workspace_factory):
+    create_customers(pg, 4)
+    httpx.post(
+        f"{sandbox.url}/api/users/update",
+        json={"email": "user2@example.com", "dataFields": {"plan": "old"}},
+        headers={"Api-Key": API_KEY},
+    ).raise_for_status()
+    ws = workspace_factory(sandbox.url, sql=_sql(pg), sync={"mode": "update"})
+    result = service.run(ws, "customers_to_users")
+    assert (result.counts["added"], result.counts["synced"], result.counts["skipped"]) == (4, 1, 3), result
+    assert sorted(admin.users()) == ["user2@example.com"]  # nobody was created
+    assert admin.users()["user2@example.com"]["dataFields"]["plan"] == "team"
+    skipped = service.run_rows(ws, result.run_id, status="skipped")
+    assert {row.code for row in skipped} == {"no_such_user"}
+    assert "mode: update" in (skipped[0].reason or "")
+    # Skipped rows are committed: the next run sends nothing until they change.
+    assert service.plan(ws, "customers_to_users").counts.added == 0

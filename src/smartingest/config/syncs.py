@@ -175,7 +175,11 @@ class UsersSync(IdentifiedSync):
     """Users: rows become user profiles (``users/bulkUpdate``)."""
 
     type: Literal["users"] = Field(description="users: rows become user profiles (users/bulkUpdate).")
-    mode: Literal["upsert"] = Field("upsert", description="upsert creates missing users and updates the others.")
+    mode: Literal["upsert", "update"] = Field(
+        "upsert",
+        description="upsert creates missing users and updates the others; update only updates users Iterable "
+        "has (a new row whose user is missing is skipped, after one lookup per new row).",
+    )
     on_removed: Literal["nothing", "clear", "delete"] = Field(
         "nothing",
         description="What a row removed from the model does: nothing (leave the user), clear (send null for "

@@ -1,6 +1,7 @@
 """Users: each row becomes a user profile, sent through ``POST /api/users/bulkUpdate``.
 
-Keys (``config.syncs.UsersSync``): ``match_on`` and the identifier mapping, ``mode: upsert``,
+Keys (``config.syncs.UsersSync``): ``match_on`` and the identifier mapping, ``mode: upsert | update``
+(update: only users Iterable has, ``iterable/existing_users.py``),
 ``on_removed: nothing | clear | delete`` (a row leaving the model leaves its user as it is, clears every
 mapped field of it, or deletes it: the user is named by the identifier the snapshot kept for the row),
 ``prefer_user_id``, ``merge_nested_objects``, ``batch_size``. Before sending, the project's field types
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import orjson
 import pyarrow as pa
@@ -20,6 +22,7 @@ from smartingest.codes import ReasonCode
 from smartingest.config.models import SyncBase, UsersSync
 from smartingest.errors import ConfigError
 from smartingest.iterable.client import IterableClient
+from smartingest.iterable.existing_users import ExistingUsersOnly
 from smartingest.iterable.identified import users_writer
 from smartingest.iterable.outcomes import SYNCED, Rejected
 from smartingest.iterable.single_user import delete_writer
@@ -108,12 +111,13 @@ class UsersPlan:
         return await self.inspect_destination(client)
 
     def writer(self, client: IterableClient) -> Writer:
-        updates = users_writer(client, self.sync.batch_size)
+        identifier: Literal["email", "userId"] = "email" if self.sync.identifier_field == "email" else "userId"
+        updates: Writer = users_writer(client, self.sync.batch_size)
+        if self.sync.mode == "update":
+            updates = ExistingUsersOnly(updates, client, identifier)
         if self.sync.on_removed != "delete":
             return updates
-        return ByOperation(
-            updates, delete_writer(client, "email" if self.sync.identifier_field == "email" else "userId")
-        )
+        return ByOperation(updates, delete_writer(client, identifier))
 
 
 def _unsendable_removal(field: str, identifier: str | None, action: str) -> str | None:
