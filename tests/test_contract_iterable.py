@@ -44,6 +44,7 @@ from smartingest.mapping import MappedRecord, compile_user_plan
 from smartingest.sandbox import ProjectType, SandboxServer, SandboxSettings
 from smartingest.sandbox.app import API_ROUTES, MAX_BODY_BYTES
 from smartingest.synctypes import registry
+from smartingest.synctypes.common import user_objects
 from tests.conftest import write_project
 from tests.iterable_contract import CONTRACT_PATH, SCHEMA_KEYWORDS, Contract, load_contract
 
@@ -223,7 +224,7 @@ def _send_users_directly(server: SandboxServer, tmp_path: Path) -> None:
         }
     )
     plan = compile_user_plan(sync.mappings, batch.schema, "userId", prefer_user_id=True, merge_nested_objects=True)
-    mapped = plan.map_batch(batch, "id")
+    mapped = user_objects(plan, batch, "id", None)
     assert mapped.rejected == []
     destination = DestinationConfig(api_key=API_KEY, base_url=server.url, project_type="hybrid")
 

@@ -1,4 +1,4 @@
-"""Mapping: typed values, nested paths, identifiers, and errors at compile time (pure, no I/O)."""
+"""Mapping: typed values, nested paths, identifiers, and errors at compile time, as user objects (pure, no I/O)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from smartingest.config.models import UsersSync
 from smartingest.errors import MappingError
 from smartingest.mapping import compile_user_plan
+from smartingest.synctypes.common import user_objects
 
 
 def _mappings(*items: dict) -> list:
@@ -47,7 +48,7 @@ def test_values_leave_as_json_iterable_accepts():
         batch.schema,
         "email",
     )
-    mapped = plan.map_batch(batch, "id")
+    mapped = user_objects(plan, batch, "id", None)
     first, second = (orjson.loads(r.body) for r in mapped.records)
     assert first == {
         "email": "a@x.io",
@@ -69,7 +70,7 @@ def test_values_leave_as_json_iterable_accepts():
 def test_rows_without_identifier_are_rejected_with_reason():
     batch = pa.record_batch({"id": [1, 2, 3], "email": ["a@x.io", None, "  "]})
     plan = compile_user_plan(_mappings({"from": "email", "to": "email"}), batch.schema, "email")
-    mapped = plan.map_batch(batch, "id")
+    mapped = user_objects(plan, batch, "id", None)
     assert [r.pk for r in mapped.records] == ["1"]
     assert [(pk, reason.split(":")[0], code) for pk, _, reason, code in mapped.rejected] == [
         ("2", "email is empty", "no_identifier"),
@@ -86,7 +87,7 @@ def test_user_id_and_flags_go_top_level():
         prefer_user_id=True,
         merge_nested_objects=True,
     )
-    assert orjson.loads(plan.map_batch(batch, "id").records[0].body) == {
+    assert orjson.loads(user_objects(plan, batch, "id", None).records[0].body) == {
         "userId": "42",
         "email": "a@x.io",
         "preferUserId": True,
@@ -136,7 +137,7 @@ def test_nested_values_are_encoded_and_numbers_past_a_long_are_rejected():
         batch.schema,
         "email",
     )
-    mapped = plan.map_batch(batch, "id")
+    mapped = user_objects(plan, batch, "id", None)
     assert [(pk, reason) for pk, _, reason, _ in mapped.rejected] == [
         ("1", "big (column 'big'): a number above 9,223,372,036,854,775,807 is out of range")
     ]

@@ -18,6 +18,7 @@ from smartingest import service
 from smartingest.config.models import UsersSync
 from smartingest.mapping import compile_user_plan
 from smartingest.mapping.encode import Encoder, Problems
+from smartingest.synctypes.common import user_objects
 
 D = decimal.Decimal
 
@@ -119,7 +120,7 @@ def test_rows_with_problems_are_rejected_with_the_field_named():
     sync = _plan({"from": "email", "to": "email"}, {"from": "score", "to": "stats.score"})
     batch = pa.record_batch({"id": [1, 2], "email": ["a@x.io", "b@x.io"], "score": [float("nan"), 2.5]})
     plan = compile_user_plan(sync.mappings, batch.schema, "email")
-    mapped = plan.map_batch(batch, "id")
+    mapped = user_objects(plan, batch, "id", None)
     assert mapped.rejected == [
         ("1", "upsert", "stats.score (column 'score'): NaN is not a number Iterable can store", "invalid_value")
     ]
@@ -132,7 +133,7 @@ def test_identifier_options_trim_and_lower_case():
     sync = _plan({"from": "email", "to": "email"}, trim_identifier=True, lowercase_identifier=True)
     batch = pa.record_batch({"id": [1], "email": ["  Ann@X.io "]})
     plan = compile_user_plan(sync.mappings, batch.schema, "email", trim_identifier=True, lowercase_identifier=True)
-    (record,) = plan.map_batch(batch, "id").records
+    (record,) = user_objects(plan, batch, "id", None).records
     assert (record.email, orjson.loads(record.body)) == ("ann@x.io", {"email": "ann@x.io"})
 
 

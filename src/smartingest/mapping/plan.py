@@ -21,7 +21,7 @@ from smartingest.codes import ReasonCode
 from smartingest.columns import is_json_text
 from smartingest.config.models import ColumnMapping, FieldMapping, StaticMapping
 from smartingest.errors import MappingError
-from smartingest.mapping.encode import JSON_NULL, Encoder, Problems, json_kinds, json_string
+from smartingest.mapping.encode import JSON_NULL, Encoder, Problems, json_kinds
 from smartingest.mapping.values import cast_static, check_castable
 
 # Bumped when the way rows are encoded or hashed changes, so every row is sent again once.
@@ -136,29 +136,6 @@ class UserRecordPlan:
             _insert(tree, target.split("."), orjson.dumps(value).decode())
         fields = json_join([_object(tree)], n) if tree else None
         return MappedColumns(n, identity, fields, problems, self.identifier_field)
-
-    def map_batch(self, batch: pa.RecordBatch, pk_column: str, op_column: str | None = None) -> MappedBatch:
-        """Map one batch of model rows (with the mapped columns) to user objects (``users/bulkUpdate``).
-
-        Each record keeps its row's operation (from ``op_column``, else "upsert"). A row whose
-        identifier is null or blank, or that holds a value Iterable cannot store (see
-        ``mapping/encode.py``), is rejected with a reason; every other row becomes one record.
-        """
-        mapped = self.map_columns(batch)
-        identifier = self.identifier_field or "email"
-        pieces: list[pa.Array | str] = [
-            "{" + orjson.dumps(identifier).decode() + ":",
-            pc.fill_null(json_string(mapped.identity[identifier]), JSON_NULL),
-        ]
-        for name, values in mapped.identity.items():
-            if name != identifier:  # the other identity field, left out where null
-                pieces.append(pc.fill_null(pc.binary_join_element_wise(f',"{name}":', json_string(values), ""), ""))
-        if mapped.fields is not None:
-            pieces += [',"dataFields":', mapped.fields]
-        for flag, value in self.extra_flags.items():
-            pieces.append(f",{orjson.dumps(flag).decode()}:{orjson.dumps(value).decode()}")
-        pieces.append("}")
-        return assemble(batch, pk_column, op_column, json_join(pieces, mapped.rows), mapped)
 
 
 @dataclass(frozen=True)

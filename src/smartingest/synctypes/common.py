@@ -6,13 +6,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from smartingest.config.models import IdentifiedSync
 from smartingest.errors import DestinationAuthError, DestinationError
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.fields import fits, read_field_types
-from smartingest.mapping.plan import ColumnTarget, UserRecordPlan, compile_user_plan
+from smartingest.mapping.encode import JSON_NULL, json_string
+from smartingest.mapping.plan import (
+    ColumnTarget,
+    MappedBatch,
+    UserRecordPlan,
+    assemble,
+    compile_user_plan,
+    json_join,
+)
 from smartingest.synctypes.base import Matching
 
 log = logging.getLogger(__name__)
@@ -97,3 +107,29 @@ async def refuse_user_field_misfits(
         return records, []
     conflicts = type_conflicts(records, field_types)
     return records.refusing(conflicts), [f"field type conflict: {reason}" for reason in conflicts.values()]
+
+
+def user_objects(records: UserRecordPlan, batch: pa.RecordBatch, pk_column: str, op_column: str | None) -> MappedBatch:
+    """One batch of model rows as Iterable user objects (``OptionalApiUser``: users/bulkUpdate's users,
+    lists/subscribe's subscribers): the identifier first, the other identity field where not null,
+    ``dataFields``, and the per-user flags.
+
+    Each record keeps its row's operation (from ``op_column``, else "upsert"). A row whose identifier is
+    null or blank, or that holds a value Iterable cannot store, is rejected with a reason; every other row
+    becomes one record.
+    """
+    mapped = records.map_columns(batch)
+    identifier = records.identifier_field or "email"
+    pieces: list[pa.Array | str] = [
+        "{" + orjson.dumps(identifier).decode() + ":",
+        pc.fill_null(json_string(mapped.identity[identifier]), JSON_NULL),
+    ]
+    for name, values in mapped.identity.items():
+        if name != identifier:  # the other identity field, left out where null
+            pieces.append(pc.fill_null(pc.binary_join_element_wise(f',"{name}":', json_string(values), ""), ""))
+    if mapped.fields is not None:
+        pieces += [',"dataFields":', mapped.fields]
+    for flag, value in records.extra_flags.items():
+        pieces.append(f",{orjson.dumps(flag).decode()}:{orjson.dumps(value).decode()}")
+    pieces.append("}")
+    return assemble(batch, pk_column, op_column, json_join(pieces, mapped.rows), mapped)

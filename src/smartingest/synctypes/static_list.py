@@ -43,7 +43,7 @@ from smartingest.iterable.writer import Record, Writer
 from smartingest.mapping.encode import Encoder, json_string
 from smartingest.mapping.plan import MappedRecord, UserRecordPlan, compile_user_plan, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
-from smartingest.synctypes.common import refuse_user_field_misfits
+from smartingest.synctypes.common import refuse_user_field_misfits, user_objects
 
 
 @dataclass
@@ -97,7 +97,7 @@ class StaticListPlan:
                 records += self._leaving(removed)
         if joining.num_rows:
             self._check_keys(joining)
-            mapped = self.records.map_batch(joining, PK_COLUMN, OP_COLUMN)
+            mapped = user_objects(self.records, joining, PK_COLUMN, OP_COLUMN)
             decided += [(pk, op, Rejected(reason, code)) for pk, op, reason, code in mapped.rejected]
             not_lower = self._keys_not_lower_case(joining)
             for record in mapped.records:

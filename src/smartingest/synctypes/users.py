@@ -29,7 +29,7 @@ from smartingest.iterable.single_user import delete_writer
 from smartingest.iterable.writer import ByOperation, Record, Writer
 from smartingest.mapping.plan import MappedRecord, UserRecordPlan
 from smartingest.synctypes.base import IDENT_COLUMN, OP_COLUMN, PK_COLUMN, Decided, Matching
-from smartingest.synctypes.common import compile_identified, matching, refuse_user_field_misfits
+from smartingest.synctypes.common import compile_identified, matching, refuse_user_field_misfits, user_objects
 
 
 @dataclass
@@ -66,7 +66,7 @@ class UsersPlan:
                 records, decided = self._removals(removed)
         upserts = batch.filter(pc.invert(is_removed)) if removed.num_rows else batch
         if upserts.num_rows:
-            mapped = self.records.map_batch(upserts, PK_COLUMN, OP_COLUMN)
+            mapped = user_objects(self.records, upserts, PK_COLUMN, OP_COLUMN)
             records += mapped.records
             decided += [(pk, op, Rejected(reason, code)) for pk, op, reason, code in mapped.rejected]
         return records, decided
