@@ -12,13 +12,14 @@ MB = 1024 * 1024
 @dataclass(frozen=True)
 class Endpoint:
     """One API operation: its path (a template such as ``/api/catalogs/{catalogName}/items``), documented
-    rate limit (requests/second, per project) and body cap."""
+    rate limit (requests/second, per project), body cap, and daily cap (requests per 24 hours, per project)."""
 
     name: str
     method: str
     path: str
     rate_per_second: float
     max_body_bytes: int | None = None
+    daily_cap: int | None = None
 
     def url_path(self, values: Mapping[str, str] | None = None) -> str:
         """The path with its template's names filled, each value URL-quoted whole (a ``/`` in an email or id
@@ -59,9 +60,10 @@ USERS_GET_BY_EMAIL = Endpoint("users/getByEmail", "GET", "/api/users/getByEmail"
 USERS_DELETE_BY_EMAIL = Endpoint("users/delete (by email)", "DELETE", "/api/users/{email}", 100)
 USERS_DELETE_BY_USER_ID = Endpoint("users/delete (by userId)", "DELETE", "/api/users/byUserId/{userId}", 100)
 # forget and unforget also have a daily cap of 1000 requests per 24 hours per project; the client learns
-# it from Iterable's 429 (see IterableClient.capped) rather than counting requests of other processes.
-USERS_FORGET = Endpoint("users/forget", "POST", "/api/users/forget", 3, 4 * MB)
-USERS_UNFORGET = Endpoint("users/unforget", "POST", "/api/users/unforget", 3, 4 * MB)
+# that it is reached from Iterable's 429 (see IterableClient.capped) rather than counting requests of
+# other processes, and the cap names itself in the rows it defers.
+USERS_FORGET = Endpoint("users/forget", "POST", "/api/users/forget", 3, 4 * MB, daily_cap=1000)
+USERS_UNFORGET = Endpoint("users/unforget", "POST", "/api/users/unforget", 3, 4 * MB, daily_cap=1000)
 # Static lists. The contract states 100 requests/second for listing them and no rate for creating one,
 # subscribing or unsubscribing: subscribe and unsubscribe are bulk user updates, paced like their
 # documented sibling users/bulkUpdate (5/s); a list's creation (one request per run at most) at 10/s.

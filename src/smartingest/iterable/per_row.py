@@ -98,7 +98,9 @@ class PerRowWriter:
             case Exhausted(reason):
                 return Retry(reason)
             case Capped(reason):
-                return Deferred(f"{reason}: a later run sends it", ReasonCode.DAILY_CAP)
+                cap = self.endpoint.daily_cap
+                allowed = f" ({self.endpoint.name} allows {cap:,} requests a day per project)" if cap else ""
+                return Deferred(f"{reason}{allowed}: a later run sends it", ReasonCode.DAILY_CAP)
 
     # -- hooks ----------------------------------------------------------------------------------------
 
