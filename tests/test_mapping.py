@@ -12,7 +12,7 @@ import pytest
 from smartingest.config.models import UsersSync
 from smartingest.errors import MappingError
 from smartingest.mapping import compile_user_plan
-from smartingest.synctypes.common import user_objects
+from smartingest.synctypes.common import type_conflicts, user_objects
 
 
 def _mappings(*items: dict) -> list:
@@ -147,3 +147,27 @@ def test_nested_values_are_encoded_and_numbers_past_a_long_are_rejected():
         "big": 5,
         "orders": [{"total": 9.5, "at": "2024-01-02 03:04:05 +00:00"}],
     }
+
+
+def test_each_mapping_compiles_to_a_small_object():
+    schema = pa.schema([("id", pa.int64()), ("email", pa.string()), ("score", pa.float64())])
+    plan = compile_user_plan(
+        _mappings(
+            {"from": "email", "to": "email"},
+            {"from": "score", "to": "stats.score"},
+            {"static": 3, "to": "tier"},
+        ),
+        schema,
+        "email",
+    )
+    column, static = plan.fields[1], plan.fields[2]
+    assert (column.columns, column.kinds, column.source) == (
+        ("score",),
+        (("stats.score", "double"),),
+        "column 'score' (double)",
+    )
+    assert (static.columns, static.kinds, static.source) == ((), (("tier", "long"),), "the static value 3")
+    assert plan.source_columns == ["email", "score"] and plan.data_targets == ["stats.score", "tier"]
+    # A static value whose type the project's field does not take is a conflict like a column's.
+    conflicts = type_conflicts(plan, {"tier": "string", "stats.score": "double"})
+    assert list(conflicts) == ["tier"] and "the static value 3 sends long values" in conflicts["tier"]

@@ -18,16 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from smartingest.codes import ReasonCode
-from smartingest.columns import is_json_text
-from smartingest.config.models import ColumnMapping, FieldMapping, StaticMapping
+from smartingest.config.models import FieldMapping
 from smartingest.errors import MappingError
-from smartingest.mapping.encode import JSON_NULL, Encoder, Problems, json_kinds
-from smartingest.mapping.values import cast_static, check_castable
+from smartingest.mapping.encode import JSON_NULL, Encoder, Problems
+from smartingest.mapping.kinds import COMPILERS, TOP_LEVEL_IDENTITY, ColumnValue, FieldKind
 
 # Bumped when the way rows are encoded or hashed changes, so every row is sent again once.
 MAPPING_ENCODING_VERSION = 2
-
-TOP_LEVEL_IDENTITY = ("email", "userId")
 
 
 @dataclass(frozen=True)
@@ -50,23 +47,11 @@ class MappedBatch:
 
 
 @dataclass(frozen=True)
-class ColumnTarget:
-    """One column mapping, compiled: the column read, the field path written, and whether it holds JSON text."""
-
-    column: str
-    target: str
-    parse_json: bool = False
-    column_type: str = ""
-    kinds: tuple[tuple[str, str], ...] = ()  # the Iterable field types its values create, by path
-
-
-@dataclass(frozen=True)
 class UserRecordPlan:
     """A compiled users mapping: which columns feed which fields, the per-request flags, the value rules."""
 
     identifier_field: str | None  # None: the sync matches no users (catalog items)
-    column_targets: tuple[ColumnTarget, ...]
-    static_targets: tuple[tuple[str, Any], ...]  # (target path, value)
+    fields: tuple[FieldKind, ...]  # every field mapping, compiled (the identity fields' included)
     extra_flags: dict[str, bool] = field(default_factory=dict)
     invalid_values: str = "reject"
     trim_identifier: bool = False
@@ -81,12 +66,19 @@ class UserRecordPlan:
     @property
     def source_columns(self) -> list[str]:
         """The model columns the mapping reads, sorted: exactly what the row hash covers."""
-        return sorted({c.column for c in self.column_targets})
+        return sorted({column for kind in self.fields for column in kind.columns})
 
     @property
     def identifier_column(self) -> str | None:
         """The model column the identifier (email or userId) is read from (None if the sync matches no users)."""
-        return next((c.column for c in self.column_targets if c.target == self.identifier_field), None)
+        return next(
+            (k.column for k in self.fields if isinstance(k, ColumnValue) and k.target == self.identifier_field), None
+        )
+
+    @property
+    def data_targets(self) -> list[str]:
+        """The field paths the mappings write besides the identity fields (what dataFields holds)."""
+        return [k.target for k in self.fields if k.target not in TOP_LEVEL_IDENTITY]
 
     @property
     def fingerprint(self) -> str:
@@ -94,8 +86,7 @@ class UserRecordPlan:
         doc = {
             "v": MAPPING_ENCODING_VERSION,
             "identifier": self.identifier_field,
-            "columns": sorted([c.column, c.target, c.parse_json] for c in self.column_targets),
-            "static": sorted((t, repr(v)) for t, v in self.static_targets),
+            "fields": sorted(kind.fingerprint() for kind in self.fields),
             "flags": sorted(self.extra_flags.items()),
             "invalid_values": self.invalid_values,
             "identifier_options": [self.trim_identifier, self.lowercase_identifier],
@@ -121,19 +112,17 @@ class UserRecordPlan:
         identity: dict[str, pa.Array] = {}
         tree: dict[str, Any] = {}
         refused = dict(self.refused)
-        for c in self.column_targets:
-            values = batch.column(c.column)
-            if c.target in refused:
-                problems.add(values.is_valid(), refused[c.target], ReasonCode.TYPE_MISMATCH)
-            if c.target == self.identifier_field:
-                identity[c.target] = self.identifier_values(values)
-            elif c.target in TOP_LEVEL_IDENTITY:
-                identity[c.target] = Encoder.text(values)
-            else:
-                where = f"{c.target} (column {c.column!r})"
-                _insert(tree, c.target.split("."), encoder.encode(values, where, problems, c.parse_json))
-        for target, value in self.static_targets:
-            _insert(tree, target.split("."), orjson.dumps(value).decode())
+        for kind in self.fields:
+            if kind.target in TOP_LEVEL_IDENTITY and isinstance(kind, ColumnValue):
+                column = batch.column(kind.column)
+                is_identifier = kind.target == self.identifier_field
+                identity[kind.target] = self.identifier_values(column) if is_identifier else Encoder.text(column)
+                continue
+            values = kind.values(batch, encoder, problems)
+            if kind.target in refused:
+                has_value = values.is_valid() if isinstance(values, pa.Array) else pa.repeat(True, n)
+                problems.add(has_value, refused[kind.target], ReasonCode.TYPE_MISMATCH)
+            _insert(tree, kind.target.split("."), values)
         fields = json_join([_object(tree)], n) if tree else None
         return MappedColumns(n, identity, fields, problems, self.identifier_field)
 
@@ -239,33 +228,15 @@ def compile_user_plan(
     does not cast, a field that is both a value and a parent object (``a`` and ``a.b``), or a missing
     identifier mapping.
     """
-    columns: list[ColumnTarget] = []
-    statics: list[tuple[str, Any]] = []
-    names = schema.names
+    fields: list[FieldKind] = []
     for i, mapping in enumerate(mappings):
-        at = f"{where}[{i}]"
-        if isinstance(mapping, ColumnMapping):
-            if mapping.from_ not in names:
-                raise MappingError(f"{at}: the model has no column {mapping.from_!r} (columns: {', '.join(names)})")
-            column = schema.field(mapping.from_)
-            check_castable(mapping.from_, column.type)
-            parse_json = is_json_text(column) if mapping.parse_json is None else mapping.parse_json
-            if parse_json and not _is_text(column.type) and not is_json_text(column):
-                raise MappingError(f"{at}: parse_json needs a text column; {mapping.from_!r} is {column.type}")
-            if mapping.to in TOP_LEVEL_IDENTITY:  # identifiers always leave as text
-                kinds: tuple[tuple[str, str], ...] = ((mapping.to, "string"),)
-            else:
-                kinds = () if parse_json else tuple(json_kinds(column.type, mapping.to))
-            columns.append(ColumnTarget(mapping.from_, mapping.to, parse_json, str(column.type), kinds))
-        elif isinstance(mapping, StaticMapping):
-            if mapping.to in TOP_LEVEL_IDENTITY:
-                raise MappingError(
-                    f"{at}: {mapping.to} identifies users and must come from a column, not a static value"
-                )
-            statics.append((mapping.to, cast_static(mapping.static, mapping.type, at)))
-    if identifier_field is not None and identifier_field not in {c.target for c in columns}:
+        compile_kind = COMPILERS.get(type(mapping))
+        if compile_kind is None:
+            raise MappingError(f"{where}[{i}]: {type(mapping).__name__} mappings are not supported by this sync")
+        fields.append(compile_kind(mapping, schema, f"{where}[{i}]"))
+    if identifier_field is not None and identifier_field not in {k.target for k in fields}:
         raise MappingError(f"{where}: no column is mapped to {identifier_field!r}, the identifier users are matched on")
-    _check_paths([c.target for c in columns if c.target not in TOP_LEVEL_IDENTITY] + [t for t, _ in statics], where)
+    _check_paths([k.target for k in fields if k.target not in TOP_LEVEL_IDENTITY], where)
     flags: dict[str, bool] = {}
     if prefer_user_id:
         flags["preferUserId"] = True
@@ -273,17 +244,12 @@ def compile_user_plan(
         flags["mergeNestedObjects"] = True
     return UserRecordPlan(
         identifier_field,
-        tuple(columns),
-        tuple(statics),
+        tuple(fields),
         flags,
         invalid_values=invalid_values,
         trim_identifier=trim_identifier,
         lowercase_identifier=lowercase_identifier,
     )
-
-
-def _is_text(dtype: pa.DataType) -> bool:
-    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype)
 
 
 def _check_paths(targets: list[str], where: str) -> None:

@@ -30,7 +30,8 @@ from smartingest.iterable.client import IterableClient
 from smartingest.iterable.fields import fits
 from smartingest.iterable.outcomes import SYNCED
 from smartingest.iterable.writer import Record, Writer
-from smartingest.mapping.plan import TOP_LEVEL_IDENTITY, ColumnTarget, UserRecordPlan, compile_user_plan
+from smartingest.mapping.kinds import FieldKind
+from smartingest.mapping.plan import TOP_LEVEL_IDENTITY, UserRecordPlan, compile_user_plan
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
 from smartingest.synctypes.catalog_items import ItemBuilder
 from smartingest.synctypes.common import Describe, type_conflicts
@@ -174,11 +175,11 @@ def with_parents(types: dict[str, str]) -> dict[str, str]:
 
 
 def _describe_catalog_field(catalog: str) -> Describe:
-    def describe(path: str, fixed: str, column: ColumnTarget, kind: str) -> str:
+    def describe(path: str, fixed: str, mapping: FieldKind, kind: str) -> str:
         return (
-            f"field {path!r} of catalog {catalog!r} is of type {fixed}, but column {column.column!r} "
-            f"({column.column_type}) sends {kind} values: a catalog field's type never changes, so change "
-            "the column's type in the model or map it to another field (rows with a value there are not sent)"
+            f"field {path!r} of catalog {catalog!r} is of type {fixed}, but {mapping.source} sends {kind} "
+            "values: a catalog field's type never changes, so change the column's type in the model or map it "
+            "to another field (rows with a value there are not sent)"
         )
 
     return describe
@@ -206,7 +207,7 @@ class Catalog:
 
 def _check_identity_paths(fields: UserRecordPlan, where: str) -> None:
     """``email`` and ``userId`` are plain item fields here: a path under one of them would repeat it."""
-    targets = [c.target for c in fields.column_targets] + [t for t, _ in fields.static_targets]
+    targets = [mapping.target for mapping in fields.fields]
     for name in TOP_LEVEL_IDENTITY:
         if name in targets:
             nested = next((t for t in targets if t.startswith(name + ".")), None)
@@ -216,13 +217,13 @@ def _check_identity_paths(fields: UserRecordPlan, where: str) -> None:
 
 def _check_declared_types(fields: UserRecordPlan, declared: dict[str, str], where: str) -> None:
     """A ``field_types`` entry the mapped column's values cannot fit would refuse every row with a value."""
-    for column in fields.column_targets:
-        for path, kind in column.kinds:
+    for mapping in fields.fields:
+        for path, kind in mapping.kinds:
             fixed = declared.get(path)
             if fixed is not None and fits(fixed, kind) is False:
                 raise MappingError(
-                    f"{where}: field {path!r} is declared {fixed}, but column {column.column!r} "
-                    f"({column.column_type}) sends {kind} values there: declare another type or cast the column"
+                    f"{where}: field {path!r} is declared {fixed}, but {mapping.source} sends {kind} values "
+                    "there: declare another type or cast the column"
                 )
 
 

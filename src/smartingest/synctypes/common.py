@@ -15,8 +15,8 @@ from smartingest.errors import DestinationAuthError, DestinationError
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.fields import fits, read_field_types
 from smartingest.mapping.encode import JSON_NULL, json_string
+from smartingest.mapping.kinds import FieldKind
 from smartingest.mapping.plan import (
-    ColumnTarget,
     MappedBatch,
     UserRecordPlan,
     assemble,
@@ -62,16 +62,16 @@ def matching(sync: IdentifiedSync, records: UserRecordPlan) -> Matching:
     )
 
 
-# (field path, its type in Iterable, the column mapped there, the kind of JSON it sends) -> a row's reason
-Describe = Callable[[str, str, ColumnTarget, str], str]
+# (field path, its type in Iterable, the mapping that writes it, the kind of JSON it sends) -> a row's reason
+Describe = Callable[[str, str, FieldKind, str], str]
 
 
-def describe_user_field(path: str, fixed: str, column: ColumnTarget, kind: str) -> str:
+def describe_user_field(path: str, fixed: str, mapping: FieldKind, kind: str) -> str:
     """The reason for a user field whose type does not fit (users, list subscribers' profile fields)."""
     return (
-        f"field {path!r} is of type {fixed} in Iterable, but column {column.column!r} ({column.column_type}) "
-        f"sends {kind} values: change the column's type in the model, map it to another field, or change the "
-        "field in Iterable (rows with a value there are not sent)"
+        f"field {path!r} is of type {fixed} in Iterable, but {mapping.source} sends {kind} values: change the "
+        "column's type in the model, map it to another field, or change the field in Iterable (rows with a "
+        "value there are not sent)"
     )
 
 
@@ -81,11 +81,11 @@ def type_conflicts(
     """Mapped fields whose values cannot go into the type their destination field already has:
     target -> the reason given to each row that has a value there."""
     conflicts: dict[str, str] = {}
-    for column in plan.column_targets:
-        for path, kind in column.kinds:
+    for mapping in plan.fields:
+        for path, kind in mapping.kinds:
             fixed = field_types.get(path)
             if fixed is not None and fits(fixed, kind) is False:
-                conflicts.setdefault(column.target, describe(path, fixed, column, kind))
+                conflicts.setdefault(mapping.target, describe(path, fixed, mapping, kind))
     return conflicts
 
 

@@ -76,8 +76,7 @@ class UsersPlan:
         with null in every mapped field (clear), or the delete's path value (delete)."""
         field = self.sync.identifier_field
         if self.sync.on_removed == "clear":
-            nulls = [c.target for c in self.records.column_targets if c.target not in ("email", "userId")]
-            nulls += [target for target, _ in self.records.static_targets]
+            nulls = self.records.data_targets
             tail = b',"dataFields":' + orjson.dumps(_nested_nulls(nulls)) + b"}"
         else:
             tail = b"}"  # the delete writer reads the path's value from {"email": ...} / {"userId": ...}

@@ -1,0 +1,159 @@
+"""Mapping kinds, compiled: one small object per field mapping of a sync.
+
+Each says which model columns it reads (the row hash covers exactly those), its part of the mapping's
+fingerprint (a change resends every row), the Iterable field types its values create (checked against
+the destination's before sending), and how it produces one batch's values as JSON text, column-wise. A
+new kind of mapping (variable, template, object...) is one more class here and one more compiler in
+``COMPILERS``; nothing that builds request items changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+import pyarrow as pa
+
+from smartingest.columns import is_json_text
+from smartingest.config.models import ColumnMapping, StaticMapping
+from smartingest.errors import MappingError
+from smartingest.mapping.encode import Encoder, Problems, json_kinds
+from smartingest.mapping.values import cast_static, check_castable
+
+TOP_LEVEL_IDENTITY = ("email", "userId")
+
+
+class FieldKind(Protocol):
+    """One compiled field mapping."""
+
+    @property
+    def target(self) -> str:
+        """The field path it writes (``address.city``)."""
+        ...
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The model columns it reads."""
+        ...
+
+    @property
+    def source(self) -> str:
+        """Where its values come from, for messages: ``column 'plan' (string)``."""
+        ...
+
+    @property
+    def kinds(self) -> tuple[tuple[str, str], ...]:
+        """The Iterable field types its values create, by path (none when they depend on each value)."""
+        ...
+
+    def fingerprint(self) -> list[Any]:
+        """Its part of the mapping's fingerprint (JSON-able): what shapes the values it sends."""
+        ...
+
+    def values(self, batch: pa.RecordBatch, encoder: Encoder, problems: Problems) -> pa.Array | str:
+        """Its JSON text for every row of ``batch`` (null for null), or one constant JSON text; values
+        Iterable cannot store are reported to ``problems``. Never raises for a bad value."""
+        ...
+
+
+@dataclass(frozen=True)
+class ColumnValue:
+    """``{from: COLUMN, to: FIELD}``: a column's values, encoded by their Arrow type (``parse_json``: the
+    column holds JSON text, sent parsed)."""
+
+    column: str
+    target: str
+    parse_json: bool = False
+    column_type: str = ""
+    kinds: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+    @property
+    def source(self) -> str:
+        return f"column {self.column!r} ({self.column_type})"
+
+    def fingerprint(self) -> list[Any]:
+        return ["column", self.column, self.target, self.parse_json]
+
+    def values(self, batch: pa.RecordBatch, encoder: Encoder, problems: Problems) -> pa.Array | str:
+        return encoder.encode(
+            batch.column(self.column), f"{self.target} (column {self.column!r})", problems, self.parse_json
+        )
+
+
+@dataclass(frozen=True)
+class StaticValue:
+    """``{static: VALUE, to: FIELD}``: the same value on every row."""
+
+    target: str
+    value: str | int | float | bool | None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def source(self) -> str:
+        return f"the static value {self.value!r}"
+
+    @property
+    def kinds(self) -> tuple[tuple[str, str], ...]:
+        kind = _python_kind(self.value)
+        return ((self.target, kind),) if kind else ()
+
+    def fingerprint(self) -> list[Any]:
+        return ["static", self.target, repr(self.value)]
+
+    def values(self, batch: pa.RecordBatch, encoder: Encoder, problems: Problems) -> pa.Array | str:
+        return orjson.dumps(self.value).decode()
+
+
+def _python_kind(value: object) -> str | None:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, float):
+        return "double"
+    # A static date leaves as a date string, which Iterable may type as date: let the value decide.
+    return None
+
+
+def compile_column(mapping: ColumnMapping, schema: pa.Schema, at: str) -> ColumnValue:
+    """A column mapping checked against the model's schema; MappingError names the mapping at fault."""
+    names = schema.names
+    if mapping.from_ not in names:
+        raise MappingError(f"{at}: the model has no column {mapping.from_!r} (columns: {', '.join(names)})")
+    column = schema.field(mapping.from_)
+    check_castable(mapping.from_, column.type)
+    parse_json = is_json_text(column) if mapping.parse_json is None else mapping.parse_json
+    if parse_json and not _is_text(column.type):
+        raise MappingError(f"{at}: parse_json needs a text column; {mapping.from_!r} is {column.type}")
+    if mapping.to in TOP_LEVEL_IDENTITY:  # identifiers always leave as text
+        kinds: tuple[tuple[str, str], ...] = ((mapping.to, "string"),)
+    else:
+        kinds = () if parse_json else tuple(json_kinds(column.type, mapping.to))
+    return ColumnValue(mapping.from_, mapping.to, parse_json, str(column.type), kinds)
+
+
+def compile_static(mapping: StaticMapping, schema: pa.Schema, at: str) -> StaticValue:
+    """A static mapping, its value cast to its declared type; MappingError names the mapping at fault."""
+    if mapping.to in TOP_LEVEL_IDENTITY:
+        raise MappingError(f"{at}: {mapping.to} identifies users and must come from a column, not a static value")
+    return StaticValue(mapping.to, cast_static(mapping.static, mapping.type, at))
+
+
+# config mapping class -> its compiler
+COMPILERS: dict[type, Callable[[Any, pa.Schema, str], FieldKind]] = {
+    ColumnMapping: compile_column,
+    StaticMapping: compile_static,
+}
+
+
+def _is_text(dtype: pa.DataType) -> bool:
+    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype)
