@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from smartingest.sandbox.app import API_ROUTES
+from tests.iterable_contract import CONTRACT_PATH
 
-CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "reference" / "iterable-api-docs.json"
+CONTRACT = CONTRACT_PATH
 
 pytestmark = pytest.mark.skipif(not CONTRACT.exists(), reason=f"the API contract is not at {CONTRACT}")
 
