@@ -46,6 +46,24 @@ class Skipped:
 
 Verdict = Synced | Rejected | Retry | Deferred | Skipped
 
+# Iterable's error code of a refused request -> the reason code of the rows it refused.
+REFUSAL_CODES = {
+    "RequestFieldsTypesMismatched": ReasonCode.TYPE_MISMATCH,
+    "InvalidEmailAddressError": ReasonCode.INVALID_EMAIL,
+    "InvalidUserIdError": ReasonCode.INVALID_USER_ID,
+    "ForgottenUserError": ReasonCode.FORGOTTEN,
+    "EmailAlreadyExists": ReasonCode.CONFLICT,
+    "UserIdAlreadyExists": ReasonCode.CONFLICT,
+    "UnknownEmailError": ReasonCode.NOT_FOUND,
+    "UnknownUserIdError": ReasonCode.NOT_FOUND,
+}
+
+
+def refusal(reason: str, iterable_code: str) -> Rejected:
+    """The verdict of a row Iterable refused with this error code."""
+    return Rejected(reason, REFUSAL_CODES.get(iterable_code, ReasonCode.REFUSED))
+
+
 SYNCED = Synced()
 
 

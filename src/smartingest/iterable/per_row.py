@@ -26,30 +26,18 @@ import orjson
 from smartingest.codes import ReasonCode
 from smartingest.iterable.client import Accepted, Capped, Exhausted, IterableClient, Refused
 from smartingest.iterable.endpoints import MB, Endpoint
-from smartingest.iterable.outcomes import SYNCED, Deferred, Rejected, Retry, Verdict
+from smartingest.iterable.outcomes import SYNCED, Deferred, Rejected, Retry, Verdict, refusal
 from smartingest.iterable.writer import Outcome, Record
 
 MAX_GROUP = 100
 _BODILESS = frozenset({"GET", "DELETE"})
-
-# Iterable's error codes of a single-user refusal -> the row's reason code.
-REFUSAL_CODES = {
-    "InvalidEmailAddressError": ReasonCode.INVALID_EMAIL,
-    "InvalidUserIdError": ReasonCode.INVALID_USER_ID,
-    "ForgottenUserError": ReasonCode.FORGOTTEN,
-    "EmailAlreadyExists": ReasonCode.CONFLICT,
-    "UserIdAlreadyExists": ReasonCode.CONFLICT,
-    "UnknownEmailError": ReasonCode.NOT_FOUND,
-    "UnknownUserIdError": ReasonCode.NOT_FOUND,
-    "RequestFieldsTypesMismatched": ReasonCode.TYPE_MISMATCH,
-}
 
 
 class PerRowWriter:
     """Sends each record in a request of its own to ``endpoint`` (see the module docstring).
 
     Subclasses read an endpoint's answers: ``read_accepted`` (default: synced) and ``read_refused``
-    (default: rejected with Iterable's reason, coded by ``REFUSAL_CODES``).
+    (default: rejected with Iterable's reason, coded by ``outcomes.REFUSAL_CODES``).
     """
 
     def __init__(self, client: IterableClient, endpoint: Endpoint, group_size: int | None = None) -> None:
@@ -110,7 +98,7 @@ class PerRowWriter:
 
     async def read_refused(self, record: Record, refused: Refused) -> Verdict:
         """The verdict of a final 4xx answer (default: rejected with Iterable's reason and its code)."""
-        return Rejected(refused.reason, REFUSAL_CODES.get(refused.code, ReasonCode.REFUSED))
+        return refusal(refused.reason, refused.code)
 
 
 def _path_values(body: bytes) -> dict[str, str]:

@@ -23,15 +23,7 @@ from typing import Protocol
 from smartingest.codes import ReasonCode
 from smartingest.iterable.client import Accepted, Capped, Exhausted, IterableClient, Refused
 from smartingest.iterable.endpoints import Endpoint
-from smartingest.iterable.outcomes import SYNCED, Deferred, Rejected, Retry, Verdict
-
-# Iterable's error codes of a whole-request refusal -> the row's reason code.
-_REFUSAL_CODES = {
-    "RequestFieldsTypesMismatched": ReasonCode.TYPE_MISMATCH,
-    "InvalidEmailAddressError": ReasonCode.INVALID_EMAIL,
-    "InvalidUserIdError": ReasonCode.INVALID_USER_ID,
-    "ForgottenUserError": ReasonCode.FORGOTTEN,
-}
+from smartingest.iterable.outcomes import SYNCED, Deferred, Rejected, Retry, Verdict, refusal
 
 
 class Record(Protocol):
@@ -152,9 +144,7 @@ class BulkWriter:
             case Refused() as refused:
                 self.client.stats["rows_sent"] += len(batch)
                 self.on_refused(batch, refused)
-                verdict = self.request_refusal(refused) or Rejected(
-                    refused.reason, _REFUSAL_CODES.get(refused.code, ReasonCode.REFUSED)
-                )
+                verdict = self.request_refusal(refused) or refusal(refused.reason, refused.code)
                 return outcomes + [(record, verdict) for record in batch]
             case Exhausted(reason):
                 return outcomes + [(record, Retry(reason)) for record in batch]
