@@ -19,15 +19,11 @@ import re
 import orjson
 
 from smartingest.codes import ReasonCode
-from smartingest.iterable.client import IterableClient, Refused
+from smartingest.iterable.client import IterableClient
 from smartingest.iterable.endpoints import EVENTS_TRACK_BULK
-from smartingest.iterable.fields import fits, json_kind
-from smartingest.iterable.identified import TYPE_MISMATCH, IdentifiedBulkWriter, read_identity_failures
+from smartingest.iterable.identified import IdentifiedBulkWriter, read_identity_failures
 from smartingest.iterable.outcomes import Rejected, Synced
 from smartingest.iterable.writer import Outcome, Record
-
-# "field 'amount' of event 'purchase' is of type double but the request has a value of type string"
-_MISMATCH = re.compile(r"field '([^']+)' of event '.*?' is of type (\w+) but the request has a value of type (\w+)")
 
 
 def disallowed_reason(name: str) -> str:
@@ -41,10 +37,11 @@ def disallowed_reason(name: str) -> str:
 class EventsWriter(IdentifiedBulkWriter):
     """Events to ``events/trackBulk`` as ``{"events": [...]}`` (see the module docstring)."""
 
+    # "field 'amount' of event 'purchase' is of type double but the request has a value of type string"
+    mismatch = re.compile(r"field '([^']+)' of event '.*?' is of type (\w+) but the request has a value of type (\w+)")
+
     def __init__(self, client: IterableClient, batch_size: int) -> None:
         super().__init__(client, EVENTS_TRACK_BULK, "events", batch_size)
-        # (event name, field path) -> (its type in Iterable, the reason Iterable gave)
-        self.event_misfits: dict[tuple[str, str], tuple[str, str]] = {}
 
     def read_answer(self, batch: list[Record], response: dict) -> list[Outcome]:
         disallowed = {name for name in response.get("disallowedEventNames") or [] if isinstance(name, str)}
@@ -64,48 +61,12 @@ class EventsWriter(IdentifiedBulkWriter):
             for (record, verdict), name in zip(outcomes, names, strict=True)
         ]
 
-    def on_refused(self, batch: list[Record], refused: Refused) -> None:
-        if len(batch) != 1 or refused.code != TYPE_MISMATCH:
-            return
-        name = event_name(batch[0])
-        for path, fixed, sent in _MISMATCH.findall(refused.message):
-            if fits(fixed, sent) is False:  # text into a date field fits where the text is a date: no rule
-                self.event_misfits.setdefault((name, path), (fixed, refused.reason))
-
-    def refuse_before_sending(self, batch: list[Record]) -> tuple[list[Record], list[Outcome]]:
-        if not self.event_misfits:
-            return batch, []
-        keep: list[Record] = []
-        refused: list[Outcome] = []
-        for record in batch:
-            reason = self._misfit(orjson.loads(record.body))
-            if reason is None:
-                keep.append(record)
-            else:
-                verdict = Rejected(f"{reason} (refused without a request once confirmed)", ReasonCode.TYPE_MISMATCH)
-                refused.append((record, verdict))
-        return keep, refused
-
-    def _misfit(self, item: dict) -> str | None:
-        """The reason an event carries a value its event name's field cannot take, if it does."""
-        name, data = item.get("eventName"), item.get("dataFields") or {}
-        for (misfit_name, path), (fixed, why) in self.event_misfits.items():
-            if misfit_name == name and (kind := _kind_at(data, path)) is not None and fits(fixed, kind) is False:
-                return why
-        return None
+    def misfit_scope(self, item: dict) -> str | None:
+        name = item.get("eventName")
+        return name if isinstance(name, str) else ""
 
 
 def event_name(record: Record) -> str:
     """The event name a record's item carries (read from its body: needed only for rare answers)."""
     name = orjson.loads(record.body).get("eventName")
     return name if isinstance(name, str) else ""
-
-
-def _kind_at(data: dict, path: str) -> str | None:
-    """The JSON kind of the value at a dot path of dataFields (None when absent or null)."""
-    node: object = data
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return json_kind(node)

@@ -26,8 +26,6 @@ from smartingest.iterable.writer import BulkWriter, Outcome, Record
 log = logging.getLogger(__name__)
 
 TYPE_MISMATCH = "RequestFieldsTypesMismatched"
-# "field 'planCode' is of type long but the request has a value of type string"
-_MISMATCH = re.compile(r"field '([^']+)' is of type (\w+) but the request has a value of type (\w+)")
 
 # failedUpdates list -> (identity it names, reason code, reason given to the row)
 FAILURE_LISTS: dict[str, tuple[str, ReasonCode, str]] = {
@@ -70,14 +68,25 @@ class UserRecord(Record, Protocol):
 
 
 class IdentifiedBulkWriter(BulkWriter):
-    """A bulk writer whose items name a user (see the module docstring)."""
+    """A bulk writer whose items name a user (see the module docstring).
+
+    Field types may be fixed per *scope* of items (events: per event name): ``misfit_scope`` says an
+    item's, and a confirmed mismatch only holds back items of its scope.
+    """
+
+    # "field 'planCode' is of type long but the request has a value of type string"
+    mismatch = re.compile(r"field '([^']+)' is of type (\w+) but the request has a value of type (\w+)")
 
     def __init__(
         self, client: IterableClient, endpoint: Endpoint, list_key: str, batch_size: int, extra: bytes = b""
     ) -> None:
         super().__init__(client, endpoint, list_key, batch_size, extra)
-        # field path -> (its type in Iterable, the reason Iterable gave): values that cannot fit it
-        self.misfits: dict[str, tuple[str, str]] = {}
+        # (scope, field path) -> (its type in Iterable, the reason Iterable gave): values that cannot fit it
+        self.misfits: dict[tuple[str | None, str], tuple[str, str]] = {}
+
+    def misfit_scope(self, item: dict) -> str | None:
+        """The scope within which an item's field types are fixed (default: the whole project)."""
+        return None
 
     def read_answer(self, batch: list[Record], response: dict) -> list[Outcome]:
         return read_identity_failures(batch, response, self.endpoint.name)
@@ -86,35 +95,32 @@ class IdentifiedBulkWriter(BulkWriter):
         return self._without_misfits(batch) if self.misfits else (batch, [])
 
     def on_refused(self, batch: list[Record], refused: Refused) -> None:
-        if len(batch) == 1 and refused.code == TYPE_MISMATCH:
-            self._confirm_misfits(refused)
-
-    def _confirm_misfits(self, refused: Refused) -> None:
-        for path, fixed, sent in _MISMATCH.findall(refused.message):
+        if len(batch) != 1 or refused.code != TYPE_MISMATCH:
+            return
+        scope = self.misfit_scope(orjson.loads(batch[0].body))
+        for path, fixed, sent in self.mismatch.findall(refused.message):
             if fits(fixed, sent) is False:  # text into a date field fits where the text is a date: no rule
-                self.misfits.setdefault(path, (fixed, refused.reason))
+                self.misfits.setdefault((scope, path), (fixed, refused.reason))
 
     def _without_misfits(self, batch: list[Record]) -> tuple[list[Record], list[Outcome]]:
         """Split off the records that carry a value of a confirmed misfit kind, each rejected."""
         keep: list[Record] = []
         refused: list[Outcome] = []
         for record in batch:
-            data = orjson.loads(record.body).get("dataFields") or {}
-            reason = next(
-                (
-                    why
-                    for path, (fixed, why) in self.misfits.items()
-                    if (kind := _kind_at(data, path)) is not None and fits(fixed, kind) is False
-                ),
-                None,
-            )
+            item = orjson.loads(record.body)
+            reason = self._misfit(self.misfit_scope(item), item.get("dataFields") or {})
             if reason is None:
                 keep.append(record)
             else:
-                refused.append(
-                    (record, Rejected(f"{reason} (refused without a request once confirmed)", ReasonCode.TYPE_MISMATCH))
-                )
+                verdict = Rejected(f"{reason} (refused without a request once confirmed)", ReasonCode.TYPE_MISMATCH)
+                refused.append((record, verdict))
         return keep, refused
+
+    def _misfit(self, scope: str | None, data: dict) -> str | None:
+        for (misfit_scope, path), (fixed, why) in self.misfits.items():
+            if misfit_scope == scope and (kind := _kind_at(data, path)) is not None and fits(fixed, kind) is False:
+                return why
+        return None
 
 
 def _kind_at(data: dict, path: str) -> str | None:
