@@ -10,6 +10,8 @@ import time
 
 import httpx
 
+from smartingest import cli, service
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -99,3 +101,15 @@ def test_duckdb_connections_draw_no_progress_bar(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_the_cli_answers_without_importing_the_engine():
+    # --version, --help and argument errors need only the command line: the engine is imported on first use.
+    probe = (
+        "import sys; from smartingest import cli; "
+        "heavy = [m for m in ('duckdb', 'pyarrow', 'sqlalchemy', 'httpx') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    assert cli.DEFAULT_PROJECT == service.DEFAULT_PROJECT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
@@ -9,7 +10,8 @@ import sys
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,9 +21,36 @@ from rich.table import Table
 # typer vendors its own click: these are the errors its parser raises (typer only re-exports BadParameter).
 from typer._click.exceptions import ClickException, UsageError
 
-from smartingest import __version__, service
+from smartingest import __version__
 from smartingest.codes import RowStatus, RunStatus
 from smartingest.errors import ConfigError, SmartIngestError
+
+
+def _lazy_module(name: str) -> ModuleType:
+    """A module whose code runs when one of its attributes is first read (importlib's LazyLoader); the
+    module itself when it is imported already."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module named {name!r}")
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    from smartingest import service
+else:
+    # The service brings the engine (DuckDB, Arrow, SQLAlchemy, httpx): imported on first use, so that
+    # --help, --version and a wrong argument answer at once.
+    service = _lazy_module("smartingest.service")
+
+# Also service.DEFAULT_PROJECT (a test keeps them equal): the option's default needs no engine import.
+DEFAULT_PROJECT = "smartingest.yaml"
 
 app = typer.Typer(
     help="smartingest: sync data from your warehouse into Iterable, sending only what changed.",
@@ -54,7 +83,7 @@ def _record_json(value: bool) -> bool:
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (errors too).", callback=_record_json)]
 
-_state: dict[str, Any] = {"project": Path(service.DEFAULT_PROJECT)}
+_state: dict[str, Any] = {"project": Path(DEFAULT_PROJECT)}
 
 
 def _print_version(value: bool) -> None:
@@ -65,7 +94,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    project: ProjectOption = Path(service.DEFAULT_PROJECT),
+    project: ProjectOption = Path(DEFAULT_PROJECT),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log retries and other details.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")
