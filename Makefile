@@ -19,10 +19,12 @@ demo: install
 
 test: install
 	$(UV) run --frozen ruff check .
+	$(UV) run --frozen mypy
 	$(UV) run --frozen pytest -q
 
 lint: install
 	$(UV) run --frozen ruff check .
+	$(UV) run --frozen mypy
 	$(UV) run --frozen ruff format --check .
 
 format: install

@@ -480,7 +480,7 @@ _STATUS_STYLE = {
 
 
 def _status(status: str) -> str:
-    style = _STATUS_STYLE.get(status)
+    style = _STATUS_STYLE.get(status)  # type: ignore[call-overload]  # StrEnum keys match their text
     return f"[{style}]{status}[/]" if style else status
 
 
@@ -507,7 +507,7 @@ def _key(pk: str | None, composite: bool = False) -> str:
 def _print_counts(counts: dict[str, int], timings: dict[str, float]) -> None:
     """The run's two identities (docs/runs.md): what was read and planned, then every change's verdict."""
     names = ("queried", "invalid", "unchanged", "added", "changed", "removed")
-    names += ("synced", "rejected", "retried_next_run", "deferred", "skipped")
+    names += ("synced", "rejected", "retried_next_run", "deferred", "skipped")  # type: ignore[assignment]
     n = {name: counts.get(name, 0) for name in names}  # a count missing from an older run is 0
     c = {k: f"{v:,}" for k, v in n.items()}
     out.print(

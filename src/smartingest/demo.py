@@ -197,8 +197,8 @@ def change_sample_source(path: Path) -> dict[str, int]:
     """Some business happens: upgrades, new sign-ups, closed accounts. Returns what was done."""
     with duckdb.connect(str(path)) as con:
         con.execute("UPDATE customers SET plan = 'pro', lifetime_value = lifetime_value + 99 WHERE id % 97 = 0")
-        updated = con.execute("SELECT count(*) FROM customers WHERE id % 97 = 0").fetchone()[0]
-        top = con.execute("SELECT max(id) FROM customers").fetchone()[0]
+        (updated,) = con.execute("SELECT count(*) FROM customers WHERE id % 97 = 0").fetchall()[0]
+        (top,) = con.execute("SELECT max(id) FROM customers").fetchall()[0]
         con.execute(
             f"""INSERT INTO customers SELECT id + {top}, 'new.customer.' || (id + {top}) || '@example.com',
                 first_name, last_name, city, country, 'free', 0, TIMESTAMPTZ '2026-11-01 09:00:00+00', true

@@ -16,6 +16,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -99,7 +100,7 @@ class BasicChangeDetector:
         if not path.exists():
             return 0
         with duckdb.connect() as con:
-            return int(con.execute(f"SELECT count(*) FROM read_parquet({literal(str(path))})").fetchone()[0])
+            return int(_one(con.execute(f"SELECT count(*) FROM read_parquet({literal(str(path))})"))[0])
 
 
 class BasicChangeSet:
@@ -273,7 +274,7 @@ class BasicChangeSet:
                 FROM snap s ANTI JOIN staged k ON k.{KEY} = s.{KEY}"""
         )
         con.execute(f"CREATE TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN)")
-        queried, valid_rows = con.execute(f"SELECT count(*), count(*) FILTER ({valid}) FROM staged st").fetchone()
+        queried, valid_rows = _one(con.execute(f"SELECT count(*), count(*) FILTER ({valid}) FROM staged st"))
         ops = dict(con.execute(f"SELECT {OP}, count(*) FROM changes GROUP BY {OP}").fetchall())
         invalid = int(queried) - int(valid_rows)
         added, changed, removed = (int(ops.get(op, 0)) for op in ("added", "changed", "removed"))
@@ -364,7 +365,7 @@ class BasicChangeSet:
         _fsync(tmp)
         os.replace(tmp, self.snapshot)
         _fsync(self.snapshot.parent)
-        return int(self.con.execute(f"SELECT count(*) FROM read_parquet({literal(str(self.snapshot))})").fetchone()[0])
+        return int(_one(self.con.execute(f"SELECT count(*) FROM read_parquet({literal(str(self.snapshot))})"))[0])
 
     def close(self) -> None:
         try:
@@ -417,6 +418,14 @@ def baseline_change(stored: str | None, current: str) -> str | None:
         f"new baseline: the snapshot was made for another {' and '.join(changed)} ({described}); "
         "every row is sent as added and nothing is removed"
     )
+
+
+def _one(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The one row an aggregate query returns."""
+    row = cursor.fetchone()
+    if row is None:
+        raise StateError("DuckDB returned no row for an aggregate query")
+    return row
 
 
 def _fsync(path: Path) -> None:

@@ -154,11 +154,11 @@ def format_validation_error(exc: ValidationError) -> str:
     """One line per problem, each naming the key path (syncs.x.mappings[2].to) and what is wrong."""
     lines = []
     for error in exc.errors(include_url=False):
-        loc = error["loc"]
+        path = error["loc"]
         cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, KeyPathError):  # a model's validator named the key below it
-            loc = (*loc, *cause.path)
-        loc = _format_loc(loc)
+            path = (*path, *cause.path)
+        loc = _format_loc(path)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check its spelling in docs/configuration.md)"

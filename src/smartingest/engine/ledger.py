@@ -78,7 +78,10 @@ class Ledger:
                     host=socket.gethostname(),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            if key is None:
+                raise RuntimeError("the database returned no id for the new run")
+            return int(key[0])
 
     def set_status(self, run_id: int, status: str, **values: Any) -> None:
         if status == RunStatus.QUERYING:
@@ -149,7 +152,8 @@ class Ledger:
             ).all()
             for row in abandoned:
                 run_id = int(row.id)
-                counts = settled_counts(row._mapping, _tally(con, run_id))
+                planned = {name: int(value or 0) for name, value in row._mapping.items() if name != "id"}
+                counts = settled_counts(planned, _tally(con, run_id))
                 con.execute(
                     update(SyncRun)
                     .where(SyncRun.id == run_id)

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from smartingest.errors import DestinationError
-from smartingest.iterable.client import Accepted, Exhausted, IterableClient, Refused
+from smartingest.iterable.client import Accepted, Capped, Exhausted, IterableClient, Refused
 from smartingest.iterable.endpoints import CATALOG_CREATE, CATALOG_GET_FIELD_MAPPINGS, CATALOG_SET_FIELD_MAPPINGS
 
 # The field types the contract lists for catalogs ("Valid types: boolean, date, geo_location, long,
@@ -45,7 +45,7 @@ async def read_field_types(client: IterableClient, catalog: str) -> dict[str, st
             return None
         case Refused() as refused:
             raise DestinationError(f"Iterable refused to read the field types of catalog {catalog!r}: {refused.reason}")
-        case Exhausted(reason):
+        case Exhausted(reason) | Capped(reason):
             raise DestinationError(f"Iterable did not answer about catalog {catalog!r}: {reason}")
 
 
@@ -57,7 +57,7 @@ async def create_catalog(client: IterableClient, catalog: str) -> None:
             return
         case Refused() as refused:
             raise DestinationError(f"Iterable refused to create catalog {catalog!r}: {refused.reason}")
-        case Exhausted(reason):
+        case Exhausted(reason) | Capped(reason):
             raise DestinationError(f"Iterable did not answer when creating catalog {catalog!r}: {reason}")
 
 
@@ -74,7 +74,7 @@ async def set_field_types(client: IterableClient, catalog: str, types: dict[str,
             return
         case Refused() as refused:
             raise DestinationError(f"Iterable refused the field types of catalog {catalog!r}: {refused.reason}")
-        case Exhausted(reason):
+        case Exhausted(reason) | Capped(reason):
             raise DestinationError(f"Iterable did not answer when typing the fields of catalog {catalog!r}: {reason}")
 
 

@@ -223,9 +223,9 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 def _envelope(response: httpx.Response) -> tuple[str, str]:
     """Iterable's error envelope: (code, msg); falls back to the HTTP reason."""
     body = _json(response)
-    code = body.get("code") if isinstance(body.get("code"), str) else response.reason_phrase
-    message = body.get("msg") if isinstance(body.get("msg"), str) else ""
-    return code or str(response.status_code), message
+    code, message = body.get("code"), body.get("msg")
+    code = code if isinstance(code, str) and code else response.reason_phrase
+    return code or str(response.status_code), message if isinstance(message, str) else ""
 
 
 def _cause(status: int) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Literal
 
 from smartingest.codes import ReasonCode
-from smartingest.iterable.client import Accepted, Exhausted, IterableClient, Refused
+from smartingest.iterable.client import Accepted, Capped, Exhausted, IterableClient, Refused
 from smartingest.iterable.endpoints import USERS_GET_BY_EMAIL, USERS_GET_BY_USER_ID
 from smartingest.iterable.outcomes import Rejected, Retry, Skipped, Verdict
 from smartingest.iterable.writer import Outcome, Record, Writer
@@ -62,5 +62,5 @@ class ExistingUsersOnly:
                 )
             case Refused() as refused:
                 return Rejected(f"looking the user up failed: {refused.reason}", ReasonCode.REFUSED)
-            case Exhausted(reason):
+            case Exhausted(reason) | Capped(reason):
                 return Retry(f"looking the user up failed: {reason}")

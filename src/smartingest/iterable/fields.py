@@ -10,7 +10,7 @@ batches down to single rows to find them.
 from __future__ import annotations
 
 from smartingest.errors import DestinationError
-from smartingest.iterable.client import Accepted, Exhausted, IterableClient, Refused
+from smartingest.iterable.client import Accepted, Capped, Exhausted, IterableClient, Refused
 from smartingest.iterable.endpoints import USERS_GET_FIELDS
 
 _KNOWN_TYPES = frozenset({"string", "long", "double", "boolean", "date", "object", "array"})
@@ -63,5 +63,5 @@ async def read_field_types(client: IterableClient) -> dict[str, str]:
             return {str(name): str(kind) for name, kind in fields.items()}
         case Refused() as refused:
             raise DestinationError(f"Iterable refused to list the project's fields: {refused.reason}")
-        case Exhausted(reason):
+        case Exhausted(reason) | Capped(reason):
             raise DestinationError(f"Iterable did not answer: {reason}")

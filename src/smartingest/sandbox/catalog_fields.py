@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from .fields import compatible, value_type
 
@@ -38,9 +38,10 @@ def fits_geo_location(value: Any) -> bool:
     if type(value) is not dict:
         return False
     lat, lon = value.get("lat"), value.get("lon")
+    # type() rather than isinstance: a boolean is not a coordinate.
     if type(lat) not in (int, float) or type(lon) not in (int, float):
         return False
-    return -90 <= lat <= 90 and -180 <= lon <= 180
+    return bool(-90 <= cast(float, lat) <= 90 and -180 <= cast(float, lon) <= 180)
 
 
 @dataclass(frozen=True)

@@ -393,7 +393,7 @@ def _flatten_mappings(definitions: list[Any], prefix: str, into: dict[str, str],
                 f"Invalid field name {prefix}{field_name}: a field name is a non-empty string without '.'",
                 {"fieldName": field_name},
             )
-        path = prefix + field_name
+        path = prefix + str(field_name)  # checked above: a non-empty string
         if field_type not in CATALOG_FIELD_TYPES:
             raise _bad_params(
                 f"Invalid type {field_type!r} for field {path!r}: valid types are {sorted(CATALOG_FIELD_TYPES)}",

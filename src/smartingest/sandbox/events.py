@@ -165,7 +165,7 @@ def _parse_event(raw: Any, index: int, prefix: str, errors: dict[str, str]) -> _
     created_at = integers["createdAt"]
     return _Event(
         index=index,
-        name=name,
+        name=str(name),  # checked above: a non-empty string
         raw_email=raw.get("email"),
         raw_user_id=raw.get("userId"),
         event_id=event_id,
@@ -284,12 +284,15 @@ class Events:
         new_users: dict[UserKey, Profile] = {}
         targets: list[tuple[_Event, UserKey]] = []
         for event, user in zip(allowed, named, strict=True):
-            if isinstance(user, NamedUser):
-                user = forgotten_failure(user, forgotten) or self._target(user, profiles, new_users, now)
-            if isinstance(user, LookupFailure):
-                outcome.failures.append(user)
+            target = (
+                forgotten_failure(user, forgotten) or self._target(user, profiles, new_users, now)
+                if isinstance(user, NamedUser)
+                else user
+            )
+            if isinstance(target, LookupFailure):
+                outcome.failures.append(target)
             else:
-                targets.append((event, user))
+                targets.append((event, target))
         if targets:
             self._write(targets, profiles, new_users, checkers, outcome, now)
         return outcome

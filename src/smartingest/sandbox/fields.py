@@ -211,7 +211,7 @@ class FieldTypeChecker:
                 continue
             # Fast path: after the first requests nearly every value has exactly its field's type.
             if expected is not None and type(value) is _EXACT_TYPE.get(expected):
-                if expected == "object":
+                if expected == "object" and isinstance(value, dict):
                     self._walk(value, path + ".", found, _NOTHING)
                 continue
             got = value_type(value)

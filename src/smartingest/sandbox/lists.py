@@ -187,11 +187,13 @@ class StaticLists:
         for subscriber, user in zip(subscribers, named, strict=True):
             if isinstance(user, NamedUser):
                 profile = profiles.get(user.key)
-                user = forgotten_failure(user, forgotten) or (user.not_found() if profile is None else profile)
-            if isinstance(user, LookupFailure):
-                failed.append((user, subscriber.get("email"), subscriber.get("userId")))
-            elif self._leave(user, list_id, channel_unsubscribe):
-                changed[id(user)] = user
+                found = forgotten_failure(user, forgotten) or (user.not_found() if profile is None else profile)
+            else:
+                found = user
+            if isinstance(found, LookupFailure):
+                failed.append((found, subscriber.get("email"), subscriber.get("userId")))
+            elif self._leave(found, list_id, channel_unsubscribe):
+                changed[id(found)] = found
         if changed:
             self.project.store.write(list(changed.values()), {}, now_ms())
         return _failed_response(len(subscribers) - len(failed), failed)

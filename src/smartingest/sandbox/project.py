@@ -343,13 +343,14 @@ class Project:
         touched: dict[int, Profile] = {}
         new_fields: dict[str, str] = {}
         for user, entry, found in zip(users, entries, entry_fields, strict=True):
-            if isinstance(entry, UserEntry):
-                entry = check_forgotten(entry, forgotten) or self._apply_one(
-                    entry, directory, touched, now, adjust, create
-                )
-            if isinstance(entry, Failure):
+            failure = (
+                check_forgotten(entry, forgotten) or self._apply_one(entry, directory, touched, now, adjust, create)
+                if isinstance(entry, UserEntry)
+                else entry
+            )
+            if failure is not None:
                 outcome.failed.append(
-                    _FailedUser(entry, _raw_identifier(user.get("email")), _raw_identifier(user.get("userId")))
+                    _FailedUser(failure, _raw_identifier(user.get("email")), _raw_identifier(user.get("userId")))
                 )
                 continue
             outcome.success_count += 1

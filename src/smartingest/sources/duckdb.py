@@ -40,7 +40,7 @@ from smartingest.sources.base import (
     quote_double,
 )
 
-_SESSION_CONFIG = {"TimeZone": "UTC", "autoinstall_known_extensions": False}
+_SESSION_CONFIG: dict[str, str | bool] = {"TimeZone": "UTC", "autoinstall_known_extensions": False}
 
 # DuckDB exception classes whose cause is the model's SQL or its data.
 _MODEL_ERRORS: tuple[type[BaseException], ...] = (

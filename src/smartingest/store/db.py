@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,7 +33,8 @@ def open_database(url: str, migrate: bool = True) -> Engine:
             if current_revision(engine) != HEAD_REVISION:
                 upgrade(engine)
         except SQLAlchemyError as exc:
-            raise ConfigError(f"cannot open the metadata database {_redact(url)}: {exc.orig or exc}") from exc
+            cause = getattr(exc, "orig", None) or exc  # the driver's own error, when SQLAlchemy wrapped one
+            raise ConfigError(f"cannot open the metadata database {_redact(url)}: {cause}") from exc
     return engine
 
 
@@ -60,7 +62,7 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")

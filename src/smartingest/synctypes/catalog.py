@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -164,7 +164,7 @@ class CatalogPlan:
         return warnings + [f"field type conflict: {reason}" for reason in conflicts.values()]
 
 
-def with_parents(types: dict[str, str]) -> dict[str, str]:
+def with_parents(types: Mapping[str, str]) -> dict[str, str]:
     """Dot paths and their types, with every parent of a nested path as ``object`` (unless listed)."""
     result: dict[str, str] = {}
     for path in types:
