@@ -333,6 +333,11 @@ def runs_show(
         out.print(f"[red]error:[/] {escape(run['error'])}", highlight=False)
     _print_warnings(run.get("warnings") or [])
     _print_counts(run["counts"], run.get("timings") or {})
+    if run.get("rows_pruned_at"):
+        out.print(
+            f"  row outcomes pruned on {run['rows_pruned_at'][:10]} (row_outcomes_retention_days); the counts stay",
+            highlight=False,
+        )
     _print_delivery(run.get("delivery") or {})
     total = sum(n for s, n in service.row_counts(ws, run_id).items() if status is None or s == status)
     shown = f"{offset + 1}-{offset + len(rows)} of {total}" if rows else f"none of {total}"

@@ -91,6 +91,7 @@ def sync_target(ws: Workspace, name: str) -> SyncTarget:
         source=ws.config.sources[model.source],
         destination=ws.config.destinations[sync.destination],
         cdc_memory_limit=ws.config.cdc_memory_limit,
+        row_outcomes_retention_days=ws.config.row_outcomes_retention_days,
     )
 
 

@@ -149,6 +149,12 @@ class ProjectConfig(Strict):
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$",
         description="Memory the Basic engine's diff may use before spilling to disk under state_dir (e.g. 256MB, 2GB).",
     )
+    row_outcomes_retention_days: int | None = Field(
+        30,
+        ge=1,
+        description="Days a run's row-level outcomes are kept (runs keep their counts; each sync's latest run "
+        "keeps its rows); null keeps them forever.",
+    )
     sources: dict[Name, SourceConfig] = Field(default_factory=dict, description="Data sources by name.")
     models: dict[Name, ModelConfig] = Field(default_factory=dict, description="Data models by name.")
     destinations: dict[Name, DestinationConfig] = Field(default_factory=dict, description="Iterable projects by name.")

@@ -11,10 +11,10 @@ import os
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from smartingest.codes import ACTIVE_RUN_STATUSES, RowStatus, RunStatus
 from smartingest.store.tables import COUNT_NAMES, RunRow, SyncRun
@@ -138,6 +138,31 @@ class Ledger:
             **values,
         )
 
+    def prune_rows(self, sync_name: str, retention_days: int | None, now: datetime | None = None) -> list[int]:
+        """Delete the row outcomes of a sync's runs that finished more than ``retention_days`` ago, except
+        the sync's latest run, and record when (``rows_pruned_at``); returns the pruned runs' ids. Their
+        counts stay. ``None`` keeps everything."""
+        if retention_days is None:
+            return []
+        cutoff = (now or _now()) - timedelta(days=retention_days)
+        with self.engine.begin() as con:
+            latest = con.execute(select(func.max(SyncRun.id)).where(SyncRun.sync_name == sync_name)).scalar()
+            ids = [
+                int(i)
+                for i in con.execute(
+                    select(SyncRun.id).where(
+                        SyncRun.sync_name == sync_name,
+                        SyncRun.finished_at < cutoff,
+                        SyncRun.rows_pruned_at.is_(None),
+                        SyncRun.id != latest,
+                    )
+                ).scalars()
+            ]
+            if ids:
+                con.execute(delete(RunRow).where(RunRow.run_id.in_(ids)))
+                con.execute(update(SyncRun).where(SyncRun.id.in_(ids)).values(rows_pruned_at=_now()))
+        return ids
+
     def fail_abandoned(self, sync_name: str, reason: str) -> list[int]:
         """Mark runs of a sync that are still active as failed (their process died); returns their ids.
 
@@ -192,7 +217,7 @@ def run_dict(row: Any) -> dict:
     """A run as plain data (the JSON the CLI and API print)."""
     data = {key: value for key, value in dict(row).items() if key not in COUNT_NAMES}
     data["counts"] = {name: int(row[name] or 0) for name in COUNT_NAMES}
-    for key in ("created_at", "started_at", "finished_at"):
+    for key in ("created_at", "started_at", "finished_at", "rows_pruned_at"):
         if isinstance(data.get(key), datetime):
             data[key] = data[key].isoformat()
     return data

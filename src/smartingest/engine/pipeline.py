@@ -57,6 +57,7 @@ class SyncTarget:
     source: SourceConfig
     destination: DestinationConfig
     cdc_memory_limit: str = "256MB"
+    row_outcomes_retention_days: int | None = 30
 
     @property
     def sync_type(self) -> str:
@@ -307,6 +308,7 @@ def run_sync(
     """
     with sync_lock(state_dir, target.name):
         ledger.fail_abandoned(target.name, INTERRUPTED)
+        ledger.prune_rows(target.name, target.row_outcomes_retention_days)
         run = _Run(
             target, ledger, state_dir, progress or NoProgress(), ledger.create_run(target.name, full_resync, trigger)
         )

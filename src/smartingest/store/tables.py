@@ -46,6 +46,7 @@ class SyncRun(Base):
     timings: Mapped[dict | None] = mapped_column(JSON)
     delivery: Mapped[dict | None] = mapped_column(JSON)
     warnings: Mapped[list | None] = mapped_column(JSON)
+    rows_pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     queried: Mapped[int] = mapped_column(BigInteger, default=0)
     invalid: Mapped[int] = mapped_column(BigInteger, default=0)
     unchanged: Mapped[int] = mapped_column(BigInteger, default=0)
