@@ -12,7 +12,7 @@ from smartingest import service
 from tests.conftest import SandboxAdmin, create_customers, write_project
 
 
-def _start_slow_run(pg, sandbox, admin: SandboxAdmin, tmp_path, rows: int, after_requests: int):
+def _start_slow_run(pg, sandbox, admin: SandboxAdmin, tmp_path, rows: int, after_requests: int, checkpoint=None):
     """A real `smartingest sync run` process sending 50 users a request, slowly, stopped mid-run by the caller.
 
     Returns (process, project file, home) once the sandbox has answered ``after_requests`` requests.
@@ -25,6 +25,10 @@ def _start_slow_run(pg, sandbox, admin: SandboxAdmin, tmp_path, rows: int, after
         destination={"max_concurrent_requests": 1},
         sync={"batch_size": 50},
     )
+    if checkpoint:  # project-level keys
+        text = project.read_text(encoding="utf-8")
+        extra = "".join(f"{key}: {value}\n" for key, value in checkpoint.items())
+        project.write_text(extra + text, encoding="utf-8")
     home = tmp_path / "home"
     admin.faults(latency_ms=150)
     proc = subprocess.Popen(
@@ -90,3 +94,20 @@ def test_ctrl_c_mid_run_records_a_failed_run_with_every_row_accounted(pg, sandbo
     rerun = service.run(ws, "customers_to_users")
     assert rerun.counts["added"] == counts["retried_next_run"]
     assert len(admin.users()) == 1000
+
+
+def test_a_killed_run_resends_at_most_one_checkpoint(pg, sandbox, admin: SandboxAdmin, tmp_path):
+    proc, project, home = _start_slow_run(
+        pg, sandbox, admin, tmp_path, rows=1500, after_requests=10, checkpoint={"checkpoint_rows": 200}
+    )
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    acknowledged = len(admin.users())
+    admin.faults()
+    ws = service.open_workspace(project, home=home)
+    rerun = service.run(ws, "customers_to_users")
+    assert rerun.status == "succeeded", rerun.error
+    # Rows acknowledged before the last checkpoint are not sent again; at most one checkpoint's worth is.
+    assert rerun.counts["added"] <= 1500 - acknowledged + 200 + 50
+    assert rerun.counts["added"] < 1500
+    assert len(admin.users()) == 1500

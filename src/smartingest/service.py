@@ -92,6 +92,8 @@ def sync_target(ws: Workspace, name: str) -> SyncTarget:
         destination=ws.config.destinations[sync.destination],
         cdc_memory_limit=ws.config.cdc_memory_limit,
         row_outcomes_retention_days=ws.config.row_outcomes_retention_days,
+        checkpoint_rows=ws.config.checkpoint_rows,
+        checkpoint_seconds=ws.config.checkpoint_seconds,
     )
 
 

@@ -122,6 +122,9 @@ class ChangeSet(Protocol):
     def commit(self) -> int:
         """Write the new snapshot: old state, plus settled changes marked commit. Returns its row count.
 
+        May be called again during a run (a checkpoint): each call writes the old state plus every change
+        settled so far, so the last call decides.
+
         Other rows keep their old state, so the next run sends them again. Atomic: a crash leaves
         the previous snapshot whole.
         """

@@ -421,11 +421,11 @@ def baseline_change(stored: str | None, current: str) -> str | None:
 
 
 def _one(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
-    """The one row an aggregate query returns."""
-    row = cursor.fetchone()
-    if row is None:
+    """The one row an aggregate query returns (read to the end: the connection is used again after it)."""
+    rows = cursor.fetchall()
+    if not rows:
         raise StateError("DuckDB returned no row for an aggregate query")
-    return row
+    return tuple(rows[0])
 
 
 def _fsync(path: Path) -> None:

@@ -149,6 +149,17 @@ class ProjectConfig(Strict):
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$",
         description="Memory the Basic engine's diff may use before spilling to disk under state_dir (e.g. 256MB, 2GB).",
     )
+    checkpoint_rows: int = Field(
+        100_000,
+        ge=1,
+        description="During a run, commit what Iterable acknowledged to the snapshot every this many rows, so a "
+        "run killed midway resends at most that many.",
+    )
+    checkpoint_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="...or every this many seconds, whichever comes first (each commit rewrites the snapshot).",
+    )
     row_outcomes_retention_days: int | None = Field(
         30,
         ge=1,

@@ -58,6 +58,8 @@ class SyncTarget:
     destination: DestinationConfig
     cdc_memory_limit: str = "256MB"
     row_outcomes_retention_days: int | None = 30
+    checkpoint_rows: int = 100_000
+    checkpoint_seconds: float = 60.0
 
     @property
     def sync_type(self) -> str:
@@ -200,13 +202,28 @@ def record_invalid(change_set: ChangeSet, ledger: Ledger, run_id: int) -> None:
 
 
 class Settler:
-    """Writes verdicts to the ledger and the change set as they come, and reports progress."""
+    """Writes verdicts to the ledger and the change set as they come, reports progress, and checkpoints:
+    every ``checkpoint_rows`` settled rows or ``checkpoint_seconds`` (whichever comes first) the rows
+    Iterable acknowledged so far are committed to the snapshot, so a run killed midway resends at most
+    one checkpoint's worth."""
 
-    def __init__(self, change_set: ChangeSet, ledger: Ledger, run_id: int, progress: Progress) -> None:
+    def __init__(
+        self,
+        change_set: ChangeSet,
+        ledger: Ledger,
+        run_id: int,
+        progress: Progress,
+        checkpoint_rows: int = 100_000,
+        checkpoint_seconds: float = 60.0,
+    ) -> None:
         self.change_set = change_set
         self.ledger = ledger
         self.run_id = run_id
         self.progress = progress
+        self.checkpoint_rows = checkpoint_rows
+        self.checkpoint_seconds = checkpoint_seconds
+        self._since_checkpoint = 0
+        self._checkpointed_at = time.monotonic()
 
     def settle(self, settled: list[Decided]) -> None:
         if not settled:
@@ -220,6 +237,11 @@ class Settler:
             [commits(v) for _, _, v in settled],
         )
         self.progress.advance(len(settled))
+        self._since_checkpoint += len(settled)
+        due = time.monotonic() - self._checkpointed_at >= self.checkpoint_seconds
+        if self._since_checkpoint >= self.checkpoint_rows or due:
+            self.change_set.commit()  # the run goes on; its final commit includes everything again
+            self._since_checkpoint, self._checkpointed_at = 0, time.monotonic()
 
     def settle_unsent(self, reason: str) -> None:
         """Give every change still without a verdict the verdict retry (it is sent by the next run)."""
@@ -357,7 +379,14 @@ class _Run:
             self.ledger.set_status(self.run_id, RunStatus.IN_PROGRESS, **self.counts)
             with self.timer.phase("deliver"):
                 self.progress.phase("sending", self.change_set.counts.to_send)
-                settler = Settler(self.change_set, self.ledger, self.run_id, self.progress)
+                settler = Settler(
+                    self.change_set,
+                    self.ledger,
+                    self.run_id,
+                    self.progress,
+                    self.target.checkpoint_rows,
+                    self.target.checkpoint_seconds,
+                )
                 try:
                     self.error = asyncio.run(
                         deliver(self.change_set, plan, self.target, settler, self.delivery, self.warnings)
