@@ -37,7 +37,7 @@ from .catalog_fields import (
     is_valid_field_name,
 )
 from .catalog_store import CatalogRow, CatalogStore, ItemRow
-from .envelope import ApiError
+from .envelope import ApiError, type_mismatch_error
 from .project import now_ms
 
 MAX_ITEMS_PER_REQUEST = 1000  # the contract's "Max number of pairs in list is 1000"
@@ -131,22 +131,8 @@ class _ItemProblems:
 
 
 def _mismatch_error(checker: CatalogFieldChecker) -> ApiError:
-    mismatches = list(checker.mismatches.values())
-    described = "; ".join(
-        f"field '{m.field}' is of type {m.fixed_type} but the request has a value of type {m.request_type}"
-        for m in mismatches
-    )
-    return ApiError(
-        400,
-        "RequestFieldsTypesMismatched",
-        f"Request fields types mismatched: {described}. Nothing in this request was applied.",
-        {
-            "mismatchedFields": [
-                {"field": m.field, "fixedType": m.fixed_type, "requestType": m.request_type} for m in mismatches
-            ],
-            "mismatchedItemIds": checker.mismatched_items,
-        },
-    )
+    mismatches = [(None, m) for m in checker.mismatches.values()]
+    return type_mismatch_error(mismatches, {"mismatchedItemIds": checker.mismatched_items})
 
 
 def _too_many_fields(count: int) -> ApiError:

@@ -8,7 +8,8 @@ clients can read it without a key check.
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol, get_args
 
 import orjson
 from starlette.responses import Response
@@ -95,3 +96,41 @@ def error_response(error: ApiError) -> Response:
 def code_for_status(status: int) -> ApiCode:
     """The envelope code that best names a bare HTTP error status (5xx and unknown: GenericError)."""
     return _CODE_FOR_STATUS.get(status, "GenericError")
+
+
+class Mismatch(Protocol):
+    """A value whose type does not fit its field's type."""
+
+    @property
+    def field(self) -> str: ...
+    @property
+    def fixed_type(self) -> str: ...
+    @property
+    def request_type(self) -> str: ...
+
+
+def type_mismatch_error(
+    mismatches: Sequence[tuple[str | None, Mismatch]], extra_params: dict[str, Any] | None = None
+) -> ApiError:
+    """400 ``RequestFieldsTypesMismatched`` naming every mismatch; a mismatch's scope, when given, is the
+    event name whose fields it concerns (events type their fields per event name)."""
+    described = "; ".join(
+        f"field '{m.field}'{'' if scope is None else f' of event {scope!r}'} is of type {m.fixed_type} but the "
+        f"request has a value of type {m.request_type}"
+        for scope, m in mismatches
+    )
+    fields = [
+        {
+            **({} if scope is None else {"eventName": scope}),
+            "field": m.field,
+            "fixedType": m.fixed_type,
+            "requestType": m.request_type,
+        }
+        for scope, m in mismatches
+    ]
+    return ApiError(
+        400,
+        "RequestFieldsTypesMismatched",
+        f"Request fields types mismatched: {described}. Nothing in this request was applied.",
+        {"mismatchedFields": fields, **(extra_params or {})},
+    )

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .envelope import ApiError
+from .envelope import ApiError, type_mismatch_error
 from .event_store import EventStore, StoredEvent
 from .fields import FieldTypeChecker, drop_unknown
 from .identity import Profile, is_valid_email, normalize_email
@@ -209,24 +209,7 @@ def _record(event: StoredEvent, profile: Profile) -> dict[str, Any]:
 
 def _mismatch_error(checkers: dict[str, FieldTypeChecker]) -> ApiError | None:
     mismatches = [(name, m) for name, checker in checkers.items() for m in checker.mismatches.values()]
-    if not mismatches:
-        return None
-    described = "; ".join(
-        f"field '{m.field}' of event '{name}' is of type {m.fixed_type} but the request has a value of type "
-        f"{m.request_type}"
-        for name, m in mismatches
-    )
-    return ApiError(
-        400,
-        "RequestFieldsTypesMismatched",
-        f"Request fields types mismatched: {described}. Nothing in this request was applied.",
-        {
-            "mismatchedFields": [
-                {"eventName": name, "field": m.field, "fixedType": m.fixed_type, "requestType": m.request_type}
-                for name, m in mismatches
-            ]
-        },
-    )
+    return type_mismatch_error(mismatches) if mismatches else None
 
 
 class Events:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .envelope import ApiError
+from .envelope import ApiError, type_mismatch_error
 from .fields import EntryFields, FieldTypeChecker, drop_unknown, system_fields, system_list_fields
 from .identity import (
     IDENTITY_KEYS,
@@ -159,24 +159,6 @@ def _merge(data: dict[str, Any], updates: dict[str, Any], merge_nested: bool) ->
     for key, value in updates.items():
         old = data.get(key)
         data[key] = {**old, **value} if type(value) is dict and type(old) is dict else value
-
-
-def _mismatch_error(checker: FieldTypeChecker) -> ApiError:
-    mismatches = list(checker.mismatches.values())
-    described = "; ".join(
-        f"field '{m.field}' is of type {m.fixed_type} but the request has a value of type {m.request_type}"
-        for m in mismatches
-    )
-    return ApiError(
-        400,
-        "RequestFieldsTypesMismatched",
-        f"Request fields types mismatched: {described}. Nothing in this request was applied.",
-        {
-            "mismatchedFields": [
-                {"field": m.field, "fixedType": m.fixed_type, "requestType": m.request_type} for m in mismatches
-            ]
-        },
-    )
 
 
 def _user_response(profile: Profile | None) -> dict[str, Any]:
@@ -325,7 +307,7 @@ class Project:
             checker.check(u["dataFields"], IDENTITY_KEYS) if type(u.get("dataFields")) is dict else None for u in users
         ]
         if checker.mismatches:
-            raise _mismatch_error(checker)
+            raise type_mismatch_error([(None, m) for m in checker.mismatches.values()])
 
         entries: list[UserEntry | Failure] = []
         for user, found in zip(users, entry_fields, strict=True):
