@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from smartingest.engine.ledger import Ledger, RowOutcome
+from smartingest.engine.outcome_files import OutcomeFiles
 from smartingest.store.db import HEAD_REVISION, MIGRATIONS, current_revision, open_database
 from tests.conftest import PG_DSN
 
@@ -36,11 +37,12 @@ def database_url(request, tmp_path):
             con.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
-def test_ledger_round_trip(database_url):
+def test_ledger_round_trip(database_url, tmp_path):
     engine = open_database(database_url)
     assert current_revision(engine) == HEAD_REVISION
     assert {"sync_runs", "run_rows"} <= set(inspect(engine).get_table_names())
-    ledger = Ledger(engine)
+    outcomes = OutcomeFiles(tmp_path / "outcomes")
+    ledger = Ledger(engine, outcomes)
     run_id = ledger.create_run("s", full_resync=False)
     ledger.set_status(run_id, "querying")
     ledger.record(
@@ -59,11 +61,12 @@ def test_ledger_round_trip(database_url):
     assert run["timings"] == {"total": 0.5}
     assert [r.pk for r in ledger.rows(run_id, status="rejected")] == ["2"]
     open_database(database_url)  # reopening an up-to-date database migrates nothing and keeps the data
-    assert Ledger(engine).get_run(run_id)["status"] == "warning"
+    assert Ledger(engine, outcomes).get_run(run_id)["status"] == "warning"
+    assert [r.pk for r in Ledger(engine, outcomes).rows(run_id)] == ["1", "2", None]
 
 
 def test_abandoned_runs_are_failed(tmp_path):
-    ledger = Ledger(open_database(f"sqlite:///{tmp_path / 'meta.db'}"))
+    ledger = Ledger(open_database(f"sqlite:///{tmp_path / 'meta.db'}"), OutcomeFiles(tmp_path / "outcomes"))
     stuck = ledger.create_run("s", full_resync=False)
     ledger.set_status(stuck, "in_progress")
     other = ledger.create_run("other", full_resync=False)

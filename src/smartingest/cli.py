@@ -6,6 +6,7 @@ import importlib.util
 import json
 import logging
 import re
+import shlex
 import sys
 import traceback
 from collections.abc import Mapping
@@ -310,18 +311,26 @@ def runs_show(
             help="Only rows in this status: synced, rejected, retry (or retried_next_run), deferred, skipped, invalid."
         ),
     ] = None,
+    operation: Annotated[
+        str | None, typer.Option(help="Only rows of this operation: added, changed, removed, invalid.")
+    ] = None,
+    code: Annotated[str | None, typer.Option(help="Only rows with this reason code (invalid_email...).")] = None,
+    key: Annotated[
+        str | None, typer.Option(help="Only the row with this primary key (a composite key as a JSON array).")
+    ] = None,
     limit: Annotated[int, typer.Option(help="How many rows.")] = 50,
     offset: Annotated[int, typer.Option(help="Skip this many rows.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """One run: its counts, timings, error, and row-level outcomes (text keys quoted: 'abc ')."""
     status = _status_option(status, ROW_STATUSES)
+    where = {"operation": operation, "reason_code": code, "primary_key": key}
     try:
         ws = _workspace()
         run = service.get_run(ws, run_id)
         if run is None:
             _fail(SmartIngestError(f"no run #{run_id} (see `smartingest runs list`)"))
-        rows = service.run_rows(ws, run_id, status, limit, offset)
+        rows = service.run_rows(ws, run_id, status, limit, offset, **where)
     except SmartIngestError as exc:
         _fail(exc)
     if as_json:
@@ -339,7 +348,7 @@ def runs_show(
             highlight=False,
         )
     _print_delivery(run.get("delivery") or {})
-    total = sum(n for s, n in service.row_counts(ws, run_id).items() if status is None or s == status)
+    total = service.count_rows(ws, run_id, status, **where)
     shown = f"{offset + 1}-{offset + len(rows)} of {total}" if rows else f"none of {total}"
     key_columns = service.key_columns(ws, run["sync_name"])
     header = "primary key" if len(key_columns) < 2 else f"primary key ({', '.join(key_columns)})"
@@ -349,11 +358,12 @@ def runs_show(
         table.add_row(key, r.operation, _status(r.status), r.code or "", escape(r.reason or ""))
     out.print(table)
     if offset + len(rows) < total:
-        out.print(
-            f"more: smartingest runs show {run_id}"
-            + (f" --status {status}" if status else "")
-            + f" --offset {offset + len(rows)}"
+        filters = "".join(
+            f" --{option} {shlex.quote(value)}"
+            for option, value in (("status", status), ("operation", operation), ("code", code), ("key", key))
+            if value
         )
+        out.print(f"more: smartingest runs show {run_id}{filters} --offset {offset + len(rows)}", highlight=False)
 
 
 # -- model and source --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
+from smartingest.engine.outcome_files import OutcomeFiles
 from smartingest.engine.pipeline import (  # front ends print PlanResult and RunResult as service.X
     PlanResult,
     RunResult,
@@ -66,7 +67,9 @@ def open_workspace(project: str | Path = DEFAULT_PROJECT, home: str | Path | Non
         raise ConfigError(f"cannot create {HOME_ENV} directory {home_dir}: {exc.strerror}") from exc
     state_dir = (project_dir / config.state_dir).resolve() if config.state_dir else home_dir / "state"
     url = config.database_url or os.environ.get(DATABASE_ENV) or sqlite_url(home_dir / "metadata.db")
-    return Workspace(config, project_dir, home_dir, state_dir, Ledger(open_database(url)))
+    ledger = Ledger(open_database(url), OutcomeFiles(state_dir / "outcomes"))
+    ledger.adopt_legacy_rows()
+    return Workspace(config, project_dir, home_dir, state_dir, ledger)
 
 
 def _anchor_file_sources(config: ProjectConfig, project_dir: Path) -> None:
@@ -152,9 +155,34 @@ def get_run(ws: Workspace, run_id: int) -> dict | None:
 
 
 def run_rows(
-    ws: Workspace, run_id: int, status: str | None = None, limit: int = 100, offset: int = 0
+    ws: Workspace,
+    run_id: int,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    *,
+    operation: str | None = None,
+    reason_code: str | None = None,
+    primary_key: str | None = None,
 ) -> list[RowOutcome]:
-    return ws.ledger.rows(run_id, status, limit, offset)
+    """A page of a run's row outcomes in settling order, filtered by status, operation, reason code and
+    primary key (its text exactly; a composite key's is a JSON array)."""
+    where = {"operation": operation, "reason_code": reason_code, "primary_key": primary_key}
+    return ws.ledger.rows(run_id, status, limit, offset, **where)
+
+
+def count_rows(
+    ws: Workspace,
+    run_id: int,
+    status: str | None = None,
+    *,
+    operation: str | None = None,
+    reason_code: str | None = None,
+    primary_key: str | None = None,
+) -> int:
+    """How many row outcomes ``run_rows`` with the same filter pages through."""
+    where = {"operation": operation, "reason_code": reason_code, "primary_key": primary_key}
+    return ws.ledger.count_rows(run_id, status, **where)
 
 
 def key_columns(ws: Workspace, sync_name: str) -> list[str]:

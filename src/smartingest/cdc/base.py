@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeAlias, TypeVar
 
 import pyarrow as pa
 
@@ -25,6 +25,10 @@ PK = "__pk"
 OP = "__op"
 HASH = "__hash"
 IDENT = "__ident"
+
+T = TypeVar("T")
+# Values of one column: a Python sequence or an Arrow array (what a batch's settling has at hand).
+Column: TypeAlias = Sequence[T] | pa.Array | pa.ChunkedArray
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ class ChangeSet(Protocol):
         """Up to ``limit`` added or changed rows, shaped like ``changes`` (for plans)."""
         ...
 
-    def settle(self, pks: Sequence[str], ops: Sequence[str], commit: Sequence[bool]) -> None:
+    def settle(self, pks: Column[str], ops: Column[str], commit: Column[bool]) -> None:
         """Record that these rows got their verdict; rows with commit=True enter the snapshot on commit."""
         ...
 

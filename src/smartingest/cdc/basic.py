@@ -14,14 +14,14 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from smartingest.cdc.base import HASH, IDENT, OP, PK, ChangeCounts, HashSpec, InvalidRow
+from smartingest.cdc.base import HASH, IDENT, OP, PK, ChangeCounts, Column, HashSpec, InvalidRow
 from smartingest.cdc.hashing import HASH_SCHEME, literal, quote, row_hash_sql
 from smartingest.codes import ReasonCode
 from smartingest.config.models import ModelConfig
@@ -332,11 +332,11 @@ class BasicChangeSet:
 
     # -- committing -------------------------------------------------------------------------------
 
-    def settle(self, pks: Sequence[str], ops: Sequence[str], commit: Sequence[bool]) -> None:
-        if not pks:
+    def settle(self, pks: Column[str], ops: Column[str], commit: Column[bool]) -> None:
+        if not len(pks):
             return
         settled = pa.table(
-            {PK: pa.array(pks, pa.string()), OP: pa.array(ops, pa.string()), "commits": pa.array(commit, pa.bool_())}
+            {PK: _arrow(pks, pa.string()), OP: _arrow(ops, pa.string()), "commits": _arrow(commit, pa.bool_())}
         )
         self.con.register("settled", settled)
         self.con.execute("INSERT INTO verdicts SELECT * FROM settled")
@@ -418,6 +418,10 @@ def baseline_change(stored: str | None, current: str) -> str | None:
         f"new baseline: the snapshot was made for another {' and '.join(changed)} ({described}); "
         "every row is sent as added and nothing is removed"
     )
+
+
+def _arrow(values: Column[Any], type_: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    return values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values, type_)
 
 
 def _one(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:

@@ -1,8 +1,9 @@
-"""The run ledger: a run's status, counts, phase timings and row-level outcomes in the metadata database.
+"""The run ledger: a run's status, counts and phase timings in the metadata database, its row-level
+outcomes in bulk beside the CDC state (``outcome_files.py``).
 
-It counts verdicts, not guesses: row outcomes are written as they come back from delivery, and the
-run's counts are the sums of what was written (``settled_counts``), for a run that finished and for a
-run whose process died alike, so that every run's counts add up as docs/runs.md states.
+It counts verdicts, not guesses: row outcomes are written as delivery settles them, and the run's
+counts are the sums of what was written (``settled_counts``), for a run that finished and for a run
+whose process died alike, so that every run's counts add up as docs/runs.md states.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+import pyarrow as pa
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from smartingest.codes import ACTIVE_RUN_STATUSES, RowStatus, RunStatus
-from smartingest.store.tables import COUNT_NAMES, RunRow, SyncRun
+from smartingest.engine.outcome_files import OutcomeFiles, OutcomeFilter, RowOutcome, outcome_table
+from smartingest.store.tables import COUNT_NAMES, LegacyRunRow, SyncRun
 
 ACTIVE_STATUSES = tuple(str(status) for status in ACTIVE_RUN_STATUSES)
 PLANNING_COUNTS = ("queried", "invalid", "unchanged", "added", "changed", "removed")
@@ -47,22 +49,23 @@ def settled_counts(planned: Mapping[str, int], tally: Mapping[str, int]) -> dict
     return {name: counts[name] for name in COUNT_NAMES}
 
 
-@dataclass(frozen=True)
-class RowOutcome:
-    """One row's fate in a run."""
-
-    pk: str | None
-    operation: str  # added | changed | removed | invalid
-    status: str  # a RowStatus
-    reason: str | None = None
-    code: str | None = None  # a ReasonCode: groups outcomes (invalid_email, type_mismatch, daily_cap...)
-
-
 class Ledger:
     """Writes and reads sync runs (see the module docstring)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, outcomes: OutcomeFiles) -> None:
         self.engine = engine
+        self.outcomes = outcomes
+        self._sync_of: dict[int, str] = {}
+
+    def sync_of(self, run_id: int) -> str:
+        """The name of the sync a run belongs to; raises KeyError for an unknown run."""
+        if run_id not in self._sync_of:
+            with self.engine.connect() as con:
+                name = con.execute(select(SyncRun.sync_name).where(SyncRun.id == run_id)).scalar()
+            if name is None:
+                raise KeyError(run_id)
+            self._sync_of[run_id] = str(name)
+        return self._sync_of[run_id]
 
     def create_run(self, sync_name: str, full_resync: bool, trigger: str = "manual") -> int:
         """A new run in status queued; returns its id."""
@@ -81,6 +84,7 @@ class Ledger:
             key = result.inserted_primary_key
             if key is None:
                 raise RuntimeError("the database returned no id for the new run")
+            self._sync_of[int(key[0])] = sync_name
             return int(key[0])
 
     def set_status(self, run_id: int, status: str, **values: Any) -> None:
@@ -89,28 +93,15 @@ class Ledger:
         with self.engine.begin() as con:
             con.execute(update(SyncRun).where(SyncRun.id == run_id).values(status=status, **values))
 
-    def record(self, run_id: int, outcomes: Sequence[RowOutcome]) -> None:
-        """Append row outcomes (one transaction per call: callers pass a delivery batch at a time)."""
-        if not outcomes:
-            return
-        rows = [
-            {
-                "run_id": run_id,
-                "primary_key": o.pk,
-                "operation": o.operation,
-                "status": str(o.status),
-                "reason": o.reason,
-                "reason_code": None if o.code is None else str(o.code),
-            }
-            for o in outcomes
-        ]
-        with self.engine.begin() as con:
-            con.execute(insert(RunRow), rows)
+    def record(self, run_id: int, outcomes: Sequence[RowOutcome] | pa.Table) -> None:
+        """Append row outcomes, as one part: callers pass many rows at a time (``outcome_files.SCHEMA``'s
+        columns when a table)."""
+        table = outcomes if isinstance(outcomes, pa.Table) else outcome_table(outcomes)
+        self.outcomes.write(self.sync_of(run_id), run_id, table)
 
     def tally(self, run_id: int) -> dict[str, int]:
         """Row outcomes of a run counted by status."""
-        with self.engine.connect() as con:
-            return _tally(con, run_id)
+        return self.outcomes.tally(self.sync_of(run_id), run_id)
 
     def settled_counts(self, run_id: int, planned: Mapping[str, int]) -> dict[str, int]:
         """The run's complete counts: ``planned`` and its recorded verdicts (see ``settled_counts``)."""
@@ -159,8 +150,8 @@ class Ledger:
                 ).scalars()
             ]
             if ids:
-                con.execute(delete(RunRow).where(RunRow.run_id.in_(ids)))
                 con.execute(update(SyncRun).where(SyncRun.id.in_(ids)).values(rows_pruned_at=_now()))
+        self.outcomes.delete(sync_name, ids)  # after the commit: a failure leaves files, never a lie
         return ids
 
     def fail_abandoned(self, sync_name: str, reason: str) -> list[int]:
@@ -178,7 +169,7 @@ class Ledger:
             for row in abandoned:
                 run_id = int(row.id)
                 planned = {name: int(value or 0) for name, value in row._mapping.items() if name != "id"}
-                counts = settled_counts(planned, _tally(con, run_id))
+                counts = settled_counts(planned, self.outcomes.tally(sync_name, run_id))
                 con.execute(
                     update(SyncRun)
                     .where(SyncRun.id == run_id)
@@ -202,15 +193,50 @@ class Ledger:
             row = con.execute(select(SyncRun.__table__).where(SyncRun.id == run_id)).mappings().first()
         return run_dict(row) if row else None
 
-    def rows(self, run_id: int, status: str | None = None, limit: int = 100, offset: int = 0) -> list[RowOutcome]:
-        query = select(RunRow.__table__).where(RunRow.run_id == run_id).order_by(RunRow.id).limit(limit).offset(offset)
-        if status:
-            query = query.where(RunRow.status == status)
+    def rows(
+        self, run_id: int, status: str | None = None, limit: int = 100, offset: int = 0, **where: str | None
+    ) -> list[RowOutcome]:
+        """A page of a run's row outcomes in settling order, filtered by status and ``OutcomeFilter``'s other
+        fields (operation, reason_code, primary_key)."""
+        try:
+            sync_name = self.sync_of(run_id)
+        except KeyError:
+            return []
+        return self.outcomes.read(sync_name, run_id, OutcomeFilter(status=status, **where), limit, offset)
+
+    def count_rows(self, run_id: int, status: str | None = None, **where: str | None) -> int:
+        """How many of a run's row outcomes the filter of ``rows`` selects."""
+        try:
+            sync_name = self.sync_of(run_id)
+        except KeyError:
+            return 0
+        return self.outcomes.count(sync_name, run_id, OutcomeFilter(status=status, **where))
+
+    # -- upgrading ----------------------------------------------------------------------------
+
+    def adopt_legacy_rows(self) -> int:
+        """Move row outcomes an earlier version kept in the metadata database (table run_rows) to the
+        outcome files, run by run; returns how many runs moved. Each run's files are written before its
+        rows are deleted, so an interruption repeats a run at worst."""
         with self.engine.connect() as con:
-            return [
-                RowOutcome(r["primary_key"], r["operation"], r["status"], r["reason"], r["reason_code"])
-                for r in con.execute(query).mappings()
-            ]
+            run_ids = [int(i) for i in con.execute(select(LegacyRunRow.run_id).distinct()).scalars()]
+        for run_id in run_ids:
+            with self.engine.begin() as con:
+                rows = con.execute(
+                    select(
+                        LegacyRunRow.primary_key,
+                        LegacyRunRow.operation,
+                        LegacyRunRow.status,
+                        LegacyRunRow.reason,
+                        LegacyRunRow.reason_code,
+                    )
+                    .where(LegacyRunRow.run_id == run_id)
+                    .order_by(LegacyRunRow.id)
+                ).all()
+                self.outcomes.delete(self.sync_of(run_id), [run_id])  # a half-done earlier move
+                self.record(run_id, [RowOutcome(*row) for row in rows])
+                con.execute(delete(LegacyRunRow).where(LegacyRunRow.run_id == run_id))
+        return len(run_ids)
 
 
 def run_dict(row: Any) -> dict:
@@ -221,11 +247,6 @@ def run_dict(row: Any) -> dict:
         if isinstance(data.get(key), datetime):
             data[key] = data[key].isoformat()
     return data
-
-
-def _tally(con: Connection, run_id: int) -> dict[str, int]:
-    rows = con.execute(select(RunRow.status, func.count()).where(RunRow.run_id == run_id).group_by(RunRow.status)).all()
-    return {status: int(n) for status, n in rows}
 
 
 def _now() -> datetime:

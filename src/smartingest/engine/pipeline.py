@@ -21,29 +21,26 @@ from typing import Any
 
 import pyarrow as pa
 
-from smartingest.cdc.base import OP, PK, ChangeCounts, ChangeDetector, ChangeSet, HashSpec, Identity
+from smartingest.cdc.base import ChangeCounts, ChangeDetector, ChangeSet, HashSpec, Identity
 from smartingest.cdc.basic import BasicChangeDetector
-from smartingest.codes import ReasonCode, RowStatus, RunStatus
+from smartingest.codes import RowStatus, RunStatus
 from smartingest.config.models import DestinationConfig, ModelConfig, SourceConfig, SyncBase
 from smartingest.engine.destination import CHECK_POLICY
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.progress import NoProgress, Progress
+from smartingest.engine.settler import CHANGE_BATCH_ROWS, Settler
 from smartingest.errors import ConfigError, SmartIngestError
 from smartingest.iterable.client import IterableClient
-from smartingest.iterable.outcomes import Retry, Verdict, code_of, commits, reason_of, status_of
 from smartingest.iterable.writer import Record
 from smartingest.sources.base import Source, check_primary_key
 from smartingest.sources.registry import open_source
-from smartingest.synctypes.base import Decided, TypePlan
+from smartingest.synctypes.base import TypePlan
 from smartingest.synctypes.registry import sync_type
 
 log = logging.getLogger(__name__)
 
-CHANGE_BATCH_ROWS = 10_000
-
-# (primary key, operation, verdict)
-Settled = tuple[str, str, Verdict]
+INVALID_PART_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -195,60 +192,10 @@ def record_invalid(change_set: ChangeSet, ledger: Ledger, run_id: int) -> None:
     batch: list[RowOutcome] = []
     for row in change_set.invalid_rows():
         batch.append(RowOutcome(row.pk, "invalid", RowStatus.INVALID, row.reason, row.code))
-        if len(batch) >= CHANGE_BATCH_ROWS:
+        if len(batch) >= INVALID_PART_ROWS:
             ledger.record(run_id, batch)
             batch = []
     ledger.record(run_id, batch)
-
-
-class Settler:
-    """Writes verdicts to the ledger and the change set as they come, reports progress, and checkpoints:
-    every ``checkpoint_rows`` settled rows or ``checkpoint_seconds`` (whichever comes first) the rows
-    Iterable acknowledged so far are committed to the snapshot, so a run killed midway resends at most
-    one checkpoint's worth."""
-
-    def __init__(
-        self,
-        change_set: ChangeSet,
-        ledger: Ledger,
-        run_id: int,
-        progress: Progress,
-        checkpoint_rows: int = 100_000,
-        checkpoint_seconds: float = 60.0,
-    ) -> None:
-        self.change_set = change_set
-        self.ledger = ledger
-        self.run_id = run_id
-        self.progress = progress
-        self.checkpoint_rows = checkpoint_rows
-        self.checkpoint_seconds = checkpoint_seconds
-        self._since_checkpoint = 0
-        self._checkpointed_at = time.monotonic()
-
-    def settle(self, settled: list[Decided]) -> None:
-        if not settled:
-            return
-        self.ledger.record(
-            self.run_id, [RowOutcome(pk, op, status_of(v), reason_of(v), code_of(v)) for pk, op, v in settled]
-        )
-        self.change_set.settle(
-            [pk for pk, _, _ in settled],
-            [op for _, op, _ in settled],
-            [commits(v) for _, _, v in settled],
-        )
-        self.progress.advance(len(settled))
-        self._since_checkpoint += len(settled)
-        due = time.monotonic() - self._checkpointed_at >= self.checkpoint_seconds
-        if self._since_checkpoint >= self.checkpoint_rows or due:
-            self.change_set.commit()  # the run goes on; its final commit includes everything again
-            self._since_checkpoint, self._checkpointed_at = 0, time.monotonic()
-
-    def settle_unsent(self, reason: str) -> None:
-        """Give every change still without a verdict the verdict retry (it is sent by the next run)."""
-        for batch in self.change_set.unsettled(CHANGE_BATCH_ROWS):
-            verdict = Retry(reason, ReasonCode.NOT_SENT)
-            pks, ops = batch.column(PK).to_pylist(), batch.column(OP).to_pylist()
-            self.settle([(pk, op, verdict) for pk, op in zip(pks, ops, strict=True)])
 
 
 async def deliver(
@@ -280,8 +227,7 @@ async def deliver(
 
         async def send() -> None:
             while (request := await queue.get()) is not None:
-                outcomes = await writer.deliver(request)
-                settler.settle([(record.pk, record.operation, verdict) for record, verdict in outcomes])
+                settler.settle_outcomes(await writer.deliver(request))
 
         async def produce() -> None:
             for changes in change_set.changes(CHANGE_BATCH_ROWS):

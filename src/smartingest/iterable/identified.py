@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from itertools import repeat
 from typing import Protocol
 
 import orjson
@@ -157,6 +158,8 @@ def read_identity_failures(batch: list[Record], response: dict, endpoint: str) -
                 target.setdefault(name, verdict)
                 if identity == "email":
                     target.setdefault(name.lower(), verdict)
+    if not by_email and not by_user_id and not response.get("failCount"):
+        return list(zip(batch, repeat(SYNCED)))  # the usual answer: nobody refused, nothing to look up
     outcomes: list[Outcome] = []
     rejected = 0
     for record in batch:

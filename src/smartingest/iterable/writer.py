@@ -17,7 +17,10 @@ per record. ``BulkWriter`` sends items as one JSON list (``{"users": [...]}``, `
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
+from itertools import accumulate
+from operator import add, attrgetter
 from typing import Protocol
 
 from smartingest.codes import ReasonCode
@@ -38,6 +41,7 @@ class Record(Protocol):
 
 
 Outcome = tuple[Record, Verdict]
+_body = attrgetter("body")
 
 
 class Writer(Protocol):
@@ -91,21 +95,20 @@ class BulkWriter:
 
     def body(self, records: Sequence[Record]) -> bytes:
         """The request body carrying these records."""
-        return self._head + b",".join(r.body for r in records) + self._tail
+        return self._head + b",".join(map(_body, records)) + self._tail
 
     def batches(self, records: Sequence[Record]) -> Iterator[list[Record]]:
-        """Group records into requests under both the count and the byte limit."""
-        batch: list[Record] = []
-        size = 0
-        for record in records:
-            cost = len(record.body) + 1
-            if batch and (len(batch) >= self.batch_size or size + cost > self.max_body):
-                yield batch
-                batch, size = [], 0
-            batch.append(record)
-            size += cost
-        if batch:
-            yield batch
+        """Group records into requests under both the count and the byte limit (a record over the byte limit
+        alone makes a request of its own)."""
+        # reach[i]: bytes of the first i records with a comma each; a request [start, end) fits when
+        # reach[end] - reach[start] <= max_body. Built and searched without a Python step per record.
+        reach = list(map(add, accumulate(map(len, map(_body, records)), initial=0), range(len(records) + 1)))
+        start = 0
+        while start < len(records):
+            fits = bisect_right(reach, reach[start] + self.max_body, lo=start) - 1
+            end = min(max(fits, start + 1), start + self.batch_size)
+            yield list(records[start:end])
+            start = end
 
     async def deliver(self, records: Sequence[Record]) -> list[Outcome]:
         """Send records in as many requests as needed, concurrently; one verdict per record."""

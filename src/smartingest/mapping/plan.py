@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -27,15 +28,20 @@ from smartingest.mapping.kinds import COMPILERS, TOP_LEVEL_IDENTITY, ColumnValue
 MAPPING_ENCODING_VERSION = 2
 
 
-@dataclass(frozen=True)
-class MappedRecord:
-    """One row as an Iterable user update: its key, its identity fields and the JSON body of the user object."""
+class MappedRecord(NamedTuple):
+    """One row as an Iterable user update: its key, its identity fields and the JSON body of the user object.
+
+    A tuple, not a dataclass: a first run makes one per row, and ``_records`` makes them without a
+    Python call each."""
 
     pk: str
     operation: str
     email: str | None
     user_id: str | None
     body: bytes
+
+
+_records = partial(tuple.__new__, MappedRecord)  # MappedRecords from (pk, operation, email, user_id, body) tuples
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,8 @@ def assemble(
     ops = batch.column(op_column).to_pylist() if op_column else ["upsert"] * n
     emails = mapped.identity["email"].to_pylist() if "email" in mapped.identity else [None] * n
     user_ids = mapped.identity["userId"].to_pylist() if "userId" in mapped.identity else [None] * n
+    if bad_rows is None and kept is None:
+        return MappedBatch(list(map(_records, zip(pks, ops, emails, user_ids, body_list, strict=True))), [])
     records: list[MappedRecord] = []
     rejected: list[tuple[str, str, str, ReasonCode]] = []
     for i in range(n):

@@ -1,4 +1,4 @@
-"""Tables of the metadata database: sync runs and their row-level outcomes."""
+"""Tables of the metadata database: sync runs (their row-level outcomes live in files: engine/outcome_files.py)."""
 
 from __future__ import annotations
 
@@ -60,8 +60,9 @@ class SyncRun(Base):
     skipped: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class RunRow(Base):
-    """The outcome of one row in one run: its key, operation, status and reason."""
+class LegacyRunRow(Base):
+    """Row outcomes as earlier versions kept them, one row each; ``Ledger.adopt_legacy_rows`` moves any
+    left to the outcome files when a project is opened."""
 
     __tablename__ = "run_rows"
     __table_args__ = (Index("ix_run_rows_run_status", "run_id", "status"),)

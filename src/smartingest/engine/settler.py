@@ -1,0 +1,141 @@
+"""Settling a run's verdicts: the ledger's row outcomes and the change set's acknowledged rows, in bulk.
+
+Delivery answers a request at a time; the settler turns each answer into Arrow columns at once (a
+request whose rows were all synced costs no step per row) and keeps them until ``flush_rows`` have
+gathered, then writes them in one go: one outcome file part and one insert into the change set. Every
+``checkpoint_rows`` settled rows or ``checkpoint_seconds`` it flushes and commits the change set, so a
+run killed midway resends at most one checkpoint's worth; verdicts not yet flushed when a process dies
+are counted as sent again by the next run, which is what happens to their rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from operator import attrgetter
+
+import pyarrow as pa
+
+from smartingest.cdc.base import OP, PK, ChangeSet
+from smartingest.codes import ReasonCode
+from smartingest.engine.ledger import Ledger
+from smartingest.engine.outcome_files import SCHEMA as OUTCOME_SCHEMA
+from smartingest.engine.progress import Progress
+from smartingest.iterable.outcomes import SYNCED, Retry, Verdict, code_of, commits, reason_of, status_of
+from smartingest.iterable.writer import Outcome
+from smartingest.synctypes.base import Decided
+
+CHANGE_BATCH_ROWS = 10_000
+COMMITS = "commits"
+_pk, _operation = attrgetter("pk"), attrgetter("operation")
+
+
+def verdict_table(pks: Sequence[str | None], ops: Sequence[str], verdicts: Sequence[Verdict]) -> pa.Table:
+    """Verdicts as the outcome files' columns plus COMMITS (whether the row enters the snapshot).
+
+    A verdict is usually shared by many rows (SYNCED, one refusal for a whole request): each distinct
+    verdict is described once and spread with ``take``.
+    """
+    n = len(verdicts)
+    if verdicts.count(SYNCED) == n:
+        describe: list[Verdict] = [SYNCED]
+        spread = None
+    else:
+        index: dict[int, int] = {}
+        describe = []
+        positions = []
+        for verdict in verdicts:
+            at = index.get(id(verdict))
+            if at is None:
+                at = index[id(verdict)] = len(describe)
+                describe.append(verdict)
+            positions.append(at)
+        spread = pa.array(positions, pa.int32())
+
+    def column(values: list, type_: pa.DataType) -> pa.Array:
+        distinct = pa.array(values, type_)
+        return pa.repeat(distinct[0], n) if spread is None else distinct.take(spread)
+
+    codes = [code_of(v) for v in describe]
+    pk = pa.array(pks, pa.string())
+    return pa.table(
+        {
+            "primary_key": pk,
+            "operation": pa.array(ops, pa.string()),
+            "status": column([str(status_of(v)) for v in describe], pa.string()),
+            "reason": column([reason_of(v) for v in describe], pa.string()),
+            "reason_code": column([None if c is None else str(c) for c in codes], pa.string()),
+            COMMITS: column([commits(v) for v in describe], pa.bool_()),
+        }
+    )
+
+
+class Settler:
+    """Writes a run's verdicts to the ledger and the change set, reports progress, and checkpoints (see the
+    module docstring). Call ``flush`` when delivery ends, before the change set's final commit."""
+
+    def __init__(
+        self,
+        change_set: ChangeSet,
+        ledger: Ledger,
+        run_id: int,
+        progress: Progress,
+        checkpoint_rows: int = 100_000,
+        checkpoint_seconds: float = 60.0,
+        flush_rows: int = 50_000,
+    ) -> None:
+        self.change_set = change_set
+        self.ledger = ledger
+        self.run_id = run_id
+        self.progress = progress
+        self.checkpoint_rows = checkpoint_rows
+        self.checkpoint_seconds = checkpoint_seconds
+        self.flush_rows = flush_rows
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._since_checkpoint = 0
+        self._checkpointed_at = time.monotonic()
+
+    def settle(self, decided: Sequence[Decided]) -> None:
+        """Settle rows decided without a request: (primary key, operation, verdict) each."""
+        if decided:
+            pks, ops, verdicts = zip(*decided, strict=True)
+            self._add(verdict_table(pks, ops, verdicts))
+
+    def settle_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Settle a writer's answer: (record, verdict) each."""
+        if outcomes:
+            records, verdicts = zip(*outcomes, strict=True)
+            self._add(verdict_table(list(map(_pk, records)), list(map(_operation, records)), verdicts))
+
+    def settle_unsent(self, reason: str) -> None:
+        """Give every change still without a verdict the verdict retry (it is sent by the next run)."""
+        self.flush()  # unsettled() reads the verdicts the change set holds
+        verdict = Retry(reason, ReasonCode.NOT_SENT)
+        for batch in self.change_set.unsettled(CHANGE_BATCH_ROWS):
+            pks, ops = batch.column(PK).to_pylist(), batch.column(OP).to_pylist()
+            self._add(verdict_table(pks, ops, [verdict] * len(pks)))
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every verdict kept so far."""
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self._pending_rows = [], 0
+        # The outcomes first: a row committed to the snapshot always has its outcome on record.
+        self.ledger.record(self.run_id, table.select(OUTCOME_SCHEMA.names))
+        self.change_set.settle(table.column("primary_key"), table.column("operation"), table.column(COMMITS))
+
+    def _add(self, table: pa.Table) -> None:
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self.progress.advance(table.num_rows)
+        self._since_checkpoint += table.num_rows
+        due = time.monotonic() - self._checkpointed_at >= self.checkpoint_seconds
+        if self._since_checkpoint >= self.checkpoint_rows or due:
+            self.flush()
+            self.change_set.commit()  # the run goes on; its final commit includes everything again
+            self._since_checkpoint, self._checkpointed_at = 0, time.monotonic()
+        elif self._pending_rows >= self.flush_rows:
+            self.flush()
