@@ -123,14 +123,18 @@ class ChangeSet(Protocol):
         """Changed rows that have no verdict yet (after a run stopped early), as __pk and __op."""
         ...
 
-    def commit(self) -> int:
-        """Write the new snapshot: old state, plus settled changes marked commit. Returns its row count.
+    def checkpoint(self) -> int:
+        """During a run: make the changes settled with commit=True since the last checkpoint part of the
+        committed snapshot, at a cost that grows with those changes only (not with the snapshot). A crash
+        after it returns resends none of them. Returns how many it made durable."""
+        ...
 
-        May be called again during a run (a checkpoint): each call writes the old state plus every change
-        settled so far, so the last call decides.
+    def commit(self) -> int:
+        """End of a run: write the new snapshot: old state, plus every settled change marked commit (those
+        of its checkpoints included). Returns its row count.
 
         Other rows keep their old state, so the next run sends them again. Atomic: a crash leaves
-        the previous snapshot whole.
+        the previous snapshot (and the checkpoints after it) whole.
         """
         ...
 

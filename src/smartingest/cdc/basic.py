@@ -2,10 +2,13 @@
 
 Per sync, ``<state_dir>/<sync>/snapshot.parquet`` holds primary key -> row hash of what Iterable
 acknowledged. A run streams the model into a staging DuckDB file (its pages evicted to disk past a
-memory limit), keeping every row's key and hash but whole rows only for candidate changes, diffs
-against the snapshot, and on commit writes a new snapshot beside the old
-one and renames it into place, so a crash at any point leaves the previous snapshot whole. Only read
-access to the source is needed.
+memory limit), keeping every row's key and hash but whole rows only for candidate changes, and diffs
+against the snapshot. During the run, each checkpoint writes only the rows acknowledged since the
+previous one, as ``checkpoint-NNNNNN.parquet`` beside the snapshot; the run's commit writes a new
+snapshot (old state, earlier checkpoints, this run's acknowledged rows) beside the old one, renames it
+into place and records the checkpoints it folded in, which are then deleted. The snapshot is read as the
+base file plus the checkpoints it has not folded in, later ones winning, so a crash at any point leaves
+every acknowledged row of a finished checkpoint committed. Only read access to the source is needed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,8 @@ from smartingest.errors import ModelError, StateError
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
 
 SNAPSHOT_FILE = "snapshot.parquet"
+CHECKPOINT_GLOB = "checkpoint-*.parquet"
+REMOVED = "__removed"  # in a checkpoint: the key left the snapshot
 KEY = "__key"  # the primary key in its own type (a struct for a composite key)
 RESERVED_COLUMNS = (PK, OP, HASH, KEY, IDENT, "__row")
 
@@ -91,16 +97,21 @@ class BasicChangeDetector:
 
     def reset(self, sync_key: str) -> bool:
         path = self.snapshot_path(sync_key)
-        existed = path.exists()
+        checkpoints = list(path.parent.glob(CHECKPOINT_GLOB))
+        existed = path.exists() or bool(checkpoints)
         path.unlink(missing_ok=True)
+        for checkpoint in checkpoints:
+            checkpoint.unlink(missing_ok=True)
         return existed
 
     def snapshot_size(self, sync_key: str) -> int:
         path = self.snapshot_path(sync_key)
-        if not path.exists():
-            return 0
         with duckdb.connect() as con:
-            return int(_one(con.execute(f"SELECT count(*) FROM read_parquet({literal(str(path))})"))[0])
+            con.execute("SET enable_progress_bar = false")
+            query = snapshot_query(con, path, None)
+            if query is None:
+                return 0
+            return int(_one(con.execute(f"SELECT count(*) FROM ({query.sql})"))[0])
 
 
 class BasicChangeSet:
@@ -113,6 +124,7 @@ class BasicChangeSet:
         self.spec = spec
         self.counts = ChangeCounts(0, 0, 0, 0, 0, 0)
         self.new_baseline: str | None = None
+        self.folded_through = 0  # the last checkpoint the loaded snapshot includes
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -124,29 +136,17 @@ class BasicChangeSet:
         A stored key that no longer converts to the model's key type gets a null ``__key``: it matches
         no row, so it counts as removed, and the rows of the new type are sent as added.
         """
-        empty = f"CREATE TABLE snap ({KEY} {key_type}, {PK} VARCHAR, {HASH} UBIGINT, {IDENT} VARCHAR)"
-        if not self.snapshot.exists():
-            self.con.execute(empty)
-            return
-        path = literal(str(self.snapshot))
         try:
-            meta = dict(
-                self.con.execute(f"SELECT decode(key), decode(value) FROM parquet_kv_metadata({path})").fetchall()
-            )
-            self.new_baseline = baseline_change(meta.get("baseline"), self.spec.baseline)
-            if self.new_baseline is not None:
-                self.con.execute(empty)
-                return
-            # Hashes of another scheme cannot be compared: keep the keys, send every row once more.
-            hash_column = HASH if meta.get("hash_scheme") == HASH_SCHEME else f"NULL::UBIGINT AS {HASH}"
-            names = [row[0] for row in self.con.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()]
-            stored_key = KEY if KEY in names else PK  # snapshots of older versions hold the text form only
-            ident = IDENT if IDENT in names else f"NULL::VARCHAR AS {IDENT}"
-            self.con.execute(
-                f"""CREATE TABLE snap AS
-                    SELECT TRY_CAST({stored_key} AS {key_type}) AS {KEY}, {PK}, {hash_column}, {ident}
-                    FROM read_parquet({path})"""
-            )
+            query = snapshot_query(self.con, self.snapshot, key_type, self.spec.baseline)
+        except duckdb.Error as exc:
+            raise StateError(f"the CDC snapshot {self.snapshot} is unreadable ({exc}): run `sync reset`") from exc
+        if query is None:
+            self.con.execute(f"CREATE TABLE snap ({KEY} {key_type}, {PK} VARCHAR, {HASH} UBIGINT, {IDENT} VARCHAR)")
+            return
+        self.new_baseline = query.new_baseline
+        self.folded_through = query.folded_through
+        try:
+            self.con.execute(f"CREATE TABLE snap AS {query.sql}")
         except duckdb.Error as exc:
             raise StateError(f"the CDC snapshot {self.snapshot} is unreadable ({exc}): run `sync reset`") from exc
 
@@ -273,7 +273,10 @@ class BasicChangeSet:
                 SELECT s.{KEY} AS {KEY}, s.{PK} AS {PK}, s.{HASH} AS {HASH}, s.{IDENT} AS {IDENT}, 'removed' AS {OP}
                 FROM snap s ANTI JOIN staged k ON k.{KEY} = s.{KEY}"""
         )
+        # Verdicts settled since the last checkpoint wait in ``fresh``; a checkpoint moves them to ``verdicts``.
         con.execute(f"CREATE TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN)")
+        con.execute("CREATE TABLE fresh AS FROM verdicts")
+        con.execute("CREATE VIEW settled_all AS FROM verdicts UNION ALL FROM fresh")
         queried, valid_rows = _one(con.execute(f"SELECT count(*), count(*) FILTER ({valid}) FROM staged st"))
         ops = dict(con.execute(f"SELECT {OP}, count(*) FROM changes GROUP BY {OP}").fetchall())
         invalid = int(queried) - int(valid_rows)
@@ -339,18 +342,40 @@ class BasicChangeSet:
             {PK: _arrow(pks, pa.string()), OP: _arrow(ops, pa.string()), "commits": _arrow(commit, pa.bool_())}
         )
         self.con.register("settled", settled)
-        self.con.execute("INSERT INTO verdicts SELECT * FROM settled")
+        self.con.execute("INSERT INTO fresh SELECT * FROM settled")
         self.con.unregister("settled")
 
     def unsettled(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
         with self.con.cursor() as cursor:
             yield from cursor.sql(
-                f"SELECT c.{PK}, c.{OP} FROM changes c ANTI JOIN verdicts v ON v.{PK} = c.{PK} AND v.{OP} = c.{OP}"
+                f"SELECT c.{PK}, c.{OP} FROM changes c ANTI JOIN settled_all v ON v.{PK} = c.{PK} AND v.{OP} = c.{OP}"
             ).to_arrow_reader(batch_rows)
+
+    def checkpoint(self) -> int:
+        """Make the rows acknowledged since the last checkpoint durable: one checkpoint file of them
+        (their key, hash and identifier, or that their key left), written beside the snapshot and renamed
+        into place. Returns how many rows it holds."""
+        acks = f"(SELECT {PK}, {OP} FROM fresh WHERE commits)"
+        number = max([self.folded_through, *checkpoint_numbers(self.snapshot.parent)]) + 1
+        path = self.snapshot.parent / f"checkpoint-{number:06d}.parquet"
+        tmp = path.with_name(path.name + ".tmp")
+        self.con.execute(
+            f"""COPY (
+                  SELECT c.{KEY}, c.{PK}, c.{HASH}, c.{IDENT}, c.{OP} = 'removed' AS {REMOVED}
+                  FROM changes c SEMI JOIN {acks} a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
+                ) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {self._kv()})"""
+        )
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _fsync(path.parent)
+        self.con.execute("INSERT INTO verdicts FROM fresh")
+        self.con.execute("DELETE FROM fresh")
+        return int(_one(self.con.execute(f"SELECT count(*) FROM read_parquet({literal(str(path))})"))[0])
 
     def commit(self) -> int:
         tmp = self.snapshot.with_name(self.snapshot.name + ".tmp")
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW acks AS SELECT {PK}, {OP} FROM verdicts WHERE commits")
+        folded = max([self.folded_through, *checkpoint_numbers(self.snapshot.parent)])
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW acks AS SELECT {PK}, {OP} FROM settled_all WHERE commits")
         self.con.execute(
             f"""COPY (
                   SELECT s.{KEY}, s.{PK}, s.{HASH}, s.{IDENT} FROM snap s ANTI JOIN acks a ON a.{PK} = s.{PK}
@@ -359,13 +384,21 @@ class BasicChangeSet:
                   FROM changes c SEMI JOIN acks a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
                   WHERE c.{OP} <> 'removed'
                 ) TO {literal(str(tmp))}
-                (FORMAT parquet, COMPRESSION zstd,
-                 KV_METADATA {{hash_scheme: {literal(HASH_SCHEME)}, baseline: {literal(self.spec.baseline)}}})"""
+                (FORMAT parquet, COMPRESSION zstd, KV_METADATA {self._kv(folded_through=str(folded))})"""
         )
         _fsync(tmp)
         os.replace(tmp, self.snapshot)
         _fsync(self.snapshot.parent)
+        # The snapshot says which checkpoints it holds: deleting them is tidying, not a step to get right.
+        for number in checkpoint_numbers(self.snapshot.parent):
+            if number <= folded:
+                checkpoint_path(self.snapshot.parent, number).unlink(missing_ok=True)
         return int(_one(self.con.execute(f"SELECT count(*) FROM read_parquet({literal(str(self.snapshot))})"))[0])
+
+    def _kv(self, **extra: str) -> str:
+        """The KV_METADATA clause of a snapshot or checkpoint file: what its hashes and keys belong to."""
+        pairs = {"hash_scheme": HASH_SCHEME, "baseline": self.spec.baseline, **extra}
+        return "{" + ", ".join(f"{name}: {literal(value)}" for name, value in pairs.items()) + "}"
 
     def close(self) -> None:
         try:
@@ -400,6 +433,81 @@ class _Feed:
         if self.on_rows:
             self.on_rows(batch.num_rows)
         return batch
+
+
+@dataclass(frozen=True)
+class SnapshotQuery:
+    """The SELECT that reads a sync's snapshot (base file plus later checkpoints), and what loading found."""
+
+    sql: str
+    new_baseline: str | None  # why the base file was set aside, if it was
+    folded_through: int  # the last checkpoint the base file holds
+
+
+def checkpoint_path(directory: Path, number: int) -> Path:
+    return directory / f"checkpoint-{number:06d}.parquet"
+
+
+def checkpoint_numbers(directory: Path) -> list[int]:
+    """The checkpoint files of a sync directory, by number, in order."""
+    return sorted(int(p.stem.removeprefix("checkpoint-")) for p in directory.glob(CHECKPOINT_GLOB))
+
+
+def snapshot_query(
+    con: duckdb.DuckDBPyConnection, base: Path, key_type: str | None, baseline: str | None = None
+) -> SnapshotQuery | None:
+    """How to read the snapshot at ``base`` with the checkpoints written after it, or None when there is
+    nothing to read. ``key_type`` casts stored keys to the model's key type (None keeps them as stored);
+    ``baseline`` sets aside a base file or checkpoint made for another one (None takes every file).
+
+    A checkpoint applies when its number is past the base file's ``folded_through`` and it was made for
+    the same baseline and hash scheme; for a key in several files the last one decides.
+    """
+
+    def key(column: str) -> str:
+        return f"TRY_CAST({column} AS {key_type}) AS {KEY}" if key_type else f"{column} AS {KEY}"
+
+    files: list[tuple[str, int]] = []  # (SELECT of KEY, PK, HASH, IDENT, REMOVED; its file's number)
+    new_baseline = None
+    folded_through = 0
+    if base.exists():
+        path = literal(str(base))
+        meta = _kv_metadata(con, path)
+        folded_through = int(meta.get("folded_through") or 0)
+        new_baseline = baseline_change(meta.get("baseline"), baseline) if baseline is not None else None
+        if new_baseline is None:
+            # Hashes of another scheme cannot be compared: keep the keys, send every row once more.
+            hash_column = HASH if meta.get("hash_scheme") == HASH_SCHEME else f"NULL::UBIGINT AS {HASH}"
+            names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()]
+            stored_key = KEY if KEY in names else PK  # snapshots of older versions hold the text form only
+            ident = IDENT if IDENT in names else f"NULL::VARCHAR AS {IDENT}"
+            columns = f"{key(stored_key)}, {PK}, {hash_column}, {ident}, false AS {REMOVED}"
+            files.append((f"SELECT {columns} FROM read_parquet({path})", 0))
+    for number in checkpoint_numbers(base.parent):
+        path = literal(str(checkpoint_path(base.parent, number)))
+        meta = _kv_metadata(con, path)
+        stale = baseline is not None and baseline_change(meta.get("baseline"), baseline) is not None
+        if number <= folded_through or meta.get("hash_scheme") != HASH_SCHEME or stale:
+            continue
+        files.append((f"SELECT {key(KEY)}, {PK}, {HASH}, {IDENT}, {REMOVED} FROM read_parquet({path})", number))
+    if not files and new_baseline is None:
+        return None
+    if not files:
+        empty = f"SELECT NULL::{key_type or 'VARCHAR'} AS {KEY}, NULL::VARCHAR AS {PK}, NULL::UBIGINT AS {HASH}"
+        return SnapshotQuery(f"{empty}, NULL::VARCHAR AS {IDENT} WHERE false", new_baseline, folded_through)
+    if len(files) == 1:
+        sql = f"SELECT {KEY}, {PK}, {HASH}, {IDENT} FROM ({files[0][0]}) WHERE NOT {REMOVED}"
+        return SnapshotQuery(sql, new_baseline, folded_through)
+    # The last word on each key (its latest file), unless that word is that the key left.
+    union = " UNION ALL ".join(f"SELECT *, {number} AS __n FROM ({select})" for select, number in files)
+    sql = f"""SELECT {KEY}, {PK}, {HASH}, {IDENT} FROM ({union})
+              QUALIFY row_number() OVER (PARTITION BY {PK} ORDER BY __n DESC) = 1 AND NOT {REMOVED}"""
+    return SnapshotQuery(sql, new_baseline, folded_through)
+
+
+def _kv_metadata(con: duckdb.DuckDBPyConnection, path_literal: str) -> dict[str, str]:
+    rows = con.execute(f"SELECT decode(key), decode(value) FROM parquet_kv_metadata({path_literal})").fetchall()
+    return {str(k): str(v) for k, v in rows}
 
 
 def baseline_change(stored: str | None, current: str) -> str | None:
@@ -445,3 +553,5 @@ def _remove_stale_staging(sync_dir: Path) -> None:
     for leftover in sync_dir.glob("staging-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     (sync_dir / (SNAPSHOT_FILE + ".tmp")).unlink(missing_ok=True)
+    for torn in sync_dir.glob(CHECKPOINT_GLOB + ".tmp"):
+        torn.unlink(missing_ok=True)

@@ -158,7 +158,8 @@ class ProjectConfig(Strict):
     checkpoint_seconds: float = Field(
         60.0,
         gt=0,
-        description="...or every this many seconds, whichever comes first (each commit rewrites the snapshot).",
+        description="...or every this many seconds, whichever comes first (each checkpoint writes only the rows "
+        "acknowledged since the previous one).",
     )
     row_outcomes_retention_days: int | None = Field(
         30,

@@ -3,9 +3,10 @@
 Delivery answers a request at a time; the settler turns each answer into Arrow columns at once (a
 request whose rows were all synced costs no step per row) and keeps them until ``flush_rows`` have
 gathered, then writes them in one go: one outcome file part and one insert into the change set. Every
-``checkpoint_rows`` settled rows or ``checkpoint_seconds`` it flushes and commits the change set, so a
-run killed midway resends at most one checkpoint's worth; verdicts not yet flushed when a process dies
-are counted as sent again by the next run, which is what happens to their rows.
+``checkpoint_rows`` settled rows or ``checkpoint_seconds`` it flushes and checkpoints the change set
+(what was acknowledged since the previous checkpoint becomes durable), so a run killed midway resends
+at most one checkpoint's worth; verdicts not yet flushed when a process dies are counted as sent again
+by the next run, which is what happens to their rows.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class Settler:
         due = time.monotonic() - self._checkpointed_at >= self.checkpoint_seconds
         if self._since_checkpoint >= self.checkpoint_rows or due:
             self.flush()
-            self.change_set.commit()  # the run goes on; its final commit includes everything again
+            self.change_set.checkpoint()
             self._since_checkpoint, self._checkpointed_at = 0, time.monotonic()
         elif self._pending_rows >= self.flush_rows:
             self.flush()

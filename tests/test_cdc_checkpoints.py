@@ -1,0 +1,131 @@
+"""Checkpoints of the Basic CDC engine: each writes only what was acknowledged since the previous one, and
+a run that dies after it resends none of that; the run's commit folds them into the snapshot."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from smartingest.cdc.base import OP, PK, HashSpec
+from smartingest.cdc.basic import BasicChangeDetector, checkpoint_numbers
+from tests.test_cdc_basic import MODEL, SPEC, _plan_and_commit, _source, _sql
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "source.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE users AS SELECT i AS id, 'u' || i || '@x.io' AS email, 'free' AS plan FROM range(1, 101) t(i)"
+        )
+    return path
+
+
+def _changes(change_set) -> list[tuple[str, str]]:
+    return [
+        row
+        for batch in change_set.changes(1000)
+        for row in zip(batch.column(PK).to_pylist(), batch.column(OP).to_pylist(), strict=True)
+    ]
+
+
+def _settle(change_set, rows: list[tuple[str, str]], commit: bool = True) -> None:
+    change_set.settle([pk for pk, _ in rows], [op for _, op in rows], [commit] * len(rows))
+
+
+def _crashed_run(detector, db, acknowledge: int, spec: HashSpec = SPEC) -> list[tuple[str, str]]:
+    """A run that settles its first ``acknowledged`` changes, checkpoints, settles more, then dies."""
+    change_set = detector.plan("sync", _source(db), MODEL, spec)
+    rows = sorted(_changes(change_set), key=lambda r: int(r[0]))
+    _settle(change_set, rows[:acknowledge])
+    assert change_set.checkpoint() == acknowledge
+    _settle(change_set, rows[acknowledge : acknowledge + 5])  # settled after the checkpoint: not durable
+    change_set.close()  # the process dies: no commit
+    return rows
+
+
+def test_a_run_killed_after_a_checkpoint_resends_only_what_followed_it(db, tmp_path):
+    detector = BasicChangeDetector(tmp_path / "state")
+    _crashed_run(detector, db, acknowledge=40)
+    assert not detector.snapshot_path("sync").exists()  # no commit ever happened
+    assert detector.snapshot_size("sync") == 40
+
+    counts, rows = _plan_and_commit(detector, db)
+    assert (counts.unchanged, counts.added) == (40, 60)
+    assert sorted(int(pk) for pk, _ in rows) == list(range(41, 101))
+    # The commit folded the checkpoint into the snapshot and tidied it away.
+    assert checkpoint_numbers(detector.snapshot_path("sync").parent) == []
+    assert detector.snapshot_size("sync") == 100
+    counts, _ = _plan_and_commit(detector, db)
+    assert counts.unchanged == 100
+
+
+def test_checkpoints_carry_changes_and_removals_and_the_latest_one_decides(db, tmp_path):
+    detector = BasicChangeDetector(tmp_path / "state")
+    _plan_and_commit(detector, db)
+    _sql(db, "UPDATE users SET plan = 'pro' WHERE id <= 10")
+    _sql(db, "DELETE FROM users WHERE id > 95")
+    change_set = detector.plan("sync", _source(db), MODEL, SPEC)
+    rows = _changes(change_set)
+    removed = [r for r in rows if r[1] == "removed"]
+    changed = sorted((r for r in rows if r[1] == "changed"), key=lambda r: int(r[0]))
+    _settle(change_set, removed[:3] + changed[:4])
+    change_set.checkpoint()
+    change_set.close()
+
+    # A second run dies too, after acknowledging two more changes and changing row 1 again.
+    _sql(db, "UPDATE users SET plan = 'team' WHERE id = 1")
+    change_set = detector.plan("sync", _source(db), MODEL, SPEC)
+    rows = dict(_changes(change_set))
+    assert rows.get("1") == "changed"  # its checkpointed hash is of 'pro', the model now says 'team'
+    assert sum(op == "removed" for op in rows.values()) == 2
+    _settle(change_set, [("1", "changed"), ("5", "changed"), ("6", "changed")])
+    change_set.checkpoint()
+    change_set.close()
+    assert len(checkpoint_numbers(detector.snapshot_path("sync").parent)) == 2
+
+    counts, rows = _plan_and_commit(detector, db)
+    assert (counts.changed, counts.removed) == (4, 2)
+    assert sorted(int(pk) for pk, op in rows if op == "changed") == [7, 8, 9, 10]
+    counts, _ = _plan_and_commit(detector, db)
+    assert (counts.unchanged, counts.changed, counts.removed) == (95, 0, 0)
+
+
+def test_rows_settled_without_commit_are_not_checkpointed(db, tmp_path):
+    detector = BasicChangeDetector(tmp_path / "state")
+    change_set = detector.plan("sync", _source(db), MODEL, SPEC)
+    rows = _changes(change_set)
+    _settle(change_set, rows[:10], commit=False)  # rejected, retried: they come back
+    _settle(change_set, rows[10:30])
+    assert change_set.checkpoint() == 20
+    assert change_set.checkpoint() == 0  # nothing new since
+    change_set.close()
+    counts, _ = _plan_and_commit(detector, db)
+    assert counts.added == 80
+
+
+def test_a_checkpoint_the_snapshot_already_holds_is_ignored(db, tmp_path):
+    detector = BasicChangeDetector(tmp_path / "state")
+    _crashed_run(detector, db, acknowledge=30)
+    directory = detector.snapshot_path("sync").parent
+    [number] = checkpoint_numbers(directory)
+    kept = tmp_path / "kept.parquet"
+    shutil.copy(directory / f"checkpoint-{number:06d}.parquet", kept)
+    _plan_and_commit(detector, db)  # folds it in
+    _sql(db, "UPDATE users SET plan = 'pro' WHERE id <= 30")
+    _plan_and_commit(detector, db)
+    # As if the process died between renaming the snapshot and deleting what it folded in.
+    shutil.copy(kept, directory / f"checkpoint-{number:06d}.parquet")
+    counts, rows = _plan_and_commit(detector, db)
+    assert counts.unchanged == 100 and rows == []
+
+
+def test_a_checkpoint_of_another_baseline_is_ignored(db, tmp_path):
+    detector = BasicChangeDetector(tmp_path / "state")
+    _crashed_run(detector, db, acknowledge=30, spec=HashSpec("id", ("email", "plan"), "fingerprint-1", None, '{"a": 1}'))
+    other = HashSpec("id", ("email", "plan"), "fingerprint-1", None, '{"a": 2}')
+    counts, _ = _plan_and_commit(detector, db, spec=other)
+    assert counts.added == 100
