@@ -125,7 +125,9 @@ def test_a_checkpoint_the_snapshot_already_holds_is_ignored(db, tmp_path):
 
 def test_a_checkpoint_of_another_baseline_is_ignored(db, tmp_path):
     detector = BasicChangeDetector(tmp_path / "state")
-    _crashed_run(detector, db, acknowledge=30, spec=HashSpec("id", ("email", "plan"), "fingerprint-1", None, '{"a": 1}'))
+    _crashed_run(
+        detector, db, acknowledge=30, spec=HashSpec("id", ("email", "plan"), "fingerprint-1", None, '{"a": 1}')
+    )
     other = HashSpec("id", ("email", "plan"), "fingerprint-1", None, '{"a": 2}')
     counts, _ = _plan_and_commit(detector, db, spec=other)
     assert counts.added == 100
