@@ -251,12 +251,16 @@ class BasicChangeSet:
             f"""CREATE TABLE dup_keys AS SELECT {KEY}, count(*) AS n FROM staged
                 WHERE {KEY} IS NOT NULL GROUP BY {KEY} HAVING count(*) > 1"""
         )
+        # Shared identifiers are found first and their keys listed after: listing every identifier's keys
+        # to keep the few shared ones costs more than the whole diff.
+        candidates = f"""FROM staged st WHERE {IDENT} IS NOT NULL AND {KEY} IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = st.{KEY})"""
         con.execute(
             f"""CREATE TABLE dup_idents AS
+                WITH shared AS (SELECT {IDENT} {candidates} GROUP BY {IDENT} HAVING count(*) > 1)
                 SELECT {IDENT}, list({self._pk_text_sql(KEY)} ORDER BY {KEY}) AS keys
-                FROM staged st WHERE {IDENT} IS NOT NULL AND {KEY} IS NOT NULL
-                  AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = st.{KEY})
-                GROUP BY {IDENT} HAVING count(*) > 1"""
+                {candidates} AND {IDENT} IN (SELECT {IDENT} FROM shared)
+                GROUP BY {IDENT}"""
         )
         valid = f"""{KEY} IS NOT NULL
                   AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = st.{KEY})

@@ -313,6 +313,8 @@ class _Sink:
 
 def json_string(text: pa.Array) -> pa.Array:
     """Each string as a JSON string literal (null stays null): escaped in bulk, control characters by orjson."""
+    if not pc.any(pc.match_substring_regex(text, r'[\x00-\x1f"\\]')).as_py():
+        return pc.binary_join_element_wise('"', text, '"', "")  # most batches: nothing to escape
     escaped = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
     quoted = pc.binary_join_element_wise('"', escaped, '"', "")
     control = pc.fill_null(pc.match_substring_regex(text, r"[\x00-\x1f]"), False)
