@@ -40,11 +40,12 @@ from smartingest.iterable.client import IterableClient
 from smartingest.iterable.identified import users_writer
 from smartingest.iterable.list_members import ListMembersWriter
 from smartingest.iterable.outcomes import SYNCED
-from smartingest.mapping import MappedRecord, compile_user_plan
+from smartingest.iterable.records import MappedRecord
+from smartingest.mapping import compile_user_plan
 from smartingest.sandbox import ProjectType, SandboxServer, SandboxSettings
 from smartingest.sandbox.app import API_ROUTES, MAX_BODY_BYTES
 from smartingest.synctypes import registry
-from smartingest.synctypes.common import user_objects
+from smartingest.synctypes.common import record_columns, user_objects
 from tests.conftest import write_project
 from tests.iterable_contract import CONTRACT_PATH, SCHEMA_KEYWORDS, Contract, load_contract
 
@@ -230,7 +231,7 @@ def _send_users_directly(server: SandboxServer, tmp_path: Path) -> None:
 
     async def deliver() -> list[Any]:
         async with IterableClient(destination) as client:
-            return await users_writer(client, batch_size=1).deliver(mapped.records)
+            return await users_writer(client, batch_size=1).deliver(record_columns(mapped))
 
     outcomes = asyncio.run(deliver())
     assert [verdict for _, verdict in outcomes] == [SYNCED, SYNCED]

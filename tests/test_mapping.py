@@ -12,7 +12,7 @@ import pytest
 from smartingest.config.models import UsersSync
 from smartingest.errors import MappingError
 from smartingest.mapping import compile_user_plan
-from smartingest.synctypes.common import type_conflicts, user_objects
+from smartingest.synctypes.common import record_columns, type_conflicts, user_objects
 
 
 def _mappings(*items: dict) -> list:
@@ -49,7 +49,7 @@ def test_values_leave_as_json_iterable_accepts():
         "email",
     )
     mapped = user_objects(plan, batch, "id", None)
-    first, second = (orjson.loads(r.body) for r in mapped.records)
+    first, second = (orjson.loads(r.body) for r in record_columns(mapped))
     assert first == {
         "email": "a@x.io",
         "dataFields": {
@@ -64,14 +64,14 @@ def test_values_leave_as_json_iterable_accepts():
     }
     assert second["dataFields"]["ltv"] is None
     assert second["dataFields"]["address"] == {"city": None, "floor": 3}
-    assert [r.pk for r in mapped.records] == ["1", "2"]
+    assert [r.pk for r in record_columns(mapped)] == ["1", "2"]
 
 
 def test_rows_without_identifier_are_rejected_with_reason():
     batch = pa.record_batch({"id": [1, 2, 3], "email": ["a@x.io", None, "  "]})
     plan = compile_user_plan(_mappings({"from": "email", "to": "email"}), batch.schema, "email")
     mapped = user_objects(plan, batch, "id", None)
-    assert [r.pk for r in mapped.records] == ["1"]
+    assert [r.pk for r in record_columns(mapped)] == ["1"]
     assert [(pk, reason.split(":")[0], code) for pk, _, reason, code in mapped.rejected] == [
         ("2", "email is empty", "no_identifier"),
         ("3", "email is empty", "no_identifier"),
@@ -87,7 +87,7 @@ def test_user_id_and_flags_go_top_level():
         prefer_user_id=True,
         merge_nested_objects=True,
     )
-    assert orjson.loads(user_objects(plan, batch, "id", None).records[0].body) == {
+    assert orjson.loads(record_columns(user_objects(plan, batch, "id", None))[0].body) == {
         "userId": "42",
         "email": "a@x.io",
         "preferUserId": True,
@@ -141,7 +141,7 @@ def test_nested_values_are_encoded_and_numbers_past_a_long_are_rejected():
     assert [(pk, reason) for pk, _, reason, _ in mapped.rejected] == [
         ("1", "big (column 'big'): a number above 9,223,372,036,854,775,807 is out of range")
     ]
-    (record,) = mapped.records
+    (record,) = record_columns(mapped)
     assert b'"total":9.50' in record.body
     assert orjson.loads(record.body)["dataFields"] == {
         "big": 5,

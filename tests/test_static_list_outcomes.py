@@ -15,7 +15,7 @@ from smartingest.errors import ConfigError
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.list_members import ListMembersWriter
 from smartingest.iterable.outcomes import Rejected, Verdict
-from smartingest.mapping import MappedRecord
+from smartingest.iterable.records import MappedRecord
 from smartingest.sandbox import ProjectType, SandboxServer, SandboxSettings
 from tests.conftest import API_KEY, SandboxAdmin
 from tests.static_list_support import SYNC, SandboxLists, create_members, list_workspace, members_sql

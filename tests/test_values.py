@@ -18,7 +18,7 @@ from smartingest import service
 from smartingest.config.models import UsersSync
 from smartingest.mapping import compile_user_plan
 from smartingest.mapping.encode import Encoder, Problems
-from smartingest.synctypes.common import user_objects
+from smartingest.synctypes.common import record_columns, user_objects
 
 D = decimal.Decimal
 
@@ -124,7 +124,7 @@ def test_rows_with_problems_are_rejected_with_the_field_named():
     assert mapped.rejected == [
         ("1", "upsert", "stats.score (column 'score'): NaN is not a number Iterable can store", "invalid_value")
     ]
-    assert [orjson.loads(r.body) for r in mapped.records] == [
+    assert [orjson.loads(r.body) for r in record_columns(mapped)] == [
         {"email": "b@x.io", "dataFields": {"stats": {"score": 2.5}}}
     ]
 
@@ -133,7 +133,7 @@ def test_identifier_options_trim_and_lower_case():
     sync = _plan({"from": "email", "to": "email"}, trim_identifier=True, lowercase_identifier=True)
     batch = pa.record_batch({"id": [1], "email": ["  Ann@X.io "]})
     plan = compile_user_plan(sync.mappings, batch.schema, "email", trim_identifier=True, lowercase_identifier=True)
-    (record,) = user_objects(plan, batch, "id", None).records
+    (record,) = record_columns(user_objects(plan, batch, "id", None))
     assert (record.email, orjson.loads(record.body)) == ("ann@x.io", {"email": "ann@x.io"})
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeAlias, TypeVar
+from typing import Any, Literal, Protocol, TypeAlias, TypeVar
 
 import pyarrow as pa
 
@@ -29,6 +29,11 @@ IDENT = "__ident"
 T = TypeVar("T")
 # Values of one column: a Python sequence or an Arrow array (what a batch's settling has at hand).
 Column: TypeAlias = Sequence[T] | pa.Array | pa.ChunkedArray
+
+
+def as_arrow(values: Column[Any], type_: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """A column's values as Arrow (as they are when they already are)."""
+    return values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values, type_)
 
 
 @dataclass(frozen=True)

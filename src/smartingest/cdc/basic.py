@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from smartingest.cdc.base import HASH, IDENT, OP, PK, ChangeCounts, Column, HashSpec, InvalidRow
+from smartingest.cdc.base import HASH, IDENT, OP, PK, ChangeCounts, Column, HashSpec, InvalidRow, as_arrow
 from smartingest.cdc.hashing import HASH_SCHEME, literal, quote, row_hash_sql
 from smartingest.codes import ReasonCode
 from smartingest.config.models import ModelConfig
@@ -343,7 +343,7 @@ class BasicChangeSet:
         if not len(pks):
             return
         settled = pa.table(
-            {PK: _arrow(pks, pa.string()), OP: _arrow(ops, pa.string()), "commits": _arrow(commit, pa.bool_())}
+            {PK: as_arrow(pks, pa.string()), OP: as_arrow(ops, pa.string()), "commits": as_arrow(commit, pa.bool_())}
         )
         self.con.register("settled", settled)
         self.con.execute("INSERT INTO fresh SELECT * FROM settled")
@@ -530,10 +530,6 @@ def baseline_change(stored: str | None, current: str) -> str | None:
         f"new baseline: the snapshot was made for another {' and '.join(changed)} ({described}); "
         "every row is sent as added and nothing is removed"
     )
-
-
-def _arrow(values: Column[Any], type_: pa.DataType) -> pa.Array | pa.ChunkedArray:
-    return values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values, type_)
 
 
 def _one(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:

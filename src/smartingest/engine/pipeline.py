@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +35,7 @@ from smartingest.iterable.client import IterableClient
 from smartingest.iterable.writer import Record
 from smartingest.sources.base import Source, check_primary_key
 from smartingest.sources.registry import open_source
-from smartingest.synctypes.base import TypePlan
+from smartingest.synctypes.base import Decided, TypePlan
 from smartingest.synctypes.registry import sync_type
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ async def deliver(
     async with IterableClient(target.destination, policy=CHECK_POLICY) as checks:
         warnings += await plan.prepare_destination(checks)
     concurrency = target.destination.max_concurrent_requests
-    queue: asyncio.Queue[list[Record] | None] = asyncio.Queue(maxsize=concurrency * 2)
+    queue: asyncio.Queue[Sequence[Record] | None] = asyncio.Queue(maxsize=concurrency * 2)
     async with IterableClient(target.destination) as client:
         writer = plan.writer(client)
 
@@ -229,9 +229,17 @@ async def deliver(
             while (request := await queue.get()) is not None:
                 settler.settle_outcomes(await writer.deliver(request))
 
+        batches = iter(change_set.changes(CHANGE_BATCH_ROWS))
+
+        def next_mapped() -> tuple[Sequence[Record], list[Decided]] | None:
+            changes = next(batches, None)
+            return None if changes is None else plan.map_changes(changes)
+
         async def produce() -> None:
-            for changes in change_set.changes(CHANGE_BATCH_ROWS):
-                records, decided = plan.map_changes(changes)
+            # Reading and mapping run on a worker thread: Arrow and DuckDB do most of it without holding the
+            # interpreter, so the next batch is built while this thread sends and settles.
+            while (mapped := await asyncio.to_thread(next_mapped)) is not None:
+                records, decided = mapped
                 settler.settle(decided)
                 for request in writer.batches(records):
                     await queue.put(request)
@@ -340,8 +348,11 @@ class _Run:
                 except SmartIngestError as exc:
                     self.error = str(exc)
                 finally:
-                    # Whatever stopped delivery, every row it did not reach is kept for the next run.
-                    settler.settle_unsent(f"not sent: {self.error or 'the run stopped before sending it'}")
+                    try:
+                        # Whatever stopped delivery, every row it did not reach is kept for the next run.
+                        settler.settle_unsent(f"not sent: {self.error or 'the run stopped before sending it'}")
+                    finally:
+                        settler.close()  # nothing writes to the change set once it commits
         except SmartIngestError as exc:
             self.error = str(exc)
         except KeyboardInterrupt:

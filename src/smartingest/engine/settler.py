@@ -7,31 +7,40 @@ gathered, then writes them in one go: one outcome file part and one insert into 
 (what was acknowledged since the previous checkpoint becomes durable), so a run killed midway resends
 at most one checkpoint's worth; verdicts not yet flushed when a process dies are counted as sent again
 by the next run, which is what happens to their rows.
+
+The writing happens on a thread of its own, in order, off the event loop that sends: Parquet and DuckDB
+do it without holding the interpreter, so requests keep flowing while the previous batch is accounted
+for. At most ``MAX_BEHIND`` writes wait; past that, settling waits for the oldest (memory stays bounded).
+``close`` waits for every write and raises the first that failed.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
 
 import pyarrow as pa
 
-from smartingest.cdc.base import OP, PK, ChangeSet
+from smartingest.cdc.base import OP, PK, ChangeSet, Column, as_arrow
 from smartingest.codes import ReasonCode
 from smartingest.engine.ledger import Ledger
 from smartingest.engine.outcome_files import SCHEMA as OUTCOME_SCHEMA
 from smartingest.engine.progress import Progress
 from smartingest.iterable.outcomes import SYNCED, Retry, Verdict, code_of, commits, reason_of, status_of
-from smartingest.iterable.writer import Outcome
+from smartingest.iterable.records import RecordColumns
+from smartingest.iterable.writer import Outcome, SameVerdict
 from smartingest.synctypes.base import Decided
 
 CHANGE_BATCH_ROWS = 10_000
+MAX_BEHIND = 2
 COMMITS = "commits"
 _pk, _operation = attrgetter("pk"), attrgetter("operation")
 
 
-def verdict_table(pks: Sequence[str | None], ops: Sequence[str], verdicts: Sequence[Verdict]) -> pa.Table:
+def verdict_table(pks: Column[str | None], ops: Column[str], verdicts: Sequence[Verdict]) -> pa.Table:
     """Verdicts as the outcome files' columns plus COMMITS (whether the row enters the snapshot).
 
     A verdict is usually shared by many rows (SYNCED, one refusal for a whole request): each distinct
@@ -58,11 +67,10 @@ def verdict_table(pks: Sequence[str | None], ops: Sequence[str], verdicts: Seque
         return pa.repeat(distinct[0], n) if spread is None else distinct.take(spread)
 
     codes = [code_of(v) for v in describe]
-    pk = pa.array(pks, pa.string())
     return pa.table(
         {
-            "primary_key": pk,
-            "operation": pa.array(ops, pa.string()),
+            "primary_key": as_arrow(pks, pa.string()),
+            "operation": as_arrow(ops, pa.string()),
             "status": column([str(status_of(v)) for v in describe], pa.string()),
             "reason": column([reason_of(v) for v in describe], pa.string()),
             "reason_code": column([None if c is None else str(c) for c in codes], pa.string()),
@@ -96,6 +104,8 @@ class Settler:
         self._pending_rows = 0
         self._since_checkpoint = 0
         self._checkpointed_at = time.monotonic()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="settle")
+        self._writes: deque[Future[object]] = deque()
 
     def settle(self, decided: Sequence[Decided]) -> None:
         """Settle rows decided without a request: (primary key, operation, verdict) each."""
@@ -105,28 +115,56 @@ class Settler:
 
     def settle_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         """Settle a writer's answer: (record, verdict) each."""
-        if outcomes:
-            records, verdicts = zip(*outcomes, strict=True)
-            self._add(verdict_table(list(map(_pk, records)), list(map(_operation, records)), verdicts))
+        if not outcomes:
+            return
+        if isinstance(outcomes, SameVerdict) and isinstance(outcomes.records, RecordColumns):
+            records = outcomes.records  # the usual answer: records as columns, one verdict for all
+            self._add(verdict_table(records.pks, records.ops, [outcomes.verdict] * len(records)))
+            return
+        pairs, verdicts = zip(*outcomes, strict=True)
+        self._add(verdict_table(list(map(_pk, pairs)), list(map(_operation, pairs)), verdicts))
 
     def settle_unsent(self, reason: str) -> None:
         """Give every change still without a verdict the verdict retry (it is sent by the next run)."""
-        self.flush()  # unsettled() reads the verdicts the change set holds
+        self.flush()
+        self.wait()  # unsettled() reads the verdicts the change set holds
         verdict = Retry(reason, ReasonCode.NOT_SENT)
         for batch in self.change_set.unsettled(CHANGE_BATCH_ROWS):
             pks, ops = batch.column(PK).to_pylist(), batch.column(OP).to_pylist()
             self._add(verdict_table(pks, ops, [verdict] * len(pks)))
         self.flush()
+        self.wait()
 
     def flush(self) -> None:
-        """Write every verdict kept so far."""
+        """Write every verdict kept so far (on the writing thread)."""
         if not self._pending:
             return
         table = pa.concat_tables(self._pending)
         self._pending, self._pending_rows = [], 0
-        # The outcomes first: a row committed to the snapshot always has its outcome on record.
-        self.ledger.record(self.run_id, table.select(OUTCOME_SCHEMA.names))
-        self.change_set.settle(table.column("primary_key"), table.column("operation"), table.column(COMMITS))
+
+        def write() -> None:
+            # The outcomes first: a row committed to the snapshot always has its outcome on record.
+            self.ledger.record(self.run_id, table.select(OUTCOME_SCHEMA.names))
+            self.change_set.settle(table.column("primary_key"), table.column("operation"), table.column(COMMITS))
+
+        self._submit(write)
+
+    def wait(self) -> None:
+        """Wait for every write so far; raises the first that failed."""
+        while self._writes:
+            self._writes.popleft().result()
+
+    def close(self) -> None:
+        """Wait for every write (raising the first that failed) and stop the writing thread."""
+        try:
+            self.wait()
+        finally:
+            self._writer.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self, work: Callable[[], object]) -> None:
+        while self._writes and (self._writes[0].done() or len(self._writes) >= MAX_BEHIND):
+            self._writes.popleft().result()
+        self._writes.append(self._writer.submit(work))
 
     def _add(self, table: pa.Table) -> None:
         self._pending.append(table)
@@ -136,7 +174,7 @@ class Settler:
         due = time.monotonic() - self._checkpointed_at >= self.checkpoint_seconds
         if self._since_checkpoint >= self.checkpoint_rows or due:
             self.flush()
-            self.change_set.checkpoint()
+            self._submit(self.change_set.checkpoint)
             self._since_checkpoint, self._checkpointed_at = 0, time.monotonic()
         elif self._pending_rows >= self.flush_rows:
             self.flush()

@@ -15,6 +15,7 @@ cannot fit are rejected without a request. The same field of another event name 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import orjson
 
@@ -43,7 +44,7 @@ class EventsWriter(IdentifiedBulkWriter):
     def __init__(self, client: IterableClient, batch_size: int) -> None:
         super().__init__(client, EVENTS_TRACK_BULK, "events", batch_size)
 
-    def read_answer(self, batch: list[Record], response: dict) -> list[Outcome]:
+    def read_answer(self, batch: Sequence[Record], response: dict) -> Sequence[Outcome]:
         disallowed = {name for name in response.get("disallowedEventNames") or [] if isinstance(name, str)}
         if not disallowed:
             return read_identity_failures(batch, response, self.endpoint.name)

@@ -31,7 +31,7 @@ class ExistingUsersOnly:
         self.client = client
         self.identifier = identifier
 
-    def batches(self, records: Sequence[Record]) -> Iterator[list[Record]]:
+    def batches(self, records: Sequence[Record]) -> Iterator[Sequence[Record]]:
         return self.inner.batches(records)
 
     async def deliver(self, records: Sequence[Record]) -> list[Outcome]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from itertools import repeat
+from collections.abc import Sequence
 from typing import Protocol
 
 import orjson
@@ -22,7 +22,7 @@ from smartingest.iterable.client import IterableClient, Refused
 from smartingest.iterable.endpoints import USERS_BULK_UPDATE, Endpoint
 from smartingest.iterable.fields import fits, json_kind
 from smartingest.iterable.outcomes import SYNCED, Rejected
-from smartingest.iterable.writer import BulkWriter, Outcome, Record
+from smartingest.iterable.writer import BulkWriter, Outcome, Record, SameVerdict
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +89,13 @@ class IdentifiedBulkWriter(BulkWriter):
         """The scope within which an item's field types are fixed (default: the whole project)."""
         return None
 
-    def read_answer(self, batch: list[Record], response: dict) -> list[Outcome]:
+    def read_answer(self, batch: Sequence[Record], response: dict) -> Sequence[Outcome]:
         return read_identity_failures(batch, response, self.endpoint.name)
 
-    def refuse_before_sending(self, batch: list[Record]) -> tuple[list[Record], list[Outcome]]:
+    def refuse_before_sending(self, batch: Sequence[Record]) -> tuple[Sequence[Record], list[Outcome]]:
         return self._without_misfits(batch) if self.misfits else (batch, [])
 
-    def on_refused(self, batch: list[Record], refused: Refused) -> None:
+    def on_refused(self, batch: Sequence[Record], refused: Refused) -> None:
         if len(batch) != 1 or refused.code != TYPE_MISMATCH:
             return
         scope = self.misfit_scope(orjson.loads(batch[0].body))
@@ -103,7 +103,7 @@ class IdentifiedBulkWriter(BulkWriter):
             if fits(fixed, sent) is False:  # text into a date field fits where the text is a date: no rule
                 self.misfits.setdefault((scope, path), (fixed, refused.reason))
 
-    def _without_misfits(self, batch: list[Record]) -> tuple[list[Record], list[Outcome]]:
+    def _without_misfits(self, batch: Sequence[Record]) -> tuple[Sequence[Record], list[Outcome]]:
         """Split off the records that carry a value of a confirmed misfit kind, each rejected."""
         keep: list[Record] = []
         refused: list[Outcome] = []
@@ -139,7 +139,7 @@ def users_writer(client: IterableClient, batch_size: int) -> IdentifiedBulkWrite
     return IdentifiedBulkWriter(client, USERS_BULK_UPDATE, "users", batch_size)
 
 
-def read_identity_failures(batch: list[Record], response: dict, endpoint: str) -> list[Outcome]:
+def read_identity_failures(batch: Sequence[Record], response: dict, endpoint: str) -> Sequence[Outcome]:
     """Verdicts of a 200 answer: a record whose email or userId a failure list names is rejected with the
     list's reason (naming the refused value); every other record is synced."""
     failed = response.get("failedUpdates")
@@ -159,7 +159,7 @@ def read_identity_failures(batch: list[Record], response: dict, endpoint: str) -
                 if identity == "email":
                     target.setdefault(name.lower(), verdict)
     if not by_email and not by_user_id and not response.get("failCount"):
-        return list(zip(batch, repeat(SYNCED)))  # the usual answer: nobody refused, nothing to look up
+        return SameVerdict(batch, SYNCED)  # the usual answer: nobody refused, nothing to look up
     outcomes: list[Outcome] = []
     rejected = 0
     for record in batch:

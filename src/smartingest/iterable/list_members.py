@@ -18,6 +18,8 @@ the batch is rejected (unknown_list) without splitting, and later batches withou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from smartingest.codes import ReasonCode
 from smartingest.iterable.client import IterableClient, Refused
 from smartingest.iterable.endpoints import LISTS_SUBSCRIBE, LISTS_UNSUBSCRIBE, Endpoint
@@ -52,16 +54,16 @@ class _ListWriter(IdentifiedBulkWriter):
             ReasonCode.UNKNOWN_LIST,
         )
 
-    def on_refused(self, batch: list[Record], refused: Refused) -> None:
+    def on_refused(self, batch: Sequence[Record], refused: Refused) -> None:
         super().on_refused(batch, refused)
         self.list_gone = self.list_gone or self.request_refusal(refused)
 
-    def refuse_before_sending(self, batch: list[Record]) -> tuple[list[Record], list[Outcome]]:
+    def refuse_before_sending(self, batch: Sequence[Record]) -> tuple[Sequence[Record], list[Outcome]]:
         if self.list_gone is not None:
             return [], [(record, self.list_gone) for record in batch]
         return super().refuse_before_sending(batch)
 
-    def read_answer(self, batch: list[Record], response: dict) -> list[Outcome]:
+    def read_answer(self, batch: Sequence[Record], response: dict) -> Sequence[Outcome]:
         return [(record, self.settle(verdict)) for record, verdict in super().read_answer(batch, response)]
 
     def settle(self, verdict: Verdict) -> Verdict:

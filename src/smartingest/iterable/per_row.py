@@ -50,7 +50,7 @@ class PerRowWriter:
         # waiting for a connection never counts as a timeout.
         self._in_flight = asyncio.Semaphore(client.destination.max_concurrent_requests)
 
-    def batches(self, records: Sequence[Record]) -> Iterator[list[Record]]:
+    def batches(self, records: Sequence[Record]) -> Iterator[Sequence[Record]]:
         """Groups of records whose requests go together (``group_size`` each)."""
         rows = iter(records)
         while group := list(islice(rows, self.group_size)):

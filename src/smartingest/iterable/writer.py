@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_right
-from collections.abc import Iterator, Mapping, Sequence
-from itertools import accumulate
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import accumulate, repeat
 from operator import add, attrgetter
-from typing import Protocol
+from typing import Protocol, overload
 
 from smartingest.codes import ReasonCode
 from smartingest.iterable.client import Accepted, Capped, Exhausted, IterableClient, Refused
 from smartingest.iterable.endpoints import Endpoint
 from smartingest.iterable.outcomes import SYNCED, Deferred, Rejected, Retry, Verdict, refusal
+from smartingest.iterable.records import RecordColumns
 
 
 class Record(Protocol):
@@ -44,14 +45,38 @@ Outcome = tuple[Record, Verdict]
 _body = attrgetter("body")
 
 
+class SameVerdict(Sequence[Outcome]):
+    """One verdict for every record of a sequence: what most answers are (every record synced). Reads as the
+    (record, verdict) pairs; the settler takes ``records`` and ``verdict`` whole, without pairing them."""
+
+    def __init__(self, records: Sequence[Record], verdict: Verdict) -> None:
+        self.records = records
+        self.verdict = verdict
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @overload
+    def __getitem__(self, index: int) -> Outcome: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Outcome]: ...
+    def __getitem__(self, index: int | slice) -> Outcome | Sequence[Outcome]:
+        if isinstance(index, slice):
+            return SameVerdict(self.records[index], self.verdict)
+        return (self.records[index], self.verdict)
+
+    def __iter__(self) -> Iterator[Outcome]:
+        return zip(self.records, repeat(self.verdict))
+
+
 class Writer(Protocol):
     """Sends records and answers one verdict per record."""
 
-    def batches(self, records: Sequence[Record]) -> Iterator[list[Record]]:
+    def batches(self, records: Sequence[Record]) -> Iterator[Sequence[Record]]:
         """Group records into the requests they will be sent in."""
         ...
 
-    async def deliver(self, records: Sequence[Record]) -> list[Outcome]:
+    async def deliver(self, records: Sequence[Record]) -> Sequence[Outcome]:
         """Send records (one request's worth, from ``batches``); one verdict each. Raises DestinationAuthError."""
         ...
 
@@ -95,55 +120,55 @@ class BulkWriter:
 
     def body(self, records: Sequence[Record]) -> bytes:
         """The request body carrying these records."""
+        if isinstance(records, RecordColumns):
+            return self._head + records.joined() + self._tail
         return self._head + b",".join(map(_body, records)) + self._tail
 
-    def batches(self, records: Sequence[Record]) -> Iterator[list[Record]]:
+    def batches(self, records: Sequence[Record]) -> Iterator[Sequence[Record]]:
         """Group records into requests under both the count and the byte limit (a record over the byte limit
         alone makes a request of its own)."""
         # reach[i]: bytes of the first i records with a comma each; a request [start, end) fits when
         # reach[end] - reach[start] <= max_body. Built and searched without a Python step per record.
-        reach = list(map(add, accumulate(map(len, map(_body, records)), initial=0), range(len(records) + 1)))
+        reach = list(map(add, accumulate(_sizes(records), initial=0), range(len(records) + 1)))
         start = 0
         while start < len(records):
             fits = bisect_right(reach, reach[start] + self.max_body, lo=start) - 1
             end = min(max(fits, start + 1), start + self.batch_size)
-            yield list(records[start:end])
+            yield records[start:end] if isinstance(records, RecordColumns) else list(records[start:end])
             start = end
 
-    async def deliver(self, records: Sequence[Record]) -> list[Outcome]:
+    async def deliver(self, records: Sequence[Record]) -> Sequence[Outcome]:
         """Send records in as many requests as needed, concurrently; one verdict per record."""
-        outcomes: list[Outcome] = [
-            (
-                r,
-                Rejected(
-                    f"the item is {len(r.body):,} bytes: {self.endpoint.name} takes {self._limit} per request",
-                    ReasonCode.TOO_LARGE,
-                ),
-            )
-            for r in records
-            if len(r.body) > self.max_body
-        ]
-        sendable = [r for r in records if len(r.body) <= self.max_body] if outcomes else records
-        for result in await asyncio.gather(*(self.send_batch(batch) for batch in self.batches(sendable))):
-            outcomes.extend(result)
-        return outcomes
+        sendable = records
+        outcomes: list[Outcome] = []
+        if max(_sizes(records), default=0) > self.max_body:
+            too_large = [r for r in records if len(r.body) > self.max_body]
+            reason = f"the item is {{:,}} bytes: {self.endpoint.name} takes {self._limit} per request"
+            outcomes = [(r, Rejected(reason.format(len(r.body)), ReasonCode.TOO_LARGE)) for r in too_large]
+            sendable = [r for r in records if len(r.body) <= self.max_body]
+        results = await asyncio.gather(*(self.send_batch(batch) for batch in self.batches(sendable)))
+        if not outcomes and len(results) == 1:
+            return results[0]  # one request's worth, as it answered (columns stay columns)
+        return outcomes + [outcome for result in results for outcome in result]
 
-    async def send_batch(self, batch: list[Record]) -> list[Outcome]:
+    async def send_batch(self, batch: Sequence[Record]) -> Sequence[Outcome]:
         """One request for ``batch``, split in halves on a whole-request refusal."""
-        batch, outcomes = self.refuse_before_sending(batch)
+        batch, refused_unsent = self.refuse_before_sending(batch)
         if not batch:
-            return outcomes
+            return refused_unsent
         answer = await self.client.send(self.endpoint, self.body(batch), rows=len(batch), path=self.path)
         # rows_sent counts each row once, at the answer that decides its verdict (not again per split).
+        outcomes: list[Outcome] = list(refused_unsent)
         match answer:
             case Accepted(response):
                 self.client.stats["rows_sent"] += len(batch)
-                return outcomes + self.read_answer(batch, response)
+                verdicts = self.read_answer(batch, response)
+                return verdicts if not outcomes else outcomes + list(verdicts)
             case Refused(split=True) as refused if self.request_refusal(refused) is None:
                 self.client.stats["splits"] += 1
                 middle = len(batch) // 2
                 first, second = await asyncio.gather(self.send_batch(batch[:middle]), self.send_batch(batch[middle:]))
-                return outcomes + first + second
+                return outcomes + list(first) + list(second)
             case Refused() as refused:
                 self.client.stats["rows_sent"] += len(batch)
                 self.on_refused(batch, refused)
@@ -156,15 +181,15 @@ class BulkWriter:
 
     # -- hooks ----------------------------------------------------------------------------------------
 
-    def read_answer(self, batch: list[Record], response: dict) -> list[Outcome]:
+    def read_answer(self, batch: Sequence[Record], response: dict) -> Sequence[Outcome]:
         """Verdicts from a 2xx answer (default: every record synced)."""
-        return [(record, SYNCED) for record in batch]
+        return SameVerdict(batch, SYNCED)
 
-    def refuse_before_sending(self, batch: list[Record]) -> tuple[list[Record], list[Outcome]]:
+    def refuse_before_sending(self, batch: Sequence[Record]) -> tuple[Sequence[Record], list[Outcome]]:
         """Records to send, and records refused without a request (default: none)."""
         return batch, []
 
-    def on_refused(self, batch: list[Record], refused: Refused) -> None:
+    def on_refused(self, batch: Sequence[Record], refused: Refused) -> None:
         """Learn from a final refusal of ``batch`` (default: nothing)."""
 
     def request_refusal(self, refused: Refused) -> Rejected | None:
@@ -187,13 +212,18 @@ class ByOperation:
         upserts = [r for r in records if r.operation != self.REMOVED]
         return upserts, [r for r in records if r.operation == self.REMOVED]
 
-    def batches(self, records: Sequence[Record]) -> Iterator[list[Record]]:
+    def batches(self, records: Sequence[Record]) -> Iterator[Sequence[Record]]:
         upserts, removals = self._split(records)
         yield from self.upserts.batches(upserts)
         yield from self.removals.batches(removals)
 
-    async def deliver(self, records: Sequence[Record]) -> list[Outcome]:
+    async def deliver(self, records: Sequence[Record]) -> Sequence[Outcome]:
         """Send upserts and removals (one request's worth from ``batches``, or any mix); one verdict each."""
         groups = zip((self.upserts, self.removals), self._split(records), strict=True)
         results = await asyncio.gather(*(writer.deliver(group) for writer, group in groups if group))
-        return [outcome for result in results for outcome in result]
+        return results[0] if len(results) == 1 else [outcome for result in results for outcome in result]
+
+
+def _sizes(records: Sequence[Record]) -> Iterable[int]:
+    """Each record's body length (from the columns when it has them)."""
+    return records.sizes if isinstance(records, RecordColumns) else map(len, map(_body, records))

@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -28,27 +27,16 @@ from smartingest.mapping.kinds import COMPILERS, TOP_LEVEL_IDENTITY, ColumnValue
 MAPPING_ENCODING_VERSION = 2
 
 
-class MappedRecord(NamedTuple):
-    """One row as an Iterable user update: its key, its identity fields and the JSON body of the user object.
-
-    A tuple, not a dataclass: a first run makes one per row, and ``_records`` makes them without a
-    Python call each."""
-
-    pk: str
-    operation: str
-    email: str | None
-    user_id: str | None
-    body: bytes
-
-
-_records = partial(tuple.__new__, MappedRecord)  # MappedRecords from (pk, operation, email, user_id, body) tuples
-
-
 @dataclass(frozen=True)
 class MappedBatch:
-    """The records of one batch, and the rows refused before sending, each with its reason."""
+    """The rows of one batch that become records, as columns (each array holds those rows only, in order),
+    and the rows refused before sending, each with its reason."""
 
-    records: list[MappedRecord]
+    pks: pa.Array
+    ops: pa.Array
+    emails: pa.Array | None  # the email each record names (None when the sync maps none)
+    user_ids: pa.Array | None
+    bodies: pa.Array  # one JSON item per record
     rejected: list[tuple[str, str, str, ReasonCode]]  # (primary key, operation, reason, code)
 
 
@@ -160,36 +148,40 @@ def assemble(
     keep: pa.BooleanArray | None = None,
 ) -> MappedBatch:
     """Records from one JSON body per row: rows without an identifier, or with a problem, are rejected
-    with their reason and code instead. ``keep`` (optional) limits which rows become anything at all."""
+    with their reason and code instead. ``keep`` (optional) limits which rows become anything at all.
+    Per row only for the rejected ones."""
     n = batch.num_rows
+    pks = batch.column(pk_column).cast(pa.string())
+    ops = batch.column(op_column).cast(pa.string()) if op_column else pa.repeat(pa.scalar("upsert"), n)
+    columns = [pks, ops, mapped.identity.get("email"), mapped.identity.get("userId"), bodies.cast(pa.binary())]
     blank = mapped.blank_identifiers()
     refused = mapped.problems.any_mask()
     masks = [m for m in (blank, refused) if m is not None]
     bad = masks[0] if len(masks) == 1 else (pc.or_(masks[0], masks[1]) if masks else None)
-    bad_rows = bad.to_pylist() if bad is not None and pc.any(bad).as_py() else None
-    blanks = blank.to_pylist() if blank is not None and bad_rows is not None else None
-    kept = keep.to_pylist() if keep is not None else None
-    body_list = bodies.cast(pa.binary()).to_pylist()
-    pks = batch.column(pk_column).cast(pa.string()).to_pylist()
-    ops = batch.column(op_column).to_pylist() if op_column else ["upsert"] * n
-    emails = mapped.identity["email"].to_pylist() if "email" in mapped.identity else [None] * n
-    user_ids = mapped.identity["userId"].to_pylist() if "userId" in mapped.identity else [None] * n
-    if bad_rows is None and kept is None:
-        return MappedBatch(list(map(_records, zip(pks, ops, emails, user_ids, body_list, strict=True))), [])
-    records: list[MappedRecord] = []
+    if bad is not None:
+        bad = pc.fill_null(bad, False)
+        if not pc.any(bad).as_py():
+            bad = None
     rejected: list[tuple[str, str, str, ReasonCode]] = []
-    for i in range(n):
-        if kept is not None and not kept[i]:
-            continue
-        if bad_rows is not None and bad_rows[i]:
-            if blanks is not None and blanks[i]:
+    if bad is not None:
+        considered = bad if keep is None else pc.and_(bad, keep)
+        is_blank = blank.to_pylist() if blank is not None else [False] * n
+        pk_list, op_list = pks.to_pylist(), ops.to_pylist()
+        for i in pc.indices_nonzero(considered).to_pylist():
+            if is_blank[i]:
                 reason = f"{mapped.identifier_field} is empty: the row has no identifier to match on"
-                rejected.append((pks[i], ops[i], reason, ReasonCode.NO_IDENTIFIER))
+                rejected.append((pk_list[i], op_list[i], reason, ReasonCode.NO_IDENTIFIER))
             else:
-                rejected.append((pks[i], ops[i], mapped.problems.reason_for(i), mapped.problems.code_for(i)))
-            continue
-        records.append(MappedRecord(pks[i], ops[i], emails[i], user_ids[i], body_list[i]))
-    return MappedBatch(records, rejected)
+                rejected.append((pk_list[i], op_list[i], mapped.problems.reason_for(i), mapped.problems.code_for(i)))
+    sent = keep
+    if bad is not None:
+        good = pc.invert(bad)
+        sent = good if keep is None else pc.and_(good, keep)
+    if sent is not None:
+        columns = [None if c is None else c.filter(sent) for c in columns]
+    pks, ops, emails, user_ids, body_column = columns
+    assert pks is not None and ops is not None and body_column is not None
+    return MappedBatch(pks, ops, emails, user_ids, body_column, rejected)
 
 
 def _object(tree: dict[str, Any]) -> pa.Array | str:

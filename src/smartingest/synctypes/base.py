@@ -65,7 +65,7 @@ class TypePlan(Protocol):
         """The request the plan's sample bodies stand for ("POST /api/users/bulkUpdate"), for plans."""
         ...
 
-    def map_changes(self, batch: pa.RecordBatch) -> tuple[list[Record], list[Decided]]:
+    def map_changes(self, batch: pa.RecordBatch) -> tuple[Sequence[Record], list[Decided]]:
         """Turn a batch of changes (the model's columns plus PK_COLUMN and OP_COLUMN) into records to send
         and the rows decided without a request. Never raises for a bad value: such a row is rejected."""
         ...

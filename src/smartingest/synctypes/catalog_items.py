@@ -28,6 +28,7 @@ from smartingest.iterable.outcomes import Rejected
 from smartingest.mapping.encode import JSON_NULL, Encoder, json_string
 from smartingest.mapping.plan import MappedColumns, UserRecordPlan, assemble, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided
+from smartingest.synctypes.common import record_columns
 
 # The contract: "only alphanumeric characters and dashes ... a maximum length of 255 characters".
 ITEM_ID_PATTERN = r"^[A-Za-z0-9-]{1,255}$"
@@ -72,7 +73,7 @@ class ItemBuilder:
         keep = pc.invert(bad_ids) if bad_ids is not None else None
         built = assemble(batch, PK_COLUMN, OP_COLUMN, bodies, mapped, keep=keep)
         decided += [(pk, op, Rejected(reason, code)) for pk, op, reason, code in built.rejected]
-        return [ItemRecord(r.pk, r.operation, r.body) for r in built.records], decided
+        return [ItemRecord(r.pk, r.operation, r.body) for r in record_columns(built)], decided
 
     def deletes(self, batch: pa.RecordBatch) -> tuple[list[ItemRecord], list[Decided]]:
         """Removed rows as item ids to delete: a removed row's id is its primary key, the only value

@@ -14,6 +14,7 @@ from smartingest.config.models import IdentifiedSync
 from smartingest.errors import DestinationAuthError, DestinationError
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.fields import fits, read_field_types
+from smartingest.iterable.records import RecordColumns
 from smartingest.mapping.encode import JSON_NULL, json_string
 from smartingest.mapping.kinds import FieldKind
 from smartingest.mapping.plan import (
@@ -133,3 +134,8 @@ def user_objects(records: UserRecordPlan, batch: pa.RecordBatch, pk_column: str,
         pieces.append(f",{orjson.dumps(flag).decode()}:{orjson.dumps(value).decode()}")
     pieces.append("}")
     return assemble(batch, pk_column, op_column, json_join(pieces, mapped.rows), mapped)
+
+
+def record_columns(mapped: MappedBatch) -> RecordColumns:
+    """The records of a mapped batch, as the writers take them."""
+    return RecordColumns(mapped.pks, mapped.ops, mapped.bodies, mapped.emails, mapped.user_ids)

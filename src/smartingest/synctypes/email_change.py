@@ -33,7 +33,7 @@ from smartingest.iterable.writer import Record, Writer
 from smartingest.mapping.encode import JSON_NULL, json_string
 from smartingest.mapping.plan import UserRecordPlan, assemble, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
-from smartingest.synctypes.common import compile_identified, matching
+from smartingest.synctypes.common import compile_identified, matching, record_columns
 from smartingest.synctypes.one_user import first_body, settings_fingerprint, split_quiet
 
 
@@ -89,7 +89,7 @@ class EmailChangePlan:
         )
         result = assemble(to_send, PK_COLUMN, OP_COLUMN, bodies, mapped)
         decided.extend((pk, op, Rejected(reason, code)) for pk, op, reason, code in result.rejected)
-        return list(result.records), decided
+        return list(record_columns(result)), decided
 
     def sample_body(self, records: Sequence[Record]) -> bytes:
         return first_body(records)

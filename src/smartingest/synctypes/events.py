@@ -47,7 +47,7 @@ from smartingest.mapping.event_values import (
 )
 from smartingest.mapping.plan import MappedBatch, UserRecordPlan, assemble, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
-from smartingest.synctypes.common import compile_identified
+from smartingest.synctypes.common import compile_identified, record_columns
 
 # Bumped when the way an event's own keys are built changes, so every row is sent again once.
 EVENTS_ENCODING_VERSION = 1
@@ -105,7 +105,7 @@ class EventsPlan:
             return [], decided
         mapped = self.map_events(tracked)
         decided.extend((pk, op, Rejected(reason, code)) for pk, op, reason, code in mapped.rejected)
-        return list(mapped.records), decided
+        return list(record_columns(mapped)), decided
 
     def map_events(self, batch: pa.RecordBatch) -> MappedBatch:
         """One ``TrackRequest`` per row, built column-wise; rows refused before sending, with their reasons."""

@@ -39,11 +39,12 @@ from smartingest.iterable.client import IterableClient
 from smartingest.iterable.list_members import REMOVED, ListMembersWriter, subscribe_options
 from smartingest.iterable.lists import ListInfo, create_list, read_lists
 from smartingest.iterable.outcomes import SYNCED, Rejected
+from smartingest.iterable.records import MappedRecord
 from smartingest.iterable.writer import Record, Writer
 from smartingest.mapping.encode import Encoder, json_string
-from smartingest.mapping.plan import MappedRecord, UserRecordPlan, compile_user_plan, json_join
+from smartingest.mapping.plan import UserRecordPlan, compile_user_plan, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
-from smartingest.synctypes.common import refuse_user_field_misfits, user_objects
+from smartingest.synctypes.common import record_columns, refuse_user_field_misfits, user_objects
 
 
 @dataclass
@@ -100,7 +101,7 @@ class StaticListPlan:
             mapped = user_objects(self.records, joining, PK_COLUMN, OP_COLUMN)
             decided += [(pk, op, Rejected(reason, code)) for pk, op, reason, code in mapped.rejected]
             not_lower = self._keys_not_lower_case(joining)
-            for record in mapped.records:
+            for record in record_columns(mapped):
                 if record.pk in not_lower:
                     decided.append((record.pk, record.operation, not_lower[record.pk]))
                 else:

@@ -35,7 +35,7 @@ from smartingest.iterable.writer import Record, Writer
 from smartingest.mapping.encode import JSON_NULL, json_string
 from smartingest.mapping.plan import MappedColumns, UserRecordPlan, assemble, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
-from smartingest.synctypes.common import compile_identified, matching
+from smartingest.synctypes.common import compile_identified, matching, record_columns
 from smartingest.synctypes.one_user import first_body, settings_fingerprint, split_quiet
 
 _PATH_DOT_SEGMENTS = pa.array([".", ".."])
@@ -83,7 +83,7 @@ class UserDeletionPlan:
         )
         result = assemble(to_send, PK_COLUMN, OP_COLUMN, bodies, mapped)
         decided.extend((pk, op, Rejected(reason, code)) for pk, op, reason, code in result.rejected)
-        return list(result.records), decided
+        return list(record_columns(result)), decided
 
     def _refuse_unsafe_paths(self, mapped: MappedColumns, identifier: pa.Array) -> None:
         if self.sync.identifier_field == "email":

@@ -25,11 +25,18 @@ from smartingest.iterable.client import IterableClient
 from smartingest.iterable.existing_users import ExistingUsersOnly
 from smartingest.iterable.identified import users_writer
 from smartingest.iterable.outcomes import SYNCED, Rejected
+from smartingest.iterable.records import MappedRecord
 from smartingest.iterable.single_user import delete_writer
 from smartingest.iterable.writer import ByOperation, Record, Writer
-from smartingest.mapping.plan import MappedRecord, UserRecordPlan
+from smartingest.mapping.plan import UserRecordPlan
 from smartingest.synctypes.base import IDENT_COLUMN, OP_COLUMN, PK_COLUMN, Decided, Matching
-from smartingest.synctypes.common import compile_identified, matching, refuse_user_field_misfits, user_objects
+from smartingest.synctypes.common import (
+    compile_identified,
+    matching,
+    record_columns,
+    refuse_user_field_misfits,
+    user_objects,
+)
 
 
 @dataclass
@@ -52,12 +59,12 @@ class UsersPlan:
     def matching(self) -> Matching:
         return matching(self.sync, self.records)
 
-    def map_changes(self, batch: pa.RecordBatch) -> tuple[list[Record], list[Decided]]:
+    def map_changes(self, batch: pa.RecordBatch) -> tuple[Sequence[Record], list[Decided]]:
         """Added and changed rows become user records; removed rows need no request (on_removed: nothing),
         clear every mapped field of their user (clear) or delete it (delete)."""
         is_removed = pc.equal(batch.column(OP_COLUMN), "removed")
         removed = batch.filter(is_removed)
-        records: list[Record] = []
+        records: Sequence[Record] = []
         decided: list[Decided] = []
         if removed.num_rows:
             if self.sync.on_removed == "nothing":
@@ -67,7 +74,8 @@ class UsersPlan:
         upserts = batch.filter(pc.invert(is_removed)) if removed.num_rows else batch
         if upserts.num_rows:
             mapped = user_objects(self.records, upserts, PK_COLUMN, OP_COLUMN)
-            records += mapped.records
+            columns = record_columns(mapped)
+            records = columns if not records else [*records, *columns]
             decided += [(pk, op, Rejected(reason, code)) for pk, op, reason, code in mapped.rejected]
         return records, decided
 
