@@ -208,7 +208,14 @@ class PostgresSource:
         ]
         wrapped = f"SELECT {', '.join(columns)} FROM (\n{query}) AS m\n"
         with conn.cursor() as cur:
-            return wrapped, cur.adbc_execute_schema(wrapped)
+            cast = cur.adbc_execute_schema(wrapped)
+        # A numeric read as its text keeps saying what it is: the leaf rule makes it a decimal again.
+        return wrapped, pa.schema(
+            [
+                f.with_metadata(_numeric_metadata(raw.field(i))) if _numeric_as_text(raw.field(i)) else f
+                for i, f in enumerate(cast)
+            ]
+        )
 
     def _stream(self, conn: pg_dbapi.Connection, query: str, model: ModelConfig, batch_rows: int) -> BatchStream:
         """Start the COPY and return the translated, normalised, re-batched stream over it."""
@@ -247,8 +254,11 @@ def _cast_for(field: pa.Field) -> str | None:
     """The SQL expression (``{}`` is the column) the read query applies to a top-level column, or None to
     take ADBC's type as is."""
     pg_type = (field.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
-    if pg_type in _CAST_TO_NUMERIC:
-        return "{}::numeric"
+    if _numeric_as_text(field):
+        # Read as PostgreSQL's own text of the exact value (money: of its numeric value), turned into a
+        # decimal by the leaf rule: PostgreSQL writes numeric text at almost no cost, while decoding binary
+        # numeric in the driver cost more than every other column of a typical model together.
+        return "{}::numeric::text" if pg_type in _CAST_TO_NUMERIC else "{}::text"
     if pa.types.is_list(field.type) and pg_type.startswith("_"):
         # ADBC flattens a multi-dimensional array into one list; as jsonb it keeps its nesting (and
         # numeric elements keep their exact digits). The column is then JSON text, sent parsed.
@@ -311,10 +321,26 @@ def _infinities(ticks_type: pa.DataType, *sentinels: tuple[int, int]) -> Convert
     return convert
 
 
+def _numeric_as_text(field: pa.Field) -> bool:
+    """Whether the read query turns this top-level column into the text of a numeric (see ``_cast_for``)."""
+    pg_type = (field.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
+    return pg_type in _CAST_TO_NUMERIC or (pg_type == _NUMERIC and not pa.types.is_list(field.type))
+
+
+def _numeric_metadata(field: pa.Field) -> dict[bytes, bytes]:
+    """The metadata of a numeric column read as text: numeric, with its typmod (money's numeric has none)."""
+    meta = dict(field.metadata or {})
+    if meta.get(b"POSTGRESQL:type") != _NUMERIC.encode():
+        meta[b"POSTGRESQL:typmod"] = b"-1"
+    meta[b"POSTGRESQL:type"] = _NUMERIC.encode()
+    return meta
+
+
 def _numeric_rule(field: pa.Field) -> tuple[pa.DataType, Converter] | None:
-    """Leaf rule: PostgreSQL numeric (opaque extension over its text form) to decimal128 or float64."""
+    """Leaf rule: PostgreSQL numeric (its text, or ADBC's opaque extension over it) to decimal128 or float64."""
     meta = field.metadata or {}
-    if not isinstance(field.type, pa.OpaqueType) or meta.get(b"POSTGRESQL:type") != _NUMERIC.encode():
+    storage = field.type.storage_type if isinstance(field.type, pa.OpaqueType) else field.type
+    if meta.get(b"POSTGRESQL:type") != _NUMERIC.encode() or not pa.types.is_string(storage):
         return None
     target = numeric_type(int(meta.get(b"POSTGRESQL:typmod", b"-1")))
 
