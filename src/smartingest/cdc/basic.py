@@ -145,8 +145,10 @@ class BasicChangeSet:
             return
         self.new_baseline = query.new_baseline
         self.folded_through = query.folded_through
+        # One file is read where it lies (each use reads only the columns it needs); several are merged once.
+        kind = "TABLE" if query.merged else "VIEW"
         try:
-            self.con.execute(f"CREATE TABLE snap AS {query.sql}")
+            self.con.execute(f"CREATE {kind} snap AS {query.sql}")
         except duckdb.Error as exc:
             raise StateError(f"the CDC snapshot {self.snapshot} is unreadable ({exc}): run `sync reset`") from exc
 
@@ -446,6 +448,7 @@ class SnapshotQuery:
     sql: str
     new_baseline: str | None  # why the base file was set aside, if it was
     folded_through: int  # the last checkpoint the base file holds
+    merged: bool = False  # whether the SELECT merges several files (worth computing once)
 
 
 def checkpoint_path(directory: Path, number: int) -> Path:
@@ -506,7 +509,7 @@ def snapshot_query(
     union = " UNION ALL ".join(f"SELECT *, {number} AS __n FROM ({select})" for select, number in files)
     sql = f"""SELECT {KEY}, {PK}, {HASH}, {IDENT} FROM ({union})
               QUALIFY row_number() OVER (PARTITION BY {PK} ORDER BY __n DESC) = 1 AND NOT {REMOVED}"""
-    return SnapshotQuery(sql, new_baseline, folded_through)
+    return SnapshotQuery(sql, new_baseline, folded_through, merged=True)
 
 
 def _kv_metadata(con: duckdb.DuckDBPyConnection, path_literal: str) -> dict[str, str]:
