@@ -280,9 +280,9 @@ class BasicChangeSet:
                 FROM snap s ANTI JOIN staged k ON k.{KEY} = s.{KEY}"""
         )
         # Verdicts settled since the last checkpoint wait in ``fresh``; a checkpoint moves them to ``verdicts``.
-        con.execute(f"CREATE TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN)")
-        con.execute("CREATE TABLE fresh AS FROM verdicts")
-        con.execute("CREATE VIEW settled_all AS FROM verdicts UNION ALL FROM fresh")
+        con.execute(f"CREATE TEMP TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN)")
+        con.execute("CREATE TEMP TABLE fresh AS FROM verdicts")
+        con.execute("CREATE TEMP VIEW settled_all AS FROM verdicts UNION ALL FROM fresh")
         queried, valid_rows = _one(con.execute(f"SELECT count(*), count(*) FILTER ({valid}) FROM staged st"))
         ops = dict(con.execute(f"SELECT {OP}, count(*) FROM changes GROUP BY {OP}").fetchall())
         invalid = int(queried) - int(valid_rows)
@@ -352,10 +352,12 @@ class BasicChangeSet:
         self.con.unregister("settled")
 
     def unsettled(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        with self.con.cursor() as cursor:
-            yield from cursor.sql(
-                f"SELECT c.{PK}, c.{OP} FROM changes c ANTI JOIN settled_all v ON v.{PK} = c.{PK} AND v.{OP} = c.{OP}"
-            ).to_arrow_reader(batch_rows)
+        # Read whole before yielding (keys and operations only): the verdicts live in this connection's
+        # temporary tables, and the caller settles (writes to it) while it goes through them.
+        table = self.con.sql(
+            f"SELECT c.{PK}, c.{OP} FROM changes c ANTI JOIN settled_all v ON v.{PK} = c.{PK} AND v.{OP} = c.{OP}"
+        ).to_arrow_table()
+        yield from table.to_batches(max_chunksize=batch_rows)
 
     def checkpoint(self) -> int:
         """Make the rows acknowledged since the last checkpoint durable: one checkpoint file of them
