@@ -243,7 +243,8 @@ class BasicChangeSet:
             raise ModelError(f"the model's column {clash[0]!r} uses a reserved name: rename it in the model")
 
     def diff(self) -> None:
-        """Unpack the candidates that are valid into ``changes``, add the removed keys, and count.
+        """Find the invalid rows, define ``changes`` (the valid candidates, unpacked, and the removed keys),
+        and count.
 
         A row is invalid when its key is null, when its key appears more than once, or when another
         row with a valid key has the same identifier (both would update one user in the destination).
@@ -267,24 +268,29 @@ class BasicChangeSet:
         valid = f"""{KEY} IS NOT NULL
                   AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = st.{KEY})
                   AND NOT EXISTS (SELECT 1 FROM dup_idents i WHERE i.{IDENT} = st.{IDENT})"""
-        con.execute(
-            f"""CREATE TABLE changes AS
-                SELECT unnest(__row), {KEY}, {self._pk_text_sql(KEY)} AS {PK}, {HASH}, {IDENT}, {OP} FROM staged st
-                WHERE __row IS NOT NULL AND {valid}"""
-        )
+        queried, valid_rows = _one(con.execute(f"SELECT count(*), count(*) FILTER ({valid}) FROM staged st"))
+        # The changes are views over staging, not a copy of it (on a first run, a copy of every row): the
+        # valid candidates (checked for validity only when some row is invalid) and the removed keys.
+        # ``change_keys`` leaves the rows packed, for what needs only keys, hashes and operations.
         # BY NAME leaves the model's columns null for removed rows: only the key and the identifier the
         # destination knows them by are left of them.
+        keep = f"{OP} IS NOT NULL" + ("" if queried == valid_rows else f" AND {valid}")
         con.execute(
-            f"""INSERT INTO changes BY NAME
-                SELECT s.{KEY} AS {KEY}, s.{PK} AS {PK}, s.{HASH} AS {HASH}, s.{IDENT} AS {IDENT}, 'removed' AS {OP}
+            f"""CREATE TABLE removed AS SELECT s.{KEY}, s.{PK}, s.{HASH}, s.{IDENT}
                 FROM snap s ANTI JOIN staged k ON k.{KEY} = s.{KEY}"""
+        )
+        columns = f"{KEY}, {self._pk_text_sql(KEY)} AS {PK}, {HASH}, {IDENT}, {OP}"
+        removed_rows = f"SELECT {KEY}, {PK}, {HASH}, {IDENT}, 'removed' AS {OP} FROM removed"
+        con.execute(f"CREATE VIEW change_keys AS SELECT {columns} FROM staged st WHERE {keep} UNION ALL {removed_rows}")
+        con.execute(
+            f"""CREATE VIEW changes AS SELECT unnest(__row), {columns} FROM staged st WHERE {keep}
+                UNION ALL BY NAME {removed_rows}"""
         )
         # Verdicts settled since the last checkpoint wait in ``fresh``; a checkpoint moves them to ``verdicts``.
         con.execute(f"CREATE TEMP TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN)")
         con.execute("CREATE TEMP TABLE fresh AS FROM verdicts")
         con.execute("CREATE TEMP VIEW settled_all AS FROM verdicts UNION ALL FROM fresh")
-        queried, valid_rows = _one(con.execute(f"SELECT count(*), count(*) FILTER ({valid}) FROM staged st"))
-        ops = dict(con.execute(f"SELECT {OP}, count(*) FROM changes GROUP BY {OP}").fetchall())
+        ops = dict(con.execute(f"SELECT {OP}, count(*) FROM change_keys GROUP BY {OP}").fetchall())
         invalid = int(queried) - int(valid_rows)
         added, changed, removed = (int(ops.get(op, 0)) for op in ("added", "changed", "removed"))
         self.counts = ChangeCounts(
@@ -355,7 +361,7 @@ class BasicChangeSet:
         # Read whole before yielding (keys and operations only): the verdicts live in this connection's
         # temporary tables, and the caller settles (writes to it) while it goes through them.
         table = self.con.sql(
-            f"SELECT c.{PK}, c.{OP} FROM changes c ANTI JOIN settled_all v ON v.{PK} = c.{PK} AND v.{OP} = c.{OP}"
+            f"SELECT c.{PK}, c.{OP} FROM change_keys c ANTI JOIN settled_all v ON v.{PK} = c.{PK} AND v.{OP} = c.{OP}"
         ).to_arrow_table()
         yield from table.to_batches(max_chunksize=batch_rows)
 
@@ -370,7 +376,7 @@ class BasicChangeSet:
         self.con.execute(
             f"""COPY (
                   SELECT c.{KEY}, c.{PK}, c.{HASH}, c.{IDENT}, c.{OP} = 'removed' AS {REMOVED}
-                  FROM changes c SEMI JOIN {acks} a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
+                  FROM change_keys c SEMI JOIN {acks} a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
                 ) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {self._kv()})"""
         )
         _fsync(tmp)
@@ -389,7 +395,7 @@ class BasicChangeSet:
                   SELECT s.{KEY}, s.{PK}, s.{HASH}, s.{IDENT} FROM snap s ANTI JOIN acks a ON a.{PK} = s.{PK}
                   UNION ALL
                   SELECT c.{KEY}, c.{PK}, c.{HASH}, c.{IDENT}
-                  FROM changes c SEMI JOIN acks a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
+                  FROM change_keys c SEMI JOIN acks a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
                   WHERE c.{OP} <> 'removed'
                 ) TO {literal(str(tmp))}
                 (FORMAT parquet, COMPRESSION zstd, KV_METADATA {self._kv(folded_through=str(folded))})"""
