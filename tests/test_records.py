@@ -47,8 +47,8 @@ def test_columns_read_as_records_one_by_one():
     assert columns[1] == MappedRecord("1", "added", "u1@x.io", None, b'{"email":"u1@x.io"}')
     assert [r.pk for r in columns[1:]] == ["1", "2"]
     assert [r.pk for r in columns[::2]] == ["0", "2"]
-    assert columns.joined() == b'{"email":"u0@x.io"},{"email":"u1@x.io"},{"email":"u2@x.io"}'
-    assert columns[3:].joined() == b"" and len(columns[3:]) == 0
+    assert columns.joined == b'{"email":"u0@x.io"},{"email":"u1@x.io"},{"email":"u2@x.io"}'
+    assert columns[3:].joined == b"" and len(columns[3:]) == 0
     answered = SameVerdict(columns, SYNCED)
     assert list(answered) == [(record, SYNCED) for record in columns]
     assert answered[0] == (columns[0], SYNCED)

@@ -231,17 +231,20 @@ async def deliver(
 
         batches = iter(change_set.changes(CHANGE_BATCH_ROWS))
 
-        def next_mapped() -> tuple[Sequence[Record], list[Decided]] | None:
+        def next_mapped() -> tuple[list[Sequence[Record]], list[Decided]] | None:
             changes = next(batches, None)
-            return None if changes is None else plan.map_changes(changes)
+            if changes is None:
+                return None
+            records, decided = plan.map_changes(changes)
+            return list(writer.batches(records)), decided
 
         async def produce() -> None:
-            # Reading and mapping run on a worker thread: Arrow and DuckDB do most of it without holding the
-            # interpreter, so the next batch is built while this thread sends and settles.
+            # Reading, mapping and grouping into requests run on a worker thread: Arrow and DuckDB do most of
+            # it without holding the interpreter, so the next batch is built while this thread sends.
             while (mapped := await asyncio.to_thread(next_mapped)) is not None:
-                records, decided = mapped
+                requests, decided = mapped
                 settler.settle(decided)
-                for request in writer.batches(records):
+                for request in requests:
                     await queue.put(request)
             for _ in range(concurrency):
                 await queue.put(None)

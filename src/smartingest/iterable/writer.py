@@ -121,7 +121,7 @@ class BulkWriter:
     def body(self, records: Sequence[Record]) -> bytes:
         """The request body carrying these records."""
         if isinstance(records, RecordColumns):
-            return self._head + records.joined() + self._tail
+            return self._head + records.joined + self._tail
         return self._head + b",".join(map(_body, records)) + self._tail
 
     def batches(self, records: Sequence[Record]) -> Iterator[Sequence[Record]]:
@@ -134,7 +134,12 @@ class BulkWriter:
         while start < len(records):
             fits = bisect_right(reach, reach[start] + self.max_body, lo=start) - 1
             end = min(max(fits, start + 1), start + self.batch_size)
-            yield records[start:end] if isinstance(records, RecordColumns) else list(records[start:end])
+            if isinstance(records, RecordColumns):
+                request = records[start:end]
+                request.joined  # noqa: B018  built here: batches are made off the thread that sends
+                yield request
+            else:
+                yield list(records[start:end])
             start = end
 
     async def deliver(self, records: Sequence[Record]) -> Sequence[Outcome]:
