@@ -131,3 +131,37 @@ def test_a_checkpoint_of_another_baseline_is_ignored(db, tmp_path):
     other = HashSpec("id", ("email", "plan"), "fingerprint-1", None, '{"a": 2}')
     counts, _ = _plan_and_commit(detector, db, spec=other)
     assert counts.added == 100
+
+
+def test_rows_settled_by_key_without_being_read_are_checkpointed_too(db, tmp_path):
+    detector = BasicChangeDetector(tmp_path / "state")
+    change_set = detector.plan("sync", _source(db), MODEL, SPEC)
+    _settle(change_set, [("1", "added"), ("2", "added")])  # the caller knew the keys; changes() never ran
+    assert change_set.checkpoint() == 2
+    change_set.close()
+    counts, _ = _plan_and_commit(detector, db)
+    assert (counts.unchanged, counts.added) == (2, 98)
+
+
+def test_a_composite_key_survives_a_checkpoint(tmp_path):
+    path = tmp_path / "regions.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE users AS SELECT CASE WHEN i % 2 = 0 THEN 'eu' ELSE 'us' END AS region, i AS id, "
+            "'u' || i || '@x.io' AS email, 'free' AS plan FROM range(1, 41) t(i)"
+        )
+    model = MODEL.model_copy(update={"primary_key": ["region", "id"]})
+    spec = HashSpec(("region", "id"), ("email", "plan"), "fingerprint-1")
+    detector = BasicChangeDetector(tmp_path / "state")
+    change_set = detector.plan("sync", _source(path), model, spec)
+    rows = _changes(change_set)
+    _settle(change_set, rows[:15])
+    assert change_set.checkpoint() == 15
+    change_set.close()
+
+    change_set = detector.plan("sync", _source(path), model, spec)
+    try:
+        assert (change_set.counts.unchanged, change_set.counts.added) == (15, 25)
+        assert {pk for pk, _ in _changes(change_set)}.isdisjoint(pk for pk, _ in rows[:15])
+    finally:
+        change_set.close()

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from sqlalchemy import insert, select
 
 from smartingest import service
@@ -159,3 +160,22 @@ def test_runs_show_filters_by_operation_code_and_key(tmp_path, sandbox):
     assert cli("runs", "show", str(run["run_id"]), "--operation", "removed")["rows"] == []
     ws = service.open_workspace(project, home=tmp_path / "home")
     assert service.count_rows(ws, run["run_id"], operation="added") == 3
+
+
+def test_a_failed_write_of_outcomes_surfaces_when_the_settler_closes(tmp_path):
+    from smartingest.engine.progress import NoProgress
+    from smartingest.engine.settler import Settler
+
+    blocked = tmp_path / "outcomes"
+    blocked.write_text("a file where the outcome directory should be")
+    ledger = Ledger(open_database(f"sqlite:///{tmp_path / 'meta.db'}"), OutcomeFiles(blocked))
+    run_id = ledger.create_run("s", full_resync=False)
+
+    class Nowhere:  # the change set is not under test: only the outcome files fail here
+        def settle(self, *columns) -> None:
+            pass
+
+    settler = Settler(Nowhere(), ledger, run_id, NoProgress(), flush_rows=2)  # type: ignore[arg-type]
+    settler.settle([("1", "added", SYNCED), ("2", "added", SYNCED)])  # a flush: written on the settler's thread
+    with pytest.raises(OSError):
+        settler.close()

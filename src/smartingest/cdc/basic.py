@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -125,6 +126,8 @@ class BasicChangeSet:
         self.counts = ChangeCounts(0, 0, 0, 0, 0, 0)
         self.new_baseline: str | None = None
         self.folded_through = 0  # the last checkpoint the loaded snapshot includes
+        self._out: list[pa.Table] = []  # key columns of rows changes() handed out, not yet checkpointed
+        self._out_lock = threading.Lock()  # changes() and checkpoint() run on different threads
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -336,8 +339,15 @@ class BasicChangeSet:
 
     def changes(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
         # A cursor of its own: verdicts are written on the main connection while this result streams.
+        # What a checkpoint needs of each row handed out (its key, hash and identifier) is kept aside until
+        # the row is checkpointed or settled otherwise, so a checkpoint joins its verdicts with those rows
+        # only, not with the whole change set.
         with self.con.cursor() as cursor:
-            yield from cursor.sql(f"SELECT * EXCLUDE ({KEY}) FROM changes").to_arrow_reader(batch_rows)
+            for batch in cursor.sql("SELECT * FROM changes").to_arrow_reader(batch_rows):
+                handed_out = pa.Table.from_batches([batch.select([KEY, PK, HASH, IDENT, OP])])
+                with self._out_lock:
+                    self._out.append(handed_out)
+                yield batch.drop_columns([KEY])
 
     def sample(self, limit: int) -> pa.Table:
         """A few added or changed rows, for plans."""
@@ -369,21 +379,38 @@ class BasicChangeSet:
         """Make the rows acknowledged since the last checkpoint durable: one checkpoint file of them
         (their key, hash and identifier, or that their key left), written beside the snapshot and renamed
         into place. Returns how many rows it holds."""
+        with self._out_lock:
+            taken = len(self._out)
+            out = pa.concat_tables(self._out) if self._out else None
+        con = self.con
+        con.register("handed_out", out if out is not None else _empty_keys(con))
         acks = f"(SELECT {PK}, {OP} FROM fresh WHERE commits)"
+        columns = f"c.{KEY}, c.{PK}, c.{HASH}, c.{IDENT}, c.{OP} = 'removed' AS {REMOVED}"
+        rows = f"SELECT {columns} FROM handed_out c SEMI JOIN {acks} a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}"
+        # Rows settled without being handed out by changes() (a caller that knew their keys) are looked up
+        # in the whole change set: rare, and only then the larger join.
+        others = f"SELECT {PK}, {OP} FROM {acks} a ANTI JOIN handed_out h ON h.{PK} = a.{PK} AND h.{OP} = a.{OP}"
+        if _one(con.execute(f"SELECT count(*) FROM ({others})"))[0]:
+            rows += f" UNION ALL SELECT {columns} FROM change_keys c SEMI JOIN ({others}) o"
+            rows += f" ON o.{PK} = c.{PK} AND o.{OP} = c.{OP}"
         number = max([self.folded_through, *checkpoint_numbers(self.snapshot.parent)]) + 1
-        path = self.snapshot.parent / f"checkpoint-{number:06d}.parquet"
+        path = checkpoint_path(self.snapshot.parent, number)
         tmp = path.with_name(path.name + ".tmp")
-        self.con.execute(
-            f"""COPY (
-                  SELECT c.{KEY}, c.{PK}, c.{HASH}, c.{IDENT}, c.{OP} = 'removed' AS {REMOVED}
-                  FROM change_keys c SEMI JOIN {acks} a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
-                ) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {self._kv()})"""
+        con.execute(
+            f"COPY ({rows}) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {self._kv()})"
         )
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync(path.parent)
-        self.con.execute("INSERT INTO verdicts FROM fresh")
-        self.con.execute("DELETE FROM fresh")
+        # Rows handed out and still without a verdict wait for the next checkpoint; the others are done.
+        waiting = con.sql(
+            f"SELECT * FROM handed_out h ANTI JOIN fresh f ON f.{PK} = h.{PK} AND f.{OP} = h.{OP}"
+        ).to_arrow_table()
+        con.unregister("handed_out")
+        with self._out_lock:
+            self._out = [waiting, *self._out[taken:]]
+        con.execute("INSERT INTO verdicts FROM fresh")
+        con.execute("DELETE FROM fresh")
         return int(_one(self.con.execute(f"SELECT count(*) FROM read_parquet({literal(str(path))})"))[0])
 
     def commit(self) -> int:
@@ -541,6 +568,11 @@ def baseline_change(stored: str | None, current: str) -> str | None:
         f"new baseline: the snapshot was made for another {' and '.join(changed)} ({described}); "
         "every row is sent as added and nothing is removed"
     )
+
+
+def _empty_keys(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """No rows, with the columns (and types) of ``change_keys``."""
+    return con.sql(f"SELECT {KEY}, {PK}, {HASH}, {IDENT}, {OP} FROM change_keys LIMIT 0").to_arrow_table()
 
 
 def _one(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
