@@ -36,7 +36,6 @@ import asyncio
 import gc
 import hmac
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -47,21 +46,11 @@ from typing import Any
 
 import orjson
 
+from smartingest.sandbox.fields import value_type
+from smartingest.sandbox.project import FAILED_UPDATE_LISTS
+
 MAX_BODY = 4 * 1024 * 1024  # bulkUpdate's documented request cap
 MAX_HEAD = 64 * 1024
-FAILED_UPDATE_LISTS = (
-    "conflictEmails",
-    "conflictUserIds",
-    "forgottenEmails",
-    "forgottenUserIds",
-    "invalidDataEmails",
-    "invalidDataUserIds",
-    "invalidEmails",
-    "invalidUserIds",
-    "notFoundEmails",
-    "notFoundUserIds",
-)
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2}( [+-]\d{2}:\d{2})?)?$")
 _EMAIL = itemgetter("email")
 _ALL_SUCCEEDED: dict[str, Any] = {
     "failCount": 0,
@@ -81,23 +70,6 @@ _REASONS = {
     501: "Not Implemented",
     505: "HTTP Version Not Supported",
 }
-
-
-def _kind(value: Any) -> str:
-    """The type Iterable gives a new field from its first value."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "long"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, str):
-        return "date" if _DATE.match(value) else "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return "string"
 
 
 class ApiError(Exception):
@@ -213,7 +185,7 @@ class Sink:
         if type(data) is dict:
             for name, value in data.items():
                 if name not in self.fields and value is not None:
-                    self.fields[name] = _kind(value)
+                    self.fields[name] = value_type(value) or "string"
                     created.append(name)
         return created
 

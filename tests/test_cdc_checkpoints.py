@@ -4,24 +4,15 @@ a run that dies after it resends none of that; the run's commit folds them into 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import duckdb
-import pytest
 
 from smartingest.cdc.base import OP, PK, HashSpec
 from smartingest.cdc.basic import BasicChangeDetector, checkpoint_numbers
+from tests import test_cdc_basic
 from tests.test_cdc_basic import MODEL, SPEC, _plan_and_commit, _source, _sql
 
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "source.duckdb"
-    with duckdb.connect(str(path)) as con:
-        con.execute(
-            "CREATE TABLE users AS SELECT i AS id, 'u' || i || '@x.io' AS email, 'free' AS plan FROM range(1, 101) t(i)"
-        )
-    return path
+db = test_cdc_basic.db  # the same 100-user DuckDB source, as a fixture of this module too
 
 
 def _changes(change_set) -> list[tuple[str, str]]:
