@@ -29,7 +29,7 @@ from smartingest.codes import ReasonCode
 from smartingest.engine.ledger import Ledger
 from smartingest.engine.outcome_files import SCHEMA as OUTCOME_SCHEMA
 from smartingest.engine.progress import Progress
-from smartingest.iterable.outcomes import SYNCED, Retry, Verdict, code_of, commits, reason_of, status_of
+from smartingest.iterable.outcomes import Retry, Verdict, code_of, commits, reason_of, status_of
 from smartingest.iterable.records import RecordColumns
 from smartingest.iterable.writer import Outcome, SameVerdict
 from smartingest.synctypes.base import Decided
@@ -47,8 +47,8 @@ def verdict_table(pks: Column[str | None], ops: Column[str], verdicts: Sequence[
     verdict is described once and spread with ``take``.
     """
     n = len(verdicts)
-    if verdicts.count(SYNCED) == n:
-        describe: list[Verdict] = [SYNCED]
+    if n and verdicts.count(verdicts[0]) == n:  # one verdict for all (all synced, a whole request refused)
+        describe: list[Verdict] = [verdicts[0]]
         spread = None
     else:
         index: dict[int, int] = {}

@@ -177,12 +177,11 @@ class BulkWriter:
             case Refused() as refused:
                 self.client.stats["rows_sent"] += len(batch)
                 self.on_refused(batch, refused)
-                verdict = self.request_refusal(refused) or refusal(refused.reason, refused.code)
-                return outcomes + [(record, verdict) for record in batch]
+                return _all(outcomes, batch, self.request_refusal(refused) or refusal(refused.reason, refused.code))
             case Exhausted(reason):
-                return outcomes + [(record, Retry(reason)) for record in batch]
+                return _all(outcomes, batch, Retry(reason))
             case Capped(reason):
-                return outcomes + [(record, Deferred(reason)) for record in batch]
+                return _all(outcomes, batch, Deferred(reason))
 
     # -- hooks ----------------------------------------------------------------------------------------
 
@@ -227,6 +226,11 @@ class ByOperation:
         groups = zip((self.upserts, self.removals), self._split(records), strict=True)
         results = await asyncio.gather(*(writer.deliver(group) for writer, group in groups if group))
         return results[0] if len(results) == 1 else [outcome for result in results for outcome in result]
+
+
+def _all(before: list[Outcome], batch: Sequence[Record], verdict: Verdict) -> Sequence[Outcome]:
+    """``before``, then one verdict for every record of ``batch``."""
+    return SameVerdict(batch, verdict) if not before else before + [(record, verdict) for record in batch]
 
 
 def _sizes(records: Sequence[Record]) -> Iterable[int]:
