@@ -198,12 +198,16 @@ class Encoder:
         text = pc.cast(array, pa.string())  # the exact digits, e.g. 13.37 or -0.50 or 1.3E+4
         if array.type.scale <= 0:
             # Whole numbers travel as longs: past a long's range Iterable would round them.
+            if array.type.precision - array.type.scale < 19:
+                return text  # at most 18 digits: always within a long
             digits = pc.utf8_length(pc.replace_substring_regex(text, r"^-|E\+\d+$", ""))
             maybe_big = pc.greater_equal(pc.add(digits, -array.type.scale), 19)
             if pc.any(maybe_big).as_py():
                 too_big = _python_mask(text, maybe_big, _past_long)
                 text = self._nullify(text, too_big, sink, f"{where}: a number past {INT64_MAX:,} is out of range")
             return text
+        if array.type.precision <= DOUBLE_EXACT_DIGITS:
+            return text  # never more significant digits than a double keeps: nothing to check per value
         significant = pc.utf8_length(pc.replace_substring_regex(text, r"^-?0*\.?0*|\.|0*$", ""))
         long_ones = pc.greater(significant, DOUBLE_EXACT_DIGITS)
         if pc.any(long_ones).as_py():
