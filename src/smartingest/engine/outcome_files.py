@@ -2,7 +2,7 @@
 with DuckDB.
 
 A run's outcomes are parts, ``<root>/<sync>/<run id>/part-NNNNNN.parquet``, each written whole (a temporary
-file, then a rename) when the run flushes (before each checkpoint and at its end): a reader never sees a
+file, then a rename) when the run flushes (every 50,000 rows, before each checkpoint, at its end): a reader never sees a
 half-written part, and a run killed midway keeps every part it finished, so its counts can still be
 settled from them. Outcomes keep the order they were settled in (part, then row within the part).
 
