@@ -128,6 +128,7 @@ class BasicChangeSet:
         self.folded_through = 0  # the last checkpoint the loaded snapshot includes
         self._out: list[pa.Table] = []  # key columns of rows changes() handed out, not yet checkpointed
         self._out_lock = threading.Lock()  # changes() and checkpoint() run on different threads
+        self._generation = 0  # verdicts settled since the last checkpoint carry this number
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -289,10 +290,9 @@ class BasicChangeSet:
             f"""CREATE VIEW changes AS SELECT unnest(__row), {columns} FROM staged st WHERE {keep}
                 UNION ALL BY NAME {removed_rows}"""
         )
-        # Verdicts settled since the last checkpoint wait in ``fresh``; a checkpoint moves them to ``verdicts``.
-        con.execute(f"CREATE TEMP TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN)")
-        con.execute("CREATE TEMP TABLE fresh AS FROM verdicts")
-        con.execute("CREATE TEMP VIEW settled_all AS FROM verdicts UNION ALL FROM fresh")
+        # Each verdict carries the checkpoint it belongs to (``_generation``): a checkpoint takes the current
+        # generation's and starts the next, without moving rows.
+        con.execute(f"CREATE TEMP TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN, generation INTEGER)")
         ops = dict(con.execute(f"SELECT {OP}, count(*) FROM change_keys GROUP BY {OP}").fetchall())
         invalid = int(queried) - int(valid_rows)
         added, changed, removed = (int(ops.get(op, 0)) for op in ("added", "changed", "removed"))
@@ -364,14 +364,14 @@ class BasicChangeSet:
             {PK: as_arrow(pks, pa.string()), OP: as_arrow(ops, pa.string()), "commits": as_arrow(commit, pa.bool_())}
         )
         self.con.register("settled", settled)
-        self.con.execute("INSERT INTO fresh SELECT * FROM settled")
+        self.con.execute(f"INSERT INTO verdicts SELECT *, {self._generation} FROM settled")
         self.con.unregister("settled")
 
     def unsettled(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
         # Read whole before yielding (keys and operations only): the verdicts live in this connection's
         # temporary tables, and the caller settles (writes to it) while it goes through them.
         table = self.con.sql(
-            f"SELECT c.{PK}, c.{OP} FROM change_keys c ANTI JOIN settled_all v ON v.{PK} = c.{PK} AND v.{OP} = c.{OP}"
+            f"SELECT c.{PK}, c.{OP} FROM change_keys c ANTI JOIN verdicts v ON v.{PK} = c.{PK} AND v.{OP} = c.{OP}"
         ).to_arrow_table()
         yield from table.to_batches(max_chunksize=batch_rows)
 
@@ -384,7 +384,8 @@ class BasicChangeSet:
             out = pa.concat_tables(self._out) if self._out else None
         con = self.con
         con.register("handed_out", out if out is not None else _empty_keys(con))
-        acks = f"(SELECT {PK}, {OP} FROM fresh WHERE commits)"
+        fresh = f"(SELECT {PK}, {OP}, commits FROM verdicts WHERE generation = {self._generation})"
+        acks = f"(SELECT {PK}, {OP} FROM {fresh} WHERE commits)"
         columns = f"c.{KEY}, c.{PK}, c.{HASH}, c.{IDENT}, c.{OP} = 'removed' AS {REMOVED}"
         rows = f"SELECT {columns} FROM handed_out c SEMI JOIN {acks} a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}"
         # Rows settled without being handed out by changes() (a caller that knew their keys) are looked up
@@ -404,19 +405,18 @@ class BasicChangeSet:
         _fsync(path.parent)
         # Rows handed out and still without a verdict wait for the next checkpoint; the others are done.
         waiting = con.sql(
-            f"SELECT * FROM handed_out h ANTI JOIN fresh f ON f.{PK} = h.{PK} AND f.{OP} = h.{OP}"
+            f"SELECT * FROM handed_out h ANTI JOIN {fresh} f ON f.{PK} = h.{PK} AND f.{OP} = h.{OP}"
         ).to_arrow_table()
         con.unregister("handed_out")
         with self._out_lock:
             self._out = [waiting, *self._out[taken:]]
-        con.execute("INSERT INTO verdicts FROM fresh")
-        con.execute("DELETE FROM fresh")
+        self._generation += 1
         return int(_one(self.con.execute(f"SELECT count(*) FROM read_parquet({literal(str(path))})"))[0])
 
     def commit(self) -> int:
         tmp = self.snapshot.with_name(self.snapshot.name + ".tmp")
         folded = max([self.folded_through, *checkpoint_numbers(self.snapshot.parent)])
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW acks AS SELECT {PK}, {OP} FROM settled_all WHERE commits")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW acks AS SELECT {PK}, {OP} FROM verdicts WHERE commits")
         self.con.execute(
             f"""COPY (
                   SELECT s.{KEY}, s.{PK}, s.{HASH}, s.{IDENT} FROM snap s ANTI JOIN acks a ON a.{PK} = s.{PK}
