@@ -44,6 +44,22 @@ ITERABLE_SYSTEM_FIELDS = {
 }
 
 
+# The lists of users/bulkUpdate's failedUpdates, as the contract names them (spelled out, not imported
+# from the sandbox: a list the sandbox lost must fail the tests).
+FAILED_USER_LISTS = {
+    "conflictEmails",
+    "conflictUserIds",
+    "forgottenEmails",
+    "forgottenUserIds",
+    "invalidDataEmails",
+    "invalidDataUserIds",
+    "invalidEmails",
+    "invalidUserIds",
+    "notFoundEmails",
+    "notFoundUserIds",
+}
+
+
 def system_fields(project_type: str) -> dict[str, str]:
     """The system fields getFields lists in a fresh project of this type."""
     if project_type == "email":

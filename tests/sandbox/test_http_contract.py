@@ -7,7 +7,7 @@ import orjson
 
 from smartingest.sandbox.app import MAX_BODY_BYTES
 
-from .helpers import assert_envelope, bulk, get_user
+from .helpers import FAILED_USER_LISTS, assert_envelope, bulk, get_user
 
 
 def test_missing_api_key_is_401_bad_api_key(email_server, email_client):
@@ -94,18 +94,7 @@ def test_chunked_body_over_4_mb_is_413(email_client):
 def test_bulk_response_has_every_contract_list(email_client):
     body = bulk(email_client, [{"email": "a@example.com", "dataFields": {"n": 1}}]).json()
     assert body["successCount"] == 1 and body["failCount"] == 0
-    assert set(body["failedUpdates"]) == {
-        "conflictEmails",
-        "conflictUserIds",
-        "forgottenEmails",
-        "forgottenUserIds",
-        "invalidDataEmails",
-        "invalidDataUserIds",
-        "invalidEmails",
-        "invalidUserIds",
-        "notFoundEmails",
-        "notFoundUserIds",
-    }
+    assert set(body["failedUpdates"]) == FAILED_USER_LISTS
     assert body["invalidEmails"] == [] and body["invalidUserIds"] == []
     assert body["createdFields"] == ["n"]
     assert body["filteredOutFields"] == []

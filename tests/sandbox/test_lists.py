@@ -9,20 +9,7 @@ import pytest
 
 from smartingest.sandbox.lists import LIST_CHANNEL_ID
 
-from .helpers import all_users, assert_envelope, bulk, get_user
-
-FAILED_USER_LISTS = {
-    "conflictEmails",
-    "conflictUserIds",
-    "forgottenEmails",
-    "forgottenUserIds",
-    "invalidDataEmails",
-    "invalidDataUserIds",
-    "invalidEmails",
-    "invalidUserIds",
-    "notFoundEmails",
-    "notFoundUserIds",
-}
+from .helpers import FAILED_USER_LISTS, all_users, assert_envelope, bulk, get_user
 
 
 def create_list(client: httpx.Client, name: str = "Newsletter", **extra: Any) -> int:

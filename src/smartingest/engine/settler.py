@@ -130,8 +130,7 @@ class Settler:
         self.wait()  # unsettled() reads the verdicts the change set holds
         verdict = Retry(reason, ReasonCode.NOT_SENT)
         for batch in self.change_set.unsettled(CHANGE_BATCH_ROWS):
-            pks, ops = batch.column(PK).to_pylist(), batch.column(OP).to_pylist()
-            self._add(verdict_table(pks, ops, [verdict] * len(pks)))
+            self._add(verdict_table(batch.column(PK), batch.column(OP), [verdict] * batch.num_rows))
         self.flush()
         self.wait()
 
