@@ -156,3 +156,50 @@ def test_a_composite_key_survives_a_checkpoint(tmp_path):
         assert {pk for pk, _ in _changes(change_set)}.isdisjoint(pk for pk, _ in rows[:15])
     finally:
         change_set.close()
+
+
+def _files(detector) -> tuple[bytes, list[int]]:
+    """The base file's bytes and the checkpoint numbers beside it."""
+    path = detector.snapshot_path("sync")
+    return path.read_bytes(), checkpoint_numbers(path.parent)
+
+
+def test_a_small_change_is_committed_as_a_checkpoint_until_they_weigh_a_tenth_of_the_snapshot(db, tmp_path):
+    detector = BasicChangeDetector(tmp_path / "state")
+    _plan_and_commit(detector, db)
+    base, checkpoints = _files(detector)
+    assert checkpoints == []
+
+    _sql(db, "UPDATE users SET plan = 'pro' WHERE id <= 4")
+    counts, _ = _plan_and_commit(detector, db)
+    assert counts.changed == 4
+    assert _files(detector) == (base, [1])  # the base file is not rewritten for 4 rows of 100
+    _sql(db, "DELETE FROM users WHERE id > 98")
+    counts, _ = _plan_and_commit(detector, db)
+    assert counts.removed == 2
+    assert _files(detector) == (base, [1, 2])
+    assert detector.snapshot_size("sync") == 98
+    counts, _ = _plan_and_commit(detector, db)  # the checkpoints decide: nothing is sent again
+    assert (counts.unchanged, counts.changed, counts.removed) == (98, 0, 0)
+
+    # 4 + 2 + 5 rows would pass a tenth of the 100-row base: the commit folds them all into a new one.
+    _sql(db, "UPDATE users SET plan = 'team' WHERE id BETWEEN 10 AND 14")
+    counts, _ = _plan_and_commit(detector, db)
+    assert counts.changed == 5
+    folded, checkpoints = _files(detector)
+    assert folded != base and checkpoints == []
+    assert detector.snapshot_size("sync") == 98
+    counts, _ = _plan_and_commit(detector, db)
+    assert (counts.unchanged, counts.changed, counts.removed) == (98, 0, 0)
+
+
+def test_a_run_that_had_nothing_acknowledged_leaves_the_snapshot_files_as_they_were(db, tmp_path):
+    detector = BasicChangeDetector(tmp_path / "state")
+    _plan_and_commit(detector, db)
+    before = _files(detector)
+    _sql(db, "UPDATE users SET plan = 'pro' WHERE id <= 3")
+    counts, _ = _plan_and_commit(detector, db, acknowledge=lambda pk, op: False)
+    assert counts.changed == 3
+    assert _files(detector) == before
+    counts, _ = _plan_and_commit(detector, db)
+    assert counts.changed == 3  # still to send

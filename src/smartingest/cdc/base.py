@@ -134,9 +134,9 @@ class ChangeSet(Protocol):
         after it returns resends none of them. Returns how many it made durable."""
         ...
 
-    def commit(self) -> int:
-        """End of a run: write the new snapshot: old state, plus every settled change marked commit (those
-        of its checkpoints included). Returns its row count.
+    def commit(self) -> None:
+        """End of a run: make the new snapshot durable: old state, plus every settled change marked commit
+        (those of its checkpoints included).
 
         Other rows keep their old state, so the next run sends them again. Atomic: a crash leaves
         the previous snapshot (and the checkpoints after it) whole.

@@ -4,11 +4,13 @@ Per sync, ``<state_dir>/<sync>/snapshot.parquet`` holds primary key -> row hash 
 acknowledged. A run streams the model into a staging DuckDB file (its pages evicted to disk past a
 memory limit), keeping every row's key and hash but whole rows only for candidate changes, and diffs
 against the snapshot. During the run, each checkpoint writes only the rows acknowledged since the
-previous one, as ``checkpoint-NNNNNN.parquet`` beside the snapshot; the run's commit writes a new
-snapshot (old state, earlier checkpoints, this run's acknowledged rows) beside the old one, renames it
-into place and records the checkpoints it folded in, which are then deleted. The snapshot is read as the
-base file plus the checkpoints it has not folded in, later ones winning, so a crash at any point leaves
-every acknowledged row of a finished checkpoint committed. Only read access to the source is needed.
+previous one, as ``checkpoint-NNNNNN.parquet`` beside the snapshot. The run's commit writes its last
+acknowledged rows as one more checkpoint while the checkpoints stay small beside the base file (a run
+that changed 1% writes 1%); past that, it writes a new base file (old state, checkpoints, this run's
+rows) beside the old one, renames it into place and records the checkpoints it folded in, which are then
+deleted. The snapshot is read as the base file plus the checkpoints it has not folded in, later ones
+winning, so a crash at any point leaves every acknowledged row of a finished checkpoint committed. Only
+read access to the source is needed.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ SNAPSHOT_FILE = "snapshot.parquet"
 CHECKPOINT_GLOB = "checkpoint-*.parquet"
 REMOVED = "__removed"  # in a checkpoint: the key left the snapshot
 KEY = "__key"  # the primary key in its own type (a struct for a composite key)
+# A run's commit adds its acknowledged rows as one more checkpoint while the checkpoints stay under a tenth
+# of the base file (and few): a run that changed 1% costs 1%, not a rewrite of the whole snapshot. Past
+# that, the commit folds them into a new base file.
+FOLD_SHARE_INVERSE = 10
+MAX_DELTA_FILES = 50
 RESERVED_COLUMNS = (PK, OP, HASH, KEY, IDENT, "__row")
 
 
@@ -126,6 +133,7 @@ class BasicChangeSet:
         self.counts = ChangeCounts(0, 0, 0, 0, 0, 0)
         self.new_baseline: str | None = None
         self.folded_through = 0  # the last checkpoint the loaded snapshot includes
+        self.loaded: SnapshotQuery | None = None
         self._out: list[pa.Table] = []  # key columns of rows changes() handed out, not yet checkpointed
         self._out_lock = threading.Lock()  # changes() and checkpoint() run on different threads
         self._generation = 0  # verdicts settled since the last checkpoint carry this number
@@ -147,10 +155,12 @@ class BasicChangeSet:
         if query is None:
             self.con.execute(f"CREATE TABLE snap ({KEY} {key_type}, {PK} VARCHAR, {HASH} UBIGINT, {IDENT} VARCHAR)")
             return
+        self.loaded = query
         self.new_baseline = query.new_baseline
         self.folded_through = query.folded_through
-        # One file is read where it lies (each use reads only the columns it needs); several are merged once.
-        kind = "TABLE" if query.merged else "VIEW"
+        # Files are read where they lie (each use reads only the columns it needs) unless the checkpoints
+        # weigh enough to be worth merging once.
+        kind = "TABLE" if query.worth_materializing else "VIEW"
         try:
             self.con.execute(f"CREATE {kind} snap AS {query.sql}")
         except duckdb.Error as exc:
@@ -259,29 +269,36 @@ class BasicChangeSet:
                 WHERE {KEY} IS NOT NULL GROUP BY {KEY} HAVING count(*) > 1"""
         )
         # Shared identifiers are found first and their keys listed after: listing every identifier's keys
-        # to keep the few shared ones costs more than the whole diff.
+        # to keep the few shared ones costs more than the whole diff. The first pass groups the identifiers'
+        # hashes (integers group much faster than text); the second checks the few candidates' text.
         candidates = f"""FROM staged st WHERE {IDENT} IS NOT NULL AND {KEY} IS NOT NULL
                   AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = st.{KEY})"""
         con.execute(
             f"""CREATE TABLE dup_idents AS
-                WITH shared AS (SELECT {IDENT} {candidates} GROUP BY {IDENT} HAVING count(*) > 1)
+                WITH shared AS (SELECT hash({IDENT}) AS h {candidates} GROUP BY h HAVING count(*) > 1)
                 SELECT {IDENT}, list({self._pk_text_sql(KEY)} ORDER BY {KEY}) AS keys
-                {candidates} AND {IDENT} IN (SELECT {IDENT} FROM shared)
-                GROUP BY {IDENT}"""
+                {candidates} AND hash({IDENT}) IN (SELECT h FROM shared)
+                GROUP BY {IDENT} HAVING count(*) > 1"""
         )
         valid = f"""{KEY} IS NOT NULL
                   AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = st.{KEY})
                   AND NOT EXISTS (SELECT 1 FROM dup_idents i WHERE i.{IDENT} = st.{IDENT})"""
-        queried, valid_rows = _one(con.execute(f"SELECT count(*), count(*) FILTER ({valid}) FROM staged st"))
+        matched = f"{KEY} IS NOT NULL AND ({OP} IS NULL OR {OP} = 'changed')"
+        queried, valid_rows, matched_rows = _one(
+            con.execute(f"SELECT count(*), count(*) FILTER ({valid}), count(*) FILTER ({matched}) FROM staged st")
+        )
         # The changes are views over staging, not a copy of it (on a first run, a copy of every row): the
         # valid candidates (checked for validity only when some row is invalid) and the removed keys.
         # ``change_keys`` leaves the rows packed, for what needs only keys, hashes and operations.
         # BY NAME leaves the model's columns null for removed rows: only the key and the identifier the
         # destination knows them by are left of them.
         keep = f"{OP} IS NOT NULL" + ("" if queried == valid_rows else f" AND {valid}")
+        # When every snapshot row met its one model row (keys unique), nothing was removed: no anti join.
+        unique = not _one(con.execute("SELECT count(*) FROM dup_keys"))[0]
+        everyone_met = unique and matched_rows == _one(con.execute("SELECT count(*) FROM snap"))[0]
         con.execute(
             f"""CREATE TABLE removed AS SELECT s.{KEY}, s.{PK}, s.{HASH}, s.{IDENT}
-                FROM snap s ANTI JOIN staged k ON k.{KEY} = s.{KEY}"""
+                FROM snap s {"WHERE false" if everyone_met else f"ANTI JOIN staged k ON k.{KEY} = s.{KEY}"}"""
         )
         columns = f"{KEY}, {self._pk_text_sql(KEY)} AS {PK}, {HASH}, {IDENT}, {OP}"
         removed_rows = f"SELECT {KEY}, {PK}, {HASH}, {IDENT}, 'removed' AS {OP} FROM removed"
@@ -394,15 +411,18 @@ class BasicChangeSet:
         if _one(con.execute(f"SELECT count(*) FROM ({others})"))[0]:
             rows += f" UNION ALL SELECT {columns} FROM change_keys c SEMI JOIN ({others}) o"
             rows += f" ON o.{PK} = c.{PK} AND o.{OP} = c.{OP}"
-        number = max([self.folded_through, *checkpoint_numbers(self.snapshot.parent)]) + 1
-        path = checkpoint_path(self.snapshot.parent, number)
-        tmp = path.with_name(path.name + ".tmp")
-        con.execute(
-            f"COPY ({rows}) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {self._kv()})"
-        )
-        _fsync(tmp)
-        os.replace(tmp, path)
-        _fsync(path.parent)
+        written = 0
+        if _one(con.execute(f"SELECT count(*) FROM {acks}"))[0]:  # nothing acknowledged: no file
+            number = max([self.folded_through, *checkpoint_numbers(self.snapshot.parent)]) + 1
+            path = checkpoint_path(self.snapshot.parent, number)
+            tmp = path.with_name(path.name + ".tmp")
+            con.execute(
+                f"COPY ({rows}) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {self._kv()})"
+            )
+            _fsync(tmp)
+            os.replace(tmp, path)
+            _fsync(path.parent)
+            written = _parquet_rows(con, literal(str(path)))
         # Rows handed out and still without a verdict wait for the next checkpoint; the others are done.
         waiting = con.sql(
             f"SELECT * FROM handed_out h ANTI JOIN {fresh} f ON f.{PK} = h.{PK} AND f.{OP} = h.{OP}"
@@ -411,9 +431,12 @@ class BasicChangeSet:
         with self._out_lock:
             self._out = [waiting, *self._out[taken:]]
         self._generation += 1
-        return int(_one(self.con.execute(f"SELECT count(*) FROM read_parquet({literal(str(path))})"))[0])
+        return written
 
-    def commit(self) -> int:
+    def commit(self) -> None:
+        if self._fits_in_a_checkpoint():
+            self.checkpoint()
+            return
         tmp = self.snapshot.with_name(self.snapshot.name + ".tmp")
         folded = max([self.folded_through, *checkpoint_numbers(self.snapshot.parent)])
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW acks AS SELECT {PK}, {OP} FROM verdicts WHERE commits")
@@ -434,7 +457,20 @@ class BasicChangeSet:
         for number in checkpoint_numbers(self.snapshot.parent):
             if number <= folded:
                 checkpoint_path(self.snapshot.parent, number).unlink(missing_ok=True)
-        return int(_one(self.con.execute(f"SELECT count(*) FROM read_parquet({literal(str(self.snapshot))})"))[0])
+
+    def _fits_in_a_checkpoint(self) -> bool:
+        """Whether the base file serves as is and this run's last acknowledged rows, with the checkpoints
+        already on top of it, stay small beside it (see FOLD_SHARE_INVERSE)."""
+        loaded = self.loaded
+        if loaded is None or not loaded.base_rows:
+            return False
+        directory = self.snapshot.parent
+        pending = [checkpoint_path(directory, n) for n in checkpoint_numbers(directory) if n > self.folded_through]
+        if len(pending) + 1 > MAX_DELTA_FILES:
+            return False
+        written = sum(_parquet_rows(self.con, literal(str(path))) for path in pending)
+        fresh = f"SELECT count(*) FROM verdicts WHERE commits AND generation = {self._generation}"
+        return (written + int(_one(self.con.execute(fresh))[0])) * FOLD_SHARE_INVERSE <= loaded.base_rows
 
     def _kv(self, **extra: str) -> str:
         """The KV_METADATA clause of a snapshot or checkpoint file: what its hashes and keys belong to."""
@@ -483,7 +519,14 @@ class SnapshotQuery:
     sql: str
     new_baseline: str | None  # why the base file was set aside, if it was
     folded_through: int  # the last checkpoint the base file holds
-    merged: bool = False  # whether the SELECT merges several files (worth computing once)
+    base_rows: int = 0  # rows of the base file, when it serves as is (0 when set aside or missing)
+    delta_rows: int = 0  # rows of the checkpoints read on top of it
+    delta_files: int = 0
+
+    @property
+    def worth_materializing(self) -> bool:
+        """Whether the checkpoints weigh enough that merging them once beats merging them at every use."""
+        return self.delta_files > 0 and self.delta_rows * FOLD_SHARE_INVERSE > self.base_rows
 
 
 def checkpoint_path(directory: Path, number: int) -> Path:
@@ -509,9 +552,10 @@ def snapshot_query(
     def key(column: str) -> str:
         return f"TRY_CAST({column} AS {key_type}) AS {KEY}" if key_type else f"{column} AS {KEY}"
 
-    files: list[tuple[str, int]] = []  # (SELECT of KEY, PK, HASH, IDENT, REMOVED; its file's number)
+    base_select = None
     new_baseline = None
     folded_through = 0
+    base_rows = 0
     if base.exists():
         path = literal(str(base))
         meta = _kv_metadata(con, path)
@@ -519,32 +563,51 @@ def snapshot_query(
         new_baseline = baseline_change(meta.get("baseline"), baseline) if baseline is not None else None
         if new_baseline is None:
             # Hashes of another scheme cannot be compared: keep the keys, send every row once more.
-            hash_column = HASH if meta.get("hash_scheme") == HASH_SCHEME else f"NULL::UBIGINT AS {HASH}"
+            current = meta.get("hash_scheme") == HASH_SCHEME
+            hash_column = HASH if current else f"NULL::UBIGINT AS {HASH}"
             names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()]
             stored_key = KEY if KEY in names else PK  # snapshots of older versions hold the text form only
             ident = IDENT if IDENT in names else f"NULL::VARCHAR AS {IDENT}"
-            columns = f"{key(stored_key)}, {PK}, {hash_column}, {ident}, false AS {REMOVED}"
-            files.append((f"SELECT {columns} FROM read_parquet({path})", 0))
+            base_select = f"SELECT {key(stored_key)}, {PK}, {hash_column}, {ident} FROM read_parquet({path})"
+            if current and stored_key == KEY and ident == IDENT:
+                base_rows = _parquet_rows(con, path)
+    deltas: list[str] = []  # SELECTs of KEY, PK, HASH, IDENT, REMOVED and the file's number
+    delta_rows = 0
     for number in checkpoint_numbers(base.parent):
         path = literal(str(checkpoint_path(base.parent, number)))
         meta = _kv_metadata(con, path)
         stale = baseline is not None and baseline_change(meta.get("baseline"), baseline) is not None
         if number <= folded_through or meta.get("hash_scheme") != HASH_SCHEME or stale:
             continue
-        files.append((f"SELECT {key(KEY)}, {PK}, {HASH}, {IDENT}, {REMOVED} FROM read_parquet({path})", number))
-    if not files and new_baseline is None:
-        return None
-    if not files:
+        deltas.append(f"SELECT {key(KEY)}, {PK}, {HASH}, {IDENT}, {REMOVED}, {number} AS __n FROM read_parquet({path})")
+        delta_rows += _parquet_rows(con, path)
+
+    def found(sql: str) -> SnapshotQuery:
+        return SnapshotQuery(sql, new_baseline, folded_through, base_rows, delta_rows, len(deltas))
+
+    columns = f"{KEY}, {PK}, {HASH}, {IDENT}"
+    if not deltas:
+        if base_select is not None:
+            return found(base_select)
+        if new_baseline is None:
+            return None
         empty = f"SELECT NULL::{key_type or 'VARCHAR'} AS {KEY}, NULL::VARCHAR AS {PK}, NULL::UBIGINT AS {HASH}"
-        return SnapshotQuery(f"{empty}, NULL::VARCHAR AS {IDENT} WHERE false", new_baseline, folded_through)
-    if len(files) == 1:
-        sql = f"SELECT {KEY}, {PK}, {HASH}, {IDENT} FROM ({files[0][0]}) WHERE NOT {REMOVED}"
-        return SnapshotQuery(sql, new_baseline, folded_through)
-    # The last word on each key (its latest file), unless that word is that the key left.
-    union = " UNION ALL ".join(f"SELECT *, {number} AS __n FROM ({select})" for select, number in files)
-    sql = f"""SELECT {KEY}, {PK}, {HASH}, {IDENT} FROM ({union})
-              QUALIFY row_number() OVER (PARTITION BY {PK} ORDER BY __n DESC) = 1 AND NOT {REMOVED}"""
-    return SnapshotQuery(sql, new_baseline, folded_through, merged=True)
+        return found(f"{empty}, NULL::VARCHAR AS {IDENT} WHERE false")
+    # The last word on each key (its latest checkpoint) replaces the base file's, unless that word is that
+    # the key left. The base file is only probed against the checkpoints' keys, never re-sorted or copied.
+    latest = f"""SELECT * FROM ({" UNION ALL ".join(deltas)})
+                 QUALIFY row_number() OVER (PARTITION BY {PK} ORDER BY __n DESC) = 1"""
+    sql = f"SELECT {columns} FROM ({latest}) WHERE NOT {REMOVED}"
+    if base_select is not None:
+        sql = f"""WITH latest AS ({latest})
+                  SELECT {columns} FROM ({base_select}) b ANTI JOIN latest l ON l.{PK} = b.{PK}
+                  UNION ALL SELECT {columns} FROM latest WHERE NOT {REMOVED}"""
+    return found(sql)
+
+
+def _parquet_rows(con: duckdb.DuckDBPyConnection, path_literal: str) -> int:
+    """A Parquet file's row count, from its footer."""
+    return int(_one(con.execute(f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata({path_literal})"))[0])
 
 
 def _kv_metadata(con: duckdb.DuckDBPyConnection, path_literal: str) -> dict[str, str]:
