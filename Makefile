@@ -11,8 +11,11 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# The project's own modules are byte-compiled too (an editable install is not): start-up would otherwise
+# recompile them on every command where PYTHONDONTWRITEBYTECODE is set.
 install: $(UV)
 	$(UV) sync --frozen --quiet --compile-bytecode
+	.venv/bin/python -m compileall -q src
 
 demo: install
 	$(UV) run --frozen smartingest demo

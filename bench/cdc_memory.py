@@ -62,7 +62,7 @@ def plan_in_child(state: Path, limit: str) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--memory-limit", default="256MB", help="the Basic engine's cdc_memory_limit")
+    parser.add_argument("--memory-limit", default="128MB", help="the Basic engine's cdc_memory_limit")
     args = parser.parse_args()
     print(f"{'rows':>10}{'COPY s':>9}{'first plan s':>14}{'peak MiB':>10}{'1% plan s':>11}{'peak MiB':>10}")
     for rows in args.rows:

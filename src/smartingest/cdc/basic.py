@@ -31,7 +31,7 @@ import pyarrow as pa
 from smartingest.cdc.base import HASH, IDENT, OP, PK, ChangeCounts, Column, HashSpec, InvalidRow, as_arrow
 from smartingest.cdc.hashing import HASH_SCHEME, literal, quote, row_hash_sql
 from smartingest.codes import ReasonCode
-from smartingest.config.models import ModelConfig
+from smartingest.config.models import DEFAULT_CDC_MEMORY_LIMIT, ModelConfig
 from smartingest.errors import ModelError, StateError
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
 
@@ -50,7 +50,7 @@ RESERVED_COLUMNS = (PK, OP, HASH, KEY, IDENT, "__row")
 class BasicChangeDetector:
     """Change detection in a local (or mounted) state directory; see the module docstring."""
 
-    def __init__(self, state_dir: Path, memory_limit: str = "256MB", threads: int = 2) -> None:
+    def __init__(self, state_dir: Path, memory_limit: str = DEFAULT_CDC_MEMORY_LIMIT, threads: int = 2) -> None:
         self.state_dir = Path(state_dir)
         self.memory_limit = memory_limit
         self.threads = threads

@@ -30,6 +30,10 @@ from smartingest.config.syncs import (
 )
 from smartingest.errors import ConfigError, UnknownNameError
 
+# What the Basic engine's DuckDB may hold before it spills to disk: at a million rows the diff runs as fast
+# with 128 MB as with 256 MB (docs/performance.md), and every MB here is a MB of the run's peak memory.
+DEFAULT_CDC_MEMORY_LIMIT = "128MB"
+
 
 class SourceConfig(BaseModel):
     """A connection to a data source. Connector-specific keys are validated by the connector's own model."""
@@ -145,9 +149,9 @@ class ProjectConfig(Strict):
         None, description="Where the Basic engine keeps CDC snapshots; default SMARTINGEST_HOME/state."
     )
     cdc_memory_limit: str = Field(
-        "256MB",
+        DEFAULT_CDC_MEMORY_LIMIT,
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$",
-        description="Memory the Basic engine's diff may use before spilling to disk under state_dir (e.g. 256MB, 2GB).",
+        description="Memory the Basic engine's diff may use before spilling to disk under state_dir (e.g. 128MB, 2GB).",
     )
     checkpoint_rows: int = Field(
         100_000,

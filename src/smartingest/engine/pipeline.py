@@ -24,7 +24,14 @@ import pyarrow as pa
 from smartingest.cdc.base import ChangeCounts, ChangeDetector, ChangeSet, HashSpec, Identity
 from smartingest.cdc.basic import BasicChangeDetector
 from smartingest.codes import RowStatus, RunStatus
-from smartingest.config.models import DestinationConfig, ModelConfig, SourceConfig, SyncBase
+from smartingest.config.models import (
+    DEFAULT_CDC_MEMORY_LIMIT,
+    DestinationConfig,
+    ModelConfig,
+    SourceConfig,
+    SyncBase,
+)
+from smartingest.engine.allocator import use_returning_allocator
 from smartingest.engine.destination import CHECK_POLICY
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
@@ -53,7 +60,7 @@ class SyncTarget:
     source_name: str
     source: SourceConfig
     destination: DestinationConfig
-    cdc_memory_limit: str = "256MB"
+    cdc_memory_limit: str = DEFAULT_CDC_MEMORY_LIMIT
     row_outcomes_retention_days: int | None = 30
     checkpoint_rows: int = 100_000
     checkpoint_seconds: float = 60.0
@@ -130,7 +137,7 @@ class _Timer:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
-def detector_for(source: SourceConfig, state_dir: Path, memory_limit: str = "256MB") -> ChangeDetector:
+def detector_for(source: SourceConfig, state_dir: Path, memory_limit: str = DEFAULT_CDC_MEMORY_LIMIT) -> ChangeDetector:
     """The CDC engine the source is configured with."""
     if source.engine == "lightning":
         raise ConfigError("engine: lightning is not available yet; set the source's engine to basic")
@@ -285,6 +292,7 @@ def run_sync(
 
     Raises SyncLockedError (before creating a run) when another run of the sync is in progress.
     """
+    use_returning_allocator()
     with sync_lock(state_dir, target.name):
         ledger.fail_abandoned(target.name, INTERRUPTED)
         ledger.prune_rows(target.name, target.row_outcomes_retention_days)
