@@ -77,9 +77,11 @@ def test_kill_9_mid_run_then_rerun_leaves_destination_equal_to_source(pg, sandbo
 
 def test_ctrl_c_mid_run_records_a_failed_run_with_every_row_accounted(pg, sandbox, admin: SandboxAdmin, tmp_path):
     proc, project, home = _start_slow_run(pg, sandbox, admin, tmp_path, rows=1000, after_requests=5)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) != 0
+    code = proc.wait(timeout=30)
     admin.faults()
+    assert code != 0, (proc.stdout.read() if proc.stdout else b"", proc.stderr.read() if proc.stderr else b"")
 
     ws = service.open_workspace(project, home=home)
     [run] = service.list_runs(ws, "customers_to_users")
