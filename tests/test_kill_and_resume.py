@@ -36,6 +36,9 @@ def _start_slow_run(pg, sandbox, admin: SandboxAdmin, tmp_path, rows: int, after
         env={**os.environ, "SMARTINGEST_HOME": str(home)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # A shell that starts the tests in the background leaves SIGINT ignored, and the process would inherit
+        # that: Ctrl-C must reach it as it reaches a command started from a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while admin.requests() < after_requests:
