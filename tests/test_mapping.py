@@ -171,3 +171,50 @@ def test_each_mapping_compiles_to_a_small_object():
     # A static value whose type the project's field does not take is a conflict like a column's.
     conflicts = type_conflicts(plan, {"tier": "string", "stats.score": "double"})
     assert list(conflicts) == ["tier"] and "the static value 3 sends long values" in conflicts["tier"]
+
+
+def test_skip_null_leaves_the_field_out_of_the_rows_where_it_is_null():
+    batch = pa.record_batch(
+        {
+            "id": [1, 2, 3],
+            "email": ["a@x.io", "b@x.io", "c@x.io"],
+            "plan": ["pro", None, None],
+            "city": ["Paris", "Lyon", None],
+            "zip": ["75001", None, None],
+            "note": [None, None, None],
+        }
+    )
+    plan = compile_user_plan(
+        _mappings(
+            {"from": "email", "to": "email"},
+            {"from": "plan", "to": "plan", "skip_null": True},
+            {"from": "city", "to": "address.city", "skip_null": True},
+            {"from": "zip", "to": "address.zip", "skip_null": True},
+            {"from": "note", "to": "note"},  # without skip_null: null is sent, and clears the field
+        ),
+        batch.schema,
+        "email",
+    )
+    bodies = [orjson.loads(r.body)["dataFields"] for r in record_columns(user_objects(plan, batch, "id", None))]
+    assert bodies == [
+        {"plan": "pro", "address": {"city": "Paris", "zip": "75001"}, "note": None},
+        {"address": {"city": "Lyon"}, "note": None},
+        {"note": None},  # an address left empty is left out too: {} would clear the one Iterable holds
+    ]
+
+
+def test_skip_null_on_every_field_sends_empty_data_fields_where_all_are_null():
+    batch = pa.record_batch({"id": [1, 2], "email": ["a@x.io", "b@x.io"], "plan": ["pro", None]})
+    mappings = _mappings({"from": "email", "to": "email"}, {"from": "plan", "to": "plan", "skip_null": True})
+    plan = compile_user_plan(mappings, batch.schema, "email")
+    bodies = [orjson.loads(r.body) for r in record_columns(user_objects(plan, batch, "id", None))]
+    assert bodies == [{"email": "a@x.io", "dataFields": {"plan": "pro"}}, {"email": "b@x.io", "dataFields": {}}]
+
+
+def test_skip_null_takes_part_in_the_fingerprint_only_when_set():
+    schema = pa.schema({"email": pa.string(), "plan": pa.string()})
+    base = [{"from": "email", "to": "email"}, {"from": "plan", "to": "plan"}]
+    plain = compile_user_plan(_mappings(*base), schema, "email").fingerprint
+    explicit = compile_user_plan(_mappings(base[0], {**base[1], "skip_null": False}), schema, "email").fingerprint
+    skipping = compile_user_plan(_mappings(base[0], {**base[1], "skip_null": True}), schema, "email").fingerprint
+    assert plain == explicit != skipping

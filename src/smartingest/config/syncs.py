@@ -26,6 +26,11 @@ class ColumnMapping(Strict):
         description="Send the column's JSON text parsed (object, array, value); default: true for columns "
         "the source knows hold JSON (PostgreSQL json, jsonb, arrays), false for other text.",
     )
+    skip_null: bool = Field(
+        False,
+        description="Leave the field out of a row's request where the column is null, so Iterable keeps what "
+        "it holds, instead of sending null (which clears it).",
+    )
 
 
 class StaticMapping(Strict):

@@ -48,6 +48,11 @@ class FieldKind(Protocol):
         """The Iterable field types its values create, by path (none when they depend on each value)."""
         ...
 
+    @property
+    def skip_null(self) -> bool:
+        """Whether a null leaves the field out of the row's request instead of sending null."""
+        ...
+
     def fingerprint(self) -> list[Any]:
         """Its part of the mapping's fingerprint (JSON-able): what shapes the values it sends."""
         ...
@@ -68,6 +73,7 @@ class ColumnValue:
     parse_json: bool = False
     column_type: str = ""
     kinds: tuple[tuple[str, str], ...] = ()
+    skip_null: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -78,7 +84,8 @@ class ColumnValue:
         return f"column {self.column!r} ({self.column_type})"
 
     def fingerprint(self) -> list[Any]:
-        return ["column", self.column, self.target, self.parse_json]
+        # skip_null takes part only when set, so mappings written before it existed keep their fingerprint.
+        return ["column", self.column, self.target, self.parse_json] + (["skip_null"] if self.skip_null else [])
 
     def values(self, batch: pa.RecordBatch, encoder: Encoder, problems: Problems) -> pa.Array | str:
         return encoder.encode(
@@ -92,6 +99,7 @@ class StaticValue:
 
     target: str
     value: str | int | float | bool | None
+    skip_null: bool = False  # a static value is the same on every row: null is sent when it is the value
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -138,7 +146,7 @@ def compile_column(mapping: ColumnMapping, schema: pa.Schema, at: str) -> Column
         kinds: tuple[tuple[str, str], ...] = ((mapping.to, "string"),)
     else:
         kinds = () if parse_json else tuple(json_kinds(column.type, mapping.to))
-    return ColumnValue(mapping.from_, mapping.to, parse_json, str(column.type), kinds)
+    return ColumnValue(mapping.from_, mapping.to, parse_json, str(column.type), kinds, mapping.skip_null)
 
 
 def compile_static(mapping: StaticMapping, schema: pa.Schema, at: str) -> StaticValue:
