@@ -218,3 +218,47 @@ def test_skip_null_takes_part_in_the_fingerprint_only_when_set():
     explicit = compile_user_plan(_mappings(base[0], {**base[1], "skip_null": False}), schema, "email").fingerprint
     skipping = compile_user_plan(_mappings(base[0], {**base[1], "skip_null": True}), schema, "email").fingerprint
     assert plain == explicit != skipping
+
+
+def test_variables_send_the_runs_metadata_and_take_no_part_in_the_hash():
+    import datetime as dt
+
+    from smartingest.mapping.kinds import RunInfo
+
+    batch = pa.record_batch({"id": [1], "email": ["a@x.io"]})
+    mappings = _mappings(
+        {"from": "email", "to": "email"},
+        {"variable": "run_id", "to": "run.id"},
+        {"variable": "run_started_at", "to": "run.startedAt"},
+        {"variable": "sync_name", "to": "run.sync"},
+        {"variable": "model_id", "to": "run.model"},
+        {"variable": "now", "to": "seenAt"},
+    )
+    started = dt.datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=dt.UTC)
+    plan = compile_user_plan(mappings, batch.schema, "email", run=RunInfo("to_users", "customers", 41, started))
+    [body] = [orjson.loads(r.body)["dataFields"] for r in record_columns(user_objects(plan, batch, "id", None))]
+    now = dt.datetime.strptime(body.pop("seenAt"), "%Y-%m-%d %H:%M:%S +00:00").replace(tzinfo=dt.UTC)
+    assert abs((dt.datetime.now(dt.UTC) - now).total_seconds()) < 60
+    assert body == {
+        "run": {"id": 41, "startedAt": "2026-03-04 05:06:07 +00:00", "sync": "to_users", "model": "customers"}
+    }
+    assert dict(kind for k in plan.fields for kind in k.kinds)["run.startedAt"] == "date"
+    assert plan.source_columns == ["email"]  # variables read no column
+    later = compile_user_plan(mappings, batch.schema, "email", run=RunInfo("to_users", "customers", 42, None))
+    assert later.fingerprint == plan.fingerprint  # a new run id does not make every row changed
+
+
+@pytest.mark.parametrize(
+    ("mapping", "run", "message"),
+    [
+        ({"variable": "run_id", "to": "userId"}, True, "must come from a column, not a variable"),
+        ({"variable": "run_id", "to": "lastRun"}, False, "sent by runs of a sync"),
+    ],
+)
+def test_variable_mapping_errors_name_the_mapping(mapping, run, message):
+    from smartingest.mapping.kinds import RunInfo
+
+    schema = pa.schema({"email": pa.string()})
+    info = RunInfo("s", "m") if run else None
+    with pytest.raises(MappingError, match=rf"mappings\[1\]: .*{message}"):
+        compile_user_plan(_mappings({"from": "email", "to": "email"}, mapping), schema, "email", run=info)

@@ -11,6 +11,7 @@ from smartingest.config.models import (
     SourceConfig,
     StaticMapping,
     SyncConfig,
+    VariableMapping,
 )
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "SourceConfig",
     "StaticMapping",
     "SyncConfig",
+    "VariableMapping",
     "load_project",
     "parse_project",
 ]

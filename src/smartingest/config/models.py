@@ -27,6 +27,7 @@ from smartingest.config.syncs import (
     SyncConfig,
     UserDeletionSync,
     UsersSync,
+    VariableMapping,
 )
 from smartingest.errors import ConfigError, UnknownNameError
 
@@ -280,5 +281,6 @@ __all__ = [
     "SyncConfig",
     "UserDeletionSync",
     "UsersSync",
+    "VariableMapping",
     "require",
 ]

@@ -27,6 +27,7 @@ from smartingest.config.models import (
     SyncBase,
     UserDeletionSync,
     UsersSync,
+    VariableMapping,
 )
 from smartingest.config.syncs import ListRef
 
@@ -50,6 +51,7 @@ SECTIONS: list[tuple[str, type[BaseModel], type[BaseModel] | None]] = [
     ("`syncs.NAME` with `type: user_deletion`", UserDeletionSync, IdentifiedSync),
     ("`syncs.NAME.mappings[]`: column mapping", ColumnMapping, None),
     ("`syncs.NAME.mappings[]`: static mapping", StaticMapping, None),
+    ("`syncs.NAME.mappings[]`: variable mapping", VariableMapping, None),
     ("`syncs.NAME.schedule`", Schedule, None),
 ]
 

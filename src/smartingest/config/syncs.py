@@ -52,14 +52,32 @@ class StaticMapping(Strict):
         return self
 
 
+# Sync metadata a variable mapping can send (docs/configuration.md says what each holds).
+VariableName = Literal["model_name", "model_id", "sync_name", "sync_id", "run_id", "run_started_at", "now"]
+
+
+class VariableMapping(Strict):
+    """Sets a destination field to a piece of sync metadata: the same on every row of a run (``now``:
+    the time the row's batch was mapped)."""
+
+    variable: VariableName = Field(
+        description="model_name, model_id, sync_name, sync_id, run_id, run_started_at or now."
+    )
+    to: str = Field(description="Destination field; dots make nested objects (address.city).")
+
+
 def _mapping_kind(value: Any) -> str:
     if isinstance(value, dict):
-        return "static" if "static" in value else "column"
-    return "static" if isinstance(value, StaticMapping) else "column"
+        return next((kind for kind in ("static", "variable") if kind in value), "column")
+    if isinstance(value, StaticMapping):
+        return "static"
+    return "variable" if isinstance(value, VariableMapping) else "column"
 
 
 FieldMapping = Annotated[
-    Annotated[ColumnMapping, Tag("column")] | Annotated[StaticMapping, Tag("static")],
+    Annotated[ColumnMapping, Tag("column")]
+    | Annotated[StaticMapping, Tag("static")]
+    | Annotated[VariableMapping, Tag("variable")],
     Discriminator(_mapping_kind),
 ]
 

@@ -9,6 +9,7 @@ any point into a failed run whose every row is still accounted for.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -40,6 +41,7 @@ from smartingest.engine.settler import CHANGE_BATCH_ROWS, Settler
 from smartingest.errors import ConfigError, SmartIngestError
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.writer import Record
+from smartingest.mapping.kinds import RunInfo
 from smartingest.sources.base import Source, check_primary_key
 from smartingest.sources.registry import open_source
 from smartingest.synctypes.base import Decided, TypePlan
@@ -147,13 +149,17 @@ def detector_for(source: SourceConfig, state_dir: Path, memory_limit: str = DEFA
 # -- phases -------------------------------------------------------------------------------------------
 
 
-def prepare(target: SyncTarget) -> tuple[Source, TypePlan, HashSpec]:
+def prepare(
+    target: SyncTarget, run_id: int | None = None, started_at: dt.datetime | None = None
+) -> tuple[Source, TypePlan, HashSpec]:
     """Open the source and compile the sync's type against the model's schema; sync-level errors surface
-    here (a missing column, a bad mapping, bad SQL), before any row moves."""
+    here (a missing column, a bad mapping, bad SQL), before any row moves. ``run_id`` and ``started_at``
+    are the run's, for variable mappings (a plan has no run)."""
     source = open_source(target.source_name, target.source)
     schema = source.schema(target.model)
     check_primary_key(schema, target.model)
-    plan = sync_type(target.sync_type).compile(target.sync, schema, f"syncs.{target.name}")
+    run = RunInfo(target.name, target.sync.model, run_id, started_at)
+    plan = sync_type(target.sync_type).compile(target.sync, schema, f"syncs.{target.name}", run)
     matching = plan.matching
     identity = Identity(matching.column, matching.field, matching.ignore_case, matching.trim) if matching else None
     key = target.model.key_columns
@@ -328,8 +334,9 @@ class _Run:
     def execute(self, full_resync: bool) -> None:
         try:
             with self.timer.phase("prepare"):
-                self.ledger.set_status(self.run_id, RunStatus.QUERYING)
-                source, plan, spec = prepare(self.target)
+                started_at = dt.datetime.now(dt.UTC)
+                self.ledger.set_status(self.run_id, RunStatus.QUERYING, started_at=started_at)
+                source, plan, spec = prepare(self.target, self.run_id, started_at)
                 self.ledger.set_status(self.run_id, RunStatus.QUERYING, mapping_fingerprint=plan.fingerprint)
             with self.timer.phase("query_and_plan"):
                 self.progress.phase("reading")

@@ -3,12 +3,13 @@
 Each says which model columns it reads (the row hash covers exactly those), its part of the mapping's
 fingerprint (a change resends every row), the Iterable field types its values create (checked against
 the destination's before sending), and how it produces one batch's values as JSON text, column-wise. A
-new kind of mapping (variable, template, object...) is one more class here and one more compiler in
-``COMPILERS``; nothing that builds request items changes.
+new kind of mapping (template, object...) is one more class here and one more compiler in ``COMPILERS``;
+nothing that builds request items changes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,9 +18,9 @@ import orjson
 import pyarrow as pa
 
 from smartingest.columns import is_json_text
-from smartingest.config.models import ColumnMapping, StaticMapping
+from smartingest.config.models import ColumnMapping, StaticMapping, VariableMapping
 from smartingest.errors import MappingError
-from smartingest.mapping.encode import Encoder, Problems, json_kinds
+from smartingest.mapping.encode import ITERABLE_DATETIME_FORMAT, Encoder, Problems, json_kinds
 from smartingest.mapping.values import cast_static, check_castable
 
 TOP_LEVEL_IDENTITY = ("email", "userId")
@@ -121,6 +122,60 @@ class StaticValue:
         return orjson.dumps(self.value).decode()
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """What variable mappings send: the sync, its model, and the run (no run id in a plan, which sends
+    nothing). Until objects get ids of their own, a model's and a sync's id are their names."""
+
+    sync_name: str
+    model_name: str
+    run_id: int | None = None
+    started_at: dt.datetime | None = None  # UTC; None: the time the values are first read
+
+    def value(self, name: str) -> str | int | None:
+        """A variable's value (``now`` is read each time)."""
+        if name in ("sync_name", "sync_id"):
+            return self.sync_name
+        if name in ("model_name", "model_id"):
+            return self.model_name
+        if name == "run_id":
+            return self.run_id
+        moment = dt.datetime.now(dt.UTC) if name == "now" or self.started_at is None else self.started_at
+        return moment.astimezone(dt.UTC).strftime(ITERABLE_DATETIME_FORMAT)
+
+
+VARIABLE_KINDS = {"run_id": "long", "run_started_at": "date", "now": "date"}  # the others: "string"
+
+
+@dataclass(frozen=True)
+class VariableValue:
+    """``{variable: NAME, to: FIELD}``: sync metadata, the same on every row of a batch. It reads no column,
+    so it takes no part in the row hash: a new run id does not make every row changed."""
+
+    target: str
+    name: str
+    run: RunInfo
+    skip_null: bool = False
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def source(self) -> str:
+        return f"the variable {self.name!r}"
+
+    @property
+    def kinds(self) -> tuple[tuple[str, str], ...]:
+        return ((self.target, VARIABLE_KINDS.get(self.name, "string")),)
+
+    def fingerprint(self) -> list[Any]:
+        return ["variable", self.name, self.target]
+
+    def values(self, batch: pa.RecordBatch, encoder: Encoder, problems: Problems) -> pa.Array | str:
+        return orjson.dumps(self.run.value(self.name)).decode()
+
+
 def _python_kind(value: object) -> str | None:
     if isinstance(value, bool):
         return "boolean"
@@ -156,10 +211,20 @@ def compile_static(mapping: StaticMapping, schema: pa.Schema, at: str) -> Static
     return StaticValue(mapping.to, cast_static(mapping.static, mapping.type, at))
 
 
-# config mapping class -> its compiler
-COMPILERS: dict[type, Callable[[Any, pa.Schema, str], FieldKind]] = {
-    ColumnMapping: compile_column,
-    StaticMapping: compile_static,
+def compile_variable(mapping: VariableMapping, schema: pa.Schema, at: str, run: RunInfo | None) -> VariableValue:
+    """A variable mapping; MappingError names the mapping at fault."""
+    if run is None:
+        raise MappingError(f"{at}: variable mappings are sent by runs of a sync, and this compiles none")
+    if mapping.to in TOP_LEVEL_IDENTITY:
+        raise MappingError(f"{at}: {mapping.to} identifies users and must come from a column, not a variable")
+    return VariableValue(mapping.to, mapping.variable, run)
+
+
+# config mapping class -> its compiler (mapping, the model's schema, its key path, the run)
+COMPILERS: dict[type, Callable[[Any, pa.Schema, str, RunInfo | None], FieldKind]] = {
+    ColumnMapping: lambda mapping, schema, at, run: compile_column(mapping, schema, at),
+    StaticMapping: lambda mapping, schema, at, run: compile_static(mapping, schema, at),
+    VariableMapping: compile_variable,
 }
 
 

@@ -21,7 +21,7 @@ from smartingest.codes import ReasonCode
 from smartingest.config.models import FieldMapping
 from smartingest.errors import MappingError
 from smartingest.mapping.encode import JSON_NULL, Encoder, Problems
-from smartingest.mapping.kinds import COMPILERS, TOP_LEVEL_IDENTITY, ColumnValue, FieldKind
+from smartingest.mapping.kinds import COMPILERS, TOP_LEVEL_IDENTITY, ColumnValue, FieldKind, RunInfo
 
 # Bumped when the way rows are encoded or hashed changes, so every row is sent again once.
 MAPPING_ENCODING_VERSION = 2
@@ -258,8 +258,9 @@ def compile_user_plan(
     invalid_values: str = "reject",
     trim_identifier: bool = False,
     lowercase_identifier: bool = False,
+    run: RunInfo | None = None,
 ) -> UserRecordPlan:
-    """Check mappings against the model's schema and compile them.
+    """Check mappings against the model's schema and compile them (``run``: what variable mappings send).
 
     A column the source marks as JSON (PostgreSQL json, jsonb and arrays) is sent parsed unless its
     mapping says ``parse_json: false``. Raises MappingError naming the mapping at fault: a column the
@@ -272,7 +273,7 @@ def compile_user_plan(
         compile_kind = COMPILERS.get(type(mapping))
         if compile_kind is None:
             raise MappingError(f"{where}[{i}]: {type(mapping).__name__} mappings are not supported by this sync")
-        fields.append(compile_kind(mapping, schema, f"{where}[{i}]"))
+        fields.append(compile_kind(mapping, schema, f"{where}[{i}]", run))
     if identifier_field is not None and identifier_field not in {k.target for k in fields}:
         raise MappingError(f"{where}: no column is mapped to {identifier_field!r}, the identifier users are matched on")
     _check_paths([k.target for k in fields if k.target not in TOP_LEVEL_IDENTITY], where)

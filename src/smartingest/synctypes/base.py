@@ -19,6 +19,7 @@ from smartingest.config.models import SyncBase
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.outcomes import Verdict
 from smartingest.iterable.writer import Record, Writer
+from smartingest.mapping.kinds import RunInfo
 
 # Columns of the change batches besides the model's: the row's key as text, what CDC found, and the
 # identifier as Iterable compares it (a removed row still has the one committed with it).
@@ -93,7 +94,7 @@ class SyncType(Protocol):
 
     name: str
 
-    def compile(self, sync: SyncBase, schema: pa.Schema, where: str) -> TypePlan:
+    def compile(self, sync: SyncBase, schema: pa.Schema, where: str, run: RunInfo | None = None) -> TypePlan:
         """Check the sync against the model's schema and compile it; raises MappingError or ConfigError
-        naming the key at fault (``where`` is the sync's key path)."""
+        naming the key at fault (``where`` is the sync's key path; ``run`` what variable mappings send)."""
         ...

@@ -30,7 +30,7 @@ from smartingest.iterable.client import IterableClient
 from smartingest.iterable.fields import fits
 from smartingest.iterable.outcomes import SYNCED
 from smartingest.iterable.writer import Record, Writer
-from smartingest.mapping.kinds import FieldKind
+from smartingest.mapping.kinds import FieldKind, RunInfo
 from smartingest.mapping.plan import TOP_LEVEL_IDENTITY, UserRecordPlan, compile_user_plan
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
 from smartingest.synctypes.catalog_items import ItemBuilder
@@ -190,13 +190,13 @@ class Catalog:
 
     name = "catalog"
 
-    def compile(self, sync: SyncBase, schema: pa.Schema, where: str) -> CatalogPlan:
+    def compile(self, sync: SyncBase, schema: pa.Schema, where: str, run: RunInfo | None = None) -> CatalogPlan:
         """Compile the mappings (no identifier: items are not users), check the item id column and the
         ``field_types`` against the mapped columns; raises MappingError or ConfigError naming the key."""
         if not isinstance(sync, CatalogSync):
             raise ConfigError(f"{where}: not a catalog sync")
         fields = compile_user_plan(
-            sync.mappings, schema, None, where=f"{where}.mappings", invalid_values=sync.invalid_values
+            sync.mappings, schema, None, where=f"{where}.mappings", invalid_values=sync.invalid_values, run=run
         )
         _check_identity_paths(fields, f"{where}.mappings")
         if sync.item_id is not None:

@@ -16,7 +16,7 @@ from smartingest.iterable.client import IterableClient
 from smartingest.iterable.fields import fits, read_field_types
 from smartingest.iterable.records import RecordColumns
 from smartingest.mapping.encode import JSON_NULL, json_string
-from smartingest.mapping.kinds import FieldKind
+from smartingest.mapping.kinds import FieldKind, RunInfo
 from smartingest.mapping.plan import (
     MappedBatch,
     UserRecordPlan,
@@ -36,6 +36,7 @@ def compile_identified(
     *,
     prefer_user_id: bool = False,
     merge_nested_objects: bool = False,
+    run: RunInfo | None = None,
 ) -> UserRecordPlan:
     """The mappings of a sync that matches users, checked against the model's schema: the identifier
     (``match_on``) must be mapped; MappingError names the mapping at fault."""
@@ -49,6 +50,7 @@ def compile_identified(
         invalid_values=sync.invalid_values,
         trim_identifier=sync.trim_identifier,
         lowercase_identifier=sync.lowercase_identifier,
+        run=run,
     )
 
 

@@ -31,6 +31,7 @@ from smartingest.iterable.outcomes import Rejected
 from smartingest.iterable.single_user import EmailChangeWriter
 from smartingest.iterable.writer import Record, Writer
 from smartingest.mapping.encode import JSON_NULL, json_string
+from smartingest.mapping.kinds import RunInfo
 from smartingest.mapping.plan import UserRecordPlan, assemble, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
 from smartingest.synctypes.common import compile_identified, matching, record_columns
@@ -109,10 +110,10 @@ class EmailChange:
 
     name = "email_change"
 
-    def compile(self, sync: SyncBase, schema: pa.Schema, where: str) -> EmailChangePlan:
+    def compile(self, sync: SyncBase, schema: pa.Schema, where: str, run: RunInfo | None = None) -> EmailChangePlan:
         if not isinstance(sync, EmailChangeSync):
             raise ConfigError(f"{where}: not an email_change sync")
-        records = compile_identified(sync, schema, where)
+        records = compile_identified(sync, schema, where, run=run)
         if sync.new_email not in schema.names:
             raise MappingError(
                 f"{where}.new_email: the model has no column {sync.new_email!r} (columns: {', '.join(schema.names)})"

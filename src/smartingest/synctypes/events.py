@@ -45,6 +45,7 @@ from smartingest.mapping.event_values import (
     event_ids,
     event_names,
 )
+from smartingest.mapping.kinds import RunInfo
 from smartingest.mapping.plan import MappedBatch, UserRecordPlan, assemble, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
 from smartingest.synctypes.common import compile_identified, record_columns
@@ -157,7 +158,7 @@ class Events:
 
     name = "events"
 
-    def compile(self, sync: SyncBase, schema: pa.Schema, where: str) -> EventsPlan:
+    def compile(self, sync: SyncBase, schema: pa.Schema, where: str, run: RunInfo | None = None) -> EventsPlan:
         """Compile an events sync; ``where`` (``syncs.NAME``) also names the sync in derived event ids.
 
         Raises MappingError naming the key at fault: a column the model lacks, or of a type its key
@@ -165,7 +166,7 @@ class Events:
         """
         if not isinstance(sync, EventsSync):
             raise ConfigError(f"{where}: not an events sync")
-        records = compile_identified(sync, schema, where)
+        records = compile_identified(sync, schema, where, run=run)
         other = "userId" if sync.identifier_field == "email" else "email"
         if any(m.to == other for m in sync.mappings):
             raise MappingError(

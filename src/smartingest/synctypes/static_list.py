@@ -42,6 +42,7 @@ from smartingest.iterable.outcomes import SYNCED, Rejected
 from smartingest.iterable.records import MappedRecord
 from smartingest.iterable.writer import Record, Writer
 from smartingest.mapping.encode import Encoder, json_string
+from smartingest.mapping.kinds import RunInfo
 from smartingest.mapping.plan import UserRecordPlan, compile_user_plan, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
 from smartingest.synctypes.common import record_columns, refuse_user_field_misfits, user_objects
@@ -242,7 +243,7 @@ class StaticList:
 
     name = "static_list"
 
-    def compile(self, sync: SyncBase, schema: pa.Schema, where: str) -> StaticListPlan:
+    def compile(self, sync: SyncBase, schema: pa.Schema, where: str, run: RunInfo | None = None) -> StaticListPlan:
         if not isinstance(sync, StaticListSync):
             raise ConfigError(f"{where}: not a static_list sync")
         records = compile_user_plan(
@@ -251,6 +252,7 @@ class StaticList:
             sync.identifier_field,
             where=f"{where}.mappings",
             invalid_values=sync.invalid_values,
+            run=run,
         )
         return StaticListPlan(sync, records, where)
 

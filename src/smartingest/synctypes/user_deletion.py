@@ -33,6 +33,7 @@ from smartingest.iterable.outcomes import Rejected
 from smartingest.iterable.single_user import delete_writer, gdpr_writer
 from smartingest.iterable.writer import Record, Writer
 from smartingest.mapping.encode import JSON_NULL, json_string
+from smartingest.mapping.kinds import RunInfo
 from smartingest.mapping.plan import MappedColumns, UserRecordPlan, assemble, json_join
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
 from smartingest.synctypes.common import compile_identified, matching, record_columns
@@ -119,10 +120,10 @@ class UserDeletion:
 
     name = "user_deletion"
 
-    def compile(self, sync: SyncBase, schema: pa.Schema, where: str) -> UserDeletionPlan:
+    def compile(self, sync: SyncBase, schema: pa.Schema, where: str, run: RunInfo | None = None) -> UserDeletionPlan:
         if not isinstance(sync, UserDeletionSync):
             raise ConfigError(f"{where}: not a user_deletion sync")
-        return UserDeletionPlan(sync, compile_identified(sync, schema, where))
+        return UserDeletionPlan(sync, compile_identified(sync, schema, where, run=run))
 
 
 SYNC_TYPE = UserDeletion()

@@ -28,6 +28,7 @@ from smartingest.iterable.outcomes import SYNCED, Rejected
 from smartingest.iterable.records import MappedRecord
 from smartingest.iterable.single_user import delete_writer
 from smartingest.iterable.writer import ByOperation, Record, Writer
+from smartingest.mapping.kinds import RunInfo
 from smartingest.mapping.plan import UserRecordPlan
 from smartingest.synctypes.base import IDENT_COLUMN, OP_COLUMN, PK_COLUMN, Decided, Matching
 from smartingest.synctypes.common import (
@@ -154,13 +155,14 @@ class Users:
 
     name = "users"
 
-    def compile(self, sync: SyncBase, schema: pa.Schema, where: str) -> UsersPlan:
+    def compile(self, sync: SyncBase, schema: pa.Schema, where: str, run: RunInfo | None = None) -> UsersPlan:
         if not isinstance(sync, UsersSync):
             raise ConfigError(f"{where}: not a users sync")
         records = compile_identified(
             sync,
             schema,
             where,
+            run=run,
             # Per user in the contract (OptionalApiUser), so they go in each user's object.
             prefer_user_id=sync.prefer_user_id,
             merge_nested_objects=sync.merge_nested_objects,
