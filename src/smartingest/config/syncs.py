@@ -61,7 +61,7 @@ class VariableMapping(Strict):
     the time the row's batch was mapped)."""
 
     variable: VariableName = Field(
-        description="model_name, model_id, sync_name, sync_id, run_id, run_started_at or now."
+        description="Which piece of sync metadata to send (docs/configuration.md, Field mappings)."
     )
     to: str = Field(description="Destination field; dots make nested objects (address.city).")
 
