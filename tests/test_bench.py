@@ -185,3 +185,9 @@ def test_the_rate_limits_benchmark_reports_its_share_of_the_ceiling(schema):
     assert report["ceiling_users_per_s"] == 5000
     assert report["throttled_429"] == 0 and report["requests"] == 2
     assert 0 < report["share_of_ceiling_whole_run"] <= report["share_of_ceiling_delivering"]
+
+
+def test_the_template_benchmark_checks_its_renderings_against_liquid_row_by_row():
+    report = _load("templates").main(["--rows", "3000"])
+    assert len(report["lines"]) == 4
+    assert all(line["rows_per_s"] > 0 for line in report["lines"].values())

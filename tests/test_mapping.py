@@ -262,3 +262,78 @@ def test_variable_mapping_errors_name_the_mapping(mapping, run, message):
     info = RunInfo("s", "m") if run else None
     with pytest.raises(MappingError, match=rf"mappings\[1\]: .*{message}"):
         compile_user_plan(_mappings({"from": "email", "to": "email"}, mapping), schema, "email", run=info)
+
+
+def _template_bodies(batch: pa.RecordBatch, *mappings: dict, run=None) -> list[dict]:
+    plan = compile_user_plan(_mappings({"from": "email", "to": "email"}, *mappings), batch.schema, "email", run=run)
+    return [orjson.loads(r.body) for r in record_columns(user_objects(plan, batch, "id", None))]
+
+
+def test_a_plain_template_renders_in_one_arrow_step_exactly_as_liquid_does():
+    from liquid import Environment
+
+    from smartingest.mapping.templates import compile_template
+
+    batch = pa.record_batch(
+        {
+            "id": [1, 2, 3],
+            "email": ["a@x.io", "b@x.io", "c@x.io"],
+            "first": ['Zoë "Z"', None, "Åsa\\n"],
+            "visits": pa.array([7, None, -2], pa.int32()),
+        }
+    )
+    source = "Hi {{ first }}, visit #{{ visits }}!"
+    compiled = compile_template(source, batch.schema, (), "t")
+    assert compiled.concat is not None  # the fast path
+    liquid = Environment()
+    expected = [liquid.from_string(source).render(**row) for row in batch.select(["first", "visits"]).to_pylist()]
+    assert [
+        b["dataFields"]["greeting"] for b in _template_bodies(batch, {"template": source, "to": "greeting"})
+    ] == expected
+
+
+def test_templates_with_filters_tags_and_variables_render_per_row():
+    from smartingest.mapping.kinds import RunInfo
+
+    batch = pa.record_batch({"id": [1, 2, 3], "email": ["a@x.io", "b@x.io", "c@x.io"], "plan": ["pro", "free", "pro"]})
+    template = "{{ plan | upcase }}{% if plan == 'pro' %} (paid){% endif %} via {{ sync_name }} run {{ run_id }}"
+    bodies = _template_bodies(batch, {"template": template, "to": "label"}, run=RunInfo("to_users", "customers", 9))
+    assert [b["dataFields"]["label"] for b in bodies] == [
+        "PRO (paid) via to_users run 9",
+        "FREE via to_users run 9",
+        "PRO (paid) via to_users run 9",
+    ]
+
+
+def test_a_row_whose_template_fails_is_rejected_with_liquid_s_message():
+    batch = pa.record_batch({"id": [1, 2], "email": ["a@x.io", "b@x.io"], "n": [10, 10], "d": [2, 0]})
+    plan = compile_user_plan(
+        _mappings({"from": "email", "to": "email"}, {"template": "{{ n | divided_by: d }}", "to": "ratio"}),
+        batch.schema,
+        "email",
+    )
+    mapped = user_objects(plan, batch, "id", None)
+    assert [orjson.loads(r.body)["dataFields"] for r in record_columns(mapped)] == [{"ratio": "5"}]
+    [(pk, _op, reason, code)] = mapped.rejected
+    assert (pk, code) == ("2", "template_failed")
+    assert reason == "ratio: the template failed: divided_by: can't divide by 0"
+    assert plan.source_columns == ["d", "email", "n"]  # the hash covers what the template reads
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        (
+            "Hi {{ frist_name }}",
+            r"reads 'frist_name', which is neither a column of the model \(id, email, first_name\)",
+        ),
+        ("{{ first_name | shout }}", "unknown filter 'shout'"),
+        ("{{ first_name }", "does not parse: expected '}}'"),
+    ],
+)
+def test_template_errors_stop_the_sync_before_any_row_naming_the_mapping(template, message):
+    schema = pa.schema({"id": pa.int64(), "email": pa.string(), "first_name": pa.string()})
+    with pytest.raises(MappingError, match=rf"mappings\[1\]: .*{message}"):
+        compile_user_plan(
+            _mappings({"from": "email", "to": "email"}, {"template": template, "to": "x"}), schema, "email"
+        )

@@ -53,6 +53,7 @@ class ReasonCode(StrEnum):
     INVALID_ITEM_ID = "invalid_item_id"
     NO_NEW_EMAIL = "no_new_email"
     KEY_NOT_LOWER_CASE = "key_not_lower_case"
+    TEMPLATE_FAILED = "template_failed"
     # rejected by Iterable
     INVALID_EMAIL = "invalid_email"
     INVALID_USER_ID = "invalid_user_id"

@@ -11,6 +11,7 @@ from smartingest.config.models import (
     SourceConfig,
     StaticMapping,
     SyncConfig,
+    TemplateMapping,
     VariableMapping,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "SourceConfig",
     "StaticMapping",
     "SyncConfig",
+    "TemplateMapping",
     "VariableMapping",
     "load_project",
     "parse_project",

@@ -25,6 +25,7 @@ from smartingest.config.models import (
     StaticListSync,
     StaticMapping,
     SyncBase,
+    TemplateMapping,
     UserDeletionSync,
     UsersSync,
     VariableMapping,
@@ -52,6 +53,7 @@ SECTIONS: list[tuple[str, type[BaseModel], type[BaseModel] | None]] = [
     ("`syncs.NAME.mappings[]`: column mapping", ColumnMapping, None),
     ("`syncs.NAME.mappings[]`: static mapping", StaticMapping, None),
     ("`syncs.NAME.mappings[]`: variable mapping", VariableMapping, None),
+    ("`syncs.NAME.mappings[]`: template mapping", TemplateMapping, None),
     ("`syncs.NAME.schedule`", Schedule, None),
 ]
 

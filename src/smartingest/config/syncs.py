@@ -66,18 +66,30 @@ class VariableMapping(Strict):
     to: str = Field(description="Destination field; dots make nested objects (address.city).")
 
 
+class TemplateMapping(Strict):
+    """Sets a destination field to a Liquid template rendered with the row's columns and the variables."""
+
+    template: str = Field(
+        description="Liquid text: {{ column }}, {{ column | filter }}, {% if %}...; every name must be a column "
+        "of the model or a variable."
+    )
+    to: str = Field(description="Destination field; dots make nested objects (address.city).")
+
+
+_KINDS: dict[type, str] = {StaticMapping: "static", VariableMapping: "variable", TemplateMapping: "template"}
+
+
 def _mapping_kind(value: Any) -> str:
     if isinstance(value, dict):
-        return next((kind for kind in ("static", "variable") if kind in value), "column")
-    if isinstance(value, StaticMapping):
-        return "static"
-    return "variable" if isinstance(value, VariableMapping) else "column"
+        return next((kind for kind in _KINDS.values() if kind in value), "column")
+    return _KINDS.get(type(value), "column")
 
 
 FieldMapping = Annotated[
     Annotated[ColumnMapping, Tag("column")]
     | Annotated[StaticMapping, Tag("static")]
-    | Annotated[VariableMapping, Tag("variable")],
+    | Annotated[VariableMapping, Tag("variable")]
+    | Annotated[TemplateMapping, Tag("template")],
     Discriminator(_mapping_kind),
 ]
 

@@ -337,7 +337,9 @@ class _Run:
                 started_at = dt.datetime.now(dt.UTC)
                 self.ledger.set_status(self.run_id, RunStatus.QUERYING, started_at=started_at)
                 source, plan, spec = prepare(self.target, self.run_id, started_at)
-                self.ledger.set_status(self.run_id, RunStatus.QUERYING, mapping_fingerprint=plan.fingerprint)
+                self.ledger.set_status(
+                    self.run_id, RunStatus.QUERYING, started_at=started_at, mapping_fingerprint=plan.fingerprint
+                )
             with self.timer.phase("query_and_plan"):
                 self.progress.phase("reading")
                 detector = detector_for(self.target.source, self.state_dir, self.target.cdc_memory_limit)

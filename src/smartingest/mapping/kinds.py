@@ -10,6 +10,7 @@ nothing that builds request items changes.
 from __future__ import annotations
 
 import datetime as dt
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,10 +18,13 @@ from typing import Any, Protocol
 import orjson
 import pyarrow as pa
 
+from smartingest.codes import ReasonCode
 from smartingest.columns import is_json_text
-from smartingest.config.models import ColumnMapping, StaticMapping, VariableMapping
+from smartingest.config.models import ColumnMapping, StaticMapping, TemplateMapping, VariableMapping
+from smartingest.config.syncs import VariableName
 from smartingest.errors import MappingError
-from smartingest.mapping.encode import ITERABLE_DATETIME_FORMAT, Encoder, Problems, json_kinds
+from smartingest.mapping.encode import ITERABLE_DATETIME_FORMAT, Encoder, Problems, json_kinds, json_string
+from smartingest.mapping.templates import CompiledTemplate, compile_template
 from smartingest.mapping.values import cast_static, check_castable
 
 TOP_LEVEL_IDENTITY = ("email", "userId")
@@ -176,6 +180,40 @@ class VariableValue:
         return orjson.dumps(self.run.value(self.name)).decode()
 
 
+@dataclass(frozen=True)
+class TemplateValue:
+    """``{template: "...", to: FIELD}``: a Liquid template rendered per row (mapping/templates.py). The
+    columns it reads take part in the row hash, so a change to one makes the row changed."""
+
+    target: str
+    template: CompiledTemplate
+    run: RunInfo | None
+    skip_null: bool = False
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.template.columns
+
+    @property
+    def source(self) -> str:
+        return f"the template {self.template.source!r}"
+
+    @property
+    def kinds(self) -> tuple[tuple[str, str], ...]:
+        return ((self.target, "string"),)
+
+    def fingerprint(self) -> list[Any]:
+        return ["template", self.template.source, self.target]
+
+    def values(self, batch: pa.RecordBatch, encoder: Encoder, problems: Problems) -> pa.Array | str:
+        variables = {name: self.run.value(name) for name in self.template.variables} if self.run else {}
+
+        def fail(rows: pa.Array, message: str) -> None:
+            problems.add(rows, f"{self.target}: the template failed: {message}", ReasonCode.TEMPLATE_FAILED)
+
+        return json_string(self.template.render(batch, variables, fail))
+
+
 def _python_kind(value: object) -> str | None:
     if isinstance(value, bool):
         return "boolean"
@@ -220,11 +258,22 @@ def compile_variable(mapping: VariableMapping, schema: pa.Schema, at: str, run: 
     return VariableValue(mapping.to, mapping.variable, run)
 
 
+def compile_template_mapping(
+    mapping: TemplateMapping, schema: pa.Schema, at: str, run: RunInfo | None
+) -> TemplateValue:
+    """A template mapping, parsed and checked against the model's columns and the run's variables."""
+    if mapping.to in TOP_LEVEL_IDENTITY:
+        raise MappingError(f"{at}: {mapping.to} identifies users and must come from a column, not a template")
+    variables: tuple[str, ...] = typing.get_args(VariableName) if run is not None else ()
+    return TemplateValue(mapping.to, compile_template(mapping.template, schema, variables, at), run)
+
+
 # config mapping class -> its compiler (mapping, the model's schema, its key path, the run)
 COMPILERS: dict[type, Callable[[Any, pa.Schema, str, RunInfo | None], FieldKind]] = {
     ColumnMapping: lambda mapping, schema, at, run: compile_column(mapping, schema, at),
     StaticMapping: lambda mapping, schema, at, run: compile_static(mapping, schema, at),
     VariableMapping: compile_variable,
+    TemplateMapping: compile_template_mapping,
 }
 
 
