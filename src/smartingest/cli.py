@@ -197,6 +197,28 @@ def sync_plan(
     _print_plan(result)
 
 
+@sync_app.command("test")
+def sync_test(
+    name: str,
+    row: Annotated[str, typer.Option("--row", help="The row's primary key (a JSON array for a composite key).")],
+    send: Annotated[bool, typer.Option("--send", help="Send the request and show Iterable's answer.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the exact request a run would send for one row; with --send, send it (the sync's CDC state and
+    runs are left as they are, so the next run sends the row again if it changed). Exits 1 when the row
+    would not be sent or Iterable did not accept it."""
+    try:
+        result = service.test_row(_workspace(), name, row, send)
+    except SmartIngestError as exc:
+        _fail(exc)
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        _print_row_test(result)
+    if result.refused or (result.sent and result.status != RowStatus.SYNCED):
+        raise typer.Exit(1)
+
+
 @sync_app.command("run")
 def sync_run(
     name: str,
@@ -582,6 +604,26 @@ def print_run_summary(result: service.RunResult) -> None:
 PLAN_TEXT_CHARS = 80
 PLAN_REASON_CHARS = 300
 PLAN_LIST_ITEMS = 10
+
+
+def _print_row_test(result: service.RowTest) -> None:
+    key = escape(result.primary_key)
+    if result.body is None:
+        out.print(f"Row {key} of {escape(result.sync_name)} would not be sent: {escape(result.refused or '')}")
+        return
+    out.print(f"Request for row {key} ({escape(result.request)}):", highlight=False)
+    out.print_json(json.dumps(result.body))
+    if not result.sent:
+        out.print("(not sent; add --send to send it)", highlight=False)
+        return
+    for answer in result.answers:
+        out.print(f"Iterable answered {escape(answer.request)} with {answer.status}:", highlight=False)
+        if isinstance(answer.body, str):
+            out.print(escape(answer.body), highlight=False)
+        else:
+            out.print_json(json.dumps(answer.body))
+    reason = f": {escape(result.reason)}" if result.reason else ""
+    out.print(f"Row {key}: {escape(result.status or '')}{reason}", highlight=False)
 
 
 def _print_plan(result: service.PlanResult) -> None:

@@ -18,6 +18,7 @@ from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
+from smartingest.engine.one_row import RowTest, try_row
 from smartingest.engine.outcome_files import OutcomeFiles
 from smartingest.engine.pipeline import (  # front ends print PlanResult and RunResult as service.X
     PlanResult,
@@ -130,6 +131,12 @@ def list_syncs(ws: Workspace) -> list[dict[str, Any]]:
 def plan(ws: Workspace, name: str, samples: int = 3) -> PlanResult:
     """What the next run of a sync would send; sends nothing and changes no state."""
     return plan_sync(sync_target(ws, name), ws.state_dir, samples)
+
+
+def test_row(ws: Workspace, name: str, primary_key: str, send: bool = False) -> RowTest:
+    """The exact request the sync would send for one row of its model (its primary key as runs show it);
+    with ``send``, sent, with Iterable's answer. Leaves the sync's CDC state and runs as they are."""
+    return try_row(sync_target(ws, name), primary_key, send)
 
 
 def run(ws: Workspace, name: str, full_resync: bool = False, progress: Progress | None = None) -> RunResult:

@@ -1,0 +1,168 @@
+"""Testing a sync on one row of its model: the exact request a run would send for it, and, when asked,
+sending that request and showing Iterable's answer (Smart Ingest's "test a row").
+
+A test never touches the sync's CDC state or its runs: a row sent by a test is sent again by the next
+run if the snapshot says it changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from smartingest.engine.destination import CHECK_POLICY
+from smartingest.engine.pipeline import SyncTarget, prepare
+from smartingest.errors import ModelError
+from smartingest.iterable.client import IterableClient
+from smartingest.iterable.outcomes import Rejected, code_of, reason_of, status_of
+from smartingest.sources.base import DEFAULT_BATCH_ROWS
+from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, TypePlan
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP exchange of a test that sent its row: what was asked, and what Iterable answered."""
+
+    request: str  # "POST /api/users/bulkUpdate"
+    status: int
+    body: Any  # the answer's JSON, or its text when it is not JSON
+
+
+@dataclass(frozen=True)
+class RowTest:
+    """What a run would do with one row, and what Iterable said when the test sent it."""
+
+    sync_name: str
+    primary_key: str
+    request: str  # the endpoint the row's request goes to
+    body: dict[str, Any] | None  # the request carrying the row alone; None when no request would carry it
+    refused: str | None = None  # why a run would not send it (a value Iterable cannot store, no identifier...)
+    sent: bool = False
+    status: str | None = None  # after sending: synced, rejected, retried_next_run, deferred or skipped
+    reason: str | None = None
+    code: str | None = None
+    answers: list[Answer] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sync": self.sync_name,
+            "primary_key": self.primary_key,
+            "request": self.request,
+            "body": self.body,
+            "refused": self.refused,
+            "sent": self.sent,
+            "status": self.status,
+            "reason": self.reason,
+            "code": self.code,
+            "answers": [{"request": a.request, "status": a.status, "body": a.body} for a in self.answers],
+        }
+
+
+def try_row(target: SyncTarget, primary_key: str, send: bool = False) -> RowTest:
+    """The request a run would send for the row of ``primary_key`` (its text as runs show it: a JSON array
+    for a composite key); with ``send``, sent as a run would send it. Raises ModelError when no row or
+    several rows have that key, and the sync-level errors a run would report."""
+    source, plan, _spec = prepare(target)
+    row = _find_row(source, target, primary_key)
+    changes = row.append_column(PK_COLUMN, pa.array([primary_key])).append_column(OP_COLUMN, pa.array(["added"]))
+    records, decided = plan.map_changes(changes.to_batches()[0])
+    if decided:
+        [(_pk, _op, verdict)] = decided
+        refused = reason_of(verdict) if isinstance(verdict, Rejected) else None
+        return RowTest(target.name, primary_key, plan.endpoint_name, None, refused or "no request is needed")
+    body = orjson.loads(plan.sample_body(records))
+    if not send:
+        return RowTest(target.name, primary_key, plan.endpoint_name, body)
+    verdict, answers = asyncio.run(_send(target, plan, records))
+    code = code_of(verdict)
+    return RowTest(
+        target.name,
+        primary_key,
+        plan.endpoint_name,
+        body,
+        sent=True,
+        status=str(status_of(verdict)),
+        reason=reason_of(verdict),
+        code=str(code) if code else None,
+        answers=answers,
+    )
+
+
+def _find_row(source: Any, target: SyncTarget, primary_key: str) -> pa.Table:
+    """The model's row with this key, read by streaming the model (memory stays bounded)."""
+    columns = target.model.key_columns
+    wanted = _key_parts(primary_key, len(columns))
+    found: list[pa.Table] = []
+    with source.read(target.model, DEFAULT_BATCH_ROWS) as batches:
+        for batch in batches:
+            mask = None
+            for column, value in zip(columns, wanted, strict=True):
+                equal = pc.equal(pc.cast(batch.column(column), pa.string()), value)
+                mask = equal if mask is None else pc.and_(mask, equal)
+            matched = batch.filter(pc.fill_null(mask, False))
+            if matched.num_rows:
+                found.append(pa.Table.from_batches([matched]))
+    rows = sum(table.num_rows for table in found)
+    name = ", ".join(columns)
+    if rows == 0:
+        raise ModelError(f"model {target.sync.model!r} has no row with primary key {name} = {primary_key}")
+    if rows > 1:
+        raise ModelError(
+            f"primary key {name} = {primary_key} appears {rows} times in model {target.sync.model!r}: "
+            "a run skips every copy until it is unique"
+        )
+    return found[0]
+
+
+def _key_parts(primary_key: str, parts: int) -> list[str]:
+    """The text of each key column: the key itself, or the items of its JSON array for a composite key."""
+    if parts == 1:
+        return [primary_key]
+    try:
+        items = orjson.loads(primary_key)
+    except orjson.JSONDecodeError:
+        items = None
+    if not isinstance(items, list) or len(items) != parts:
+        raise ModelError(f'a composite primary key is given as a JSON array of its {parts} parts, such as [1, "a"]')
+    return [item if isinstance(item, str) else orjson.dumps(item).decode() for item in items]
+
+
+async def _send(target: SyncTarget, plan: TypePlan, records: Any) -> tuple[Any, list[Answer]]:
+    """Prepare the destination as a run does, then send the records; the answers to the records' requests."""
+    async with IterableClient(target.destination, policy=CHECK_POLICY) as checks:
+        await plan.prepare_destination(checks)
+    recorder = _Recorder()
+    async with IterableClient(target.destination, transport=recorder) as client:
+        [(_record, verdict)] = list(await plan.writer(client).deliver(records))
+    return verdict, recorder.answers
+
+
+class _Recorder(httpx.AsyncBaseTransport):
+    """A transport that keeps every answer it passes on."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.answers: list[Answer] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        content = await response.aread()
+        try:
+            body: Any = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            body = content.decode(errors="replace")
+        self.answers.append(Answer(f"{request.method} {request.url.path}", response.status_code, body))
+        # The content is decoded now: the headers must not ask for decoding it again.
+        headers = [
+            (k, v) for k, v in response.headers.items() if k.lower() not in ("content-encoding", "content-length")
+        ]
+        return httpx.Response(response.status_code, headers=headers, content=content, request=request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -1,0 +1,101 @@
+"""Testing a sync on one row: the exact request a run would send, and with --send Iterable's answer,
+without touching the sync's CDC state or runs. Real PostgreSQL, the sandbox over real HTTP, and the
+command line as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from smartingest import service
+from smartingest.cli import app
+from smartingest.errors import ModelError
+from tests.conftest import SandboxAdmin, create_customers, write_project
+
+SYNC = "customers_to_users"
+
+
+def test_the_request_for_one_row_is_what_a_run_sends_and_nothing_is_sent(
+    pg, sandbox, admin: SandboxAdmin, workspace_factory
+):
+    create_customers(pg, 5)
+    ws = workspace_factory(
+        sandbox.url, sql=f"select id, email, first_name, plan, ltv, city, signed_up_at from {pg.schema}.customers"
+    )
+    result = service.test_row(ws, SYNC, "3")
+    assert (result.request, result.sent, result.refused) == ("POST /api/users/bulkUpdate", False, None)
+    [user] = result.body["users"]
+    assert user == {
+        "email": "user3@example.com",
+        "dataFields": {
+            "firstName": "First3",
+            "plan": "free",
+            "lifetimeValue": 21.25,
+            "address": {"city": "Paris"},
+            "signedUpAt": "2024-01-01 03:00:00 +00:00",
+            "tier": "gold",
+        },
+    }
+    assert admin.users() == {} and admin.requests() == 0
+    assert service.list_runs(ws, SYNC) == []
+
+
+def test_sending_one_row_shows_iterable_s_answer_and_leaves_the_sync_s_state(
+    pg, sandbox, admin: SandboxAdmin, workspace_factory
+):
+    create_customers(pg, 5)
+    ws = workspace_factory(
+        sandbox.url, sql=f"select id, email, first_name, plan, ltv, city, signed_up_at from {pg.schema}.customers"
+    )
+    result = service.test_row(ws, SYNC, "2", send=True)
+    assert (result.sent, result.status, result.reason) == (True, "synced", None)
+    [answer] = result.answers
+    assert (answer.request, answer.status) == ("POST /api/users/bulkUpdate", 200)
+    assert answer.body["successCount"] == 1
+    assert list(admin.users()) == ["user2@example.com"]
+    # No snapshot was written: the first run sends every row, the tested one too.
+    run = service.run(ws, SYNC)
+    assert (run.counts["added"], run.counts["synced"]) == (5, 5)
+
+
+def test_a_row_a_run_would_refuse_says_why_and_an_unknown_key_is_an_error(pg, sandbox, workspace_factory):
+    create_customers(pg, 3)
+    pg.execute("UPDATE customers SET email = NULL WHERE id = 2")
+    ws = workspace_factory(
+        sandbox.url,
+        sql=f"select id, email, first_name from {pg.schema}.customers",
+        mappings=[{"from": "email", "to": "email"}, {"from": "first_name", "to": "firstName"}],
+    )
+    refused = service.test_row(ws, SYNC, "2", send=True)
+    assert (refused.body, refused.sent) == (None, False)
+    assert refused.refused == "email is empty: the row has no identifier to match on"
+    with pytest.raises(ModelError, match="model 'customers' has no row with primary key id = 42"):
+        service.test_row(ws, SYNC, "42")
+
+
+def test_the_command_line_prints_the_request_and_exits_1_when_iterable_refuses(
+    pg, sandbox, admin: SandboxAdmin, tmp_path
+):
+    create_customers(pg, 2)
+    pg.execute("UPDATE customers SET email = 'not-an-email' WHERE id = 2")
+    project = write_project(
+        tmp_path,
+        sandbox.url,
+        sql=f"select id, email, first_name from {pg.schema}.customers",
+        mappings=[{"from": "email", "to": "email"}, {"from": "first_name", "to": "firstName"}],
+    )
+    env = {"SMARTINGEST_HOME": str(tmp_path / "home")}
+    runner = CliRunner()
+    shown = runner.invoke(app, ["--project", str(project), "sync", "test", SYNC, "--row", "1"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "Request for row 1 (POST /api/users/bulkUpdate)" in shown.output and "user1@example.com" in shown.output
+    assert "add --send to send it" in shown.output
+    sent = runner.invoke(
+        app, ["--project", str(project), "sync", "test", SYNC, "--row", "2", "--send", "--json"], env=env
+    )
+    assert sent.exit_code == 1, sent.output
+    report = json.loads(sent.output)
+    assert (report["sent"], report["status"], report["code"]) == (True, "rejected", "invalid_email")
+    assert report["answers"][0]["status"] == 200 and report["answers"][0]["body"]["failCount"] == 1
