@@ -337,3 +337,57 @@ def test_template_errors_stop_the_sync_before_any_row_naming_the_mapping(templat
         compile_user_plan(
             _mappings({"from": "email", "to": "email"}, {"template": template, "to": "x"}), schema, "email"
         )
+
+
+def test_a_dot_path_reads_into_struct_and_json_columns():
+    batch = pa.record_batch(
+        {
+            "id": [1, 2, 3],
+            "email": ["a@x.io", "b@x.io", "c@x.io"],
+            "address": pa.array(
+                [{"city": "Paris", "geo": {"zip": 75001}}, None, {"city": None, "geo": None}],
+                pa.struct([("city", pa.string()), ("geo", pa.struct([("zip", pa.int32())]))]),
+            ),
+            "prefs": pa.array(['{"theme": {"dark": true}, "n": 1.50}', None, "{not json"]),
+        }
+    )
+    plan = compile_user_plan(
+        _mappings(
+            {"from": "email", "to": "email"},
+            {"from": "address.city", "to": "city"},
+            {"from": "address.geo.zip", "to": "zip"},
+            {"from": "prefs.theme.dark", "to": "dark", "parse_json": True},
+            {"from": "prefs.n", "to": "n", "parse_json": True},
+        ),
+        batch.schema,
+        "email",
+    )
+    assert plan.source_columns == ["address", "email", "prefs"]
+    assert dict(kind for k in plan.fields for kind in k.kinds)["zip"] == "long"
+    mapped = user_objects(plan, batch, "id", None)
+    assert [orjson.loads(r.body)["dataFields"] for r in record_columns(mapped)] == [
+        {"city": "Paris", "zip": 75001, "dark": True, "n": 1.50},
+        {"city": None, "zip": None, "dark": None, "n": None},
+    ]
+    [(pk, _op, reason, _code)] = mapped.rejected
+    assert pk == "3" and "column 'prefs' holds text that is not JSON" in reason
+
+
+@pytest.mark.parametrize(
+    ("source", "to", "message"),
+    [
+        ("address.street", "street", r"'address' has no field 'street' \(fields: city\)"),
+        ("address.city.x", "x", "'address.city' is string, which has no fields to read 'x' from"),
+        ("address.city", "email", "email identifies users and must be a column of its own"),
+        ("adress.city", "city", "the model has no column 'adress.city'"),
+    ],
+)
+def test_dot_path_errors_name_the_path(source, to, message):
+    schema = pa.schema({"email": pa.string(), "address": pa.struct([("city", pa.string())])})
+    mappings = (
+        [{"from": "email", "to": "email"}, {"from": source, "to": to}]
+        if to != "email"
+        else [{"from": source, "to": to}]
+    )
+    with pytest.raises(MappingError, match=message):
+        compile_user_plan(_mappings(*mappings), schema, "email")

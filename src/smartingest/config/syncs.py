@@ -19,7 +19,7 @@ from smartingest.config.rules import TOP_LEVEL_FIELDS, KeyPathError, cast_static
 class ColumnMapping(Strict):
     """Copies a model column into a destination field."""
 
-    from_: str = Field(alias="from", description="Model column to read.")
+    from_: str = Field(alias="from", description="Model column to read; COLUMN.a.b reads into a struct or JSON column.")
     to: str = Field(description="Destination field; dots make nested objects (address.city).")
     parse_json: bool | None = Field(
         None,

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from smartingest.codes import ReasonCode
 from smartingest.columns import is_json_text
@@ -71,7 +72,8 @@ class FieldKind(Protocol):
 @dataclass(frozen=True)
 class ColumnValue:
     """``{from: COLUMN, to: FIELD}``: a column's values, encoded by their Arrow type (``parse_json``: the
-    column holds JSON text, sent parsed)."""
+    column holds JSON text, sent parsed). ``from: COLUMN.a.b`` reads into a struct column (Arrow picks the
+    field out) or a JSON column (each value parsed, the path followed; absent is null)."""
 
     column: str
     target: str
@@ -79,23 +81,38 @@ class ColumnValue:
     column_type: str = ""
     kinds: tuple[tuple[str, str], ...] = ()
     skip_null: bool = False
+    path: tuple[str, ...] = ()  # into the column's values
 
     @property
     def columns(self) -> tuple[str, ...]:
         return (self.column,)
 
     @property
+    def read(self) -> str:
+        """What it reads: the column, or the path into it (``address.city``)."""
+        return ".".join((self.column, *self.path))
+
+    @property
     def source(self) -> str:
-        return f"column {self.column!r} ({self.column_type})"
+        return f"column {self.read!r} ({self.column_type})"
 
     def fingerprint(self) -> list[Any]:
-        # skip_null takes part only when set, so mappings written before it existed keep their fingerprint.
-        return ["column", self.column, self.target, self.parse_json] + (["skip_null"] if self.skip_null else [])
+        # skip_null and a path take part only when set, so mappings written before them keep their fingerprint.
+        return (
+            ["column", self.column, self.target, self.parse_json]
+            + (["skip_null"] if self.skip_null else [])
+            + (["path", *self.path] if self.path else [])
+        )
 
     def values(self, batch: pa.RecordBatch, encoder: Encoder, problems: Problems) -> pa.Array | str:
-        return encoder.encode(
-            batch.column(self.column), f"{self.target} (column {self.column!r})", problems, self.parse_json
-        )
+        array = batch.column(self.column)
+        where = f"{self.target} (column {self.read!r})"
+        if self.path and self.parse_json:
+            array, not_json = _json_path(array, self.path)
+            problems.add(not_json, f"{where}: column {self.column!r} holds text that is not JSON")
+        elif self.path:
+            array = pc.struct_field(array, list(self.path))
+        return encoder.encode(array, where, problems, self.parse_json)
 
 
 @dataclass(frozen=True)
@@ -228,18 +245,79 @@ def _python_kind(value: object) -> str | None:
 def compile_column(mapping: ColumnMapping, schema: pa.Schema, at: str) -> ColumnValue:
     """A column mapping checked against the model's schema; MappingError names the mapping at fault."""
     names = schema.names
-    if mapping.from_ not in names:
+    name, path = _column_and_path(mapping.from_, names)
+    if name is None:
         raise MappingError(f"{at}: the model has no column {mapping.from_!r} (columns: {', '.join(names)})")
-    column = schema.field(mapping.from_)
-    check_castable(mapping.from_, column.type)
+    column = schema.field(name)
     parse_json = is_json_text(column) if mapping.parse_json is None else mapping.parse_json
     if parse_json and not _is_text(column.type):
-        raise MappingError(f"{at}: parse_json needs a text column; {mapping.from_!r} is {column.type}")
+        raise MappingError(f"{at}: parse_json needs a text column; {name!r} is {column.type}")
+    if path and mapping.to in TOP_LEVEL_IDENTITY:
+        raise MappingError(
+            f"{at}: {mapping.to} identifies users and must be a column of its own: select {mapping.from_} "
+            "as a column in the model"
+        )
+    dtype = column.type
+    if path and not parse_json:
+        dtype = _struct_path_type(column, path, at)
+    check_castable(mapping.from_, dtype)
     if mapping.to in TOP_LEVEL_IDENTITY:  # identifiers always leave as text
         kinds: tuple[tuple[str, str], ...] = ((mapping.to, "string"),)
     else:
-        kinds = () if parse_json else tuple(json_kinds(column.type, mapping.to))
-    return ColumnValue(mapping.from_, mapping.to, parse_json, str(column.type), kinds, mapping.skip_null)
+        kinds = () if parse_json else tuple(json_kinds(dtype, mapping.to))
+    return ColumnValue(name, mapping.to, parse_json, str(dtype), kinds, mapping.skip_null, path)
+
+
+def _column_and_path(source: str, names: list[str]) -> tuple[str | None, tuple[str, ...]]:
+    """The column ``source`` names and the path into it: the column itself when one has that exact name,
+    else the longest column name it starts with (``address.geo.zip``: column ``address``, path geo, zip)."""
+    if source in names:
+        return source, ()
+    parts = source.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        name = ".".join(parts[:cut])
+        if name in names:
+            return name, tuple(parts[cut:])
+    return None, ()
+
+
+def _struct_path_type(column: pa.Field, path: tuple[str, ...], at: str) -> pa.DataType:
+    """The type a path leads to in a struct column; MappingError when it leads nowhere."""
+    dtype = column.type
+    walked = column.name
+    for part in path:
+        if not pa.types.is_struct(dtype):
+            raise MappingError(
+                f"{at}: {walked!r} is {dtype}, which has no fields to read {part!r} from (a path reads into "
+                "struct columns, and into JSON columns)"
+            )
+        if dtype.get_field_index(part) < 0:
+            fields = ", ".join(dtype.field(i).name for i in range(dtype.num_fields))
+            raise MappingError(f"{at}: {walked!r} has no field {part!r} (fields: {fields})")
+        dtype = dtype.field(part).type
+        walked = f"{walked}.{part}"
+    return dtype
+
+
+def _json_path(texts: pa.Array | pa.ChunkedArray, path: tuple[str, ...]) -> tuple[pa.Array, pa.Array]:
+    """The JSON text of what ``path`` leads to in each JSON value (null where the value is null or has
+    nothing there), and which values are not JSON at all. Parses each value: JSON columns have no
+    columnar form to read into."""
+    out: list[str | None] = []
+    not_json: list[bool] = []
+    for text in texts.to_pylist():
+        value: Any = None
+        bad = False
+        if text is not None:
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                bad = True
+            for part in path:
+                value = value.get(part) if isinstance(value, dict) else None
+        out.append(None if value is None else orjson.dumps(value).decode())
+        not_json.append(bad)
+    return pa.array(out, pa.string()), pa.array(not_json, pa.bool_())
 
 
 def compile_static(mapping: StaticMapping, schema: pa.Schema, at: str) -> StaticValue:
