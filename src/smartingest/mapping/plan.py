@@ -13,15 +13,15 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from smartingest.codes import ReasonCode
 from smartingest.config.models import FieldMapping
 from smartingest.errors import MappingError
-from smartingest.mapping.encode import JSON_NULL, Encoder, Problems
+from smartingest.mapping.encode import Encoder, Problems
 from smartingest.mapping.kinds import COMPILERS, TOP_LEVEL_IDENTITY, ColumnValue, FieldKind, RunInfo
+from smartingest.mapping.objects import Leaf, check_paths, fill_object, insert, json_join, json_object
 
 # Bumped when the way rows are encoded or hashed changes, so every row is sent again once.
 MAPPING_ENCODING_VERSION = 2
@@ -116,9 +116,9 @@ class UserRecordPlan:
             if kind.target in refused:
                 has_value = values.is_valid() if isinstance(values, pa.Array) else pa.repeat(True, n)
                 problems.add(has_value, refused[kind.target], ReasonCode.TYPE_MISMATCH)
-            _insert(tree, kind.target.split("."), _Leaf(values, kind.skip_null))
+            insert(tree, kind.target.split("."), Leaf(values, kind.skip_null))
         # dataFields itself is always sent, ``{}`` where every field was left out.
-        fields = json_join([_fill_object(_object(tree))], n) if tree else None
+        fields = json_join([fill_object(json_object(tree))], n) if tree else None
         return MappedColumns(n, identity, fields, problems, self.identifier_field)
 
 
@@ -185,69 +185,6 @@ def assemble(
     return MappedBatch(pks, ops, emails, user_ids, body_column, rejected)
 
 
-@dataclass(frozen=True)
-class _Leaf:
-    """One field's encoded values in a tree of fields: a column's JSON text, or one constant JSON text."""
-
-    values: pa.Array | str
-    skip_null: bool  # a null leaves the field out of its row's object
-
-
-def _object(tree: dict[str, Any]) -> pa.Array | str:
-    """JSON objects from a tree of field name -> leaf or subtree. A field is left out of a row's object
-    where its leaf skips nulls and the row's value is null; a nested object left empty that way is null
-    (its parent leaves it out: sending ``{}`` would clear what Iterable holds there)."""
-    keys: list[str] = []
-    values: list[pa.Array | str] = []
-    for name, node in tree.items():
-        keys.append(orjson.dumps(name).decode() + ":")
-        if isinstance(node, dict):
-            values.append(_object(node))
-        elif isinstance(node.values, pa.Array) and not node.skip_null:
-            values.append(pc.fill_null(node.values, JSON_NULL))
-        else:
-            values.append(node.values)
-    if not any(isinstance(v, pa.Array) and v.null_count for v in values):
-        # Every field is present on every row: one join of keys, values and commas.
-        parts: list[pa.Array | str] = ["{"]
-        for i, (key, value) in enumerate(zip(keys, values, strict=True)):
-            parts += [("," if i else "") + key, value]
-        parts.append("}")
-        if not any(isinstance(p, pa.Array) for p in parts):
-            return "".join(p for p in parts if isinstance(p, str))
-        return pc.binary_join_element_wise(*parts, "")
-    # Some fields are left out of some rows: each field's pair, comma first, is empty there; the joined
-    # pairs lose their first comma. (Arrow's join with null_handling="skip" drops the rows where every
-    # piece is null, so it cannot serve.)
-    pieces: list[pa.Array | str] = [
-        pc.fill_null(pc.binary_join_element_wise("," + key, value, ""), "")
-        if isinstance(value, pa.Array)
-        else "," + key + value
-        for key, value in zip(keys, values, strict=True)
-    ]
-    inner = pc.utf8_slice_codeunits(json_join(pieces, len(_first_array(values))), 1)
-    body = pc.binary_join_element_wise("{", inner, "}", "")
-    if all(isinstance(v, pa.Array) and v.null_count for v in values):  # every field may be left out
-        body = pc.if_else(pc.equal(inner, ""), pa.scalar(None, pa.string()), body)
-    return body
-
-
-def _first_array(values: list[pa.Array | str]) -> pa.Array:
-    return next(v for v in values if isinstance(v, pa.Array))
-
-
-def _fill_object(value: pa.Array | str) -> pa.Array | str:
-    return pc.fill_null(value, "{}") if isinstance(value, pa.Array) else value
-
-
-def json_join(pieces: list[pa.Array | str], n: int) -> pa.Array:
-    """Concatenate JSON pieces row by row: arrays of text (no nulls) and constant text, into n strings."""
-    # binary_join_element_wise broadcasts strings against arrays; it needs at least one array.
-    if not any(isinstance(p, pa.Array) for p in pieces):
-        pieces = [*pieces, pa.repeat("", n)]
-    return pc.binary_join_element_wise(*pieces, "")
-
-
 def compile_user_plan(
     mappings: list[FieldMapping],
     schema: pa.Schema,
@@ -276,7 +213,7 @@ def compile_user_plan(
         fields.append(compile_kind(mapping, schema, f"{where}[{i}]", run))
     if identifier_field is not None and identifier_field not in {k.target for k in fields}:
         raise MappingError(f"{where}: no column is mapped to {identifier_field!r}, the identifier users are matched on")
-    _check_paths([k.target for k in fields if k.target not in TOP_LEVEL_IDENTITY], where)
+    check_paths([k.target for k in fields if k.target not in TOP_LEVEL_IDENTITY], where)
     flags: dict[str, bool] = {}
     if prefer_user_id:
         flags["preferUserId"] = True
@@ -290,20 +227,3 @@ def compile_user_plan(
         trim_identifier=trim_identifier,
         lowercase_identifier=lowercase_identifier,
     )
-
-
-def _check_paths(targets: list[str], where: str) -> None:
-    leaves = set(targets)
-    for target in targets:
-        parts = target.split(".")
-        for depth in range(1, len(parts)):
-            parent = ".".join(parts[:depth])
-            if parent in leaves:
-                raise MappingError(f"{where}: {parent!r} is mapped as a value and also as the object of {target!r}")
-
-
-def _insert(tree: dict[str, Any], path: list[str], leaf: _Leaf) -> None:
-    node = tree
-    for part in path[:-1]:
-        node = node.setdefault(part, {})
-    node[path[-1]] = leaf
