@@ -391,3 +391,83 @@ def test_dot_path_errors_name_the_path(source, to, message):
     )
     with pytest.raises(MappingError, match=message):
         compile_user_plan(_mappings(*mappings), schema, "email")
+
+
+def test_object_and_array_mappings_build_values_from_several_mappings():
+    batch = pa.record_batch(
+        {
+            "id": [1, 2],
+            "email": ["a@x.io", "b@x.io"],
+            "city": ["Paris", None],
+            "zip": ["75001", None],
+            "first_tag": ["vip", "new"],
+            "score": pa.array([1.5, None]),
+        }
+    )
+    mappings = _mappings(
+        {"from": "email", "to": "email"},
+        {
+            "object": [
+                {"from": "city", "to": "city"},
+                {"from": "zip", "to": "geo.zip", "skip_null": True},
+                {"static": "FR", "to": "country"},
+            ],
+            "to": "address",
+        },
+        {"object": [{"from": "zip", "to": "zip", "skip_null": True}], "to": "maybe"},
+        {
+            "array": [
+                {"from": "first_tag"},
+                {"static": "all"},
+                {"object": [{"from": "score", "to": "score"}, {"template": "{{ first_tag }}!", "to": "label"}]},
+            ],
+            "to": "tags",
+        },
+    )
+    plan = compile_user_plan(mappings, batch.schema, "email")
+    assert plan.source_columns == ["city", "email", "first_tag", "score", "zip"]
+    bodies = [orjson.loads(r.body)["dataFields"] for r in record_columns(user_objects(plan, batch, "id", None))]
+    assert bodies == [
+        {
+            "address": {"city": "Paris", "geo": {"zip": "75001"}, "country": "FR"},
+            "maybe": {"zip": "75001"},
+            "tags": ["vip", "all", {"score": 1.5, "label": "vip!"}],
+        },
+        # geo and the object of only null parts that skip nulls are left out; array elements stay, as null
+        {"address": {"city": None, "country": "FR"}, "tags": ["new", "all", {"score": None, "label": "new!"}]},
+    ]
+    kinds = dict(kind for k in plan.fields for kind in k.kinds)
+    assert kinds["address.city"] == "string" and kinds["address.geo.zip"] == "string"
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        (
+            {"object": [{"from": "a", "to": "x"}, {"from": "b", "to": "x"}], "to": "o"},
+            "the object has the field 'x' twice",
+        ),
+        (
+            {"object": [{"from": "a", "to": "x"}, {"from": "b", "to": "x.y"}], "to": "o"},
+            "'x' is mapped as a value and also",
+        ),
+        (
+            {"object": [{"from": "nope", "to": "x"}], "to": "o"},
+            r"mappings\[1\]\.object\[0\]: the model has no column 'nope'",
+        ),
+        (
+            {"array": [{"from": "a"}, {"from": "nope"}], "to": "t"},
+            r"mappings\[1\]\.array\[1\]: the model has no column",
+        ),
+        ({"object": [{"from": "a", "to": "x"}], "to": "userId"}, "userId identifies users"),
+    ],
+)
+def test_object_and_array_errors_name_the_part_at_fault(mapping, message):
+    schema = pa.schema({"email": pa.string(), "a": pa.string(), "b": pa.string()})
+    with pytest.raises(MappingError, match=message):
+        compile_user_plan(_mappings({"from": "email", "to": "email"}, mapping), schema, "email")
+
+
+def test_an_array_element_has_no_field_name():
+    with pytest.raises(Exception, match=r"array\[0\] is an element of the array: leave out its `to`"):
+        _mappings({"array": [{"from": "a", "to": "x"}], "to": "t"})

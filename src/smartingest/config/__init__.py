@@ -2,10 +2,12 @@
 
 from smartingest.config.loader import load_project, parse_project
 from smartingest.config.models import (
+    ArrayMapping,
     ColumnMapping,
     DestinationConfig,
     FieldMapping,
     ModelConfig,
+    ObjectMapping,
     ProjectConfig,
     Schedule,
     SourceConfig,
@@ -16,10 +18,12 @@ from smartingest.config.models import (
 )
 
 __all__ = [
+    "ArrayMapping",
     "ColumnMapping",
     "DestinationConfig",
     "FieldMapping",
     "ModelConfig",
+    "ObjectMapping",
     "ProjectConfig",
     "Schedule",
     "SourceConfig",

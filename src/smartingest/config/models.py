@@ -14,12 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from smartingest.config.base import Name, Strict
 from smartingest.config.syncs import (
     SUPPORTED_SYNC_TYPES,
+    ArrayMapping,
     CatalogSync,
     ColumnMapping,
     EmailChangeSync,
     EventsSync,
     FieldMapping,
     IdentifiedSync,
+    ObjectMapping,
     Schedule,
     StaticListSync,
     StaticMapping,
@@ -262,6 +264,7 @@ def require(mapping: dict[str, Any], name: str, kind: str) -> Any:
 
 __all__ = [
     "REGION_URLS",
+    "ArrayMapping",
     "CatalogSync",
     "ColumnMapping",
     "ConfigError",
@@ -272,6 +275,7 @@ __all__ = [
     "IdentifiedSync",
     "ModelConfig",
     "Name",
+    "ObjectMapping",
     "ProjectConfig",
     "Schedule",
     "SourceConfig",

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from smartingest.config.models import (
+    ArrayMapping,
     CatalogSync,
     ColumnMapping,
     DestinationConfig,
@@ -19,6 +20,7 @@ from smartingest.config.models import (
     EventsSync,
     IdentifiedSync,
     ModelConfig,
+    ObjectMapping,
     ProjectConfig,
     Schedule,
     SourceConfig,
@@ -54,6 +56,8 @@ SECTIONS: list[tuple[str, type[BaseModel], type[BaseModel] | None]] = [
     ("`syncs.NAME.mappings[]`: static mapping", StaticMapping, None),
     ("`syncs.NAME.mappings[]`: variable mapping", VariableMapping, None),
     ("`syncs.NAME.mappings[]`: template mapping", TemplateMapping, None),
+    ("`syncs.NAME.mappings[]`: object mapping", ObjectMapping, None),
+    ("`syncs.NAME.mappings[]`: array mapping", ArrayMapping, None),
     ("`syncs.NAME.schedule`", Schedule, None),
 ]
 

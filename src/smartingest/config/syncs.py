@@ -76,7 +76,44 @@ class TemplateMapping(Strict):
     to: str = Field(description="Destination field; dots make nested objects (address.city).")
 
 
-_KINDS: dict[type, str] = {StaticMapping: "static", VariableMapping: "variable", TemplateMapping: "template"}
+class ObjectMapping(Strict):
+    """Sets a destination field to an object built from several mappings (their ``to`` are its keys)."""
+
+    object: list[FieldMapping] = Field(min_length=1, description="The object's fields: mappings of any kind.")
+    to: str = Field(description="Destination field; dots make nested objects (address.city).")
+
+
+class ArrayMapping(Strict):
+    """Sets a destination field to an array: one element per mapping, in order (objects included)."""
+
+    array: list[FieldMapping] = Field(
+        min_length=1, description="The array's elements: mappings of any kind, without `to`."
+    )
+    to: str = Field(description="Destination field; dots make nested objects (address.city).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _elements_have_no_field(cls, value: Any) -> Any:
+        # An element is a value, not a field: its mapping names no `to` (one is given inside for validation).
+        if isinstance(value, dict) and isinstance(value.get("array"), list):
+            elements = []
+            for i, element in enumerate(value["array"]):
+                if isinstance(element, dict):
+                    if "to" in element:
+                        raise ValueError(f"array[{i}] is an element of the array: leave out its `to`")
+                    element = {**element, "to": f"[{i}]"}
+                elements.append(element)
+            value = {**value, "array": elements}
+        return value
+
+
+_KINDS: dict[type, str] = {
+    StaticMapping: "static",
+    VariableMapping: "variable",
+    TemplateMapping: "template",
+    ObjectMapping: "object",
+    ArrayMapping: "array",
+}
 
 
 def _mapping_kind(value: Any) -> str:
@@ -89,9 +126,13 @@ FieldMapping = Annotated[
     Annotated[ColumnMapping, Tag("column")]
     | Annotated[StaticMapping, Tag("static")]
     | Annotated[VariableMapping, Tag("variable")]
-    | Annotated[TemplateMapping, Tag("template")],
+    | Annotated[TemplateMapping, Tag("template")]
+    | Annotated[ObjectMapping, Tag("object")]
+    | Annotated[ArrayMapping, Tag("array")],
     Discriminator(_mapping_kind),
 ]
+ObjectMapping.model_rebuild()
+ArrayMapping.model_rebuild()
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$")
 MIN_INTERVAL_MINUTES = 15

@@ -21,10 +21,18 @@ import pyarrow.compute as pc
 
 from smartingest.codes import ReasonCode
 from smartingest.columns import is_json_text
-from smartingest.config.models import ColumnMapping, StaticMapping, TemplateMapping, VariableMapping
+from smartingest.config.models import (
+    ArrayMapping,
+    ColumnMapping,
+    ObjectMapping,
+    StaticMapping,
+    TemplateMapping,
+    VariableMapping,
+)
 from smartingest.config.syncs import VariableName
 from smartingest.errors import MappingError
 from smartingest.mapping.encode import ITERABLE_DATETIME_FORMAT, Encoder, Problems, json_kinds, json_string
+from smartingest.mapping.objects import Leaf, check_paths, insert, json_array, json_object
 from smartingest.mapping.templates import CompiledTemplate, compile_template
 from smartingest.mapping.values import cast_static, check_castable
 
@@ -231,6 +239,68 @@ class TemplateValue:
         return json_string(self.template.render(batch, variables, fail))
 
 
+@dataclass(frozen=True)
+class ObjectValue:
+    """``{object: [MAPPINGS], to: FIELD}``: one object from several mappings (their targets are its keys,
+    dots nesting further). Each part keeps its own rules: a part that skips nulls is left out where null."""
+
+    target: str
+    parts: tuple[FieldKind, ...]
+
+    @property
+    def skip_null(self) -> bool:
+        # Where every part was left out the object is null, and left out too: {} would clear the field.
+        return all(part.skip_null for part in self.parts)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(column for part in self.parts for column in part.columns))
+
+    @property
+    def source(self) -> str:
+        return f"an object of {len(self.parts)} fields"
+
+    @property
+    def kinds(self) -> tuple[tuple[str, str], ...]:
+        return tuple((f"{self.target}.{path}", kind) for part in self.parts for path, kind in part.kinds)
+
+    def fingerprint(self) -> list[Any]:
+        return ["object", self.target, [part.fingerprint() for part in self.parts]]
+
+    def values(self, batch: pa.RecordBatch, encoder: Encoder, problems: Problems) -> pa.Array | str:
+        tree: dict[str, Any] = {}
+        for part in self.parts:
+            insert(tree, part.target.split("."), Leaf(part.values(batch, encoder, problems), part.skip_null))
+        return json_object(tree)
+
+
+@dataclass(frozen=True)
+class ArrayValue:
+    """``{array: [MAPPINGS], to: FIELD}``: one array, an element per mapping in order (null where null)."""
+
+    target: str
+    elements: tuple[FieldKind, ...]
+    skip_null: bool = False
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(column for element in self.elements for column in element.columns))
+
+    @property
+    def source(self) -> str:
+        return f"an array of {len(self.elements)} elements"
+
+    @property
+    def kinds(self) -> tuple[tuple[str, str], ...]:
+        return ()  # Iterable types an array by its elements, which may differ
+
+    def fingerprint(self) -> list[Any]:
+        return ["array", self.target, [element.fingerprint() for element in self.elements]]
+
+    def values(self, batch: pa.RecordBatch, encoder: Encoder, problems: Problems) -> pa.Array | str:
+        return json_array([element.values(batch, encoder, problems) for element in self.elements], batch.num_rows)
+
+
 def _python_kind(value: object) -> str | None:
     if isinstance(value, bool):
         return "boolean"
@@ -346,12 +416,42 @@ def compile_template_mapping(
     return TemplateValue(mapping.to, compile_template(mapping.template, schema, variables, at), run)
 
 
+def compile_object(mapping: ObjectMapping, schema: pa.Schema, at: str, run: RunInfo | None) -> ObjectValue:
+    """An object mapping, its parts compiled as mappings of their own (``at.object[i]``)."""
+    if mapping.to in TOP_LEVEL_IDENTITY:
+        raise MappingError(f"{at}: {mapping.to} identifies users and must come from a column, not an object")
+    parts = tuple(_compile(part, schema, f"{at}.object[{i}]", run) for i, part in enumerate(mapping.object))
+    targets = [part.target for part in parts]
+    duplicate = next((t for t in targets if targets.count(t) > 1), None)
+    if duplicate is not None:
+        raise MappingError(f"{at}: the object has the field {duplicate!r} twice")
+    check_paths(targets, at)
+    return ObjectValue(mapping.to, parts)
+
+
+def compile_array(mapping: ArrayMapping, schema: pa.Schema, at: str, run: RunInfo | None) -> ArrayValue:
+    """An array mapping, its elements compiled as mappings of their own (``at.array[i]``)."""
+    if mapping.to in TOP_LEVEL_IDENTITY:
+        raise MappingError(f"{at}: {mapping.to} identifies users and must come from a column, not an array")
+    elements = tuple(_compile(element, schema, f"{at}.array[{i}]", run) for i, element in enumerate(mapping.array))
+    return ArrayValue(mapping.to, elements)
+
+
+def _compile(mapping: Any, schema: pa.Schema, at: str, run: RunInfo | None) -> FieldKind:
+    compile_kind = COMPILERS.get(type(mapping))
+    if compile_kind is None:
+        raise MappingError(f"{at}: {type(mapping).__name__} mappings are not supported here")
+    return compile_kind(mapping, schema, at, run)
+
+
 # config mapping class -> its compiler (mapping, the model's schema, its key path, the run)
 COMPILERS: dict[type, Callable[[Any, pa.Schema, str, RunInfo | None], FieldKind]] = {
     ColumnMapping: lambda mapping, schema, at, run: compile_column(mapping, schema, at),
     StaticMapping: lambda mapping, schema, at, run: compile_static(mapping, schema, at),
     VariableMapping: compile_variable,
     TemplateMapping: compile_template_mapping,
+    ObjectMapping: compile_object,
+    ArrayMapping: compile_array,
 }
 
 

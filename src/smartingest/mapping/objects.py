@@ -66,6 +66,19 @@ def _first_array(values: list[pa.Array | str]) -> pa.Array:
     return next(v for v in values if isinstance(v, pa.Array))
 
 
+def json_array(elements: list[pa.Array | str], n: int) -> pa.Array | str:
+    """JSON arrays from one encoded column (or constant) per element, null elements as ``null``."""
+    parts: list[pa.Array | str] = ["["]
+    for i, element in enumerate(elements):
+        if i:
+            parts.append(",")
+        parts.append(pc.fill_null(element, JSON_NULL) if isinstance(element, pa.Array) else element)
+    parts.append("]")
+    if not any(isinstance(p, pa.Array) for p in parts):
+        return "".join(p for p in parts if isinstance(p, str))
+    return json_join(parts, n)
+
+
 def fill_object(value: pa.Array | str) -> pa.Array | str:
     return pc.fill_null(value, "{}") if isinstance(value, pa.Array) else value
 
