@@ -197,6 +197,28 @@ def sync_plan(
     _print_plan(result)
 
 
+@sync_app.command("suggest-mappings")
+def sync_suggest_mappings(name: str, as_json: JsonOption = False) -> None:
+    """Suggest field mappings for every column of the sync's model, from the column names and the
+    destination's existing fields, ready to paste into the project file (nothing is changed)."""
+    try:
+        result = service.suggest_mappings(_workspace(), name)
+    except SmartIngestError as exc:
+        _fail(exc)
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    import yaml
+
+    width = max((len(s.column) + len(s.field) for s in result.mappings), default=0) + 20
+    out.print(f"Suggested mappings for {escape(name)} (syncs.{escape(name)}.mappings):", highlight=False)
+    for suggestion in result.mappings:
+        line = yaml.safe_dump([suggestion.as_mapping()], default_flow_style=None, sort_keys=False).strip()
+        out.print(f"  {escape(line):<{width}} # {escape(suggestion.why)}", highlight=False)
+    for note in result.notes:
+        out.print(f"Note: {escape(note)}", highlight=False)
+
+
 @sync_app.command("test")
 def sync_test(
     name: str,

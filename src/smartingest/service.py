@@ -29,6 +29,8 @@ from smartingest.engine.pipeline import (  # front ends print PlanResult and Run
 )
 from smartingest.engine.planning import plan_sync
 from smartingest.engine.progress import Progress
+from smartingest.engine.suggest import Suggestions
+from smartingest.engine.suggest import suggest_mappings as suggest
 from smartingest.errors import ConfigError
 from smartingest.store.db import open_database, sqlite_url
 
@@ -131,6 +133,13 @@ def list_syncs(ws: Workspace) -> list[dict[str, Any]]:
 def plan(ws: Workspace, name: str, samples: int = 3) -> PlanResult:
     """What the next run of a sync would send; sends nothing and changes no state."""
     return plan_sync(sync_target(ws, name), ws.state_dir, samples)
+
+
+def suggest_mappings(ws: Workspace, name: str) -> Suggestions:
+    """Mappings for every column of a sync's model, from the column names and the destination's fields;
+    changes nothing."""
+    target = sync_target(ws, name)
+    return suggest(target, probe.model_schema(target.source_name, target.source, target.model))
 
 
 def test_row(ws: Workspace, name: str, primary_key: str, send: bool = False) -> RowTest:
