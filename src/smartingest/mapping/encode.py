@@ -230,7 +230,8 @@ class Encoder:
         out = pc.or_(pc.less(ticks, low), pc.greater(ticks, high))
         ticks = self._nullify(ticks, out, sink, _date_reason(where, ticks, out))
         # Aware timestamps are UTC instants underneath; naive ones are taken as UTC (what warehouses store).
-        seconds = pc.cast(ticks.view(pa.timestamp(unit)), pa.timestamp("s"), safe=False)
+        # Floored to the second, not truncated: before 1970 truncation would move an instant a second later.
+        seconds = pc.cast(pc.floor_temporal(ticks.view(pa.timestamp(unit)), unit="second"), pa.timestamp("s"))
         # Arrow's cast writes yyyy-MM-dd HH:mm:ss (zero-padded years): ITERABLE_DATETIME_FORMAT, far faster
         # than strftime. The text needs no JSON escaping.
         return pc.binary_join_element_wise('"', pc.cast(seconds, pa.string()), ' +00:00"', "")
