@@ -101,6 +101,8 @@ class ChangeSet(Protocol):
 
     counts: ChangeCounts
     new_baseline: str | None
+    remapped: str | None
+    """Why every row is sent again although the snapshot serves: the mappings changed since it was written."""
     """Why the snapshot was not used (another destination, sync type or identifier), or None."""
 
     def invalid_rows(self) -> Iterator[InvalidRow]:

@@ -132,6 +132,7 @@ class BasicChangeSet:
         self.spec = spec
         self.counts = ChangeCounts(0, 0, 0, 0, 0, 0)
         self.new_baseline: str | None = None
+        self.remapped: str | None = None
         self.folded_through = 0  # the last checkpoint the loaded snapshot includes
         self.loaded: SnapshotQuery | None = None
         self._out: list[pa.Table] = []  # key columns of rows changes() handed out, not yet checkpointed
@@ -158,6 +159,11 @@ class BasicChangeSet:
         self.loaded = query
         self.new_baseline = query.new_baseline
         self.folded_through = query.folded_through
+        if query.mapping_fingerprint not in (None, self.spec.fingerprint) and query.new_baseline is None:
+            self.remapped = (
+                "the mappings (or settings that shape requests) changed since the snapshot was written: every row "
+                "is compared under the new ones, and sent again"
+            )
         # Files are read where they lie (each use reads only the columns it needs) unless the checkpoints
         # weigh enough to be worth merging once.
         kind = "TABLE" if query.worth_materializing else "VIEW"
@@ -481,7 +487,12 @@ class BasicChangeSet:
 
     def _kv(self, **extra: str) -> str:
         """The KV_METADATA clause of a snapshot or checkpoint file: what its hashes and keys belong to."""
-        pairs = {"hash_scheme": HASH_SCHEME, "baseline": self.spec.baseline, **extra}
+        pairs = {
+            "hash_scheme": HASH_SCHEME,
+            "baseline": self.spec.baseline,
+            "mapping_fingerprint": self.spec.fingerprint,
+            **extra,
+        }
         return "{" + ", ".join(f"{name}: {literal(value)}" for name, value in pairs.items()) + "}"
 
     def close(self) -> None:
@@ -526,6 +537,7 @@ class SnapshotQuery:
     sql: str
     new_baseline: str | None  # why the base file was set aside, if it was
     folded_through: int  # the last checkpoint the base file holds
+    mapping_fingerprint: str | None = None  # of the mappings the newest file was written under (None: not said)
     base_rows: int = 0  # rows of the base file, when it serves as is (0 when set aside or missing)
     delta_rows: int = 0  # rows of the checkpoints read on top of it
     delta_files: int = 0
@@ -563,6 +575,7 @@ def snapshot_query(
     new_baseline = None
     folded_through = 0
     base_rows = 0
+    fingerprint: str | None = None
     if base.exists():
         path = literal(str(base))
         meta = _kv_metadata(con, path)
@@ -576,6 +589,7 @@ def snapshot_query(
             stored_key = KEY if KEY in names else PK  # snapshots of older versions hold the text form only
             ident = IDENT if IDENT in names else f"NULL::VARCHAR AS {IDENT}"
             base_select = f"SELECT {key(stored_key)}, {PK}, {hash_column}, {ident} FROM read_parquet({path})"
+            fingerprint = meta.get("mapping_fingerprint")
             if current and stored_key == KEY and ident == IDENT:
                 base_rows = _parquet_rows(con, path)
     deltas: list[str] = []  # SELECTs of KEY, PK, HASH, IDENT, REMOVED and the file's number
@@ -588,9 +602,10 @@ def snapshot_query(
             continue
         deltas.append(f"SELECT {key(KEY)}, {PK}, {HASH}, {IDENT}, {REMOVED}, {number} AS __n FROM read_parquet({path})")
         delta_rows += _parquet_rows(con, path)
+        fingerprint = meta.get("mapping_fingerprint", fingerprint)
 
     def found(sql: str) -> SnapshotQuery:
-        return SnapshotQuery(sql, new_baseline, folded_through, base_rows, delta_rows, len(deltas))
+        return SnapshotQuery(sql, new_baseline, folded_through, fingerprint, base_rows, delta_rows, len(deltas))
 
     columns = f"{KEY}, {PK}, {HASH}, {IDENT}"
     if not deltas:

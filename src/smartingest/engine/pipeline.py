@@ -347,8 +347,7 @@ class _Run:
                     self.target.name, source, self.target.model, spec, full_resync, self.progress.advance
                 )
                 self.counts.update(asdict(self.change_set.counts))
-                if self.change_set.new_baseline:
-                    self.warnings.append(self.change_set.new_baseline)
+                self.warnings += [m for m in (self.change_set.new_baseline, self.change_set.remapped) if m]
                 record_invalid(self.change_set, self.ledger, self.run_id)
             self.ledger.set_status(self.run_id, RunStatus.IN_PROGRESS, **self.counts)
             with self.timer.phase("deliver"):

@@ -32,8 +32,7 @@ def plan_sync(target: SyncTarget, state_dir: Path, samples: int = 3) -> PlanResu
             warnings += asyncio.run(_inspect(target, plan))
         detector = detector_for(target.source, state_dir, target.cdc_memory_limit)
         change_set = detector.plan(target.name, source, target.model, spec)
-        if change_set.new_baseline:
-            warnings.append(change_set.new_baseline)
+        warnings += [m for m in (change_set.new_baseline, change_set.remapped) if m]
         try:
             records: list[Record] = []
             decided: list[Decided] = []
