@@ -471,3 +471,11 @@ def test_object_and_array_errors_name_the_part_at_fault(mapping, message):
 def test_an_array_element_has_no_field_name():
     with pytest.raises(Exception, match=r"array\[0\] is an element of the array: leave out its `to`"):
         _mappings({"array": [{"from": "a", "to": "x"}], "to": "t"})
+
+
+def test_a_static_value_of_type_null_sends_null():
+    batch = pa.record_batch({"id": [1], "email": ["a@x.io"]})
+    mappings = _mappings({"from": "email", "to": "email"}, {"static": "ignored", "to": "coupon", "type": "null"})
+    plan = compile_user_plan(mappings, batch.schema, "email")
+    [body] = [orjson.loads(r.body) for r in record_columns(user_objects(plan, batch, "id", None))]
+    assert body["dataFields"] == {"coupon": None}

@@ -36,9 +36,12 @@ def cast_static_value(value: StaticValue, to_type: str | None) -> CastValue:
     string: text (booleans as ``true``/``false``); number: an int when the value is a whole number given as
     an int or text, else a float (booleans refused); boolean: true/yes/1 or false/no/0 (any case); date: an
     ISO date (``2024-01-31``) gives a ``datetime.date``, an ISO date-time a naive ``datetime.datetime`` in
-    UTC (an offset is converted, no offset is taken as UTC). A null stays null whatever the type.
-    Raises ValueError saying which value is not of which type.
+    UTC (an offset is converted, no offset is taken as UTC); null: null, whatever the value (``static: ~``
+    says the same). A null stays null whatever the type. Raises ValueError saying which value is not of which
+    type.
     """
+    if to_type == "null":
+        return None
     if to_type is None or value is None:
         return value
     try:

@@ -38,8 +38,10 @@ class StaticMapping(Strict):
 
     static: str | int | float | bool | None = Field(description="The value; its YAML type is the type sent.")
     to: str = Field(description="Destination field; dots make nested objects (address.city).")
-    type: Literal["string", "number", "boolean", "date"] | None = Field(
-        None, description="Casts the value to this type before sending (default: keep the YAML type)."
+    type: Literal["string", "number", "boolean", "date", "null"] | None = Field(
+        None,
+        description="Casts the value to this type before sending (default: keep the YAML type); null sends null, "
+        "clearing the field.",
     )
 
     @model_validator(mode="after")
