@@ -99,3 +99,18 @@ def test_the_command_line_prints_the_request_and_exits_1_when_iterable_refuses(
     report = json.loads(sent.output)
     assert (report["sent"], report["status"], report["code"]) == (True, "rejected", "invalid_email")
     assert report["answers"][0]["status"] == 200 and report["answers"][0]["body"]["failCount"] == 1
+
+
+def test_a_row_whose_value_cannot_fit_the_project_s_field_is_refused_as_a_run_would(
+    pg, sandbox, admin: SandboxAdmin, workspace_factory
+):
+    create_customers(pg, 2)
+    # The project's `plan` field is a long already: a text plan cannot go in.
+    seed = [{"from": "email", "to": "email"}, {"static": 1, "to": "plan"}]
+    seeding = workspace_factory(sandbox.url, sql="select 9 as id, 'seed@y.io' as email", mappings=seed)
+    assert service.run(seeding, SYNC).status == "succeeded"
+    mappings = [{"from": "email", "to": "email"}, {"from": "plan", "to": "plan"}]
+    ws = workspace_factory(sandbox.url, sql=f"select id, email, plan from {pg.schema}.customers", mappings=mappings)
+    result = service.test_row(ws, SYNC, "1")
+    assert result.body is None and result.refused is not None and "plan" in result.refused
+    assert any("field type conflict" in w for w in result.warnings)

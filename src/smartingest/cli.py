@@ -630,6 +630,8 @@ PLAN_LIST_ITEMS = 10
 
 def _print_row_test(result: service.RowTest) -> None:
     key = escape(result.primary_key)
+    for warning in result.warnings:
+        out.print(f"Warning: {escape(warning)}", highlight=False)
     if result.body is None:
         out.print(f"Row {key} of {escape(result.sync_name)} would not be sent: {escape(result.refused or '')}")
         return

@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 
 from smartingest.engine.destination import CHECK_POLICY
 from smartingest.engine.pipeline import SyncTarget, prepare
-from smartingest.errors import ModelError
+from smartingest.errors import DestinationError, ModelError
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.outcomes import Rejected, code_of, reason_of, status_of
-from smartingest.sources.base import DEFAULT_BATCH_ROWS
+from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, TypePlan
 
 
@@ -48,6 +48,7 @@ class RowTest:
     reason: str | None = None
     code: str | None = None
     answers: list[Answer] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what reading the destination found (type conflicts...)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +62,7 @@ class RowTest:
             "reason": self.reason,
             "code": self.code,
             "answers": [{"request": a.request, "status": a.status, "body": a.body} for a in self.answers],
+            "warnings": self.warnings,
         }
 
 
@@ -70,15 +72,18 @@ def try_row(target: SyncTarget, primary_key: str, send: bool = False) -> RowTest
     several rows have that key, and the sync-level errors a run would report."""
     source, plan, _spec = prepare(target)
     row = _find_row(source, target, primary_key)
+    # What the destination holds refines the plan (a field whose type the row's value cannot fit refuses
+    # it), as in a run: read before mapping; prepared (catalogs, lists created) only when sending.
+    warnings = asyncio.run(_ready(target, plan, send))
     changes = row.append_column(PK_COLUMN, pa.array([primary_key])).append_column(OP_COLUMN, pa.array(["added"]))
     records, decided = plan.map_changes(changes.to_batches()[0])
     if decided:
         [(_pk, _op, verdict)] = decided
-        refused = reason_of(verdict) if isinstance(verdict, Rejected) else None
-        return RowTest(target.name, primary_key, plan.endpoint_name, None, refused or "no request is needed")
+        refused = (reason_of(verdict) if isinstance(verdict, Rejected) else None) or "no request is needed"
+        return RowTest(target.name, primary_key, plan.endpoint_name, None, refused, warnings=warnings)
     body = orjson.loads(plan.sample_body(records))
     if not send:
-        return RowTest(target.name, primary_key, plan.endpoint_name, body)
+        return RowTest(target.name, primary_key, plan.endpoint_name, body, warnings=warnings)
     verdict, answers = asyncio.run(_send(target, plan, records))
     code = code_of(verdict)
     return RowTest(
@@ -91,10 +96,23 @@ def try_row(target: SyncTarget, primary_key: str, send: bool = False) -> RowTest
         reason=reason_of(verdict),
         code=str(code) if code else None,
         answers=answers,
+        warnings=warnings,
     )
 
 
-def _find_row(source: Any, target: SyncTarget, primary_key: str) -> pa.Table:
+async def _ready(target: SyncTarget, plan: TypePlan, send: bool) -> list[str]:
+    """Inspect the destination for the plan (prepare it when sending); without sending, a destination that
+    does not answer is a warning, not a failure: the request is shown all the same."""
+    async with IterableClient(target.destination, policy=CHECK_POLICY) as client:
+        if send:
+            return await plan.prepare_destination(client)
+        try:
+            return await plan.inspect_destination(client)
+        except DestinationError as exc:
+            return [f"the destination was not read ({exc}): its field types were not checked"]
+
+
+def _find_row(source: Source, target: SyncTarget, primary_key: str) -> pa.Table:
     """The model's row with this key, read by streaming the model (memory stays bounded)."""
     columns = target.model.key_columns
     wanted = _key_parts(primary_key, len(columns))
@@ -134,9 +152,7 @@ def _key_parts(primary_key: str, parts: int) -> list[str]:
 
 
 async def _send(target: SyncTarget, plan: TypePlan, records: Any) -> tuple[Any, list[Answer]]:
-    """Prepare the destination as a run does, then send the records; the answers to the records' requests."""
-    async with IterableClient(target.destination, policy=CHECK_POLICY) as checks:
-        await plan.prepare_destination(checks)
+    """Send the records as a run does; the verdict, and every answer to their requests."""
     recorder = _Recorder()
     async with IterableClient(target.destination, transport=recorder) as client:
         [(_record, verdict)] = list(await plan.writer(client).deliver(records))
