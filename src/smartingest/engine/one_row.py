@@ -8,6 +8,7 @@ run if the snapshot says it changed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,8 @@ from smartingest.engine.destination import CHECK_POLICY
 from smartingest.engine.pipeline import SyncTarget, prepare
 from smartingest.errors import DestinationError, ModelError
 from smartingest.iterable.client import IterableClient
-from smartingest.iterable.outcomes import Rejected, code_of, reason_of, status_of
+from smartingest.iterable.outcomes import Rejected, Verdict, code_of, reason_of, status_of
+from smartingest.iterable.writer import Record
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, TypePlan
 
@@ -151,7 +153,7 @@ def _key_parts(primary_key: str, parts: int) -> list[str]:
     return [item if isinstance(item, str) else orjson.dumps(item).decode() for item in items]
 
 
-async def _send(target: SyncTarget, plan: TypePlan, records: Any) -> tuple[Any, list[Answer]]:
+async def _send(target: SyncTarget, plan: TypePlan, records: Sequence[Record]) -> tuple[Verdict, list[Answer]]:
     """Send the records as a run does; the verdict, and every answer to their requests."""
     recorder = _Recorder()
     async with IterableClient(target.destination, transport=recorder) as client:

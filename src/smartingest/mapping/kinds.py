@@ -3,8 +3,8 @@
 Each says which model columns it reads (the row hash covers exactly those), its part of the mapping's
 fingerprint (a change resends every row), the Iterable field types its values create (checked against
 the destination's before sending), and how it produces one batch's values as JSON text, column-wise. A
-new kind of mapping (template, object...) is one more class here and one more compiler in ``COMPILERS``;
-nothing that builds request items changes.
+new kind of mapping is one more class here and one more compiler in ``COMPILERS``; nothing that builds
+request items changes. Objects and arrays compile their parts with ``compile_kind``, as the plan does.
 """
 
 from __future__ import annotations
@@ -392,8 +392,7 @@ def _json_path(texts: pa.Array | pa.ChunkedArray, path: tuple[str, ...]) -> tupl
 
 def compile_static(mapping: StaticMapping, schema: pa.Schema, at: str) -> StaticValue:
     """A static mapping, its value cast to its declared type; MappingError names the mapping at fault."""
-    if mapping.to in TOP_LEVEL_IDENTITY:
-        raise MappingError(f"{at}: {mapping.to} identifies users and must come from a column, not a static value")
+    _not_an_identifier(mapping.to, at, "a static value")
     return StaticValue(mapping.to, cast_static(mapping.static, mapping.type, at))
 
 
@@ -401,8 +400,7 @@ def compile_variable(mapping: VariableMapping, schema: pa.Schema, at: str, run: 
     """A variable mapping; MappingError names the mapping at fault."""
     if run is None:
         raise MappingError(f"{at}: variable mappings are sent by runs of a sync, and this compiles none")
-    if mapping.to in TOP_LEVEL_IDENTITY:
-        raise MappingError(f"{at}: {mapping.to} identifies users and must come from a column, not a variable")
+    _not_an_identifier(mapping.to, at, "a variable")
     return VariableValue(mapping.to, mapping.variable, run)
 
 
@@ -410,17 +408,15 @@ def compile_template_mapping(
     mapping: TemplateMapping, schema: pa.Schema, at: str, run: RunInfo | None
 ) -> TemplateValue:
     """A template mapping, parsed and checked against the model's columns and the run's variables."""
-    if mapping.to in TOP_LEVEL_IDENTITY:
-        raise MappingError(f"{at}: {mapping.to} identifies users and must come from a column, not a template")
+    _not_an_identifier(mapping.to, at, "a template")
     variables: tuple[str, ...] = typing.get_args(VariableName) if run is not None else ()
     return TemplateValue(mapping.to, compile_template(mapping.template, schema, variables, at), run)
 
 
 def compile_object(mapping: ObjectMapping, schema: pa.Schema, at: str, run: RunInfo | None) -> ObjectValue:
     """An object mapping, its parts compiled as mappings of their own (``at.object[i]``)."""
-    if mapping.to in TOP_LEVEL_IDENTITY:
-        raise MappingError(f"{at}: {mapping.to} identifies users and must come from a column, not an object")
-    parts = tuple(_compile(part, schema, f"{at}.object[{i}]", run) for i, part in enumerate(mapping.object))
+    _not_an_identifier(mapping.to, at, "an object")
+    parts = tuple(compile_kind(part, schema, f"{at}.object[{i}]", run) for i, part in enumerate(mapping.object))
     targets = [part.target for part in parts]
     duplicate = next((t for t in targets if targets.count(t) > 1), None)
     if duplicate is not None:
@@ -431,17 +427,22 @@ def compile_object(mapping: ObjectMapping, schema: pa.Schema, at: str, run: RunI
 
 def compile_array(mapping: ArrayMapping, schema: pa.Schema, at: str, run: RunInfo | None) -> ArrayValue:
     """An array mapping, its elements compiled as mappings of their own (``at.array[i]``)."""
-    if mapping.to in TOP_LEVEL_IDENTITY:
-        raise MappingError(f"{at}: {mapping.to} identifies users and must come from a column, not an array")
-    elements = tuple(_compile(element, schema, f"{at}.array[{i}]", run) for i, element in enumerate(mapping.array))
+    _not_an_identifier(mapping.to, at, "an array")
+    elements = tuple(compile_kind(element, schema, f"{at}.array[{i}]", run) for i, element in enumerate(mapping.array))
     return ArrayValue(mapping.to, elements)
 
 
-def _compile(mapping: Any, schema: pa.Schema, at: str, run: RunInfo | None) -> FieldKind:
-    compile_kind = COMPILERS.get(type(mapping))
-    if compile_kind is None:
+def compile_kind(mapping: Any, schema: pa.Schema, at: str, run: RunInfo | None) -> FieldKind:
+    """Any mapping of the project file, compiled by its kind's compiler; MappingError names ``at``."""
+    compiler = COMPILERS.get(type(mapping))
+    if compiler is None:
         raise MappingError(f"{at}: {type(mapping).__name__} mappings are not supported here")
-    return compile_kind(mapping, schema, at, run)
+    return compiler(mapping, schema, at, run)
+
+
+def _not_an_identifier(target: str, at: str, what: str) -> None:
+    if target in TOP_LEVEL_IDENTITY:
+        raise MappingError(f"{at}: {target} identifies users and must come from a column, not {what}")
 
 
 # config mapping class -> its compiler (mapping, the model's schema, its key path, the run)

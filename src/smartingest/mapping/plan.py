@@ -20,7 +20,7 @@ from smartingest.codes import ReasonCode
 from smartingest.config.models import FieldMapping
 from smartingest.errors import MappingError
 from smartingest.mapping.encode import Encoder, Problems
-from smartingest.mapping.kinds import COMPILERS, TOP_LEVEL_IDENTITY, ColumnValue, FieldKind, RunInfo
+from smartingest.mapping.kinds import TOP_LEVEL_IDENTITY, ColumnValue, FieldKind, RunInfo, compile_kind
 from smartingest.mapping.objects import Leaf, check_paths, fill_object, insert, json_join, json_object
 
 # Bumped when the way rows are encoded or hashed changes, so every row is sent again once.
@@ -207,9 +207,6 @@ def compile_user_plan(
     """
     fields: list[FieldKind] = []
     for i, mapping in enumerate(mappings):
-        compile_kind = COMPILERS.get(type(mapping))
-        if compile_kind is None:
-            raise MappingError(f"{where}[{i}]: {type(mapping).__name__} mappings are not supported by this sync")
         fields.append(compile_kind(mapping, schema, f"{where}[{i}]", run))
     if identifier_field is not None and identifier_field not in {k.target for k in fields}:
         raise MappingError(f"{where}: no column is mapped to {identifier_field!r}, the identifier users are matched on")
