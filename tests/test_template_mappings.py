@@ -40,13 +40,21 @@ def test_a_row_whose_template_fails_is_rejected_and_the_others_sent(
 ):
     create_customers(pg, 3)
     sql = f"select id, email, (id - 2) as d from {pg.schema}.customers"
-    mappings = [{"from": "email", "to": "email"}, {"template": "{{ 10 | divided_by: d }}", "to": "ratio"}]
+    ratio = "{{ 10 | divided_by: d }}"
+    mappings = [
+        {"from": "email", "to": "email"},
+        {"template": ratio, "to": "ratio"},
+        # Inside an object or an array, the reason names the field by its whole path.
+        {"object": [{"template": ratio, "to": "ratio"}], "to": "stats"},
+        {"array": [{"from": "d"}, {"template": ratio}], "to": "pair"},
+    ]
     ws = workspace_factory(sandbox.url, sql=sql, mappings=mappings)
     run = service.run(ws, SYNC)
     assert (run.status, run.counts["synced"], run.counts["rejected"]) == ("warning", 2, 1)
     [row] = service.run_rows(ws, run.run_id, status="rejected")
     assert (row.pk, row.code) == ("2", "template_failed")
-    assert row.reason == "ratio: the template failed: divided_by: can't divide by 0"
+    failed = "the template failed: divided_by: can't divide by 0"
+    assert row.reason == f"ratio: {failed}; stats.ratio: {failed}; pair[1]: {failed}"
     assert sorted(admin.users()) == ["user1@example.com", "user3@example.com"]
 
 

@@ -25,6 +25,9 @@ PK = "__pk"
 OP = "__op"
 HASH = "__hash"
 IDENT = "__ident"
+# True for a changed row whose columns are as the snapshot holds them under the mappings it was written
+# with: only the mappings added since change what it would send (see HashSpec.parts).
+SAME_BEFORE = "__same_before"
 
 T = TypeVar("T")
 # Values of one column: a Python sequence or an Arrow array (what a batch's settling has at hand).
@@ -83,6 +86,11 @@ class HashSpec:
 
     ``baseline`` digests what makes a snapshot valid at all (the destination project, the sync type,
     the identifier): a snapshot of another baseline is ignored, so every row is sent as new.
+
+    ``parts`` splits the fingerprint into named digests, one per piece of a request the destination
+    replaces on its own (a field), plus ``""`` for what every request shares; empty when requests are
+    only ever sent whole. When the snapshot's parts are a strict subset of these, the rows whose
+    columns are unchanged under the snapshot's own mappings need only the added parts.
     """
 
     primary_key: str | tuple[str, ...]
@@ -90,6 +98,7 @@ class HashSpec:
     fingerprint: str
     identity: Identity | None = None
     baseline: str = ""
+    parts: tuple[tuple[str, str], ...] = ()
 
     @property
     def key_columns(self) -> tuple[str, ...]:
@@ -101,17 +110,23 @@ class ChangeSet(Protocol):
 
     counts: ChangeCounts
     new_baseline: str | None
+    """Why the snapshot was not used (another destination, sync type or identifier), or None."""
     remapped: str | None
     """Why every row is sent again although the snapshot serves: the mappings changed since it was written."""
-    """Why the snapshot was not used (another destination, sync type or identifier), or None."""
+    added_parts: tuple[str, ...]
+    """When the mappings only added parts (HashSpec.parts) since the snapshot was written: those parts.
+    Changed rows then carry SAME_BEFORE, true where only those parts need sending."""
+    same_before: int
+    """How many changed rows are flagged SAME_BEFORE."""
 
     def invalid_rows(self) -> Iterator[InvalidRow]:
         """Every invalid row with its reason."""
         ...
 
     def changes(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """Added, changed and removed rows: the model's columns plus __pk (text), __op, __hash and __ident
-        (the identifier as the destination compares it: lower-cased emails).
+        """Added, changed and removed rows: the model's columns plus __pk (text), __op, __hash, __ident
+        (the identifier as the destination compares it: lower-cased emails) and __same_before (see
+        ``added_parts``; null when not compared).
 
         Removed rows carry only __pk, __op and the __ident committed with them (their model columns are
         null), so a sync type can still name the user a removed row belonged to.

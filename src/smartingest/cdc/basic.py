@@ -28,8 +28,19 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from smartingest.cdc.base import HASH, IDENT, OP, PK, ChangeCounts, Column, HashSpec, InvalidRow, as_arrow
-from smartingest.cdc.hashing import HASH_SCHEME, literal, quote, row_hash_sql
+from smartingest.cdc.base import (
+    HASH,
+    IDENT,
+    OP,
+    PK,
+    SAME_BEFORE,
+    ChangeCounts,
+    Column,
+    HashSpec,
+    InvalidRow,
+    as_arrow,
+)
+from smartingest.cdc.hashing import HASH_SCHEME, hash_sql, literal, quote, row_hash_sql
 from smartingest.codes import ReasonCode
 from smartingest.config.models import DEFAULT_CDC_MEMORY_LIMIT, ModelConfig
 from smartingest.errors import ModelError, StateError
@@ -44,7 +55,7 @@ KEY = "__key"  # the primary key in its own type (a struct for a composite key)
 # that, the commit folds them into a new base file.
 FOLD_SHARE_INVERSE = 10
 MAX_DELTA_FILES = 50
-RESERVED_COLUMNS = (PK, OP, HASH, KEY, IDENT, "__row")
+RESERVED_COLUMNS = (PK, OP, HASH, KEY, IDENT, SAME_BEFORE, "__row", "__before")
 
 
 class BasicChangeDetector:
@@ -133,6 +144,8 @@ class BasicChangeSet:
         self.counts = ChangeCounts(0, 0, 0, 0, 0, 0)
         self.new_baseline: str | None = None
         self.remapped: str | None = None
+        self.added_parts: tuple[str, ...] = ()
+        self.same_before = 0
         self.folded_through = 0  # the last checkpoint the loaded snapshot includes
         self.loaded: SnapshotQuery | None = None
         self._out: list[pa.Table] = []  # key columns of rows changes() handed out, not yet checkpointed
@@ -159,7 +172,7 @@ class BasicChangeSet:
         self.loaded = query
         self.new_baseline = query.new_baseline
         self.folded_through = query.folded_through
-        if query.mapping_fingerprint not in (None, self.spec.fingerprint) and query.new_baseline is None:
+        if query.written_under.fingerprint not in (None, self.spec.fingerprint) and query.new_baseline is None:
             self.remapped = (
                 "the mappings (or settings that shape requests) changed since the snapshot was written: every row "
                 "is compared under the new ones, and sent again"
@@ -187,6 +200,8 @@ class BasicChangeSet:
             schema = first.schema if first is not None else source.schema(model)
             self._check_columns(schema, model)
             self.load_snapshot(self._key_type(schema))
+            if not full_resync:
+                self.added_parts = self._parts_added(schema.names)
             feed = _Feed(first, iterator, on_rows)
             self.con.register("source_rows", pa.RecordBatchReader.from_batches(schema, feed))
             try:
@@ -208,6 +223,21 @@ class BasicChangeSet:
                 self.con.unregister("source_rows")
             if feed.error is not None:
                 raise feed.error
+
+    def _parts_added(self, columns: list[str]) -> tuple[str, ...]:
+        """The parts the mappings added since the snapshot was written, when that is all they changed and
+        the snapshot's own hashes can be recomputed from the model (else ``()``: every row goes whole)."""
+        if self.loaded is None or self.remapped is None:
+            return ()
+        before = self.loaded.written_under
+        now = dict(self.spec.parts)
+        if not before.parts or not now or before.hash_columns is None:
+            return ()
+        if any(now.get(name) != digest for name, digest in before.parts.items()):
+            return ()
+        if any(column not in columns for column in before.hash_columns):
+            return ()
+        return tuple(sorted(set(now) - set(before.parts)))
 
     def _key_type(self, schema: pa.Schema) -> str:
         """DuckDB's name for the type of the model's primary key (a STRUCT for a composite key)."""
@@ -251,12 +281,21 @@ class BasicChangeSet:
         # candidates, usually few, get their text form, in diff().
         row = ", ".join(f"{quote(c)} := b.{quote(c)}" for c in columns)
         differs = "TRUE" if full_resync else f"s.{HASH} IS DISTINCT FROM b.{HASH}"
+        # When the mappings only added parts, a changed row is also hashed as the snapshot's mappings would:
+        # equal to the stored hash, its columns are as they were and only the added parts need sending.
+        before, same = "", f"NULL::BOOLEAN AS {SAME_BEFORE}"
+        if self.added_parts and self.loaded is not None:
+            written = self.loaded.written_under
+            assert written.fingerprint is not None and written.hash_columns is not None
+            before = f", {hash_sql(written.fingerprint, written.hash_columns)} AS __before"
+            same = f"CASE WHEN {differs} AND s.{KEY} IS NOT NULL THEN s.{HASH} = b.__before END AS {SAME_BEFORE}"
         return f"""CREATE TABLE staged AS
             SELECT b.{KEY}, b.{HASH}, b.{IDENT},
                    CASE WHEN {differs} THEN (CASE WHEN s.{KEY} IS NULL THEN 'added' ELSE 'changed' END) END AS {OP},
+                   {same},
                    CASE WHEN {differs} THEN struct_pack({row}) END AS __row
             FROM (SELECT *, {self._key_sql("source_rows")} AS {KEY}, {row_hash_sql(self.spec)} AS {HASH},
-                         {self._ident_sql("source_rows")} AS {IDENT}
+                         {self._ident_sql("source_rows")} AS {IDENT}{before}
                   FROM source_rows) b
             LEFT JOIN snap s ON s.{KEY} = b.{KEY}"""
 
@@ -313,8 +352,9 @@ class BasicChangeSet:
             f"""CREATE TABLE removed AS SELECT s.{KEY}, s.{PK}, s.{HASH}, s.{IDENT}
                 FROM snap s {"WHERE false" if everyone_met else f"ANTI JOIN staged k ON k.{KEY} = s.{KEY}"}"""
         )
-        columns = f"{KEY}, {self._pk_text_sql(KEY)} AS {PK}, {HASH}, {IDENT}, {OP}"
-        removed_rows = f"SELECT {KEY}, {PK}, {HASH}, {IDENT}, 'removed' AS {OP} FROM removed"
+        columns = f"{KEY}, {self._pk_text_sql(KEY)} AS {PK}, {HASH}, {IDENT}, {OP}, {SAME_BEFORE}"
+        removed_rows = f"""SELECT {KEY}, {PK}, {HASH}, {IDENT}, 'removed' AS {OP}, NULL::BOOLEAN AS {SAME_BEFORE}
+                           FROM removed"""
         con.execute(f"CREATE VIEW change_keys AS SELECT {columns} FROM staged st WHERE {keep} UNION ALL {removed_rows}")
         con.execute(
             f"""CREATE VIEW changes AS SELECT unnest(__row), {columns} FROM staged st WHERE {keep}
@@ -323,7 +363,11 @@ class BasicChangeSet:
         # Each verdict carries the checkpoint it belongs to (``_generation``): a checkpoint takes the current
         # generation's and starts the next, without moving rows.
         con.execute(f"CREATE TEMP TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN, generation INTEGER)")
-        ops = dict(con.execute(f"SELECT {OP}, count(*) FROM change_keys GROUP BY {OP}").fetchall())
+        tallies = con.execute(
+            f"SELECT {OP}, count(*), count(*) FILTER ({SAME_BEFORE}) FROM change_keys GROUP BY {OP}"
+        ).fetchall()
+        ops = {op: n for op, n, _ in tallies}
+        self.same_before = sum(int(same) for _, _, same in tallies)
         invalid = int(queried) - int(valid_rows)
         added, changed, removed = (int(ops.get(op, 0)) for op in ("added", "changed", "removed"))
         self.counts = ChangeCounts(
@@ -491,6 +535,9 @@ class BasicChangeSet:
             "hash_scheme": HASH_SCHEME,
             "baseline": self.spec.baseline,
             "mapping_fingerprint": self.spec.fingerprint,
+            # What a later run needs to recompute this file's hashes when its mappings only add parts.
+            "mapping_parts": json.dumps(dict(self.spec.parts), sort_keys=True),
+            "hash_columns": json.dumps(list(self.spec.columns)),
             **extra,
         }
         return "{" + ", ".join(f"{name}: {literal(value)}" for name, value in pairs.items()) + "}"
@@ -531,13 +578,31 @@ class _Feed:
 
 
 @dataclass(frozen=True)
+class WrittenUnder:
+    """The mappings a snapshot file was written under, as far as its metadata says (None: not said)."""
+
+    fingerprint: str | None = None
+    parts: dict[str, str] | None = None
+    hash_columns: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, meta: dict[str, str]) -> WrittenUnder:
+        try:
+            parts = json.loads(meta["mapping_parts"]) if "mapping_parts" in meta else None
+            columns = tuple(json.loads(meta["hash_columns"])) if "hash_columns" in meta else None
+        except ValueError:  # not ours to fail on: the rows are then sent whole
+            parts, columns = None, None
+        return cls(meta.get("mapping_fingerprint"), parts, columns)
+
+
+@dataclass(frozen=True)
 class SnapshotQuery:
     """The SELECT that reads a sync's snapshot (base file plus later checkpoints), and what loading found."""
 
     sql: str
     new_baseline: str | None  # why the base file was set aside, if it was
     folded_through: int  # the last checkpoint the base file holds
-    mapping_fingerprint: str | None = None  # of the mappings the newest file was written under (None: not said)
+    written_under: WrittenUnder = WrittenUnder()  # the mappings of the newest file
     base_rows: int = 0  # rows of the base file, when it serves as is (0 when set aside or missing)
     delta_rows: int = 0  # rows of the checkpoints read on top of it
     delta_files: int = 0
@@ -575,7 +640,7 @@ def snapshot_query(
     new_baseline = None
     folded_through = 0
     base_rows = 0
-    fingerprint: str | None = None
+    written_under = WrittenUnder()
     if base.exists():
         path = literal(str(base))
         meta = _kv_metadata(con, path)
@@ -589,7 +654,7 @@ def snapshot_query(
             stored_key = KEY if KEY in names else PK  # snapshots of older versions hold the text form only
             ident = IDENT if IDENT in names else f"NULL::VARCHAR AS {IDENT}"
             base_select = f"SELECT {key(stored_key)}, {PK}, {hash_column}, {ident} FROM read_parquet({path})"
-            fingerprint = meta.get("mapping_fingerprint")
+            written_under = WrittenUnder.of(meta)
             if current and stored_key == KEY and ident == IDENT:
                 base_rows = _parquet_rows(con, path)
     deltas: list[str] = []  # SELECTs of KEY, PK, HASH, IDENT, REMOVED and the file's number
@@ -602,10 +667,11 @@ def snapshot_query(
             continue
         deltas.append(f"SELECT {key(KEY)}, {PK}, {HASH}, {IDENT}, {REMOVED}, {number} AS __n FROM read_parquet({path})")
         delta_rows += _parquet_rows(con, path)
-        fingerprint = meta.get("mapping_fingerprint", fingerprint)
+        if "mapping_fingerprint" in meta:
+            written_under = WrittenUnder.of(meta)
 
     def found(sql: str) -> SnapshotQuery:
-        return SnapshotQuery(sql, new_baseline, folded_through, fingerprint, base_rows, delta_rows, len(deltas))
+        return SnapshotQuery(sql, new_baseline, folded_through, written_under, base_rows, delta_rows, len(deltas))
 
     columns = f"{KEY}, {PK}, {HASH}, {IDENT}"
     if not deltas:

@@ -9,6 +9,8 @@ written under another scheme is compared by key only (every row is sent once mor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 
 from smartingest.cdc.base import HashSpec
@@ -28,5 +30,10 @@ def literal(text: str) -> str:
 
 def row_hash_sql(spec: HashSpec) -> str:
     """SQL expression (UBIGINT) hashing one row of a relation that has spec.columns."""
-    columns = "".join(f", {quote(column)}" for column in spec.columns)
-    return f"hash({literal(spec.fingerprint)}{columns})"
+    return hash_sql(spec.fingerprint, spec.columns)
+
+
+def hash_sql(fingerprint: str, columns: Sequence[str]) -> str:
+    """SQL expression (UBIGINT) hashing ``columns`` of one row under a mapping's ``fingerprint``."""
+    quoted = "".join(f", {quote(column)}" for column in columns)
+    return f"hash({literal(fingerprint)}{quoted})"

@@ -37,6 +37,7 @@ from smartingest.engine.destination import CHECK_POLICY
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.progress import NoProgress, Progress
+from smartingest.engine.resend import resend_note
 from smartingest.engine.settler import CHANGE_BATCH_ROWS, Settler
 from smartingest.errors import ConfigError, SmartIngestError
 from smartingest.iterable.client import IterableClient
@@ -44,7 +45,7 @@ from smartingest.iterable.writer import Record
 from smartingest.mapping.kinds import RunInfo
 from smartingest.sources.base import Source, check_primary_key
 from smartingest.sources.registry import open_source
-from smartingest.synctypes.base import Decided, TypePlan
+from smartingest.synctypes.base import Decided, SendsFieldsAlone, TypePlan
 from smartingest.synctypes.registry import sync_type
 
 log = logging.getLogger(__name__)
@@ -163,12 +164,14 @@ def prepare(
     matching = plan.matching
     identity = Identity(matching.column, matching.field, matching.ignore_case, matching.trim) if matching else None
     key = target.model.key_columns
+    parts = plan.field_parts() if isinstance(plan, SendsFieldsAlone) else None
     spec = HashSpec(
         key[0] if len(key) == 1 else tuple(key),
         tuple(plan.source_columns),
         plan.fingerprint,
         identity,
         baseline(target, matching.field if matching else None),
+        tuple(sorted(parts.items())) if parts else (),
     )
     return source, plan, spec
 
@@ -347,7 +350,7 @@ class _Run:
                     self.target.name, source, self.target.model, spec, full_resync, self.progress.advance
                 )
                 self.counts.update(asdict(self.change_set.counts))
-                self.warnings += [m for m in (self.change_set.new_baseline, self.change_set.remapped) if m]
+                self.warnings += [m for m in (self.change_set.new_baseline, resend_note(self.change_set, plan)) if m]
                 record_invalid(self.change_set, self.ledger, self.run_id)
             self.ledger.set_status(self.run_id, RunStatus.IN_PROGRESS, **self.counts)
             with self.timer.phase("deliver"):

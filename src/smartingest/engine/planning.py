@@ -11,6 +11,7 @@ import orjson
 from smartingest.engine.destination import CHECK_POLICY, check_destination
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.pipeline import PlanResult, SyncTarget, detector_for, key_warnings, prepare
+from smartingest.engine.resend import resend_note
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.outcomes import Rejected, reason_of
 from smartingest.iterable.writer import Record
@@ -32,7 +33,7 @@ def plan_sync(target: SyncTarget, state_dir: Path, samples: int = 3) -> PlanResu
             warnings += asyncio.run(_inspect(target, plan))
         detector = detector_for(target.source, state_dir, target.cdc_memory_limit)
         change_set = detector.plan(target.name, source, target.model, spec)
-        warnings += [m for m in (change_set.new_baseline, change_set.remapped) if m]
+        warnings += [m for m in (change_set.new_baseline, resend_note(change_set, plan)) if m]
         try:
             records: list[Record] = []
             decided: list[Decided] = []

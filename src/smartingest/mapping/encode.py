@@ -83,12 +83,18 @@ class Problems:
     rows: int
     masks: list[tuple[pa.BooleanArray, str]] = field(default_factory=list)
     codes: list[ReasonCode] = field(default_factory=list)
+    prefix: str = ""  # put before every reason: the path of the object or array the reporting field is in
 
     def add(self, mask: pa.Array, reason: str, code: ReasonCode = ReasonCode.INVALID_VALUE) -> None:
         mask = pc.fill_null(mask, False)
         if pc.any(mask).as_py():
-            self.masks.append((mask, reason))
+            self.masks.append((mask, self.prefix + reason))
             self.codes.append(code)
+
+    def within(self, path: str) -> Problems:
+        """The same problems, reported by a part of an object or array: its reasons, which start with the
+        part's own field name, are given the path it sits under (``address.`` + ``city: ...``)."""
+        return Problems(self.rows, self.masks, self.codes, self.prefix + path)
 
     def add_rows(self, rows: pa.Array, reason: str) -> None:
         """A problem of the rows at these indices."""

@@ -269,8 +269,9 @@ class ObjectValue:
 
     def values(self, batch: pa.RecordBatch, encoder: Encoder, problems: Problems) -> pa.Array | str:
         tree: dict[str, Any] = {}
+        inner = problems.within(f"{self.target}.")
         for part in self.parts:
-            insert(tree, part.target.split("."), Leaf(part.values(batch, encoder, problems), part.skip_null))
+            insert(tree, part.target.split("."), Leaf(part.values(batch, encoder, inner), part.skip_null))
         return json_object(tree)
 
 
@@ -298,7 +299,8 @@ class ArrayValue:
         return ["array", self.target, [element.fingerprint() for element in self.elements]]
 
     def values(self, batch: pa.RecordBatch, encoder: Encoder, problems: Problems) -> pa.Array | str:
-        return json_array([element.values(batch, encoder, problems) for element in self.elements], batch.num_rows)
+        inner = problems.within(self.target)  # elements are named "[0]", "[1]"...
+        return json_array([element.values(batch, encoder, inner) for element in self.elements], batch.num_rows)
 
 
 def _python_kind(value: object) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -77,15 +78,31 @@ class UserRecordPlan:
     @property
     def fingerprint(self) -> str:
         """Stable digest of everything that shapes a record: a change re-sends every row."""
-        doc = {
+        return digest({**self._shared(), "fields": sorted(kind.fingerprint() for kind in self.fields)})
+
+    def _shared(self) -> dict[str, Any]:
+        """What shapes every record alike, whatever its fields."""
+        return {
             "v": MAPPING_ENCODING_VERSION,
             "identifier": self.identifier_field,
-            "fields": sorted(kind.fingerprint() for kind in self.fields),
             "flags": sorted(self.extra_flags.items()),
             "invalid_values": self.invalid_values,
             "identifier_options": [self.trim_identifier, self.lowercase_identifier],
         }
-        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+    def parts(self, depth: int) -> dict[str, str]:
+        """The fingerprint split by what the destination replaces as one (``HashSpec.parts``): ``""`` for
+        what every record shares, then one digest per group of fields, a group being a field path cut to
+        ``depth`` segments (1: top-level fields replace whole; 2: top-level objects merge one level deep)."""
+        groups: dict[str, list[Any]] = {}
+        for kind in self.fields:
+            groups.setdefault(field_group(kind.target, depth), []).append(kind.fingerprint())
+        return {"": digest(self._shared()), **{name: digest(sorted(fps)) for name, fps in groups.items()}}
+
+    def only(self, groups: Collection[str], depth: int) -> UserRecordPlan:
+        """This plan, writing only the fields of ``groups`` (see ``parts``) besides the identity fields."""
+        kept = tuple(k for k in self.fields if k.target in TOP_LEVEL_IDENTITY or field_group(k.target, depth) in groups)
+        return replace(self, fields=kept)
 
     def identifier_values(self, array: pa.Array | pa.ChunkedArray) -> pa.Array:
         """The identifier as sent: text, trimmed and lower-cased when the sync says so."""
@@ -120,6 +137,16 @@ class UserRecordPlan:
         # dataFields itself is always sent, ``{}`` where every field was left out.
         fields = json_join([fill_object(json_object(tree))], n) if tree else None
         return MappedColumns(n, identity, fields, problems, self.identifier_field)
+
+
+def field_group(target: str, depth: int) -> str:
+    """A field path cut to its first ``depth`` segments: what the destination replaces as one."""
+    return ".".join(target.split(".")[:depth])
+
+
+def digest(doc: Any) -> str:
+    """A short stable digest of a JSON-able document."""
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

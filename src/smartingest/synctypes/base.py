@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
@@ -26,6 +26,8 @@ from smartingest.mapping.kinds import RunInfo
 PK_COLUMN = "__pk"
 OP_COLUMN = "__op"
 IDENT_COLUMN = "__ident"
+# True for a changed row whose values are as before, so only the fields mappings added need sending.
+SAME_BEFORE_COLUMN = "__same_before"
 
 # (primary key, operation, verdict): a row decided without a request (removed with nothing to do,
 # refused before sending).
@@ -86,6 +88,22 @@ class TypePlan(Protocol):
 
     def writer(self, client: IterableClient) -> Writer:
         """The writer that sends this plan's records."""
+        ...
+
+
+@runtime_checkable
+class SendsFieldsAlone(Protocol):
+    """A plan whose requests may carry some fields alone, because the destination merges them into what
+    it holds (users' bulkUpdate, catalog items with ``replaceUploadedFieldsOnly``). When mappings are
+    only added, the rows whose values did not change then get only the added fields."""
+
+    def field_parts(self) -> dict[str, str] | None:
+        """The fingerprint split into ``""`` (what every request shares) and one digest per group of
+        fields the destination replaces as one (``HashSpec.parts``); None when requests go whole."""
+        ...
+
+    def send_alone(self, parts: Sequence[str]) -> None:
+        """Rows flagged SAME_BEFORE_COLUMN carry only the fields of these parts (and what identifies them)."""
         ...
 
 

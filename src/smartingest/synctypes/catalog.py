@@ -13,11 +13,9 @@ become items, and which are refused before sending, is ``catalog_items``'s.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,10 +29,10 @@ from smartingest.iterable.fields import fits
 from smartingest.iterable.outcomes import SYNCED
 from smartingest.iterable.writer import Record, Writer
 from smartingest.mapping.kinds import FieldKind, RunInfo
-from smartingest.mapping.plan import TOP_LEVEL_IDENTITY, UserRecordPlan, compile_user_plan
+from smartingest.mapping.plan import TOP_LEVEL_IDENTITY, UserRecordPlan, compile_user_plan, digest
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
 from smartingest.synctypes.catalog_items import ItemBuilder
-from smartingest.synctypes.common import Describe, type_conflicts
+from smartingest.synctypes.common import Describe, by_fields_sent, type_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +43,7 @@ class CatalogPlan:
 
     sync: CatalogSync
     items: ItemBuilder
+    alone: tuple[str, ...] = ()  # parts sent alone to rows whose values are unchanged
 
     @property
     def catalog(self) -> str:
@@ -65,13 +64,20 @@ class CatalogPlan:
     def fingerprint(self) -> str:
         """The mapping's fingerprint, the catalog (names are case-insensitive), where ids come from and
         how items are written: changing any of them resends every row."""
-        doc = {
-            "mapping": self.items.fields.fingerprint,
-            "catalog": self.catalog.lower(),
-            "item_id": self.items.item_id_column,
-            "replace": self.sync.replace,
-        }
-        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+        return digest({"mapping": self.items.fields.fingerprint, **self._settings()})
+
+    def _settings(self) -> dict[str, object]:
+        return {"catalog": self.catalog.lower(), "item_id": self.items.item_id_column, "replace": self.sync.replace}
+
+    def field_parts(self) -> dict[str, str] | None:
+        """Items whose uploaded fields only are replaced take fields alone; whole items do not."""
+        if self.sync.replace:
+            return None
+        parts = self.items.fields.parts(1)  # replaceUploadedFieldsOnly replaces top-level fields whole
+        return {**parts, "": digest([parts[""], self._settings()])}
+
+    def send_alone(self, parts: Sequence[str]) -> None:
+        self.alone = tuple(parts)
 
     @property
     def matching(self) -> Matching | None:
@@ -95,9 +101,10 @@ class CatalogPlan:
                 decided = [(pk, "removed", SYNCED) for pk in removed.column(PK_COLUMN).to_pylist()]
         upserts = batch.filter(pc.invert(is_removed)) if removed.num_rows else batch
         if upserts.num_rows:
-            documents, refused = self.items.documents(upserts)
-            records += documents
-            decided += refused
+            for rows, fields in by_fields_sent(upserts, self.items.fields, self.alone, 1):
+                documents, refused = replace(self.items, fields=fields).documents(rows)
+                records += documents
+                decided += refused
         return records, decided
 
     def sample_body(self, records: Sequence[Record]) -> bytes:
@@ -160,7 +167,7 @@ class CatalogPlan:
             if types.get(path, kind) != kind
         ]
         conflicts = type_conflicts(self.items.fields, types, _describe_catalog_field(self.catalog))
-        self.items = ItemBuilder(self.items.fields.refusing(conflicts), self.items.item_id_column)
+        self.items = replace(self.items, fields=self.items.fields.refusing(conflicts))
         return warnings + [f"field type conflict: {reason}" for reason in conflicts.values()]
 
 

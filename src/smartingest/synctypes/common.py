@@ -4,7 +4,7 @@ CDC checks, and the field-type check before sending."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import orjson
 import pyarrow as pa
@@ -24,7 +24,7 @@ from smartingest.mapping.plan import (
     compile_user_plan,
     json_join,
 )
-from smartingest.synctypes.base import Matching
+from smartingest.synctypes.base import SAME_BEFORE_COLUMN, Matching
 
 log = logging.getLogger(__name__)
 
@@ -141,3 +141,17 @@ def user_objects(records: UserRecordPlan, batch: pa.RecordBatch, pk_column: str,
 def record_columns(mapped: MappedBatch) -> RecordColumns:
     """The records of a mapped batch, as the writers take them."""
     return RecordColumns(mapped.pks, mapped.ops, mapped.bodies, mapped.emails, mapped.user_ids)
+
+
+def by_fields_sent(
+    batch: pa.RecordBatch, records: UserRecordPlan, alone: Sequence[str], depth: int
+) -> list[tuple[pa.RecordBatch, UserRecordPlan]]:
+    """The batch's rows, each part with the plan that maps it: when ``alone`` names the parts the mappings
+    added (``SendsFieldsAlone``), the rows flagged SAME_BEFORE_COLUMN get only those fields."""
+    if not alone or SAME_BEFORE_COLUMN not in batch.schema.names:
+        return [(batch, records)]
+    flagged = pc.fill_null(batch.column(SAME_BEFORE_COLUMN), False)
+    if not pc.any(flagged).as_py():
+        return [(batch, records)]
+    parts = [(batch.filter(pc.invert(flagged)), records), (batch.filter(flagged), records.only(alone, depth))]
+    return [(rows, plan) for rows, plan in parts if rows.num_rows]

@@ -11,7 +11,7 @@ are read (``users/getFields``) and rows whose values cannot fit them are rejecte
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import orjson
@@ -32,6 +32,7 @@ from smartingest.mapping.kinds import RunInfo
 from smartingest.mapping.plan import UserRecordPlan
 from smartingest.synctypes.base import IDENT_COLUMN, OP_COLUMN, PK_COLUMN, Decided, Matching
 from smartingest.synctypes.common import (
+    by_fields_sent,
     compile_identified,
     matching,
     record_columns,
@@ -47,6 +48,7 @@ class UsersPlan:
     sync: UsersSync
     records: UserRecordPlan
     endpoint_name: str = "POST /api/users/bulkUpdate"
+    alone: tuple[str, ...] = field(default=())  # parts sent alone to rows whose values are unchanged
 
     @property
     def source_columns(self) -> list[str]:
@@ -59,6 +61,17 @@ class UsersPlan:
     @property
     def matching(self) -> Matching:
         return matching(self.sync, self.records)
+
+    @property
+    def _depth(self) -> int:
+        # bulkUpdate replaces top-level fields whole, or with mergeNestedObjects merges them one level deep.
+        return 2 if self.sync.merge_nested_objects else 1
+
+    def field_parts(self) -> dict[str, str]:
+        return self.records.parts(self._depth)
+
+    def send_alone(self, parts: Sequence[str]) -> None:
+        self.alone = tuple(parts)
 
     def map_changes(self, batch: pa.RecordBatch) -> tuple[Sequence[Record], list[Decided]]:
         """Added and changed rows become user records; removed rows need no request (on_removed: nothing),
@@ -74,10 +87,11 @@ class UsersPlan:
                 records, decided = self._removals(removed)
         upserts = batch.filter(pc.invert(is_removed)) if removed.num_rows else batch
         if upserts.num_rows:
-            mapped = user_objects(self.records, upserts, PK_COLUMN, OP_COLUMN)
-            columns = record_columns(mapped)
-            records = columns if not records else [*records, *columns]
-            decided += [(pk, op, Rejected(reason, code)) for pk, op, reason, code in mapped.rejected]
+            for rows, plan in by_fields_sent(upserts, self.records, self.alone, self._depth):
+                mapped = user_objects(plan, rows, PK_COLUMN, OP_COLUMN)
+                columns = record_columns(mapped)
+                records = columns if not records else [*records, *columns]
+                decided += [(pk, op, Rejected(reason, code)) for pk, op, reason, code in mapped.rejected]
         return records, decided
 
     def _removals(self, removed: pa.RecordBatch) -> tuple[list[Record], list[Decided]]:
