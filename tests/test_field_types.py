@@ -57,6 +57,26 @@ def test_null_values_of_a_conflicting_column_do_not_hold_their_row_back(pg, sand
     assert result.counts["synced"] == 10 and result.counts["rejected"] == 190, result
 
 
+def test_a_conflict_inside_an_object_holds_back_only_rows_with_a_value_there(pg, sandbox, admin, workspace_factory):
+    inner = [{"from": "code", "to": "code", "skip_null": True}, {"from": "name", "to": "name"}]
+    mappings = [{"from": "email", "to": "email"}, {"object": inner, "to": "profile"}]
+    ws = workspace_factory(sandbox.url, sql=_people(pg, "int"), mappings=mappings)
+    service.run(ws, "customers_to_users")
+    assert admin.get_fields()["profile.code"] == "long"
+    pg.execute("ALTER TABLE people ALTER COLUMN code TYPE text")
+    pg.execute("UPDATE people SET code = NULL WHERE id <= 10")
+    pg.execute("UPDATE people SET name = name || '!' WHERE id <= 20")
+
+    plan = service.plan(ws, "customers_to_users")
+    (conflict,) = [w for w in plan.warnings if w.startswith("field type conflict")]
+    assert "field 'profile.code' is of type long in Iterable, but column 'code' (string) sends string" in conflict
+    result = service.run(ws, "customers_to_users")
+    assert (result.counts["synced"], result.counts["rejected"]) == (10, 190), result
+    assert admin.users()["u3@x.io"]["dataFields"]["profile"] == {"name": "n3!"}
+    (row,) = service.run_rows(ws, result.run_id, status="rejected", limit=1)
+    assert row.code == "type_mismatch" and "'profile.code'" in row.reason
+
+
 def _invoke(args: list[str], home) -> tuple[int, str]:
     result = CliRunner().invoke(app, args, env={"SMARTINGEST_HOME": str(home)})
     return result.exit_code, result.output

@@ -17,7 +17,7 @@ that need it (strings with control characters, decimals of more than 15 signific
 from __future__ import annotations
 
 import decimal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -91,6 +91,13 @@ class Problems:
             self.masks.append((mask, self.prefix + reason))
             self.codes.append(code)
 
+    def refuse(self, has_value: pa.Array, reason: str) -> None:
+        """The rows with a value where the destination's field type does not fit it (``reason`` is whole)."""
+        mask = pc.fill_null(has_value, False)
+        if pc.any(mask).as_py():
+            self.masks.append((mask, reason))
+            self.codes.append(ReasonCode.TYPE_MISMATCH)
+
     def within(self, path: str) -> Problems:
         """The same problems, reported by a part of an object or array: its reasons, which start with the
         part's own field name, are given the path it sits under (``address.`` + ``city: ...``)."""
@@ -121,9 +128,19 @@ class Problems:
 
 @dataclass(frozen=True)
 class Encoder:
-    """Encodes the columns of one batch; ``invalid_values`` is ``reject`` or ``null``."""
+    """Encodes the columns of one batch; ``invalid_values`` is ``reject`` or ``null``; ``refused``: the
+    field paths whose values do not fit the destination's type (path -> the reason given to their rows)."""
 
     invalid_values: str = "reject"
+    refused: Mapping[str, str] = field(default_factory=dict)
+
+    def refuse_misfits(self, values: pa.Array | str, path: str, problems: Problems) -> None:
+        """Reject the rows that have a value at ``path`` if its field is refused."""
+        reason = self.refused.get(path)
+        if reason is not None:
+            problems.refuse(
+                values.is_valid() if isinstance(values, pa.Array) else pa.repeat(True, problems.rows), reason
+            )
 
     def encode(
         self, array: pa.Array | pa.ChunkedArray, where: str, problems: Problems, parse_json: bool = False

@@ -271,7 +271,10 @@ class ObjectValue:
         tree: dict[str, Any] = {}
         inner = problems.within(f"{self.target}.")
         for part in self.parts:
-            insert(tree, part.target.split("."), Leaf(part.values(batch, encoder, inner), part.skip_null))
+            values = part.values(batch, encoder, inner)
+            # A part whose field type does not fit rejects the rows that have a value there, not every row.
+            encoder.refuse_misfits(values, inner.prefix + part.target, inner)
+            insert(tree, part.target.split("."), Leaf(values, part.skip_null))
         return json_object(tree)
 
 

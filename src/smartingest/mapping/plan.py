@@ -118,11 +118,10 @@ class UserRecordPlan:
         object per row (``dataFields``), and every value Iterable cannot store as a problem of its row.
         Never raises for a bad value."""
         n = batch.num_rows
-        encoder = Encoder(self.invalid_values)
+        encoder = Encoder(self.invalid_values, dict(self.refused))
         problems = Problems(n)
         identity: dict[str, pa.Array] = {}
         tree: dict[str, Any] = {}
-        refused = dict(self.refused)
         for kind in self.fields:
             if kind.target in TOP_LEVEL_IDENTITY and isinstance(kind, ColumnValue):
                 column = batch.column(kind.column)
@@ -130,9 +129,7 @@ class UserRecordPlan:
                 identity[kind.target] = self.identifier_values(column) if is_identifier else Encoder.text(column)
                 continue
             values = kind.values(batch, encoder, problems)
-            if kind.target in refused:
-                has_value = values.is_valid() if isinstance(values, pa.Array) else pa.repeat(True, n)
-                problems.add(has_value, refused[kind.target], ReasonCode.TYPE_MISMATCH)
+            encoder.refuse_misfits(values, kind.target, problems)
             insert(tree, kind.target.split("."), Leaf(values, kind.skip_null))
         # dataFields itself is always sent, ``{}`` where every field was left out.
         fields = json_join([fill_object(json_object(tree))], n) if tree else None

@@ -16,7 +16,7 @@ from smartingest.iterable.client import IterableClient
 from smartingest.iterable.fields import fits, read_field_types
 from smartingest.iterable.records import RecordColumns
 from smartingest.mapping.encode import JSON_NULL, json_string
-from smartingest.mapping.kinds import FieldKind, RunInfo
+from smartingest.mapping.kinds import FieldKind, ObjectValue, RunInfo
 from smartingest.mapping.plan import (
     MappedBatch,
     UserRecordPlan,
@@ -81,14 +81,23 @@ def describe_user_field(path: str, fixed: str, mapping: FieldKind, kind: str) ->
 def type_conflicts(
     plan: UserRecordPlan, field_types: dict[str, str], describe: Describe = describe_user_field
 ) -> dict[str, str]:
-    """Mapped fields whose values cannot go into the type their destination field already has:
-    target -> the reason given to each row that has a value there."""
+    """Mapped fields whose values cannot go into the type their destination field already has: the path
+    of the mapping (or object mapping's part) that writes them -> the reason given to each row that has a
+    value there."""
     conflicts: dict[str, str] = {}
-    for mapping in plan.fields:
+
+    def check(mapping: FieldKind, prefix: str) -> None:
+        if isinstance(mapping, ObjectValue):  # each part is refused on its own (Encoder.refuse_misfits)
+            for part in mapping.parts:
+                check(part, f"{prefix}{mapping.target}.")
+            return
         for path, kind in mapping.kinds:
-            fixed = field_types.get(path)
+            fixed = field_types.get(prefix + path)
             if fixed is not None and fits(fixed, kind) is False:
-                conflicts.setdefault(mapping.target, describe(path, fixed, mapping, kind))
+                conflicts.setdefault(prefix + mapping.target, describe(prefix + path, fixed, mapping, kind))
+
+    for mapping in plan.fields:
+        check(mapping, "")
     return conflicts
 
 
