@@ -17,7 +17,7 @@ Every ``/api`` request needs the ``Api-Key`` header (401 ``BadApiKey`` otherwise
 ``BadJsonBody``, one over 4 MB 413 ``BatchTooLarge``, any other route 404 ``NotFound``, all in Iterable's
 error envelope. ``GET /_sink/stats`` answers ``{"requests", "users", "distinct_users", "failed_users", ...}``
 (bulkUpdate requests answered 200, the users they carried, the distinct ones among those that succeeded,
-those that failed); ``POST /_sink/reset`` forgets everything.
+those that failed, ..., ``body_bytes``: the size of those requests' bodies); ``POST /_sink/reset`` forgets everything.
 
 The server is a plain asyncio protocol speaking HTTP/1.1: persistent connections (``Connection: close``
 and HTTP/1.0 honoured), pipelined requests answered in order, ``Content-Length`` or chunked bodies,
@@ -97,6 +97,7 @@ class Sink:
         self.fields: dict[str, str] = {}
         self.other_requests = 0  # getFields and any other /api request answered
         self.refused = 0  # /api requests answered 4xx
+        self.body_bytes = 0  # bytes of the bulkUpdate bodies answered 200
 
     def stats(self) -> dict[str, int]:
         for emails in self.pending:
@@ -109,6 +110,7 @@ class Sink:
             "failed_users": self.failed,
             "other_requests": self.other_requests,
             "refused_requests": self.refused,
+            "body_bytes": self.body_bytes,
         }
 
     def authenticate(self, api_key: bytes | None) -> None:
@@ -133,6 +135,7 @@ class Sink:
             raise ApiError(400, "BadParams", "The body needs a 'users' array")
         created = self._learn_fields(users[0]) if users else []
         self.requests += 1
+        self.body_bytes += len(body)
         try:
             # The common case, at C speed: every user is an object with an email that has an "@".
             emails = list(map(_EMAIL, users))
