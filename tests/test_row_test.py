@@ -114,3 +114,28 @@ def test_a_row_whose_value_cannot_fit_the_project_s_field_is_refused_as_a_run_wo
     result = service.test_row(ws, SYNC, "1")
     assert result.body is None and result.refused is not None and "plan" in result.refused
     assert any("field type conflict" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize(
+    ("key_sql", "key"),
+    [("id", "5"), ("'k-' || id", "k-5")],
+    ids=["integer key", "text key"],
+)
+def test_the_database_finds_the_row_without_reading_the_model_through(pg, sandbox, workspace_factory, key_sql, key):
+    create_customers(pg, 6)
+    # Row 3 cannot be computed: a model read through would fail on it; looking up row 5 never meets it.
+    sql = f"select {key_sql} as id, email, 10 / (id - 3) as ratio from {pg.schema}.customers"
+    mappings = [{"from": "email", "to": "email"}, {"from": "ratio", "to": "ratio"}]
+    ws = workspace_factory(sandbox.url, sql=sql, mappings=mappings)
+    result = service.test_row(ws, SYNC, key)
+    assert result.body == {"users": [{"email": "user5@example.com", "dataFields": {"ratio": 5}}]}
+    with pytest.raises(ModelError, match="no row with primary key id = 42"):
+        service.test_row(ws, SYNC, "42")
+
+
+def test_a_key_the_database_cannot_compare_here_is_found_by_reading_the_model(pg, sandbox, workspace_factory):
+    create_customers(pg, 4)
+    sql = f"select signed_up_at as id, email from {pg.schema}.customers"
+    ws = workspace_factory(sandbox.url, sql=sql, mappings=[{"from": "email", "to": "email"}])
+    result = service.test_row(ws, SYNC, "2024-01-01 02:00:00+00")  # as runs show it
+    assert result.body == {"users": [{"email": "user2@example.com"}]}

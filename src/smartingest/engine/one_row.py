@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import httpx
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from smartingest.cdc.hashing import quote
 from smartingest.engine.destination import CHECK_POLICY
 from smartingest.engine.pipeline import SyncTarget, prepare
 from smartingest.errors import DestinationError, ModelError
@@ -24,6 +25,7 @@ from smartingest.iterable.client import IterableClient
 from smartingest.iterable.outcomes import Rejected, Verdict, code_of, reason_of, status_of
 from smartingest.iterable.writer import Record
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
+from smartingest.sources.lookup import narrowed_to_key
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, TypePlan
 
 
@@ -115,19 +117,21 @@ async def _ready(target: SyncTarget, plan: TypePlan, send: bool) -> list[str]:
 
 
 def _find_row(source: Source, target: SyncTarget, primary_key: str) -> pa.Table:
-    """The model's row with this key, read by streaming the model (memory stays bounded)."""
+    """The model's row with this key: the database looks it up where the key's type allows, else the model
+    is streamed (memory stays bounded) and filtered here."""
     columns = target.model.key_columns
     wanted = _key_parts(primary_key, len(columns))
+    model = narrowed_to_key(source, target.model, source.schema(target.model), wanted) or target.model
     found: list[pa.Table] = []
-    with source.read(target.model, DEFAULT_BATCH_ROWS) as batches:
+    # Keys compare by the text CDC gives them (DuckDB's), the text runs show and the user copies.
+    equal = " AND ".join(f"CAST({quote(column)} AS VARCHAR) = ?" for column in columns)
+    with source.read(model, DEFAULT_BATCH_ROWS) as batches, duckdb.connect() as con:
         for batch in batches:
-            mask = None
-            for column, value in zip(columns, wanted, strict=True):
-                equal = pc.equal(pc.cast(batch.column(column), pa.string()), value)
-                mask = equal if mask is None else pc.and_(mask, equal)
-            matched = batch.filter(pc.fill_null(mask, False))
+            con.register("batch", batch)
+            matched = con.sql(f"SELECT * FROM batch WHERE {equal}", params=wanted).to_arrow_table()
+            con.unregister("batch")
             if matched.num_rows:
-                found.append(pa.Table.from_batches([matched]))
+                found.append(matched)
     rows = sum(table.num_rows for table in found)
     name = ", ".join(columns)
     if rows == 0:
