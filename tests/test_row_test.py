@@ -5,14 +5,15 @@ command line as a user runs it."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
 
 from smartingest import service
 from smartingest.cli import app
-from smartingest.errors import ModelError
-from tests.conftest import SandboxAdmin, create_customers, write_project
+from smartingest.errors import ModelError, SmartIngestError
+from tests.conftest import API_KEY, SandboxAdmin, create_customers, write_project
 
 SYNC = "customers_to_users"
 
@@ -139,3 +140,57 @@ def test_a_key_the_database_cannot_compare_here_is_found_by_reading_the_model(pg
     ws = workspace_factory(sandbox.url, sql=sql, mappings=[{"from": "email", "to": "email"}])
     result = service.test_row(ws, SYNC, "2024-01-01 02:00:00+00")  # as runs show it
     assert result.body == {"users": [{"email": "user2@example.com"}]}
+
+
+def test_a_draft_sync_previews_its_first_row_s_request_before_it_is_saved(pg, sandbox, admin, workspace_factory):
+    create_customers(pg, 3)
+    ws = workspace_factory(sandbox.url, sql=f"select id, email, first_name, city from {pg.schema}.customers")
+    draft = {
+        "model": "customers",
+        "destination": "iterable",
+        "type": "users",
+        "match_on": "email",
+        "mappings": [
+            {"from": "email", "to": "email"},
+            {"template": "{{ first_name }} from {{ city }}", "to": "greeting"},
+            {"object": [{"from": "city", "to": "city"}, {"variable": "sync_name", "to": "via"}], "to": "home"},
+        ],
+    }
+    preview = service.preview_sync(ws, "editing", draft)
+    assert (preview.sync_name, preview.primary_key, preview.sent) == ("editing", "1", False)
+    assert preview.body == {
+        "users": [
+            {
+                "email": "user1@example.com",
+                "dataFields": {"greeting": "First1 from Austin", "home": {"city": "Austin", "via": "editing"}},
+            }
+        ]
+    }
+    catalog = {"model": "customers", "destination": "iterable", "type": "catalog", "catalog": "people"}
+    items = service.preview_sync(ws, "people", {**catalog, "mappings": [{"from": "city", "to": "city"}]}, "3")
+    assert items.body == {"documents": {"3": {"city": "Paris"}}, "replaceUploadedFieldsOnly": True}
+    # Nothing was saved, sent or created.
+    assert list(ws.config.syncs) == [SYNC] and admin.requests() == 0
+    assert admin.http.get("/api/catalogs", headers={"Api-Key": API_KEY}).json()["catalogNames"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mappings": [{"from": "email", "to": "email"}, {"form": "city", "to": "city"}]}, "syncs.editing.mappings[1]"),
+        ({"model": "nope"}, "syncs.editing.model: no model named 'nope'"),
+        (
+            {"mappings": [{"from": "email", "to": "email"}, {"template": "{{ frist_name }}", "to": "x"}]},
+            "syncs.editing.mappings[1]: the template reads 'frist_name'",
+        ),
+        ({"mappings": [{"from": "email", "to": "email"}, {"from": "town", "to": "x"}]}, "no column 'town'"),
+    ],
+    ids=["unknown key", "unknown model", "template typo", "unknown column"],
+)
+def test_a_draft_s_mistakes_are_named_by_their_key(pg, sandbox, workspace_factory, change, message):
+    create_customers(pg, 1)
+    ws = workspace_factory(sandbox.url, sql=f"select id, email, first_name, city from {pg.schema}.customers")
+    draft = {"model": "customers", "destination": "iterable", "type": "users", "match_on": "email"}
+    draft |= {"mappings": [{"from": "email", "to": "email"}], **change}
+    with pytest.raises(SmartIngestError, match=re.escape(message)):
+        service.preview_sync(ws, "editing", draft)

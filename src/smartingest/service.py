@@ -6,13 +6,14 @@ No logic lives in the front ends: they parse arguments, call one function here a
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from smartingest.config.loader import load_project
+from smartingest.config.loader import load_project, with_sync
 from smartingest.config.models import ProjectConfig, require
 from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck
@@ -146,6 +147,16 @@ def test_row(ws: Workspace, name: str, primary_key: str, send: bool = False) -> 
     """The exact request the sync would send for one row of its model (its primary key as runs show it);
     with ``send``, sent, with Iterable's answer. Leaves the sync's CDC state and runs as they are."""
     return try_row(sync_target(ws, name), primary_key, send)
+
+
+def preview_sync(ws: Workspace, name: str, definition: Mapping[str, Any], primary_key: str | None = None) -> RowTest:
+    """The request a sync defined as ``definition`` (its keys as in a project file; not saved: what a sync
+    editor holds) would send for one row of its model: the row of ``primary_key``, or the model's first
+    row. Templates are rendered, mappings checked against the model and the destination's field types.
+    Sends nothing and changes nothing. Raises ConfigError or MappingError naming the key at fault, and
+    what ``test_row`` raises."""
+    draft = replace(ws, config=with_sync(ws.config, name, definition))
+    return try_row(sync_target(draft, name), primary_key)
 
 
 def run(ws: Workspace, name: str, full_resync: bool = False, progress: Progress | None = None) -> RunResult:

@@ -40,7 +40,7 @@ from smartingest.cdc.base import (
     InvalidRow,
     as_arrow,
 )
-from smartingest.cdc.hashing import HASH_SCHEME, hash_sql, literal, quote, row_hash_sql
+from smartingest.cdc.hashing import HASH_SCHEME, hash_sql, key_text_sql, literal, quote, row_hash_sql
 from smartingest.codes import ReasonCode
 from smartingest.config.models import DEFAULT_CDC_MEMORY_LIMIT, ModelConfig
 from smartingest.errors import ModelError, StateError
@@ -259,10 +259,7 @@ class BasicChangeSet:
 
     def _pk_text_sql(self, key: str) -> str:
         """The text form of a key, as the ledger and the snapshot store it: a JSON array for a composite key."""
-        columns = self.spec.key_columns
-        if len(columns) == 1:
-            return f"CAST({key} AS VARCHAR)"
-        return "json_array(" + ", ".join(f"{key}.{quote(c)}" for c in columns) + ")::VARCHAR"
+        return key_text_sql(self.spec.key_columns, key)
 
     def _ident_sql(self, alias: str) -> str:
         """The identifier of a row of ``alias`` as the destination compares it, or NULL without one."""

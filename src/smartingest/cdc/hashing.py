@@ -28,6 +28,16 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def key_text_sql(columns: Sequence[str], packed: str | None = None) -> str:
+    """SQL expression (VARCHAR) of a row's key as text, as the ledger and the snapshot store it and runs
+    show it: a JSON array for a composite key. ``packed`` reads the key from one expression instead of
+    its columns (the key's value, or a struct of a composite key's columns)."""
+    if len(columns) == 1:
+        return f"CAST({packed or quote(columns[0])} AS VARCHAR)"
+    parts = (f"{packed}.{quote(c)}" if packed else quote(c) for c in columns)
+    return "json_array(" + ", ".join(parts) + ")::VARCHAR"
+
+
 def row_hash_sql(spec: HashSpec) -> str:
     """SQL expression (UBIGINT) hashing one row of a relation that has spec.columns."""
     return hash_sql(spec.fingerprint, spec.columns)

@@ -64,6 +64,25 @@ def parse_project(text: str, origin: str = "<project>", env: Mapping[str, str] |
         raise ConfigError(f"{origin}: " + format_validation_error(exc)) from exc
 
 
+def with_sync(config: ProjectConfig, name: str, definition: Mapping[str, Any]) -> ProjectConfig:
+    """The project with the sync ``name`` added, or replaced, as ``definition`` says (a sync's keys as a
+    project file holds them: what a sync editor has before it saves). Checked as a project file is;
+    raises ConfigError naming the key at fault (``syncs.NAME.mappings[1].to: ...``)."""
+    others = config.model_dump(exclude={"sources", "models", "destinations", "syncs"}, exclude_unset=True)
+    data = {
+        **others,
+        # Validated objects as they are (pydantic keeps instances): secrets stay secret, paths as anchored.
+        "sources": config.sources,
+        "models": config.models,
+        "destinations": config.destinations,
+        "syncs": {**config.syncs, name: dict(definition)},
+    }
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from exc
+
+
 class ProjectLoader(yaml.SafeLoader):
     """YAML's safe loader, except that a key repeated in one mapping is an error.
 

@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pyarrow as pa
 
-from smartingest.cdc.hashing import quote
+from smartingest.cdc.hashing import key_text_sql, quote
 from smartingest.engine.destination import CHECK_POLICY
 from smartingest.engine.pipeline import SyncTarget, prepare
 from smartingest.errors import DestinationError, ModelError
@@ -70,12 +70,15 @@ class RowTest:
         }
 
 
-def try_row(target: SyncTarget, primary_key: str, send: bool = False) -> RowTest:
+def try_row(target: SyncTarget, primary_key: str | None, send: bool = False) -> RowTest:
     """The request a run would send for the row of ``primary_key`` (its text as runs show it: a JSON array
-    for a composite key); with ``send``, sent as a run would send it. Raises ModelError when no row or
-    several rows have that key, and the sync-level errors a run would report."""
+    for a composite key; None: the model's first row); with ``send``, sent as a run would send it. Raises
+    ModelError when no row or several rows have that key, and the sync-level errors a run would report."""
     source, plan, _spec = prepare(target)
-    row = _find_row(source, target, primary_key)
+    if primary_key is None:
+        row, primary_key = _first_row(source, target)
+    else:
+        row = _find_row(source, target, primary_key)
     # What the destination holds refines the plan (a field whose type the row's value cannot fit refuses
     # it), as in a run: read before mapping; prepared (catalogs, lists created) only when sending.
     warnings = asyncio.run(_ready(target, plan, send))
@@ -142,6 +145,17 @@ def _find_row(source: Source, target: SyncTarget, primary_key: str) -> pa.Table:
             "a run skips every copy until it is unique"
         )
     return found[0]
+
+
+def _first_row(source: Source, target: SyncTarget) -> tuple[pa.Table, str]:
+    """The model's first row and its key's text, as runs show it (what a sync editor previews)."""
+    row = source.preview(target.model, 1)
+    if not row.num_rows:
+        raise ModelError(f"model {target.sync.model!r} has no rows to preview a request with")
+    with duckdb.connect() as con:
+        con.register("row", row)
+        (text,) = con.sql(f"SELECT {key_text_sql(target.model.key_columns)} FROM row").fetchall()[0]
+    return row, str(text)
 
 
 def _key_parts(primary_key: str, parts: int) -> list[str]:
