@@ -284,18 +284,40 @@ def test_field_types_already_in_the_catalog_refuse_misfit_rows_before_sending(pg
     assert catalogs.items() == {"4": {"name": "Product 4", "price": None}}
 
 
-def test_values_only_iterable_can_judge_are_refused_by_it_and_isolated(pg, sandbox, catalogs, workspace_factory):
+def _date_field_note(pg, catalogs) -> None:
     create_products(pg, 8)
     catalogs.http.post("/api/catalogs/products").raise_for_status()
     catalogs.http.put(
         "/api/catalogs/products/fieldMappings", json={"mappingsUpdates": [{"fieldName": "note", "fieldType": "date"}]}
     ).raise_for_status()
-    # Text into a date field fits only where the text is a date: Iterable decides, row by row.
+
+
+def test_text_into_a_date_field_is_refused_before_sending_where_it_is_no_date(pg, sandbox, catalogs, workspace_factory):
+    _date_field_note(pg, catalogs)
     pg.execute("UPDATE products SET note = '2024-05-01'")
     pg.execute("UPDATE products SET note = 'someday' WHERE id IN (3, 6)")
     ws = workspace_factory(
         sandbox.url,
         sql=f"select * from {pg.schema}.products",
+        mappings=[{"from": "note", "to": "note"}],
+        sync=catalog_sync(),
+    )
+    run = service.run(ws, "customers_to_users")
+    assert (run.counts["rejected"], run.counts["synced"], run.delivery["splits"]) == (2, 6, 0)
+    rejected = service.run_rows(ws, run.run_id, status="rejected")
+    assert sorted(r.pk for r in rejected) == ["3", "6"]
+    assert {r.code for r in rejected} == {"type_mismatch"}
+    assert all("only text that is a date fits" in (r.reason or "") for r in rejected)
+    assert set(catalogs.items()) == {"1", "2", "4", "5", "7", "8"}
+
+
+def test_values_only_iterable_can_judge_are_refused_by_it_and_isolated(pg, sandbox, catalogs, workspace_factory):
+    _date_field_note(pg, catalogs)
+    # A JSON column's values are typed by each value: Iterable decides, row by row.
+    note = """case when id in (3, 6) then '{"x": 1}'::jsonb else '"2024-05-01"'::jsonb end as note"""
+    ws = workspace_factory(
+        sandbox.url,
+        sql=f"select id, {note} from {pg.schema}.products",
         mappings=[{"from": "note", "to": "note"}],
         sync=catalog_sync(),
     )

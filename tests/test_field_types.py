@@ -77,6 +77,36 @@ def test_a_conflict_inside_an_object_holds_back_only_rows_with_a_value_there(pg,
     assert row.code == "type_mismatch" and "'profile.code'" in row.reason
 
 
+def test_text_into_a_date_field_is_reported_and_only_rows_whose_text_is_no_date_held_back(
+    pg, sandbox, admin, workspace_factory
+):
+    pg.execute("CREATE TABLE signups (id int, email text, seen text)")
+    values = ["2024-05-01", "2024-05-01 13:45:00 +00:00", "2024-02-30", "yesterday", None]
+    for i, seen in enumerate(values, start=1):
+        pg.execute("INSERT INTO signups VALUES (%s, %s, %s)", (i, f"u{i}@x.io", seen))
+    # seenAt is a date in the project already (a timestamp column sent it first).
+    seed = workspace_factory(
+        sandbox.url,
+        sql="select 0 as id, 'seed@x.io' as email, now() as seen",
+        mappings=[{"from": "email", "to": "email"}, {"from": "seen", "to": "seenAt"}],
+    )
+    assert service.run(seed, "customers_to_users").status == "succeeded"
+    assert admin.get_fields()["seenAt"] == "date"
+
+    mappings = [{"from": "email", "to": "email"}, {"from": "seen", "to": "seenAt"}]
+    ws = workspace_factory(sandbox.url, sql=f"select * from {pg.schema}.signups", mappings=mappings)
+    (conflict,) = [w for w in service.plan(ws, "customers_to_users").warnings if w.startswith("field type conflict")]
+    assert "field 'seenAt' is of type date in Iterable, but column 'seen' (string) sends string values" in conflict
+    assert "only text that is a date fits" in conflict
+    result = service.run(ws, "customers_to_users")
+    # Synced: the three rows that fit (a null fits anything), and the seed's row, which left the model.
+    assert (result.counts["synced"], result.counts["rejected"], result.counts["removed"]) == (4, 2, 1), result
+    rejected = service.run_rows(ws, result.run_id, status="rejected")
+    assert sorted(row.pk for row in rejected) == ["3", "4"]
+    assert all(row.code == "type_mismatch" and "'seenAt'" in row.reason for row in rejected)
+    assert admin.users()["u2@x.io"]["dataFields"]["seenAt"] == "2024-05-01 13:45:00 +00:00"
+
+
 def _invoke(args: list[str], home) -> tuple[int, str]:
     result = CliRunner().invoke(app, args, env={"SMARTINGEST_HOME": str(home)})
     return result.exit_code, result.output

@@ -170,7 +170,7 @@ def test_each_mapping_compiles_to_a_small_object():
     assert plan.source_columns == ["email", "score"] and plan.data_targets == ["stats.score", "tier"]
     # A static value whose type the project's field does not take is a conflict like a column's.
     conflicts = type_conflicts(plan, {"tier": "string", "stats.score": "double"})
-    assert list(conflicts) == ["tier"] and "the static value 3 sends long values" in conflicts["tier"]
+    assert list(conflicts) == ["tier"] and "the static value 3 sends long values" in conflicts["tier"].reason
 
 
 def test_skip_null_leaves_the_field_out_of_the_rows_where_it_is_null():

@@ -17,7 +17,7 @@ import pytest
 from smartingest import service
 from smartingest.config.models import UsersSync
 from smartingest.mapping import compile_user_plan
-from smartingest.mapping.encode import Encoder, Problems
+from smartingest.mapping.encode import Encoder, Problems, json_dates
 from smartingest.synctypes.common import record_columns, user_objects
 
 D = decimal.Decimal
@@ -256,3 +256,28 @@ def test_plan_warns_of_a_floating_point_key(pg, sandbox, workspace_factory):
     plan = service.plan(ws, "customers_to_users")
     assert plan.counts.added == 3
     assert any("primary key column 'id' is floating-point" in w for w in plan.warnings), plan.warnings
+
+
+@pytest.mark.parametrize(
+    ("text", "is_date"),
+    [
+        ("2024-05-01", True),
+        ("2024-05-01 13:45:00", True),
+        ("2024-05-01 13:45:00 +00:00", True),
+        ("2024-05-01 13:45:00 UTC", True),
+        ("2024-05-01T13:45:00Z", True),
+        ("2024-05-01T13:45:00.123+0200", True),
+        ("2024-02-29", True),
+        ("2024-02-30", False),  # no such day
+        ("2023-02-29", False),
+        ("2024-05-01 25:00:00", False),  # no such hour
+        ("2024-05-01T13:45", False),  # no seconds
+        ("2024-5-1", False),
+        ("01/05/2024", False),
+        ("next tuesday", False),
+        ("2024-05-01 13:45:00 Europe/Paris", False),
+    ],
+)
+def test_text_iterable_reads_as_a_date(text, is_date):
+    values = pa.array([orjson.dumps(text).decode(), None])
+    assert json_dates(values).to_pylist() == [is_date, None]

@@ -126,21 +126,54 @@ class Problems:
         return ReasonCode.TYPE_MISMATCH if ReasonCode.TYPE_MISMATCH in found else found[0]
 
 
+# The date strings Iterable reads (docs/values.md), as JSON text: yyyy-MM-dd, yyyy-MM-dd HH:mm:ss with an
+# optional zone, ISO 8601 with optional fraction and zone.
+_DATE_JSON = (
+    r'^"\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?'
+    r'| \d{2}:\d{2}:\d{2}(?: (?:Z|UTC|[+-]\d{2}:?\d{2}))?)?"$'
+)
+
+
+def json_dates(values: pa.Array) -> pa.BooleanArray:
+    """Which JSON texts are strings Iterable reads as dates: in one of its formats, of a calendar date and
+    a time that exist (no 2024-02-30, no 25:00). Null where the value is null."""
+    shaped = pc.match_substring_regex(values, _DATE_JSON)
+    day = pc.utf8_slice_codeunits(values, 1, 11)
+    time = pc.if_else(pc.greater(pc.utf8_length(values), 12), pc.utf8_slice_codeunits(values, 12, 20), "00:00:00")
+    head = pc.binary_join_element_wise(day, time, "T")
+    # Arrow's parser rolls an impossible date over (02-30 -> 03-01): one that exists prints back the same.
+    parsed = pc.strptime(head, "%Y-%m-%dT%H:%M:%S", "s", error_is_null=True)
+    exists = pc.fill_null(pc.equal(pc.strftime(parsed, "%Y-%m-%dT%H:%M:%S"), head), False)
+    return pc.and_(shaped, exists)
+
+
+@dataclass(frozen=True)
+class Misfit:
+    """Values a destination field's type does not take, and the reason given to their rows: every value,
+    or (``unless_date``) text that is not a date, for a date field fed text."""
+
+    reason: str
+    unless_date: bool = False
+
+
 @dataclass(frozen=True)
 class Encoder:
-    """Encodes the columns of one batch; ``invalid_values`` is ``reject`` or ``null``; ``refused``: the
-    field paths whose values do not fit the destination's type (path -> the reason given to their rows)."""
+    """Encodes the columns of one batch; ``invalid_values`` is ``reject`` or ``null``; ``misfits``: the
+    paths (of mappings, or of object mappings' parts) whose values do not fit the destination's type."""
 
     invalid_values: str = "reject"
-    refused: Mapping[str, str] = field(default_factory=dict)
+    misfits: Mapping[str, Misfit] = field(default_factory=dict)
 
     def refuse_misfits(self, values: pa.Array | str, path: str, problems: Problems) -> None:
-        """Reject the rows that have a value at ``path`` if its field is refused."""
-        reason = self.refused.get(path)
-        if reason is not None:
-            problems.refuse(
-                values.is_valid() if isinstance(values, pa.Array) else pa.repeat(True, problems.rows), reason
-            )
+        """Reject the rows whose value at ``path`` does not fit its field."""
+        misfit = self.misfits.get(path)
+        if misfit is None:
+            return
+        array = values if isinstance(values, pa.Array) else pa.repeat(pa.scalar(values), problems.rows)
+        refused = array.is_valid()
+        if misfit.unless_date:
+            refused = pc.and_(refused, pc.invert(json_dates(array)))
+        problems.refuse(refused, misfit.reason)
 
     def encode(
         self, array: pa.Array | pa.ChunkedArray, where: str, problems: Problems, parse_json: bool = False

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from smartingest.codes import ReasonCode
 from smartingest.config.models import FieldMapping
 from smartingest.errors import MappingError
-from smartingest.mapping.encode import Encoder, Problems
+from smartingest.mapping.encode import Encoder, Misfit, Problems
 from smartingest.mapping.kinds import TOP_LEVEL_IDENTITY, ColumnValue, FieldKind, RunInfo, compile_kind
 from smartingest.mapping.objects import Leaf, check_paths, fill_object, insert, json_join, json_object
 
@@ -51,12 +51,12 @@ class UserRecordPlan:
     invalid_values: str = "reject"
     trim_identifier: bool = False
     lowercase_identifier: bool = False
-    refused: tuple[tuple[str, str], ...] = ()  # (target, reason): its non-null values reject their row
+    misfits: tuple[tuple[str, Misfit], ...] = ()  # (path, misfit): the values there reject their row
 
-    def refusing(self, refused: dict[str, str]) -> UserRecordPlan:
-        """This plan, rejecting the rows that have a value for these targets (target -> reason) without
-        sending them: their field's type in the destination does not fit the column's values."""
-        return replace(self, refused=tuple(sorted(refused.items())))
+    def refusing(self, misfits: dict[str, Misfit]) -> UserRecordPlan:
+        """This plan, rejecting without sending them the rows whose values at these paths (of mappings, or
+        of object mappings' parts) do not fit their field's type in the destination."""
+        return replace(self, misfits=tuple(sorted(misfits.items())))
 
     @property
     def source_columns(self) -> list[str]:
@@ -118,7 +118,7 @@ class UserRecordPlan:
         object per row (``dataFields``), and every value Iterable cannot store as a problem of its row.
         Never raises for a bad value."""
         n = batch.num_rows
-        encoder = Encoder(self.invalid_values, dict(self.refused))
+        encoder = Encoder(self.invalid_values, dict(self.misfits))
         problems = Problems(n)
         identity: dict[str, pa.Array] = {}
         tree: dict[str, Any] = {}

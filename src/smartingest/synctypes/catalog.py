@@ -32,7 +32,7 @@ from smartingest.mapping.kinds import FieldKind, RunInfo
 from smartingest.mapping.plan import TOP_LEVEL_IDENTITY, UserRecordPlan, compile_user_plan, digest
 from smartingest.synctypes.base import OP_COLUMN, PK_COLUMN, Decided, Matching
 from smartingest.synctypes.catalog_items import ItemBuilder
-from smartingest.synctypes.common import Describe, by_fields_sent, type_conflicts
+from smartingest.synctypes.common import TEXT_INTO_DATE, Describe, by_fields_sent, type_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class CatalogPlan:
         ]
         conflicts = type_conflicts(self.items.fields, types, _describe_catalog_field(self.catalog))
         self.items = replace(self.items, fields=self.items.fields.refusing(conflicts))
-        return warnings + [f"field type conflict: {reason}" for reason in conflicts.values()]
+        return warnings + [f"field type conflict: {misfit.reason}" for misfit in conflicts.values()]
 
 
 def with_parents(types: Mapping[str, str]) -> dict[str, str]:
@@ -183,6 +183,9 @@ def with_parents(types: Mapping[str, str]) -> dict[str, str]:
 
 def _describe_catalog_field(catalog: str) -> Describe:
     def describe(path: str, fixed: str, mapping: FieldKind, kind: str) -> str:
+        if fits(fixed, kind) is None:
+            field = f"field {path!r} of catalog {catalog!r}"
+            return f"{field} is of type {fixed}, but {mapping.source} sends {kind} values: {TEXT_INTO_DATE}"
         return (
             f"field {path!r} of catalog {catalog!r} is of type {fixed}, but {mapping.source} sends {kind} "
             "values: a catalog field's type never changes, so change the column's type in the model or map it "

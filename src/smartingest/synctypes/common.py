@@ -15,7 +15,7 @@ from smartingest.errors import DestinationAuthError, DestinationError
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.fields import fits, read_field_types
 from smartingest.iterable.records import RecordColumns
-from smartingest.mapping.encode import JSON_NULL, json_string
+from smartingest.mapping.encode import JSON_NULL, Misfit, json_string
 from smartingest.mapping.kinds import FieldKind, ObjectValue, RunInfo
 from smartingest.mapping.plan import (
     MappedBatch,
@@ -69,8 +69,19 @@ def matching(sync: IdentifiedSync, records: UserRecordPlan) -> Matching:
 Describe = Callable[[str, str, FieldKind, str], str]
 
 
+# The end of a reason for text going into a date field (``fits`` says it depends on each value).
+TEXT_INTO_DATE = (
+    "only text that is a date fits (yyyy-MM-dd, yyyy-MM-dd HH:mm:ss +00:00 or ISO 8601): rows whose text is not "
+    "a date are not sent; cast the column to a date or timestamp in the model to be sure"
+)
+
+
 def describe_user_field(path: str, fixed: str, mapping: FieldKind, kind: str) -> str:
     """The reason for a user field whose type does not fit (users, list subscribers' profile fields)."""
+    if fits(fixed, kind) is None:
+        return (
+            f"field {path!r} is of type {fixed} in Iterable, but {mapping.source} sends {kind} values: {TEXT_INTO_DATE}"
+        )
     return (
         f"field {path!r} is of type {fixed} in Iterable, but {mapping.source} sends {kind} values: change the "
         "column's type in the model, map it to another field, or change the field in Iterable (rows with a "
@@ -80,11 +91,11 @@ def describe_user_field(path: str, fixed: str, mapping: FieldKind, kind: str) ->
 
 def type_conflicts(
     plan: UserRecordPlan, field_types: dict[str, str], describe: Describe = describe_user_field
-) -> dict[str, str]:
-    """Mapped fields whose values cannot go into the type their destination field already has: the path
-    of the mapping (or object mapping's part) that writes them -> the reason given to each row that has a
-    value there."""
-    conflicts: dict[str, str] = {}
+) -> dict[str, Misfit]:
+    """Mapped fields whose values cannot go into the type their destination field already has (or, for
+    text into a date field, may not): the path of the mapping (or object mapping's part) that writes them
+    -> which of its values are refused, and the reason given to their rows."""
+    conflicts: dict[str, Misfit] = {}
 
     def check(mapping: FieldKind, prefix: str) -> None:
         if isinstance(mapping, ObjectValue):  # each part is refused on its own (Encoder.refuse_misfits)
@@ -93,8 +104,10 @@ def type_conflicts(
             return
         for path, kind in mapping.kinds:
             fixed = field_types.get(prefix + path)
-            if fixed is not None and fits(fixed, kind) is False:
-                conflicts.setdefault(prefix + mapping.target, describe(prefix + path, fixed, mapping, kind))
+            fit = fits(fixed, kind) if fixed is not None else True
+            if fixed is not None and fit is not True:
+                reason = describe(prefix + path, fixed, mapping, kind)
+                conflicts.setdefault(prefix + mapping.target, Misfit(reason, unless_date=fit is None))
 
     for mapping in plan.fields:
         check(mapping, "")
@@ -118,7 +131,7 @@ async def refuse_user_field_misfits(
         log.warning("field types not checked before sending: %s", exc)
         return records, []
     conflicts = type_conflicts(records, field_types)
-    return records.refusing(conflicts), [f"field type conflict: {reason}" for reason in conflicts.values()]
+    return records.refusing(conflicts), [f"field type conflict: {misfit.reason}" for misfit in conflicts.values()]
 
 
 def user_objects(records: UserRecordPlan, batch: pa.RecordBatch, pk_column: str, op_column: str | None) -> MappedBatch:
