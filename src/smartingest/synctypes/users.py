@@ -11,7 +11,7 @@ are read (``users/getFields``) and rows whose values cannot fit them are rejecte
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import orjson
@@ -48,7 +48,7 @@ class UsersPlan:
     sync: UsersSync
     records: UserRecordPlan
     endpoint_name: str = "POST /api/users/bulkUpdate"
-    alone: tuple[str, ...] = field(default=())  # parts sent alone to rows whose values are unchanged
+    alone: tuple[str, ...] = ()  # parts sent alone to rows whose values are unchanged
 
     @property
     def source_columns(self) -> list[str]:
