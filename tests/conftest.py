@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,18 @@ def pg() -> Iterator[PgSchema]:
             con.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+@contextmanager
+def running_sandbox(data_dir: Path, **settings: Any) -> Iterator[SandboxServer]:
+    """A sandbox on a free port with the tests' API key, rate limits off unless ``settings`` turn them on."""
+    defaults: dict[str, Any] = {"port": 0, "api_key": API_KEY, "data_dir": data_dir, "rate_limits": False}
+    with SandboxServer(SandboxSettings(**{**defaults, **settings})) as server:
+        yield server
+
+
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
     """A sandbox on a free port, rate limits off (tests that need them turn them on)."""
-    settings = SandboxSettings(port=0, api_key=API_KEY, data_dir=tmp_path / "sandbox", rate_limits=False)
-    with SandboxServer(settings) as server:
+    with running_sandbox(tmp_path / "sandbox") as server:
         yield server
 
 

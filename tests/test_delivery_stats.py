@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 from smartingest import service
 from smartingest.cli import app
 from smartingest.iterable.ratelimit import RequestPacer
-from smartingest.sandbox import SandboxServer, SandboxSettings
-from tests.conftest import API_KEY, SandboxAdmin, create_customers, write_project
+from smartingest.sandbox import SandboxServer
+from tests.conftest import SandboxAdmin, create_customers, running_sandbox, write_project
 
 SYNC = "customers_to_users"
 FAST = {"rate_limit_scale": 100}  # pacing is not under test here
@@ -283,10 +283,7 @@ def test_pacer_allows_at_most_the_rate_in_any_one_second_window():
 @pytest.fixture
 def rate_limited_sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
     """A sandbox enforcing Iterable's rate limits, 8 times faster (bulkUpdate: 40/s, bursts of 40)."""
-    settings = SandboxSettings(
-        port=0, api_key=API_KEY, data_dir=tmp_path / "limited", rate_limits=True, rate_limit_scale=8
-    )
-    with SandboxServer(settings) as server:
+    with running_sandbox(tmp_path / "limited", rate_limits=True, rate_limit_scale=8) as server:
         yield server
 
 

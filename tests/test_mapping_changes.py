@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from smartingest import service
-from smartingest.sandbox import SandboxServer, SandboxSettings
-from tests.conftest import API_KEY, SandboxAdmin, create_customers
+from smartingest.sandbox import SandboxServer
+from tests.conftest import SandboxAdmin, create_customers, running_sandbox
 from tests.test_catalog_sync import Catalogs, catalog_sync, create_products
 
 SYNC = "customers_to_users"
@@ -27,10 +27,7 @@ EMAIL_PLAN = [{"from": "email", "to": "email"}, {"from": "plan", "to": "plan"}]
 @pytest.fixture
 def recording(tmp_path: Path) -> Iterator[SandboxServer]:
     """A sandbox that keeps what it received."""
-    settings = SandboxSettings(
-        port=0, api_key=API_KEY, data_dir=tmp_path / "sandbox", rate_limits=False, record_requests=1000
-    )
-    with SandboxServer(settings) as server:
+    with running_sandbox(tmp_path / "sandbox", record_requests=1000) as server:
         yield server
 
 
