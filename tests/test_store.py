@@ -99,3 +99,25 @@ def test_a_database_of_an_older_revision_is_upgraded(tmp_path):
     engine = open_database(url)
     assert current_revision(engine) == HEAD_REVISION
     assert "delivery" in {c["name"] for c in inspect(engine).get_columns("sync_runs")}
+
+
+def test_runs_recorded_before_syncs_had_ids_belong_to_the_id_their_name_is(tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with old.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+        connection.execute(
+            text(
+                "INSERT INTO sync_runs (sync_name, status, trigger, full_resync, created_at) VALUES (:n, 'succeeded', 'manual', 0, '2026-01-01')"
+            ),
+            {"n": "people"},
+        )
+    ledger = Ledger(open_database(url), OutcomeFiles(tmp_path / "outcomes"))
+    [run] = ledger.list_runs("people")
+    assert (run["sync_id"], run["sync_name"]) == ("people", "people")

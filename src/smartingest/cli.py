@@ -395,7 +395,7 @@ def runs_show(
     _print_delivery(run.get("delivery") or {})
     total = service.count_rows(ws, run_id, status, **where)
     shown = f"{offset + 1}-{offset + len(rows)} of {total}" if rows else f"none of {total}"
-    key_columns = service.key_columns(ws, run["sync_name"])
+    key_columns = service.key_columns(ws, run["sync_id"])
     header = "primary key" if len(key_columns) < 2 else f"primary key ({', '.join(key_columns)})"
     table = Table(header, "operation", "status", "code", "reason", title=f"rows ({status or 'all'}): {shown}")
     for r in rows:

@@ -91,8 +91,10 @@ def sync_target(ws: Workspace, name: str) -> SyncTarget:
     sync = require(ws.config.syncs, name, "sync")
     model = ws.config.models[sync.model]
     return SyncTarget(
+        id=ws.config.sync_id(name),
         name=name,
         sync=sync,
+        model_id=ws.config.model_id(sync.model),
         model=model,
         source_name=model.source,
         source=ws.config.sources[model.source],
@@ -108,16 +110,17 @@ def list_syncs(ws: Workspace) -> list[dict[str, Any]]:
     """Every sync with its model, destination, type, schedule, last run and CDC snapshot size."""
     out = []
     for name, sync in ws.config.syncs.items():
-        last = ws.ledger.list_runs(sync_name=name, limit=1)
         target = sync_target(ws, name)
+        last = ws.ledger.list_runs(sync_id=target.id, limit=1)
         try:
-            snapshot_rows: int | None = detector_for(target.source, ws.state_dir).snapshot_size(name)
+            snapshot_rows: int | None = detector_for(target.source, ws.state_dir).snapshot_size(target.id)
         except ConfigError:  # an engine this version cannot run; the run itself will say so
             snapshot_rows = None
         schedule = sync.schedule
         out.append(
             {
                 "name": name,
+                "id": target.id,
                 "model": sync.model,
                 "destination": sync.destination,
                 "type": sync.type,
@@ -167,14 +170,16 @@ def run(ws: Workspace, name: str, full_resync: bool = False, progress: Progress 
 def reset(ws: Workspace, name: str) -> bool:
     """Forget a sync's CDC snapshot (sends nothing); the next run sends every row. Returns whether one existed."""
     target = sync_target(ws, name)
-    with sync_lock(ws.state_dir, name):
-        return detector_for(target.source, ws.state_dir).reset(name)
+    with sync_lock(ws.state_dir, target.id):
+        return detector_for(target.source, ws.state_dir).reset(target.id)
 
 
 def list_runs(ws: Workspace, sync: str | None = None, status: str | None = None, limit: int = 20) -> list[dict]:
+    """The newest runs, of one sync (by its name: its runs under earlier names included) or of all."""
     if sync is not None:
         require(ws.config.syncs, sync, "sync")
-    return ws.ledger.list_runs(sync, status, limit)
+        return ws.ledger.list_runs(ws.config.sync_id(sync), status, limit)
+    return ws.ledger.list_runs(None, status, limit)
 
 
 def get_run(ws: Workspace, run_id: int) -> dict | None:
@@ -212,10 +217,13 @@ def count_rows(
     return ws.ledger.count_rows(run_id, status, **where)
 
 
-def key_columns(ws: Workspace, sync_name: str) -> list[str]:
-    """The primary-key columns of a sync's model (empty when the project no longer defines the sync)."""
-    sync = ws.config.syncs.get(sync_name)
-    return ws.config.models[sync.model].key_columns if sync else []
+def key_columns(ws: Workspace, sync_id: str) -> list[str]:
+    """The primary-key columns of the model of the sync with this id (empty when the project no longer
+    defines it)."""
+    for name, sync in ws.config.syncs.items():
+        if ws.config.sync_id(name) == sync_id:
+            return ws.config.models[sync.model].key_columns
+    return []
 
 
 def row_counts(ws: Workspace, run_id: int) -> dict[str, int]:

@@ -8,6 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 _NAME = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
 Name = Annotated[str, Field(pattern=_NAME)]
+ID_DESCRIPTION = (
+    "Stable id (default: the name). What belongs to the object (a sync's runs, CDC snapshot and lock) hangs off "
+    "it, so a rename that keeps the id keeps them."
+)
 
 
 class Strict(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from smartingest.config.base import Name, Strict
+from smartingest.config.base import ID_DESCRIPTION, Name, Strict
 from smartingest.config.syncs import (
     SUPPORTED_SYNC_TYPES,
     ArrayMapping,
@@ -44,19 +44,21 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
+    id: Name | None = Field(None, description=ID_DESCRIPTION)
     type: str = Field(description="Connector type: postgres, sqlite, duckdb.")
     engine: Literal["basic", "lightning"] = Field(
         "basic", description="Sync engine: basic (diff in the local state store) or lightning (in the warehouse)."
     )
 
     def connector_settings(self) -> dict[str, Any]:
-        """The connector-specific keys (everything but ``type`` and ``engine``)."""
+        """The connector-specific keys (everything but ``id``, ``type`` and ``engine``)."""
         return dict(self.model_extra or {})
 
 
 class ModelConfig(Strict):
     """A data model: a table, a view or a SQL query on a source, with one primary-key column."""
 
+    id: Name | None = Field(None, description=ID_DESCRIPTION)
     source: Name = Field(description="Name of the source the model reads from.")
     sql: str | None = Field(None, description="A SELECT query; exclusive with table.")
     table: str | None = Field(
@@ -93,6 +95,7 @@ REGION_URLS = {"us": "https://api.iterable.com", "eu": "https://api.eu.iterable.
 class DestinationConfig(Strict):
     """An Iterable project."""
 
+    id: Name | None = Field(None, description=ID_DESCRIPTION)
     api_key: SecretStr = Field(description="Iterable server-side API key of the project.")
     region: Literal["us", "eu"] = Field("us", description="Iterable data center: us or eu.")
     base_url: str | None = Field(
@@ -179,6 +182,36 @@ class ProjectConfig(Strict):
     models: dict[Name, ModelConfig] = Field(default_factory=dict, description="Data models by name.")
     destinations: dict[Name, DestinationConfig] = Field(default_factory=dict, description="Iterable projects by name.")
     syncs: dict[Name, SyncConfig] = Field(default_factory=dict, description="Syncs by name.")
+
+    def sync_id(self, name: str) -> str:
+        """The stable id of the sync ``name`` (its ``id``, or its name)."""
+        return self.syncs[name].id or name
+
+    def model_id(self, name: str) -> str:
+        return self.models[name].id or name
+
+    @model_validator(mode="after")
+    def _ids_unique(self) -> ProjectConfig:
+        problems: list[str] = []
+        kinds: dict[str, dict[str, Any]] = {
+            "sources": self.sources,
+            "models": self.models,
+            "destinations": self.destinations,
+            "syncs": self.syncs,
+        }
+        for kind, objects in kinds.items():
+            owner: dict[str, str] = {}
+            for name, obj in objects.items():
+                stable = obj.id or name
+                if stable in owner:
+                    problems.append(
+                        f"{kind}.{name}.id: {stable!r} is also the id of {kind}.{owner[stable]} (an id defaults to "
+                        "the name): give each its own"
+                    )
+                owner.setdefault(stable, name)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _references_resolve(self) -> ProjectConfig:

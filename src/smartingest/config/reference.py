@@ -5,6 +5,7 @@ python -m smartingest.config.reference      # prints the generated tables
 
 from __future__ import annotations
 
+import types
 import typing
 from typing import Any
 
@@ -64,10 +65,17 @@ SECTIONS: list[tuple[str, type[BaseModel], type[BaseModel] | None]] = [
 
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:  # a constrained type (Name): its base type
+        return _type_name(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return " \\| ".join(_type_name(arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return "None"
     if origin is dict:
         return f"mapping of name to {_type_name(typing.get_args(annotation)[1])}"
     if origin is list:
-        return "list of mappings"
+        (item,) = typing.get_args(annotation)
+        return "list of str" if item is str else "list of mappings"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation.__name__
     if getattr(annotation, "__name__", "") == "SecretStr":

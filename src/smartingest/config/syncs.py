@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from smartingest.config.base import Name, Strict
+from smartingest.config.base import ID_DESCRIPTION, Name, Strict
 from smartingest.config.rules import TOP_LEVEL_FIELDS, KeyPathError, cast_static_value, path_conflict
 
 
@@ -181,6 +181,7 @@ SUPPORTED_SYNC_TYPES: tuple[str, ...] = ("users", "events", "email_change", "use
 class SyncBase(Strict):
     """What every sync type has: a model, a destination, field mappings, a schedule, the value rule."""
 
+    id: Name | None = Field(None, description=ID_DESCRIPTION)
     model: Name = Field(description="Name of the model to read.")
     destination: Name = Field(description="Name of the destination to write to.")
     invalid_values: Literal["reject", "null"] = Field(

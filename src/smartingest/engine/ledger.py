@@ -58,21 +58,23 @@ class Ledger:
         self._sync_of: dict[int, str] = {}
 
     def sync_of(self, run_id: int) -> str:
-        """The name of the sync a run belongs to; raises KeyError for an unknown run."""
+        """The id of the sync a run belongs to; raises KeyError for an unknown run."""
         if run_id not in self._sync_of:
             with self.engine.connect() as con:
-                name = con.execute(select(SyncRun.sync_name).where(SyncRun.id == run_id)).scalar()
-            if name is None:
+                sync_id = con.execute(select(SyncRun.sync_id).where(SyncRun.id == run_id)).scalar()
+            if sync_id is None:
                 raise KeyError(run_id)
-            self._sync_of[run_id] = str(name)
+            self._sync_of[run_id] = str(sync_id)
         return self._sync_of[run_id]
 
-    def create_run(self, sync_name: str, full_resync: bool, trigger: str = "manual") -> int:
-        """A new run in status queued; returns its id."""
+    def create_run(self, sync_id: str, full_resync: bool, trigger: str = "manual", sync_name: str | None = None) -> int:
+        """A new run of the sync ``sync_id`` (named ``sync_name``, by default its id) in status queued;
+        returns its id."""
         with self.engine.begin() as con:
             result = con.execute(
                 insert(SyncRun).values(
-                    sync_name=sync_name,
+                    sync_id=sync_id,
+                    sync_name=sync_name or sync_id,
                     status=RunStatus.QUEUED,
                     trigger=trigger,
                     full_resync=full_resync,
@@ -84,7 +86,7 @@ class Ledger:
             key = result.inserted_primary_key
             if key is None:
                 raise RuntimeError("the database returned no id for the new run")
-            self._sync_of[int(key[0])] = sync_name
+            self._sync_of[int(key[0])] = sync_id
             return int(key[0])
 
     def set_status(self, run_id: int, status: str, **values: Any) -> None:
@@ -129,7 +131,7 @@ class Ledger:
             **values,
         )
 
-    def prune_rows(self, sync_name: str, retention_days: int | None, now: datetime | None = None) -> list[int]:
+    def prune_rows(self, sync_id: str, retention_days: int | None, now: datetime | None = None) -> list[int]:
         """Delete the row outcomes of a sync's runs that finished more than ``retention_days`` ago, except
         the sync's latest run, and record when (``rows_pruned_at``); returns the pruned runs' ids. Their
         counts stay. ``None`` keeps everything."""
@@ -137,12 +139,12 @@ class Ledger:
             return []
         cutoff = (now or _now()) - timedelta(days=retention_days)
         with self.engine.begin() as con:
-            latest = con.execute(select(func.max(SyncRun.id)).where(SyncRun.sync_name == sync_name)).scalar()
+            latest = con.execute(select(func.max(SyncRun.id)).where(SyncRun.sync_id == sync_id)).scalar()
             ids = [
                 int(i)
                 for i in con.execute(
                     select(SyncRun.id).where(
-                        SyncRun.sync_name == sync_name,
+                        SyncRun.sync_id == sync_id,
                         SyncRun.finished_at < cutoff,
                         SyncRun.rows_pruned_at.is_(None),
                         SyncRun.id != latest,
@@ -151,10 +153,10 @@ class Ledger:
             ]
             if ids:
                 con.execute(update(SyncRun).where(SyncRun.id.in_(ids)).values(rows_pruned_at=_now()))
-        self.outcomes.delete(sync_name, ids)  # after the commit: a failure leaves files, never a lie
+        self.outcomes.delete(sync_id, ids)  # after the commit: a failure leaves files, never a lie
         return ids
 
-    def fail_abandoned(self, sync_name: str, reason: str) -> list[int]:
+    def fail_abandoned(self, sync_id: str, reason: str) -> list[int]:
         """Mark runs of a sync that are still active as failed (their process died); returns their ids.
 
         Each one's counts are settled from its recorded row outcomes (``settled_counts``): the planning
@@ -164,12 +166,12 @@ class Ledger:
         columns = [getattr(SyncRun, name) for name in PLANNING_COUNTS]
         with self.engine.begin() as con:
             abandoned = con.execute(
-                select(SyncRun.id, *columns).where(SyncRun.sync_name == sync_name, SyncRun.status.in_(ACTIVE_STATUSES))
+                select(SyncRun.id, *columns).where(SyncRun.sync_id == sync_id, SyncRun.status.in_(ACTIVE_STATUSES))
             ).all()
             for row in abandoned:
                 run_id = int(row.id)
                 planned = {name: int(value or 0) for name, value in row._mapping.items() if name != "id"}
-                counts = settled_counts(planned, self.outcomes.tally(sync_name, run_id))
+                counts = settled_counts(planned, self.outcomes.tally(sync_id, run_id))
                 con.execute(
                     update(SyncRun)
                     .where(SyncRun.id == run_id)
@@ -179,10 +181,11 @@ class Ledger:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def list_runs(self, sync_name: str | None = None, status: str | None = None, limit: int = 20) -> list[dict]:
+    def list_runs(self, sync_id: str | None = None, status: str | None = None, limit: int = 20) -> list[dict]:
+        """The newest runs, of one sync (by its id) or of all, of one status or of all."""
         query = select(SyncRun.__table__).order_by(SyncRun.id.desc()).limit(limit)
-        if sync_name:
-            query = query.where(SyncRun.sync_name == sync_name)
+        if sync_id:
+            query = query.where(SyncRun.sync_id == sync_id)
         if status:
             query = query.where(SyncRun.status == status)
         with self.engine.connect() as con:
@@ -199,18 +202,18 @@ class Ledger:
         """A page of a run's row outcomes in settling order, filtered by status and ``OutcomeFilter``'s other
         fields (operation, reason_code, primary_key)."""
         try:
-            sync_name = self.sync_of(run_id)
+            sync_id = self.sync_of(run_id)
         except KeyError:
             return []
-        return self.outcomes.read(sync_name, run_id, OutcomeFilter(status=status, **where), limit, offset)
+        return self.outcomes.read(sync_id, run_id, OutcomeFilter(status=status, **where), limit, offset)
 
     def count_rows(self, run_id: int, status: str | None = None, **where: str | None) -> int:
         """How many of a run's row outcomes the filter of ``rows`` selects."""
         try:
-            sync_name = self.sync_of(run_id)
+            sync_id = self.sync_of(run_id)
         except KeyError:
             return 0
-        return self.outcomes.count(sync_name, run_id, OutcomeFilter(status=status, **where))
+        return self.outcomes.count(sync_id, run_id, OutcomeFilter(status=status, **where))
 
     # -- upgrading ----------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Row outcomes stored in bulk: Parquet files in the state directory, written a batch at a time and read
 with DuckDB.
 
-A run's outcomes are parts, ``<root>/<sync>/<run id>/part-NNNNNN.parquet``, each written whole (a temporary
+A run's outcomes are parts, ``<root>/<sync id>/<run id>/part-NNNNNN.parquet``, each written whole (a temporary
 file, then a rename) when the run flushes (every 50,000 rows, before each checkpoint, at its end): a reader never sees a
 half-written part, and a run killed midway keeps every part it finished, so its counts can still be
 settled from them. Outcomes keep the order they were settled in (part, then row within the part).
@@ -93,53 +93,53 @@ class OutcomeFiles:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def run_dir(self, sync_name: str, run_id: int) -> Path:
-        return self.root / sync_name / str(run_id)
+    def run_dir(self, sync_id: str, run_id: int) -> Path:
+        return self.root / sync_id / str(run_id)
 
-    def parts(self, sync_name: str, run_id: int) -> list[Path]:
-        return sorted(self.run_dir(sync_name, run_id).glob(PART_GLOB))
+    def parts(self, sync_id: str, run_id: int) -> list[Path]:
+        return sorted(self.run_dir(sync_id, run_id).glob(PART_GLOB))
 
-    def write(self, sync_name: str, run_id: int, table: pa.Table) -> None:
+    def write(self, sync_id: str, run_id: int, table: pa.Table) -> None:
         """Add one part to a run's outcomes (``table`` has SCHEMA's columns)."""
         if table.num_rows == 0:
             return
-        directory = self.run_dir(sync_name, run_id)
+        directory = self.run_dir(sync_id, run_id)
         directory.mkdir(parents=True, exist_ok=True)
-        existing = self.parts(sync_name, run_id)
+        existing = self.parts(sync_id, run_id)
         number = int(existing[-1].stem.removeprefix("part-")) + 1 if existing else 1
         path = directory / f"part-{number:06d}.parquet"
         tmp = path.with_name(path.name + ".tmp")
         pq.write_table(table.select(SCHEMA.names).cast(SCHEMA), tmp, compression="zstd", use_dictionary=_FEW_VALUES)
         os.replace(tmp, path)
 
-    def delete(self, sync_name: str, run_ids: Iterable[int]) -> None:
+    def delete(self, sync_id: str, run_ids: Iterable[int]) -> None:
         for run_id in run_ids:
-            shutil.rmtree(self.run_dir(sync_name, run_id), ignore_errors=True)
+            shutil.rmtree(self.run_dir(sync_id, run_id), ignore_errors=True)
 
-    def size(self, sync_name: str, run_id: int) -> int:
+    def size(self, sync_id: str, run_id: int) -> int:
         """Bytes a run's outcomes take on disk."""
-        return sum(part.stat().st_size for part in self.parts(sync_name, run_id))
+        return sum(part.stat().st_size for part in self.parts(sync_id, run_id))
 
     # -- reading ------------------------------------------------------------------------------
 
-    def tally(self, sync_name: str, run_id: int) -> dict[str, int]:
+    def tally(self, sync_id: str, run_id: int) -> dict[str, int]:
         """A run's outcomes counted by status."""
-        rows = self._query(sync_name, run_id, "SELECT status, count(*) FROM {parts} GROUP BY status")
+        rows = self._query(sync_id, run_id, "SELECT status, count(*) FROM {parts} GROUP BY status")
         return {str(status): int(n) for status, n in rows}
 
-    def count(self, sync_name: str, run_id: int, where: OutcomeFilter | None = None) -> int:
+    def count(self, sync_id: str, run_id: int, where: OutcomeFilter | None = None) -> int:
         """How many of a run's outcomes ``where`` selects."""
         clause, params = (where or OutcomeFilter()).where()
-        rows = self._query(sync_name, run_id, f"SELECT count(*) FROM {{parts}} WHERE {clause}", params)
+        rows = self._query(sync_id, run_id, f"SELECT count(*) FROM {{parts}} WHERE {clause}", params)
         return int(rows[0][0]) if rows else 0
 
     def read(
-        self, sync_name: str, run_id: int, where: OutcomeFilter | None = None, limit: int = 100, offset: int = 0
+        self, sync_id: str, run_id: int, where: OutcomeFilter | None = None, limit: int = 100, offset: int = 0
     ) -> list[RowOutcome]:
         """A page of a run's outcomes in the order they were settled."""
         clause, params = (where or OutcomeFilter()).where()
         rows = self._query(
-            sync_name,
+            sync_id,
             run_id,
             # No ORDER BY: DuckDB keeps the scan's order (parts as listed, rows as written), which is the
             # settling order; sorting a million outcomes to page through them would cost more than the page.
@@ -149,8 +149,8 @@ class OutcomeFiles:
         )
         return [RowOutcome(*row) for row in rows]
 
-    def _query(self, sync_name: str, run_id: int, sql: str, params: Sequence[str] = ()) -> list[tuple]:
-        parts = self.parts(sync_name, run_id)
+    def _query(self, sync_id: str, run_id: int, sql: str, params: Sequence[str] = ()) -> list[tuple]:
+        parts = self.parts(sync_id, run_id)
         if not parts:
             return []
         files = "[" + ", ".join(literal(str(p)) for p in parts) + "]"

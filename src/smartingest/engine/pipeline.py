@@ -55,10 +55,13 @@ INVALID_PART_ROWS = 100_000
 
 @dataclass(frozen=True)
 class SyncTarget:
-    """Everything a run needs to know about one sync, resolved from the project."""
+    """Everything a run needs to know about one sync, resolved from the project. Its runs, CDC state and
+    lock belong to ``id``; ``name`` is for people (messages, what runs record it was called)."""
 
+    id: str
     name: str
     sync: SyncBase
+    model_id: str
     model: ModelConfig
     source_name: str
     source: SourceConfig
@@ -159,7 +162,7 @@ def prepare(
     source = open_source(target.source_name, target.source)
     schema = source.schema(target.model)
     check_primary_key(schema, target.model)
-    run = RunInfo(target.name, target.sync.model, run_id, started_at)
+    run = RunInfo(target.name, target.sync.model, run_id, started_at, target.id, target.model_id)
     plan = sync_type(target.sync_type).compile(target.sync, schema, f"syncs.{target.name}", run)
     matching = plan.matching
     identity = Identity(matching.column, matching.field, matching.ignore_case, matching.trim) if matching else None
@@ -302,12 +305,11 @@ def run_sync(
     Raises SyncLockedError (before creating a run) when another run of the sync is in progress.
     """
     use_returning_allocator()
-    with sync_lock(state_dir, target.name):
-        ledger.fail_abandoned(target.name, INTERRUPTED)
-        ledger.prune_rows(target.name, target.row_outcomes_retention_days)
-        run = _Run(
-            target, ledger, state_dir, progress or NoProgress(), ledger.create_run(target.name, full_resync, trigger)
-        )
+    with sync_lock(state_dir, target.id):
+        ledger.fail_abandoned(target.id, INTERRUPTED)
+        ledger.prune_rows(target.id, target.row_outcomes_retention_days)
+        run_id = ledger.create_run(target.id, full_resync, trigger, sync_name=target.name)
+        run = _Run(target, ledger, state_dir, progress or NoProgress(), run_id)
         try:
             run.execute(full_resync)
         finally:
@@ -347,7 +349,7 @@ class _Run:
                 self.progress.phase("reading")
                 detector = detector_for(self.target.source, self.state_dir, self.target.cdc_memory_limit)
                 self.change_set = detector.plan(
-                    self.target.name, source, self.target.model, spec, full_resync, self.progress.advance
+                    self.target.id, source, self.target.model, spec, full_resync, self.progress.advance
                 )
                 self.counts.update(asdict(self.change_set.counts))
                 self.warnings += [m for m in (self.change_set.new_baseline, resend_note(self.change_set, plan)) if m]

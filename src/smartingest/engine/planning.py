@@ -25,14 +25,14 @@ def plan_sync(target: SyncTarget, state_dir: Path, samples: int = 3) -> PlanResu
     conflicts, a new baseline, a floating-point key). Raises the same sync-level errors a run would
     report (bad SQL, missing column, bad mapping).
     """
-    with sync_lock(state_dir, target.name):
+    with sync_lock(state_dir, target.id):
         source, plan, spec = prepare(target)
         warnings = key_warnings(source.schema(target.model), target.model)
         check = check_destination(target.destination)
         if check.ok:
             warnings += asyncio.run(_inspect(target, plan))
         detector = detector_for(target.source, state_dir, target.cdc_memory_limit)
-        change_set = detector.plan(target.name, source, target.model, spec)
+        change_set = detector.plan(target.id, source, target.model, spec)
         warnings += [m for m in (change_set.new_baseline, resend_note(change_set, plan)) if m]
         try:
             records: list[Record] = []

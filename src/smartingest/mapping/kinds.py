@@ -154,19 +154,25 @@ class StaticValue:
 @dataclass(frozen=True)
 class RunInfo:
     """What variable mappings send: the sync, its model, and the run (no run id in a plan, which sends
-    nothing). Until objects get ids of their own, a model's and a sync's id are their names."""
+    nothing). An id not given is the name (as an object without an ``id`` key has)."""
 
     sync_name: str
     model_name: str
     run_id: int | None = None
     started_at: dt.datetime | None = None  # UTC; None: the time the values are first read
+    sync_id: str | None = None
+    model_id: str | None = None
 
     def value(self, name: str) -> str | int | None:
         """A variable's value (``now`` is read each time)."""
-        if name in ("sync_name", "sync_id"):
+        if name == "sync_name":
             return self.sync_name
-        if name in ("model_name", "model_id"):
+        if name == "sync_id":
+            return self.sync_id or self.sync_name
+        if name == "model_name":
             return self.model_name
+        if name == "model_id":
+            return self.model_id or self.model_name
         if name == "run_id":
             return self.run_id
         moment = dt.datetime.now(dt.UTC) if name == "now" or self.started_at is None else self.started_at

@@ -32,7 +32,8 @@ class SyncRun(Base):
     __tablename__ = "sync_runs"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    sync_name: Mapped[str] = mapped_column(String(128), index=True)
+    sync_id: Mapped[str] = mapped_column(String(128), index=True)  # what the run belongs to
+    sync_name: Mapped[str] = mapped_column(String(128), index=True)  # the sync's name when it ran
     status: Mapped[str] = mapped_column(String(32), index=True)
     trigger: Mapped[str] = mapped_column(String(32), default="manual")
     full_resync: Mapped[bool] = mapped_column(Boolean, default=False)
