@@ -10,8 +10,6 @@ import time
 
 import httpx
 
-from smartingest import cli, service
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -112,4 +110,3 @@ def test_the_cli_answers_without_importing_the_engine():
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
-    assert cli.DEFAULT_PROJECT == service.DEFAULT_PROJECT

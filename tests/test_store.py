@@ -114,7 +114,8 @@ def test_runs_recorded_before_syncs_had_ids_belong_to_the_id_their_name_is(tmp_p
         command.upgrade(config, "0005")
         connection.execute(
             text(
-                "INSERT INTO sync_runs (sync_name, status, trigger, full_resync, created_at) VALUES (:n, 'succeeded', 'manual', 0, '2026-01-01')"
+                "INSERT INTO sync_runs (sync_name, status, trigger, full_resync, created_at) "
+                "VALUES (:n, 'succeeded', 'manual', 0, '2026-01-01')"
             ),
             {"n": "people"},
         )

@@ -11,6 +11,7 @@ import shlex
 import sys
 import traceback
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -51,9 +52,6 @@ else:
     # --help, --version and a wrong argument answer at once.
     service = _lazy_module("smartingest.service")
 
-# Also service.DEFAULT_PROJECT (a test keeps them equal): the option's default needs no engine import.
-DEFAULT_PROJECT = "smartingest.yaml"
-
 app = typer.Typer(
     help="smartingest: sync data from your warehouse into Iterable, sending only what changed.",
     no_args_is_help=True,
@@ -70,11 +68,22 @@ app.add_typer(model_app, name="model")
 app.add_typer(source_app, name="source")
 destination_app = typer.Typer(help="Check destinations.", no_args_is_help=True)
 app.add_typer(destination_app, name="destination")
+secrets_app = typer.Typer(help="The key that encrypts definitions in the metadata database.", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
 
 out = Console()
 err = Console(stderr=True)
 
-ProjectOption = Annotated[Path, typer.Option("--project", "-p", help="Project file.", envvar="SMARTINGEST_PROJECT")]
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--project",
+        "-p",
+        help="Project file (config as code); default ./smartingest.yaml if it exists, else the definitions in the "
+        "metadata database.",
+        envvar="SMARTINGEST_PROJECT",
+    ),
+]
 
 
 def _record_json(value: bool) -> bool:
@@ -85,7 +94,7 @@ def _record_json(value: bool) -> bool:
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (errors too).", callback=_record_json)]
 
-_state: dict[str, Any] = {"project": Path(DEFAULT_PROJECT)}
+_state: dict[str, Any] = {"project": None}
 
 
 def _print_version(value: bool) -> None:
@@ -96,7 +105,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    project: ProjectOption = Path(DEFAULT_PROJECT),
+    project: ProjectOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log retries and other details.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")
@@ -491,6 +500,67 @@ def validate() -> None:
         f"[green]ok[/]: {len(c.sources)} sources, {len(c.models)} models, {len(c.destinations)} destinations, "
         f"{len(c.syncs)} syncs"
     )
+
+
+# -- definitions in the metadata database -----------------------------------------------------------
+
+
+@app.command("apply")
+def apply(
+    file: Annotated[Path, typer.Argument(help="The project file to import.")],
+    prune: Annotated[bool, typer.Option("--prune", help="Delete the definitions the file does not have.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create or update the metadata database's definitions from a project file (idempotent; objects are
+    matched by id, so a renamed one keeps its runs and snapshot)."""
+    try:
+        applied = service.apply_project(_workspace(), file, prune)
+    except SmartIngestError as exc:
+        _fail(exc)
+    if as_json:
+        _print_json(asdict(applied))
+        return
+    for label, names in asdict(applied).items():
+        if names:
+            out.print(f"{label}: {escape(', '.join(names))}", soft_wrap=True)
+    if not any(asdict(applied).values()):
+        out.print("nothing to apply: the file defines nothing")
+
+
+@app.command("export")
+def export(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    with_secrets: Annotated[
+        bool, typer.Option("--with-secrets", help="Write API keys and passwords in the clear (else ${VARIABLES}).")
+    ] = False,
+) -> None:
+    """Write the definitions as a project file; secrets become ${VARIABLE} references unless --with-secrets."""
+    try:
+        text, variables = service.export_project(_workspace(), with_secrets)
+    except SmartIngestError as exc:
+        _fail(exc)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+    if variables:
+        err.print(f"the file reads its secrets from the environment: set {', '.join(variables)} to use it")
+
+
+@secrets_app.command("key")
+def secrets_key() -> None:
+    """Print a new encryption key for SMARTINGEST_SECRET_KEY."""
+    out.print(service.new_secret_key())
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Encrypt every definition again with the first key of SMARTINGEST_SECRET_KEY (set it to "NEW,OLD")."""
+    try:
+        count = service.rotate_secrets(_workspace())
+    except SmartIngestError as exc:
+        _fail(exc)
+    out.print(f"re-encrypted {count} definitions with the first key of SMARTINGEST_SECRET_KEY")
 
 
 # -- sandbox and demo ----------------------------------------------------------------------------------

@@ -6,15 +6,18 @@ No logic lives in the front ends: they parse arguments, call one function here a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import yaml
+from pydantic import ValidationError
 
-from smartingest.config.loader import load_project, with_sync
-from smartingest.config.models import ProjectConfig, require
+from smartingest.config.loader import format_validation_error, with_sync
+from smartingest.config.models import ProjectConfig, SourceConfig, require
 from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck
 from smartingest.engine.ledger import Ledger, RowOutcome
@@ -33,57 +36,61 @@ from smartingest.engine.progress import Progress
 from smartingest.engine.suggest import Suggestions
 from smartingest.engine.suggest import suggest_mappings as suggest
 from smartingest.errors import ConfigError
+from smartingest.repository.base import KINDS, SECTIONS, Kind, Repository, plain_definition
+from smartingest.repository.database import DatabaseRepository
+from smartingest.repository.project_file import ProjectFileRepository
+from smartingest.repository.secrets import new_key, secret_box
 from smartingest.store.db import open_database, sqlite_url
 
 DEFAULT_PROJECT = "smartingest.yaml"
 HOME_ENV = "SMARTINGEST_HOME"
 DATABASE_ENV = "SMARTINGEST_DATABASE_URL"
-FILE_SOURCE_KEYS = ("path",)
 
 
 @dataclass
 class Workspace:
-    """An opened project: its configuration, where its state lives, and its run ledger."""
+    """An opened project: its definitions and where they live, where its state lives, its run ledger."""
 
     config: ProjectConfig
     project_dir: Path
     home: Path
     state_dir: Path
     ledger: Ledger
+    repository: Repository
 
 
-def open_workspace(project: str | Path = DEFAULT_PROJECT, home: str | Path | None = None) -> Workspace:
-    """Load and validate a project file and open its metadata database.
+def open_workspace(project: str | Path | None = None, home: str | Path | None = None) -> Workspace:
+    """Open a project: its definitions from the project file ``project`` (config as code; by default
+    ./smartingest.yaml when it exists), else from the metadata database; and its metadata database.
 
     SMARTINGEST_HOME (default ./.smartingest) holds the metadata database and CDC state unless the
     project's database_url / state_dir (or SMARTINGEST_DATABASE_URL) say otherwise. Raises ConfigError.
     """
-    project_path = Path(project)
-    config = load_project(project_path)
-    project_dir = project_path.resolve().parent
-    _anchor_file_sources(config, project_dir)
-    for name, source in config.sources.items():
-        probe.check_settings(name, source)  # connector settings fail now, not mid-run
     home_dir = Path(home or os.environ.get(HOME_ENV) or ".smartingest").resolve()
     try:
         home_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {HOME_ENV} directory {home_dir}: {exc.strerror}") from exc
+    if project is None and Path(DEFAULT_PROJECT).exists():
+        project = DEFAULT_PROJECT
+    if project is not None:
+        project_path = Path(project)
+        repository: Repository = ProjectFileRepository(project_path)
+        config = repository.load()
+        project_dir = project_path.resolve().parent
+        url = config.database_url or os.environ.get(DATABASE_ENV) or sqlite_url(home_dir / "metadata.db")
+        engine = open_database(url)
+    else:
+        project_dir = Path.cwd()
+        engine = open_database(os.environ.get(DATABASE_ENV) or sqlite_url(home_dir / "metadata.db"))
+        repository = DatabaseRepository(engine, secret_box(home_dir))
+        config = repository.load()
+    for name, source in config.sources.items():
+        probe.check_settings(name, source)  # connector settings fail now, not mid-run
     state_dir = (project_dir / config.state_dir).resolve() if config.state_dir else home_dir / "state"
-    url = config.database_url or os.environ.get(DATABASE_ENV) or sqlite_url(home_dir / "metadata.db")
-    ledger = Ledger(open_database(url), OutcomeFiles(state_dir / "outcomes"))
+    ledger = Ledger(engine, OutcomeFiles(state_dir / "outcomes"))
     ledger.adopt_legacy_rows()
-    return Workspace(config, project_dir, home_dir, state_dir, ledger)
-
-
-def _anchor_file_sources(config: ProjectConfig, project_dir: Path) -> None:
-    # A relative file path in a project file means relative to that file, wherever the CLI runs.
-    for source in config.sources.values():
-        extra = source.model_extra or {}
-        for key in FILE_SOURCE_KEYS:
-            value = extra.get(key)
-            if isinstance(value, str) and not Path(value).expanduser().is_absolute():
-                extra[key] = str(project_dir / value)
+    return Workspace(config, project_dir, home_dir, state_dir, ledger, repository)
 
 
 def sync_target(ws: Workspace, name: str) -> SyncTarget:
@@ -256,3 +263,119 @@ def model_schema(ws: Workspace, name: str) -> pa.Schema:
     """Column names and types of a model."""
     model = require(ws.config.models, name, "model")
     return probe.model_schema(model.source, ws.config.sources[model.source], model)
+
+
+# -- definitions ------------------------------------------------------------------------------------
+
+
+def save_definition(ws: Workspace, kind: Kind, name: str, definition: Mapping[str, Any]) -> str:
+    """Create or update a source, model, destination or sync from its keys as a project file holds them
+    (an ``id`` of an existing object renames it); returns its id. Raises ConfigError naming the key at
+    fault, or saying that the definitions live in a project file."""
+    if kind == "source":  # connector settings are the connector's to check: before anything is written
+        try:
+            probe.check_settings(name, SourceConfig.model_validate(dict(definition)))
+        except ValidationError as exc:
+            raise ConfigError(f"sources.{name}: {format_validation_error(exc)}") from exc
+    config = ws.repository.save(kind, name, definition)
+    ws.config = config
+    return str(getattr(config, SECTIONS[kind])[name].id or name)
+
+
+def delete_definition(ws: Workspace, kind: Kind, name: str) -> None:
+    """Delete a definition (refused while another refers to it). A sync's runs stay, under its id."""
+    ws.config = ws.repository.delete(kind, name)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What ``apply_project`` did, per kind: the names created, updated, left as they were and deleted."""
+
+    created: list[str]
+    updated: list[str]
+    unchanged: list[str]
+    deleted: list[str]
+
+
+def apply_project(ws: Workspace, project: str | Path, prune: bool = False) -> Applied:
+    """Create or update the metadata database's definitions from a project file, idempotently (objects
+    are matched by id: a renamed object is renamed, its history kept); with ``prune``, delete those the
+    file does not define. Raises ConfigError for a bad file, or when the workspace's definitions live in
+    a project file themselves."""
+    if not isinstance(ws.repository, DatabaseRepository):
+        raise ConfigError(
+            f"apply writes to the metadata database, but this workspace reads {ws.repository.location}: "
+            "run it without --project"
+        )
+    incoming = ProjectFileRepository(Path(project)).load()
+    created: list[str] = []
+    updated: list[str] = []
+    unchanged: list[str] = []
+    for kind in KINDS:
+        section = SECTIONS[kind]
+        current = {obj.id or name: (name, obj) for name, obj in getattr(ws.config, section).items()}
+        for name, obj in getattr(incoming, section).items():
+            object_id = obj.id or name
+            label = f"{section}.{name}"
+            before = current.get(object_id)
+            definition = {**plain_definition(obj), "id": object_id}
+            if before is not None and before[0] == name and plain_definition(before[1]) == plain_definition(obj):
+                unchanged.append(label)
+                continue
+            save_definition(ws, kind, name, definition)
+            (updated if before is not None else created).append(label)
+    deleted: list[str] = []
+    if prune:
+        for kind in reversed(KINDS):  # syncs first: nothing refers to them
+            section = SECTIONS[kind]
+            wanted = {obj.id or name for name, obj in getattr(incoming, section).items()}
+            for name, obj in list(getattr(ws.config, section).items()):
+                if (obj.id or name) not in wanted:
+                    delete_definition(ws, kind, name)
+                    deleted.append(f"{section}.{name}")
+    return Applied(created, updated, unchanged, deleted)
+
+
+def export_project(ws: Workspace, with_secrets: bool = False) -> tuple[str, list[str]]:
+    """The workspace's definitions as a project file (YAML), and the environment variables it reads.
+
+    Secrets (API keys, passwords) are written as ``${VARIABLE}`` references, each named after its key
+    (``DESTINATIONS_ITERABLE_API_KEY``), unless ``with_secrets`` writes them in the clear."""
+    document: dict[str, Any] = {}
+    variables: list[str] = []
+    for section in SECTIONS.values():
+        objects: dict[str, Any] = {}
+        for name, obj in getattr(ws.config, section).items():
+            body = plain_definition(obj)
+            if obj.id and obj.id != name:
+                body = {"id": obj.id, **body}
+            secret = (
+                {"api_key"}
+                if section == "destinations"
+                else probe.secret_settings(obj)
+                if section == "sources"
+                else set()
+            )
+            for key in sorted(secret & set(body)):
+                if body[key] is not None and not with_secrets:
+                    variable = re.sub(r"[^A-Z0-9]+", "_", f"{section}_{name}_{key}".upper())
+                    body[key] = f"${{{variable}}}"
+                    variables.append(variable)
+            objects[name] = body
+        document[section] = objects
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True), variables
+
+
+def new_secret_key() -> str:
+    """A new key for SMARTINGEST_SECRET_KEY."""
+    return new_key()
+
+
+def rotate_secrets(ws: Workspace) -> int:
+    """Encrypt every definition in the metadata database again with the first key of
+    SMARTINGEST_SECRET_KEY; returns how many were. Raises ConfigError for a project-file workspace."""
+    if not isinstance(ws.repository, DatabaseRepository):
+        raise ConfigError(
+            f"this workspace's definitions live in {ws.repository.location}, not in the metadata database"
+        )
+    return ws.repository.reseal()

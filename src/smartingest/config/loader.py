@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from smartingest.config.models import ProjectConfig
 from smartingest.config.rules import KeyPathError
 from smartingest.config.syncs import SYNC_MODELS
-from smartingest.errors import ConfigError
+from smartingest.errors import ConfigError, UnknownNameError
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -64,21 +64,58 @@ def parse_project(text: str, origin: str = "<project>", env: Mapping[str, str] |
         raise ConfigError(f"{origin}: " + format_validation_error(exc)) from exc
 
 
+SECTIONS = ("sources", "models", "destinations", "syncs")
+# section -> (the section whose objects refer to its objects, the key they do it with)
+REFERRED_BY = {"sources": ("models", "source"), "models": ("syncs", "model"), "destinations": ("syncs", "destination")}
+
+
 def with_sync(config: ProjectConfig, name: str, definition: Mapping[str, Any]) -> ProjectConfig:
     """The project with the sync ``name`` added, or replaced, as ``definition`` says (a sync's keys as a
     project file holds them: what a sync editor has before it saves). Checked as a project file is;
     raises ConfigError naming the key at fault (``syncs.NAME.mappings[1].to: ...``)."""
-    others = config.model_dump(exclude={"sources", "models", "destinations", "syncs"}, exclude_unset=True)
-    data = {
-        **others,
-        # Validated objects as they are (pydantic keeps instances): secrets stay secret, paths as anchored.
-        "sources": config.sources,
-        "models": config.models,
-        "destinations": config.destinations,
-        "syncs": {**config.syncs, name: dict(definition)},
-    }
+    return with_definition(config, "syncs", name, definition)
+
+
+def with_definition(
+    config: ProjectConfig, section: str, name: str, definition: Mapping[str, Any], renamed_from: str | None = None
+) -> ProjectConfig:
+    """The project with one object of ``section`` added or replaced as ``definition`` says (its keys as a
+    project file holds them), or renamed from ``renamed_from``, the objects that referred to it by that
+    name following. Checked as a project file is; raises ConfigError naming the key at fault."""
+    sections = _sections(config)
+    objects = sections[section]
+    if renamed_from is not None and renamed_from != name:
+        objects.pop(renamed_from, None)
+        referring, key = REFERRED_BY.get(section, ("", ""))
+        for other, obj in sections.get(referring, {}).items():
+            if getattr(obj, key) == renamed_from:
+                sections[referring][other] = obj.model_copy(update={key: name})
+    objects[name] = dict(definition)
+    return _validated(config, sections)
+
+
+def without_definition(config: ProjectConfig, section: str, name: str) -> ProjectConfig:
+    """The project without one object of ``section``; ConfigError while others refer to it."""
+    sections = _sections(config)
+    if name not in sections[section]:
+        raise UnknownNameError(f"no {section[:-1]} named {name!r}")
+    referring, key = REFERRED_BY.get(section, ("", ""))
+    users = sorted(other for other, obj in sections.get(referring, {}).items() if getattr(obj, key) == name)
+    if users:
+        raise ConfigError(f"{section}.{name} is used by {referring} {', '.join(users)}: change or delete them first")
+    del sections[section][name]
+    return _validated(config, sections)
+
+
+def _sections(config: ProjectConfig) -> dict[str, dict[str, Any]]:
+    # Validated objects as they are (pydantic keeps instances): secrets stay secret, paths as anchored.
+    return {section: dict(getattr(config, section)) for section in SECTIONS}
+
+
+def _validated(config: ProjectConfig, sections: dict[str, dict[str, Any]]) -> ProjectConfig:
+    others = config.model_dump(exclude=set(SECTIONS), exclude_unset=True)
     try:
-        return ProjectConfig.model_validate(data)
+        return ProjectConfig.model_validate({**others, **sections})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from exc
 

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from smartingest.config.models import ModelConfig, SourceConfig
 from smartingest.sources.base import PREVIEW_ROWS
-from smartingest.sources.registry import open_source
+from smartingest.sources.registry import open_source, secret_keys
 
 __all__ = ["PREVIEW_ROWS", "check_connection", "check_settings", "model_schema", "preview_model", "python_rows"]
 
@@ -20,6 +20,11 @@ __all__ = ["PREVIEW_ROWS", "check_connection", "check_settings", "model_schema",
 def check_settings(name: str, source: SourceConfig) -> None:
     """Validate a source's connector settings without connecting; raises ConfigError naming the key."""
     open_source(name, source)
+
+
+def secret_settings(source: SourceConfig) -> frozenset[str]:
+    """The keys of a source's settings that are secrets (never exported in the clear)."""
+    return secret_keys(source)
 
 
 def check_connection(name: str, source: SourceConfig) -> None:

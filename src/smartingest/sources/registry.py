@@ -43,4 +43,19 @@ def open_source(name: str, config: SourceConfig) -> Source:
     return connector(settings)
 
 
-__all__ = ["CONNECTORS", "open_source"]
+def secret_keys(config: SourceConfig) -> frozenset[str]:
+    """The connector settings of a source that are secrets (a password...): typed ``SecretStr`` by its
+    connector. Empty for a type this version does not know (open_source says why)."""
+    if config.type not in CONNECTORS:
+        return frozenset()
+    module_name, class_name, _extra = CONNECTORS[config.type]
+    try:
+        connector = getattr(importlib.import_module(module_name), class_name)
+    except ImportError:
+        return frozenset()
+    return frozenset(
+        name for name, field in connector.Settings.model_fields.items() if "SecretStr" in str(field.annotation)
+    )
+
+
+__all__ = ["CONNECTORS", "open_source", "secret_keys"]

@@ -1,10 +1,11 @@
-"""Tables of the metadata database: sync runs (their row-level outcomes live in files: engine/outcome_files.py)."""
+"""Tables of the metadata database: definitions (when they live there rather than in a project file), and
+sync runs (their row-level outcomes live in files: engine/outcome_files.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 COUNT_NAMES = (
@@ -24,6 +25,21 @@ COUNT_NAMES = (
 
 class Base(DeclarativeBase):
     pass
+
+
+class Definition(Base):
+    """One source, model, destination or sync: its keys as a project file holds them (JSON), encrypted
+    (``repository/secrets.py``): they hold passwords and API keys."""
+
+    __tablename__ = "definitions"
+    __table_args__ = (UniqueConstraint("kind", "name", name="uq_definitions_kind_name"),)
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class SyncRun(Base):

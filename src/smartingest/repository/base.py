@@ -1,0 +1,59 @@
+"""The repository seam: the service reads a project's definitions (sources, models, destinations, syncs)
+and writes them through one protocol, whether they live in a project file or in the metadata database.
+
+Whatever the repository, definitions are validated as a project file is (``config.loader``): a write that
+would leave a dangling reference or a bad key is refused with the key at fault, and nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, SecretStr
+
+from smartingest.config.models import ProjectConfig
+
+Kind = Literal["source", "model", "destination", "sync"]
+KINDS: tuple[Kind, ...] = ("source", "model", "destination", "sync")  # what refers to an object comes after it
+# A kind -> its section in a project file (and in ProjectConfig).
+SECTIONS: dict[str, str] = {"source": "sources", "model": "models", "destination": "destinations", "sync": "syncs"}
+
+
+def plain_definition(obj: BaseModel) -> dict[str, Any]:
+    """A validated object as the keys a project file holds for it (its secrets revealed), without its id."""
+    data: dict[str, Any] = obj.model_dump(mode="python", by_alias=True, exclude_unset=True, exclude={"id"})
+    return _reveal(data)
+
+
+def _reveal(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reveal(v) for v in value]
+    return value
+
+
+class Repository(Protocol):
+    """Where one project's definitions are read and written."""
+
+    @property
+    def location(self) -> str:
+        """Where the definitions live, for messages ("project file ./smartingest.yaml")."""
+        ...
+
+    def load(self) -> ProjectConfig:
+        """Every definition, validated. Raises ConfigError naming the key at fault."""
+        ...
+
+    def save(self, kind: Kind, name: str, definition: Mapping[str, Any]) -> ProjectConfig:
+        """Create or update one object from its keys as a project file holds them; an ``id`` naming an
+        existing object of another name renames it (references to it follow). Returns the project as
+        it now is. Raises ConfigError naming the key at fault (nothing is written then)."""
+        ...
+
+    def delete(self, kind: Kind, name: str) -> ProjectConfig:
+        """Delete one object; refused (ConfigError) while another refers to it. Returns the project."""
+        ...
