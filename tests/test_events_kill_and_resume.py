@@ -56,7 +56,7 @@ def test_kill_9_mid_run_then_rerun_leaves_each_event_once(pg, sandbox, admin: Sa
 
     ws = service.open_workspace(project, home=home)
     killed = service.list_runs(ws, SYNC)[0]
-    assert killed["status"] in ("in_progress", "querying")  # as the killed process left it
+    assert killed.status in ("in_progress", "querying")  # as the killed process left it
 
     rerun = service.run(ws, SYNC)
     assert rerun.status == "succeeded", rerun.error
@@ -68,9 +68,9 @@ def test_kill_9_mid_run_then_rerun_leaves_each_event_once(pg, sandbox, admin: Sa
     assert events_by_id(sandbox.url, {e["email"] for e in model.values()}) == model
 
     runs = service.list_runs(ws, SYNC)
-    assert runs[1]["id"] == killed["id"]
-    assert runs[1]["status"] == "failed"
-    assert "interrupted" in runs[1]["error"]
+    assert runs[1].id == killed.id
+    assert runs[1].status == "failed"
+    assert "interrupted" in runs[1].error
 
     again = service.run(ws, SYNC)
     assert again.counts["unchanged"] == ROWS

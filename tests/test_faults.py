@@ -27,7 +27,7 @@ def test_status_bursts_slow_the_run_but_lose_nothing(pg, sandbox, admin: Sandbox
     assert admin.requests(outcome=str(status)) == 4
     assert result.delivery["retries"] == 4
     assert result.delivery["throttled" if status == 429 else "server_errors"] == 4
-    assert service.get_run(ws, result.run_id)["delivery"] == result.delivery
+    assert service.get_run(ws, result.run_id).delivery == result.delivery
 
 
 def test_random_server_errors_lose_nothing(pg, sandbox, admin: SandboxAdmin, workspace_factory):

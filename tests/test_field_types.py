@@ -40,7 +40,7 @@ def test_a_column_that_changed_type_is_refused_per_row_without_requests(pg, sand
     result = service.run(ws, "customers_to_users")
     assert (result.counts["changed"], result.counts["rejected"], result.counts["synced"]) == (200, 200, 0)
     assert [w.split(":")[0] for w in result.warnings] == ["field type conflict"]
-    assert service.get_run(ws, result.run_id)["warnings"] == result.warnings
+    assert service.get_run(ws, result.run_id).warnings == result.warnings
     assert admin.requests() == before  # not one bulkUpdate: every row was refused before sending
     (row,) = service.run_rows(ws, result.run_id, status="rejected", limit=1)
     assert "field 'planCode' is of type long in Iterable" in row.reason

@@ -58,7 +58,7 @@ def test_kill_9_mid_run_then_rerun_leaves_destination_equal_to_source(pg, sandbo
     admin.faults()
     ws = service.open_workspace(project, home=home)
     killed = service.list_runs(ws, "customers_to_users")[0]
-    assert killed["status"] in ("in_progress", "querying")  # as the killed process left it
+    assert killed.status in ("in_progress", "querying")  # as the killed process left it
 
     rerun = service.run(ws, "customers_to_users")
     assert rerun.status == "succeeded", rerun.error
@@ -69,9 +69,9 @@ def test_kill_9_mid_run_then_rerun_leaves_destination_equal_to_source(pg, sandbo
     assert users["user1500@example.com"]["dataFields"]["firstName"] == "First1500"
 
     runs = service.list_runs(ws, "customers_to_users")
-    assert runs[1]["id"] == killed["id"]
-    assert runs[1]["status"] == "failed"
-    assert "interrupted" in runs[1]["error"]
+    assert runs[1].id == killed.id
+    assert runs[1].status == "failed"
+    assert "interrupted" in runs[1].error
 
     again = service.run(ws, "customers_to_users")
     assert again.counts["unchanged"] == 1500
@@ -88,9 +88,9 @@ def test_ctrl_c_mid_run_records_a_failed_run_with_every_row_accounted(pg, sandbo
 
     ws = service.open_workspace(project, home=home)
     [run] = service.list_runs(ws, "customers_to_users")
-    assert run["status"] == "failed"
-    assert "cancelled" in run["error"]
-    counts = run["counts"]
+    assert run.status == "failed"
+    assert "cancelled" in run.error
+    counts = run.counts
     assert counts["added"] == 1000
     assert counts["synced"] + counts["retried_next_run"] == 1000
     # A request in flight at Ctrl-C may have landed without its answer being read: at least once, never less.

@@ -130,7 +130,7 @@ def test_a_rename_keeps_the_id_its_history_and_the_references_to_it(pg, sandbox,
     reopened = _open(tmp_path)
     assert (list(reopened.config.models), reopened.config.syncs["members"].model) == (["clients"], "clients")
     assert service.plan(reopened, "members").counts.changed == 0
-    assert [r["id"] for r in service.list_runs(reopened, "members")] == [first.run_id]
+    assert [r.id for r in service.list_runs(reopened, "members")] == [first.run_id]
     with pytest.raises(ConfigError, match="an object's id never changes"):
         service.save_definition(reopened, "sync", "members", {**sync, "id": "another"})
     service.delete_definition(reopened, "sync", "members")

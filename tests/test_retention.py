@@ -29,7 +29,7 @@ def test_old_runs_lose_their_row_outcomes_but_keep_their_counts(pg, sandbox, wor
 
     assert service.run_rows(ws, first.run_id) == []  # older than 30 days: pruned
     pruned = service.get_run(ws, first.run_id)
-    assert pruned["counts"]["synced"] == 5 and pruned["rows_pruned_at"] is not None
+    assert pruned.counts["synced"] == 5 and pruned.rows_pruned_at is not None
     assert not ws.ledger.outcomes.run_dir("customers_to_users", first.run_id).exists()  # the files went too
     # Also old, but the sync's latest run when the third one started (pruning happens then): kept.
     assert len(service.run_rows(ws, second.run_id)) == 1

@@ -25,16 +25,16 @@ def test_a_killed_run_is_settled_from_its_row_outcomes(pg, sandbox, admin: Sandb
 
     ws = service.open_workspace(project, home=home)
     [killed] = service.list_runs(ws, "customers_to_users")
-    recorded = service.row_counts(ws, killed["id"])  # what the killed process wrote before it died
+    recorded = service.row_counts(ws, killed.id)  # what the killed process wrote before it died
     assert 0 < recorded["synced"] < 1500
 
     rerun = service.run(ws, "customers_to_users")  # marks the killed run interrupted
     assert rerun.status == "succeeded", rerun.error
 
-    settled = service.get_run(ws, killed["id"])
-    assert settled["status"] == "failed"
-    assert "interrupted" in settled["error"]
-    counts = settled["counts"]
+    settled = service.get_run(ws, killed.id)
+    assert settled.status == "failed"
+    assert "interrupted" in settled.error
+    counts = settled.counts
     assert counts["queried"] == counts["added"] == 1500
     assert counts["synced"] == recorded["synced"]
     assert counts["rejected"] == recorded.get("rejected", 0) == 0

@@ -83,10 +83,10 @@ def test_a_failure_before_planning_is_a_failed_run_with_one_clear_error(pg, tmp_
 
     _assert_one_clear_error(result, expected)
     [run] = service.list_runs(service.open_workspace(project, home=home), SYNC)
-    assert run["status"] == "failed"
-    assert expected in run["error"]
-    assert set(run["counts"]) == set(COUNT_NAMES)
-    assert not any(run["counts"].values())
+    assert run.status == "failed"
+    assert expected in run.error
+    assert set(run.counts) == set(COUNT_NAMES)
+    assert not any(run.counts.values())
 
 
 # -- failures of a later run, after a first run that succeeded --------------------------------------------------
@@ -124,9 +124,9 @@ def test_a_later_run_that_cannot_plan_fails_with_one_clear_error(pg, sandbox, tm
 
     _assert_one_clear_error(result, expected)
     failed = service.list_runs(ws, SYNC)[0]
-    assert failed["status"] == "failed"
-    assert set(failed["counts"]) == set(COUNT_NAMES)
-    assert failed["counts"]["synced"] == 0
+    assert failed.status == "failed"
+    assert set(failed.counts) == set(COUNT_NAMES)
+    assert failed.counts["synced"] == 0
 
 
 # -- a state directory smartingest cannot write -----------------------------------------------------------------

@@ -56,12 +56,12 @@ def test_ledger_round_trip(database_url, tmp_path):
     assert ledger.tally(run_id) == {"synced": 1, "rejected": 1, "invalid": 1}
     ledger.finish(run_id, "warning", {"queried": 3, "synced": 1, "rejected": 1, "invalid": 1}, {"total": 0.5}, None)
     run = ledger.get_run(run_id)
-    assert run["status"] == "warning"
-    assert run["counts"]["queried"] == 3
-    assert run["timings"] == {"total": 0.5}
+    assert run.status == "warning"
+    assert run.counts["queried"] == 3
+    assert run.timings == {"total": 0.5}
     assert [r.pk for r in ledger.rows(run_id, status="rejected")] == ["2"]
     open_database(database_url)  # reopening an up-to-date database migrates nothing and keeps the data
-    assert Ledger(engine, outcomes).get_run(run_id)["status"] == "warning"
+    assert Ledger(engine, outcomes).get_run(run_id).status == "warning"
     assert [r.pk for r in Ledger(engine, outcomes).rows(run_id)] == ["1", "2", None]
 
 
@@ -71,8 +71,8 @@ def test_abandoned_runs_are_failed(tmp_path):
     ledger.set_status(stuck, "in_progress")
     other = ledger.create_run("other", full_resync=False)
     assert ledger.fail_abandoned("s", "interrupted") == [stuck]
-    assert ledger.get_run(stuck)["status"] == "failed"
-    assert ledger.get_run(other)["status"] == "queued"
+    assert ledger.get_run(stuck).status == "failed"
+    assert ledger.get_run(other).status == "queued"
 
 
 def test_bad_database_url_is_a_config_error(tmp_path):
@@ -121,4 +121,4 @@ def test_runs_recorded_before_syncs_had_ids_belong_to_the_id_their_name_is(tmp_p
         )
     ledger = Ledger(open_database(url), OutcomeFiles(tmp_path / "outcomes"))
     [run] = ledger.list_runs("people")
-    assert (run["sync_id"], run["sync_name"]) == ("people", "people")
+    assert (run.sync_id, run.sync_name) == ("people", "people")

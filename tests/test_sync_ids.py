@@ -39,16 +39,16 @@ def test_a_renamed_sync_that_keeps_its_id_keeps_its_runs_and_snapshot(pg, sandbo
     ws = service.open_workspace(project, home=home)
     assert service.plan(ws, "people").counts.changed == 0  # the snapshot is the one the old name wrote
     [earlier] = service.list_runs(ws, "people")
-    assert (earlier["id"], earlier["sync_id"], earlier["sync_name"]) == (first.run_id, OLD, OLD)
+    assert (earlier.id, earlier.sync_id, earlier.sync_name) == (first.run_id, OLD, OLD)
     [listed] = service.list_syncs(ws)
-    assert (listed["name"], listed["id"], listed["snapshot_rows"]) == ("people", OLD, 4)
-    assert listed["last_run"]["id"] == first.run_id
+    assert (listed.name, listed.id, listed.snapshot_rows) == ("people", OLD, 4)
+    assert listed.last_run is not None and listed.last_run.id == first.run_id
 
     pg.execute("UPDATE customers SET email = 'new1@example.com' WHERE id = 1")
     second = service.run(ws, "people")
     assert (second.counts["changed"], second.counts["synced"]) == (1, 1)
     assert admin.users()["new1@example.com"]["dataFields"] == {"viaName": "people", "viaId": OLD}
-    assert [r["sync_name"] for r in service.list_runs(ws, "people")] == ["people", OLD]
+    assert [r.sync_name for r in service.list_runs(ws, "people")] == ["people", OLD]
 
 
 def test_a_sync_renamed_without_its_id_starts_afresh(pg, sandbox, tmp_path):

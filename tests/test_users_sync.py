@@ -64,7 +64,7 @@ def test_first_run_sends_every_row_then_nothing_then_only_changes(pg, sandbox, a
     assert "user10@example.com" in users
 
     runs = service.list_runs(ws, "customers_to_users")
-    assert [r["status"] for r in runs] == ["succeeded"] * 3
+    assert [r.status for r in runs] == ["succeeded"] * 3
     rows = service.run_rows(ws, third.run_id, limit=100)
     assert sorted((r.operation, r.pk) for r in rows if r.operation == "removed") == [
         ("removed", "10"),

@@ -35,7 +35,7 @@ def test_a_users_sync_sends_the_run_s_metadata_and_resends_only_changed_rows(
     [recorded] = service.list_runs(ws, SYNC)
     expected = {
         "runId": first.run_id,
-        "startedAt": _iterable_time(dt.datetime.fromisoformat(recorded["started_at"])),
+        "startedAt": _iterable_time(recorded.started_at),
         "name": SYNC,
         "model": "customers",
     }

@@ -172,19 +172,19 @@ def sync_list(as_json: JsonOption = False) -> None:
     except SmartIngestError as exc:
         _fail(exc)
     if as_json:
-        _print_json(syncs)
+        _print_json([s.as_dict() for s in syncs])
         return
     table = Table("sync", "model", "destination", "type", "schedule", "last run", "in snapshot")
     for s in syncs:
-        last = s["last_run"]
+        last = s.last_run
         table.add_row(
-            s["name"],
-            s["model"],
-            s["destination"],
-            s["type"],
-            s["schedule"],
-            f"#{last['id']} {last['status']}" if last else "never",
-            "" if s["snapshot_rows"] is None else f"{s['snapshot_rows']:,}",
+            s.name,
+            s.model,
+            s.destination,
+            s.type,
+            s.schedule,
+            f"#{last.id} {last.status}" if last else "never",
+            "" if s.snapshot_rows is None else f"{s.snapshot_rows:,}",
         )
     out.print(table)
 
@@ -328,21 +328,21 @@ def runs_list(
     except SmartIngestError as exc:
         _fail(exc)
     if as_json:
-        _print_json(runs)
+        _print_json([r.as_dict() for r in runs])
         return
     table = Table(
         "run", "sync", "status", "started", "queried", "changes", "sent", "synced", "rejected", "retry", "invalid"
     )
     for r in runs:
-        c = r["counts"]
+        c = r.counts
         table.add_row(
-            str(r["id"]),
-            r["sync_name"],
-            _status(r["status"]),
-            (r["started_at"] or "")[5:16].replace("T", " "),
+            str(r.id),
+            r.sync_name,
+            _status(r.status),
+            r.started_at.strftime("%m-%d %H:%M") if r.started_at else "",
             str(c["queried"]),
             str(c["added"] + c["changed"] + c["removed"]),
-            _rows_sent(r.get("delivery")),
+            _rows_sent(r.delivery),
             *(str(c[k]) for k in ("synced", "rejected", "retried_next_run", "invalid")),
         )
     out.print(table)
@@ -388,23 +388,24 @@ def runs_show(
     except SmartIngestError as exc:
         _fail(exc)
     if as_json:
-        _print_json({**run, "rows": [r.__dict__ for r in rows]})
+        _print_json({**run.as_dict(), "rows": [r.__dict__ for r in rows]})
         return
-    out.print(f"[bold]Run #{run['id']}[/] of [bold]{run['sync_name']}[/]: {_status(run['status'])}")
-    out.print(f"started {run['started_at']}  finished {run['finished_at']}  full resync: {run['full_resync']}")
-    if run["error"]:
-        out.print(f"[red]error:[/] {escape(run['error'])}", highlight=False)
-    _print_warnings(run.get("warnings") or [])
-    _print_counts(run["counts"], run.get("timings") or {})
-    if run.get("rows_pruned_at"):
+    data = run.as_dict()
+    out.print(f"[bold]Run #{run.id}[/] of [bold]{escape(run.sync_name)}[/]: {_status(run.status)}")
+    out.print(f"started {data['started_at']}  finished {data['finished_at']}  full resync: {run.full_resync}")
+    if run.error:
+        out.print(f"[red]error:[/] {escape(run.error)}", highlight=False)
+    _print_warnings(run.warnings)
+    _print_counts(run.counts, run.timings)
+    if run.rows_pruned_at:
         out.print(
-            f"  row outcomes pruned on {run['rows_pruned_at'][:10]} (row_outcomes_retention_days); the counts stay",
+            f"  row outcomes pruned on {run.rows_pruned_at:%Y-%m-%d} (row_outcomes_retention_days); the counts stay",
             highlight=False,
         )
-    _print_delivery(run.get("delivery") or {})
+    _print_delivery(run.delivery)
     total = service.count_rows(ws, run_id, status, **where)
     shown = f"{offset + 1}-{offset + len(rows)} of {total}" if rows else f"none of {total}"
-    key_columns = service.key_columns(ws, run["sync_id"])
+    key_columns = service.key_columns(ws, run.sync_id)
     header = "primary key" if len(key_columns) < 2 else f"primary key ({', '.join(key_columns)})"
     table = Table(header, "operation", "status", "code", "reason", title=f"rows ({status or 'all'}): {shown}")
     for r in rows:

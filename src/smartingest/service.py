@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from smartingest.config.loader import format_validation_error, with_sync
 from smartingest.config.models import ProjectConfig, SourceConfig, require
 from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck
-from smartingest.engine.ledger import Ledger, RowOutcome
+from smartingest.engine.ledger import Ledger, RowOutcome, RunRecord
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.one_row import RowTest, try_row
 from smartingest.engine.outcome_files import OutcomeFiles
@@ -113,7 +113,26 @@ def sync_target(ws: Workspace, name: str) -> SyncTarget:
     )
 
 
-def list_syncs(ws: Workspace) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class SyncSummary:
+    """A sync as a list shows it: what it joins, when it runs, how it last ran, how many rows it holds."""
+
+    name: str
+    id: str
+    model: str
+    destination: str
+    type: str
+    schedule: str  # manual, "every 15m" or a cron expression
+    last_run: RunRecord | None
+    snapshot_rows: int | None  # rows in its CDC snapshot (None: this version cannot read its engine's)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["last_run"] = self.last_run.as_dict() if self.last_run else None
+        return data
+
+
+def list_syncs(ws: Workspace) -> list[SyncSummary]:
     """Every sync with its model, destination, type, schedule, last run and CDC snapshot size."""
     out = []
     for name, sync in ws.config.syncs.items():
@@ -125,18 +144,18 @@ def list_syncs(ws: Workspace) -> list[dict[str, Any]]:
             snapshot_rows = None
         schedule = sync.schedule
         out.append(
-            {
-                "name": name,
-                "id": target.id,
-                "model": sync.model,
-                "destination": sync.destination,
-                "type": sync.type,
-                "schedule": "manual"
+            SyncSummary(
+                name=name,
+                id=target.id,
+                model=sync.model,
+                destination=sync.destination,
+                type=sync.type,
+                schedule="manual"
                 if schedule.manual
-                else (f"every {schedule.every}" if schedule.every else schedule.cron),
-                "last_run": last[0] if last else None,
-                "snapshot_rows": snapshot_rows,
-            }
+                else (f"every {schedule.every}" if schedule.every else str(schedule.cron)),
+                last_run=last[0] if last else None,
+                snapshot_rows=snapshot_rows,
+            )
         )
     return out
 
@@ -181,7 +200,7 @@ def reset(ws: Workspace, name: str) -> bool:
         return detector_for(target.source, ws.state_dir).reset(target.id)
 
 
-def list_runs(ws: Workspace, sync: str | None = None, status: str | None = None, limit: int = 20) -> list[dict]:
+def list_runs(ws: Workspace, sync: str | None = None, status: str | None = None, limit: int = 20) -> list[RunRecord]:
     """The newest runs, of one sync (by its name: its runs under earlier names included) or of all."""
     if sync is not None:
         require(ws.config.syncs, sync, "sync")
@@ -189,7 +208,7 @@ def list_runs(ws: Workspace, sync: str | None = None, status: str | None = None,
     return ws.ledger.list_runs(None, status, limit)
 
 
-def get_run(ws: Workspace, run_id: int) -> dict | None:
+def get_run(ws: Workspace, run_id: int) -> RunRecord | None:
     return ws.ledger.get_run(run_id)
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from sqlalchemy import Engine, delete, func, insert, select, update
@@ -181,7 +182,7 @@ class Ledger:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def list_runs(self, sync_id: str | None = None, status: str | None = None, limit: int = 20) -> list[dict]:
+    def list_runs(self, sync_id: str | None = None, status: str | None = None, limit: int = 20) -> list[RunRecord]:
         """The newest runs, of one sync (by its id) or of all, of one status or of all."""
         query = select(SyncRun.__table__).order_by(SyncRun.id.desc()).limit(limit)
         if sync_id:
@@ -189,12 +190,12 @@ class Ledger:
         if status:
             query = query.where(SyncRun.status == status)
         with self.engine.connect() as con:
-            return [run_dict(row) for row in con.execute(query).mappings()]
+            return [RunRecord.of(row) for row in con.execute(query).mappings()]
 
-    def get_run(self, run_id: int) -> dict | None:
+    def get_run(self, run_id: int) -> RunRecord | None:
         with self.engine.connect() as con:
             row = con.execute(select(SyncRun.__table__).where(SyncRun.id == run_id)).mappings().first()
-        return run_dict(row) if row else None
+        return RunRecord.of(row) if row else None
 
     def rows(
         self, run_id: int, status: str | None = None, limit: int = 100, offset: int = 0, **where: str | None
@@ -242,14 +243,71 @@ class Ledger:
         return len(run_ids)
 
 
-def run_dict(row: Any) -> dict:
-    """A run as plain data (the JSON the CLI and API print)."""
-    data = {key: value for key, value in dict(row).items() if key not in COUNT_NAMES}
-    data["counts"] = {name: int(row[name] or 0) for name in COUNT_NAMES}
-    for key in ("created_at", "started_at", "finished_at", "rows_pruned_at"):
-        if isinstance(data.get(key), datetime):
-            data[key] = data[key].isoformat()
-    return data
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as the ledger keeps it: what it belongs to, how it went, its counts (``COUNT_NAMES``),
+    its phase timings and delivery statistics (docs/runs.md)."""
+
+    id: int
+    sync_id: str
+    sync_name: str  # the sync's name when it ran
+    status: str
+    trigger: str
+    full_resync: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    counts: dict[str, int]
+    timings: dict[str, float]
+    delivery: dict[str, int]
+    warnings: list[str]
+    pid: int | None = None
+    host: str | None = None
+    mapping_fingerprint: str | None = None
+    rows_pruned_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: Any) -> RunRecord:
+        """From a ``sync_runs`` row (a mapping of its columns)."""
+        return cls(
+            id=int(row["id"]),
+            sync_id=row["sync_id"],
+            sync_name=row["sync_name"],
+            status=row["status"],
+            trigger=row["trigger"],
+            full_resync=bool(row["full_resync"]),
+            created_at=_utc(row["created_at"]),
+            started_at=_utc(row["started_at"]),
+            finished_at=_utc(row["finished_at"]),
+            error=row["error"],
+            counts={name: int(row[name] or 0) for name in COUNT_NAMES},
+            timings=dict(row["timings"] or {}),
+            delivery=dict(row["delivery"] or {}),
+            warnings=list(row["warnings"] or []),
+            pid=row["pid"],
+            host=row["host"],
+            mapping_fingerprint=row["mapping_fingerprint"],
+            rows_pruned_at=_utc(row["rows_pruned_at"]),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The run as JSON data (times in ISO 8601)."""
+        data = asdict(self)
+        for key in ("created_at", "started_at", "finished_at", "rows_pruned_at"):
+            if data[key] is not None:
+                data[key] = data[key].isoformat()
+        return data
+
+
+MaybeTime = TypeVar("MaybeTime", datetime, None)
+
+
+def _utc(value: MaybeTime) -> MaybeTime:
+    # SQLite gives naive datetimes back: every time the ledger writes is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 def _now() -> datetime:
