@@ -20,6 +20,7 @@ from smartingest.config.loader import format_validation_error, with_sync
 from smartingest.config.models import ProjectConfig, SourceConfig, require
 from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck
+from smartingest.engine.lease import sync_lease
 from smartingest.engine.ledger import Ledger, RowOutcome, RunRecord
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.one_row import RowTest, try_row
@@ -110,6 +111,7 @@ def sync_target(ws: Workspace, name: str) -> SyncTarget:
         row_outcomes_retention_days=ws.config.row_outcomes_retention_days,
         checkpoint_rows=ws.config.checkpoint_rows,
         checkpoint_seconds=ws.config.checkpoint_seconds,
+        lease_seconds=ws.config.lease_seconds,
     )
 
 
@@ -162,7 +164,7 @@ def list_syncs(ws: Workspace) -> list[SyncSummary]:
 
 def plan(ws: Workspace, name: str, samples: int = 3) -> PlanResult:
     """What the next run of a sync would send; sends nothing and changes no state."""
-    return plan_sync(sync_target(ws, name), ws.state_dir, samples)
+    return plan_sync(sync_target(ws, name), ws.state_dir, ws.ledger.engine, samples)
 
 
 def suggest_mappings(ws: Workspace, name: str) -> Suggestions:
@@ -196,7 +198,7 @@ def run(ws: Workspace, name: str, full_resync: bool = False, progress: Progress 
 def reset(ws: Workspace, name: str) -> bool:
     """Forget a sync's CDC snapshot (sends nothing); the next run sends every row. Returns whether one existed."""
     target = sync_target(ws, name)
-    with sync_lock(ws.state_dir, target.id):
+    with sync_lease(ws.ledger.engine, target.id, name, "reset"), sync_lock(ws.state_dir, target.id):
         return detector_for(target.source, ws.state_dir).reset(target.id)
 
 

@@ -172,6 +172,12 @@ class ProjectConfig(Strict):
         description="...or every this many seconds, whichever comes first (each checkpoint writes only the rows "
         "acknowledged since the previous one).",
     )
+    lease_seconds: float = Field(
+        60.0,
+        ge=1,
+        description="How long a run's claim on its sync (its lease, renewed every quarter of this) outlives the "
+        "last sign of life of its process: a run on a machine that died is taken over after this long.",
+    )
     row_outcomes_retention_days: int | None = Field(
         30,
         ge=1,

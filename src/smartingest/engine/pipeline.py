@@ -34,6 +34,7 @@ from smartingest.config.models import (
 )
 from smartingest.engine.allocator import use_returning_allocator
 from smartingest.engine.destination import CHECK_POLICY
+from smartingest.engine.lease import LEASE_SECONDS, Lease, sync_lease
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.progress import NoProgress, Progress
@@ -70,6 +71,7 @@ class SyncTarget:
     row_outcomes_retention_days: int | None = 30
     checkpoint_rows: int = 100_000
     checkpoint_seconds: float = 60.0
+    lease_seconds: float = LEASE_SECONDS
 
     @property
     def sync_type(self) -> str:
@@ -302,14 +304,20 @@ def run_sync(
 ) -> RunResult:
     """Run a sync once and return its result; a sync-level problem gives a failed run, not an exception.
 
-    Raises SyncLockedError (before creating a run) when another run of the sync is in progress.
+    Raises SyncLockedError (before creating a run) when another run of the sync is in progress, on any
+    machine sharing the metadata database (the sync's lease), or in this state directory (its lock).
     """
     use_returning_allocator()
-    with sync_lock(state_dir, target.id):
+    lease_of = sync_lease(
+        ledger.engine, target.id, target.name, "run", target.lease_seconds, renew=target.lease_seconds / 4
+    )
+    with lease_of as lease, sync_lock(state_dir, target.id):
+        # Holding the lease, no other process runs the sync: a run still marked active was abandoned.
         ledger.fail_abandoned(target.id, INTERRUPTED)
         ledger.prune_rows(target.id, target.row_outcomes_retention_days)
         run_id = ledger.create_run(target.id, full_resync, trigger, sync_name=target.name)
-        run = _Run(target, ledger, state_dir, progress or NoProgress(), run_id)
+        lease.attach(run_id)
+        run = _Run(target, ledger, state_dir, progress or NoProgress(), run_id, lease)
         try:
             run.execute(full_resync)
         finally:
@@ -318,12 +326,20 @@ def run_sync(
 
 
 INTERRUPTED = "interrupted: the process stopped before the run finished; its rows are sent again"
+LEASE_LOST = (
+    "the run could not renew its lease on the sync in time (the metadata database did not answer, or the process "
+    "was suspended) and another process may run the sync now: nothing more of this run was committed; its rows "
+    "are sent again by the next run"
+)
 
 
 class _Run:
     """The state of one run while its phases execute; ``finish`` always records how it ended."""
 
-    def __init__(self, target: SyncTarget, ledger: Ledger, state_dir: Path, progress: Progress, run_id: int) -> None:
+    def __init__(
+        self, target: SyncTarget, ledger: Ledger, state_dir: Path, progress: Progress, run_id: int, lease: Lease
+    ) -> None:
+        self.lease = lease
         self.target = target
         self.ledger = ledger
         self.state_dir = state_dir
@@ -364,6 +380,7 @@ class _Run:
                     self.progress,
                     self.target.checkpoint_rows,
                     self.target.checkpoint_seconds,
+                    may_commit=lambda: self.lease.held,
                 )
                 try:
                     self.error = asyncio.run(
@@ -391,7 +408,10 @@ class _Run:
         if self.change_set is not None:
             with self.timer.phase("commit"):
                 try:
-                    self.change_set.commit()
+                    if self.lease.held:
+                        self.change_set.commit()
+                    else:
+                        self.error = self.error or LEASE_LOST
                 finally:
                     self.change_set.close()
         # Complete whatever stopped the run: planning counts are 0 when planning never happened.

@@ -7,8 +7,10 @@ from itertools import islice
 from pathlib import Path
 
 import orjson
+from sqlalchemy import Engine
 
 from smartingest.engine.destination import CHECK_POLICY, check_destination
+from smartingest.engine.lease import sync_lease
 from smartingest.engine.lock import sync_lock
 from smartingest.engine.pipeline import PlanResult, SyncTarget, detector_for, key_warnings, prepare
 from smartingest.engine.resend import resend_note
@@ -18,14 +20,14 @@ from smartingest.iterable.writer import Record
 from smartingest.synctypes.base import Decided, TypePlan
 
 
-def plan_sync(target: SyncTarget, state_dir: Path, samples: int = 3) -> PlanResult:
+def plan_sync(target: SyncTarget, state_dir: Path, engine: Engine, samples: int = 3) -> PlanResult:
     """Compute the change set the next run would send, with a sample request body; sends nothing.
 
     Says whether the destination answered, and warns of what would change what is sent (field type
     conflicts, a new baseline, a floating-point key). Raises the same sync-level errors a run would
     report (bad SQL, missing column, bad mapping).
     """
-    with sync_lock(state_dir, target.id):
+    with sync_lease(engine, target.id, target.name, "plan"), sync_lock(state_dir, target.id):
         source, plan, spec = prepare(target)
         warnings = key_warnings(source.schema(target.model), target.model)
         check = check_destination(target.destination)

@@ -92,8 +92,10 @@ class Settler:
         checkpoint_rows: int = 100_000,
         checkpoint_seconds: float = 60.0,
         flush_rows: int = 50_000,
+        may_commit: Callable[[], bool] = lambda: True,
     ) -> None:
         self.change_set = change_set
+        self.may_commit = may_commit  # False once the run lost its sync's lease: no checkpoint then
         self.ledger = ledger
         self.run_id = run_id
         self.progress = progress
@@ -173,7 +175,8 @@ class Settler:
         due = time.monotonic() - self._checkpointed_at >= self.checkpoint_seconds
         if self._since_checkpoint >= self.checkpoint_rows or due:
             self.flush()
-            self._submit(self.change_set.checkpoint)
+            if self.may_commit():
+                self._submit(self.change_set.checkpoint)
             self._since_checkpoint, self._checkpointed_at = 0, time.monotonic()
         elif self._pending_rows >= self.flush_rows:
             self.flush()

@@ -42,6 +42,22 @@ class Definition(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SyncLease(Base):
+    """Who runs (or plans) a sync now, across every machine sharing the metadata database: one row per
+    sync while it is held, renewed while its holder lives (``engine/lease.py``)."""
+
+    __tablename__ = "sync_leases"
+
+    sync_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))  # a token of the holding process's lease
+    purpose: Mapped[str] = mapped_column(String(32))  # run, plan, reset
+    run_id: Mapped[int | None] = mapped_column(BigInteger)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class SyncRun(Base):
     """One execution of a sync, its status, its counts and how long each phase took."""
 
