@@ -23,6 +23,7 @@ class RunStatus(StrEnum):
 
 
 ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.QUERYING, RunStatus.IN_PROGRESS)
+STARTED_RUN_STATUSES = (RunStatus.QUERYING, RunStatus.IN_PROGRESS)  # claimed by a process, not finished
 
 
 class RowStatus(StrEnum):

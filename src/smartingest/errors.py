@@ -13,7 +13,8 @@ met them (a connector's error mapping, the Iterable client), and re-raised with 
     │   ├── ModelError               the model's SQL/table is wrong (bad SQL, missing table or column)
     │   └── MissingDriverError       the connector's optional dependency is not installed
     ├── StateError                   the CDC state store is unreadable or locked
-    │   └── SyncLockedError          another run of the same sync is in progress
+    │   ├── SyncLockedError          another run of the same sync is in progress
+    │   └── RunNotQueuedError        a run asked to execute was claimed by another process, or ended
     ├── MappingError                 a field mapping cannot be compiled against the model
     └── DestinationError             anything Iterable answered that ends the run
         ├── DestinationAuthError     Iterable refused the API key (401)
@@ -65,6 +66,10 @@ class StateError(SmartIngestError):
 
 class SyncLockedError(StateError):
     """Another run of the same sync holds its lock."""
+
+
+class RunNotQueuedError(StateError):
+    """A run asked to execute is not queued: another process claimed it, or it ended."""
 
 
 class MappingError(SmartIngestError):

@@ -32,11 +32,12 @@ from smartingest.engine.pipeline import (  # front ends print PlanResult and Run
     detector_for,
     run_sync,
 )
+from smartingest.engine.pipeline import execute_run as execute_sync_run
 from smartingest.engine.planning import plan_sync
 from smartingest.engine.progress import Progress
 from smartingest.engine.suggest import Suggestions
 from smartingest.engine.suggest import suggest_mappings as suggest
-from smartingest.errors import ConfigError
+from smartingest.errors import ConfigError, UnknownNameError
 from smartingest.repository.base import KINDS, SECTIONS, Kind, Repository, plain_definition
 from smartingest.repository.database import DatabaseRepository
 from smartingest.repository.project_file import ProjectFileRepository
@@ -193,6 +194,27 @@ def preview_sync(ws: Workspace, name: str, definition: Mapping[str, Any], primar
 def run(ws: Workspace, name: str, full_resync: bool = False, progress: Progress | None = None) -> RunResult:
     """Run a sync now. A sync-level problem gives a failed run (see RunResult.error), not an exception."""
     return run_sync(sync_target(ws, name), ws.ledger, ws.state_dir, full_resync=full_resync, progress=progress)
+
+
+def enqueue_run(ws: Workspace, name: str, full_resync: bool = False, trigger: str = "manual") -> int:
+    """Queue a run of a sync for a worker to execute (``execute_run``); returns its id. A run already
+    queued for the sync is the one returned (a full resync if either asked for one)."""
+    target = sync_target(ws, name)
+    run_id, _new = ws.ledger.enqueue(target.id, full_resync, trigger, sync_name=target.name)
+    return run_id
+
+
+def execute_run(ws: Workspace, run_id: int, progress: Progress | None = None) -> RunResult:
+    """Claim a queued run and execute it here. Raises SyncLockedError while another run of its sync is in
+    progress (the run stays queued), RunNotQueuedError when it is not queued, UnknownNameError when its
+    sync is no longer defined."""
+    record = ws.ledger.get_run(run_id)
+    if record is None:
+        raise UnknownNameError(f"no run #{run_id} (see `smartingest runs list`)")
+    name = next((n for n in ws.config.syncs if ws.config.sync_id(n) == record.sync_id), None)
+    if name is None:
+        raise UnknownNameError(f"run #{run_id} belongs to sync id {record.sync_id!r}, which is no longer defined")
+    return execute_sync_run(sync_target(ws, name), ws.ledger, ws.state_dir, run_id, progress)
 
 
 def reset(ws: Workspace, name: str) -> bool:

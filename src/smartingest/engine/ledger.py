@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 import pyarrow as pa
 from sqlalchemy import Engine, delete, func, insert, select, update
 
-from smartingest.codes import ACTIVE_RUN_STATUSES, RowStatus, RunStatus
+from smartingest.codes import STARTED_RUN_STATUSES, RowStatus, RunStatus
 from smartingest.engine.outcome_files import OutcomeFiles, OutcomeFilter, RowOutcome, outcome_table
 from smartingest.store.tables import COUNT_NAMES, LegacyRunRow, SyncRun
 
-ACTIVE_STATUSES = tuple(str(status) for status in ACTIVE_RUN_STATUSES)
+STARTED_STATUSES = tuple(str(status) for status in STARTED_RUN_STATUSES)
 PLANNING_COUNTS = ("queried", "invalid", "unchanged", "added", "changed", "removed")
 # ledger row status -> the run count of that verdict
 VERDICT_COUNTS = {
@@ -90,6 +90,42 @@ class Ledger:
             self._sync_of[int(key[0])] = sync_id
             return int(key[0])
 
+    def enqueue(
+        self, sync_id: str, full_resync: bool, trigger: str = "manual", sync_name: str | None = None
+    ) -> tuple[int, bool]:
+        """The sync's queued run, and whether it is new: the one already waiting (made a full resync if
+        this asks for one), or a new one. One queued run per sync is enough: when it runs, it sends
+        everything that changed by then."""
+        with self.engine.begin() as con:
+            waiting = con.execute(
+                select(SyncRun.id)
+                .where(SyncRun.sync_id == sync_id, SyncRun.status == RunStatus.QUEUED)
+                .order_by(SyncRun.id)
+                .limit(1)
+            ).scalar()
+            if waiting is not None:
+                if full_resync:
+                    con.execute(update(SyncRun).where(SyncRun.id == waiting).values(full_resync=True))
+                return int(waiting), False
+        return self.create_run(sync_id, full_resync, trigger, sync_name), True
+
+    def claim(self, run_id: int) -> bool:
+        """Take a queued run to execute it, here; False when it is not queued (another process claimed it,
+        or it ended)."""
+        with self.engine.begin() as con:
+            claimed = con.execute(
+                update(SyncRun)
+                .where(SyncRun.id == run_id, SyncRun.status == RunStatus.QUEUED)
+                .values(status=RunStatus.QUERYING, started_at=_now(), pid=os.getpid(), host=socket.gethostname())
+            )
+        return claimed.rowcount == 1
+
+    def discard(self, run_id: int) -> None:
+        """Delete a queued run that never started (its caller gave up on it)."""
+        with self.engine.begin() as con:
+            con.execute(delete(SyncRun).where(SyncRun.id == run_id, SyncRun.status == RunStatus.QUEUED))
+        self._sync_of.pop(run_id, None)
+
     def set_status(self, run_id: int, status: str, **values: Any) -> None:
         if status == RunStatus.QUERYING:
             values.setdefault("started_at", _now())
@@ -140,7 +176,9 @@ class Ledger:
             return []
         cutoff = (now or _now()) - timedelta(days=retention_days)
         with self.engine.begin() as con:
-            latest = con.execute(select(func.max(SyncRun.id)).where(SyncRun.sync_id == sync_id)).scalar()
+            latest = con.execute(  # the latest run that ended (not one queued or running now)
+                select(func.max(SyncRun.id)).where(SyncRun.sync_id == sync_id, SyncRun.finished_at.is_not(None))
+            ).scalar()
             ids = [
                 int(i)
                 for i in con.execute(
@@ -158,7 +196,8 @@ class Ledger:
         return ids
 
     def fail_abandoned(self, sync_id: str, reason: str) -> list[int]:
-        """Mark runs of a sync that are still active as failed (their process died); returns their ids.
+        """Mark runs of a sync that were started and never finished as failed (their process died); returns
+        their ids. A queued run is not abandoned: it waits to be claimed.
 
         Each one's counts are settled from its recorded row outcomes (``settled_counts``): the planning
         counts it recorded stay, verdicts are tallied, and changes without a verdict count as
@@ -167,7 +206,7 @@ class Ledger:
         columns = [getattr(SyncRun, name) for name in PLANNING_COUNTS]
         with self.engine.begin() as con:
             abandoned = con.execute(
-                select(SyncRun.id, *columns).where(SyncRun.sync_id == sync_id, SyncRun.status.in_(ACTIVE_STATUSES))
+                select(SyncRun.id, *columns).where(SyncRun.sync_id == sync_id, SyncRun.status.in_(STARTED_STATUSES))
             ).all()
             for row in abandoned:
                 run_id = int(row.id)

@@ -40,7 +40,7 @@ from smartingest.engine.lock import sync_lock
 from smartingest.engine.progress import NoProgress, Progress
 from smartingest.engine.resend import resend_note
 from smartingest.engine.settler import CHANGE_BATCH_ROWS, Settler
-from smartingest.errors import ConfigError, SmartIngestError
+from smartingest.errors import ConfigError, RunNotQueuedError, SmartIngestError, SyncLockedError
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.writer import Record
 from smartingest.mapping.kinds import RunInfo
@@ -302,21 +302,44 @@ def run_sync(
     progress: Progress | None = None,
     trigger: str = "manual",
 ) -> RunResult:
-    """Run a sync once and return its result; a sync-level problem gives a failed run, not an exception.
+    """Run a sync once, now, and return its result: its queued run (one waiting already, or a new one),
+    executed here. A sync-level problem gives a failed run, not an exception.
 
-    Raises SyncLockedError (before creating a run) when another run of the sync is in progress, on any
-    machine sharing the metadata database (the sync's lease), or in this state directory (its lock).
+    Raises SyncLockedError when another run of the sync is in progress (see ``execute_run``); a run this
+    call queued is then withdrawn, so a refused ``sync run`` leaves no run behind.
+    """
+    run_id, new = ledger.enqueue(target.id, full_resync, trigger, sync_name=target.name)
+    try:
+        return execute_run(target, ledger, state_dir, run_id, progress)
+    except SyncLockedError:
+        if new:
+            ledger.discard(run_id)
+        raise
+
+
+def execute_run(
+    target: SyncTarget, ledger: Ledger, state_dir: Path, run_id: int, progress: Progress | None = None
+) -> RunResult:
+    """Claim the queued run ``run_id`` of ``target`` and execute it here; a sync-level problem gives a
+    failed run, not an exception.
+
+    Raises SyncLockedError when another run of the sync is in progress, on any machine sharing the
+    metadata database (the sync's lease) or in this state directory (its lock): the run stays queued and
+    waits. Raises RunNotQueuedError when the run is not queued (another process claimed it, or it ended).
     """
     use_returning_allocator()
     lease_of = sync_lease(
         ledger.engine, target.id, target.name, "run", target.lease_seconds, renew=target.lease_seconds / 4
     )
     with lease_of as lease, sync_lock(state_dir, target.id):
-        # Holding the lease, no other process runs the sync: a run still marked active was abandoned.
+        # Holding the lease, no other process runs the sync: a run started and not finished was abandoned.
         ledger.fail_abandoned(target.id, INTERRUPTED)
         ledger.prune_rows(target.id, target.row_outcomes_retention_days)
-        run_id = ledger.create_run(target.id, full_resync, trigger, sync_name=target.name)
+        if not ledger.claim(run_id):
+            raise RunNotQueuedError(f"run #{run_id} is not queued: another process claimed it, or it ended")
         lease.attach(run_id)
+        record = ledger.get_run(run_id)
+        full_resync = bool(record and record.full_resync)
         run = _Run(target, ledger, state_dir, progress or NoProgress(), run_id, lease)
         try:
             run.execute(full_resync)
