@@ -37,7 +37,7 @@ from smartingest.engine.planning import plan_sync
 from smartingest.engine.progress import Progress
 from smartingest.engine.suggest import Suggestions
 from smartingest.engine.suggest import suggest_mappings as suggest
-from smartingest.errors import ConfigError, UnknownNameError
+from smartingest.errors import ConfigError, StateError, UnknownNameError
 from smartingest.repository.base import KINDS, SECTIONS, Kind, Repository, plain_definition
 from smartingest.repository.database import DatabaseRepository
 from smartingest.repository.project_file import ProjectFileRepository
@@ -113,6 +113,7 @@ def sync_target(ws: Workspace, name: str) -> SyncTarget:
         checkpoint_rows=ws.config.checkpoint_rows,
         checkpoint_seconds=ws.config.checkpoint_seconds,
         lease_seconds=ws.config.lease_seconds,
+        state_store=ws.config.state_store,
     )
 
 
@@ -142,8 +143,9 @@ def list_syncs(ws: Workspace) -> list[SyncSummary]:
         target = sync_target(ws, name)
         last = ws.ledger.list_runs(sync_id=target.id, limit=1)
         try:
-            snapshot_rows: int | None = detector_for(target.source, ws.state_dir).snapshot_size(target.id)
-        except ConfigError:  # an engine this version cannot run; the run itself will say so
+            detector = detector_for(target.source, ws.state_dir, state_store=target.state_store)
+            snapshot_rows: int | None = detector.snapshot_size(target.id)
+        except (ConfigError, StateError):  # an engine this version cannot run, a store that does not answer
             snapshot_rows = None
         schedule = sync.schedule
         out.append(
@@ -221,7 +223,7 @@ def reset(ws: Workspace, name: str) -> bool:
     """Forget a sync's CDC snapshot (sends nothing); the next run sends every row. Returns whether one existed."""
     target = sync_target(ws, name)
     with sync_lease(ws.ledger.engine, target.id, name, "reset"), sync_lock(ws.state_dir, target.id):
-        return detector_for(target.source, ws.state_dir).reset(target.id)
+        return detector_for(target.source, ws.state_dir, state_store=target.state_store).reset(target.id)
 
 
 def list_runs(ws: Workspace, sync: str | None = None, status: str | None = None, limit: int = 20) -> list[RunRecord]:

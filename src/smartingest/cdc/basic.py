@@ -41,6 +41,7 @@ from smartingest.cdc.base import (
     as_arrow,
 )
 from smartingest.cdc.hashing import HASH_SCHEME, hash_sql, key_text_sql, literal, quote, row_hash_sql
+from smartingest.cdc.state_store import LocalStateStore, StateStore
 from smartingest.codes import ReasonCode
 from smartingest.config.models import DEFAULT_CDC_MEMORY_LIMIT, ModelConfig
 from smartingest.errors import ModelError, StateError
@@ -61,8 +62,15 @@ RESERVED_COLUMNS = (PK, OP, HASH, KEY, IDENT, SAME_BEFORE, "__row", "__before")
 class BasicChangeDetector:
     """Change detection in a local (or mounted) state directory; see the module docstring."""
 
-    def __init__(self, state_dir: Path, memory_limit: str = DEFAULT_CDC_MEMORY_LIMIT, threads: int = 2) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        memory_limit: str = DEFAULT_CDC_MEMORY_LIMIT,
+        threads: int = 2,
+        store: StateStore | None = None,
+    ) -> None:
         self.state_dir = Path(state_dir)
+        self.store: StateStore = store or LocalStateStore()  # where the snapshot files last (state_dir caches them)
         self.memory_limit = memory_limit
         self.threads = threads
 
@@ -86,6 +94,7 @@ class BasicChangeDetector:
         """Stream the model into staging and diff it against the snapshot (see ChangeDetector.plan)."""
         sync_dir = self.sync_dir(sync_key)
         _remove_stale_staging(sync_dir)
+        self.store.pull(sync_key, sync_dir)
         staging = sync_dir / f"staging-{uuid.uuid4().hex}"
         staging.mkdir()
         # A database file, not :memory:: DuckDB evicts a file's table pages under memory_limit, so the
@@ -98,7 +107,7 @@ class BasicChangeDetector:
             con.execute(f"SET threads = {int(self.threads)}")
             con.execute(f"SET temp_directory = {literal(str(staging / 'tmp'))}")
             con.execute("SET preserve_insertion_order = false")
-            change_set = BasicChangeSet(con, staging, self.snapshot_path(sync_key), spec)
+            change_set = BasicChangeSet(con, staging, self.snapshot_path(sync_key), spec, self.store, sync_key)
             change_set.stage(source, model, full_resync, on_rows)
             change_set.diff()
             return change_set
@@ -116,8 +125,10 @@ class BasicChangeDetector:
 
     def reset(self, sync_key: str) -> bool:
         path = self.snapshot_path(sync_key)
+        self.store.pull(sync_key, path.parent)
         checkpoints = list(path.parent.glob(CHECKPOINT_GLOB))
         existed = path.exists() or bool(checkpoints)
+        self.store.delete_all(sync_key)
         path.unlink(missing_ok=True)
         for checkpoint in checkpoints:
             checkpoint.unlink(missing_ok=True)
@@ -125,6 +136,7 @@ class BasicChangeDetector:
 
     def snapshot_size(self, sync_key: str) -> int:
         path = self.snapshot_path(sync_key)
+        self.store.pull(sync_key, path.parent)
         with duckdb.connect() as con:
             con.execute("SET enable_progress_bar = false")
             query = snapshot_query(con, path, None)
@@ -136,7 +148,17 @@ class BasicChangeDetector:
 class BasicChangeSet:
     """A planned change set staged in a DuckDB file; see ChangeSet for the contract."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, staging: Path, snapshot: Path, spec: HashSpec) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        staging: Path,
+        snapshot: Path,
+        spec: HashSpec,
+        store: StateStore | None = None,
+        sync_key: str = "",
+    ) -> None:
+        self.store: StateStore = store or LocalStateStore()
+        self.sync_key = sync_key
         self.con = con
         self.staging = staging
         self.snapshot = snapshot
@@ -476,6 +498,7 @@ class BasicChangeSet:
             _fsync(tmp)
             os.replace(tmp, path)
             _fsync(path.parent)
+            self.store.push(self.sync_key, path)
             written = _parquet_rows(con, literal(str(path)))
         # Rows handed out and still without a verdict wait for the next checkpoint; the others are done.
         waiting = con.sql(
@@ -507,10 +530,13 @@ class BasicChangeSet:
         _fsync(tmp)
         os.replace(tmp, self.snapshot)
         _fsync(self.snapshot.parent)
+        self.store.push(self.sync_key, self.snapshot)
         # The snapshot says which checkpoints it holds: deleting them is tidying, not a step to get right.
-        for number in checkpoint_numbers(self.snapshot.parent):
-            if number <= folded:
-                checkpoint_path(self.snapshot.parent, number).unlink(missing_ok=True)
+        folded_in = [checkpoint_path(self.snapshot.parent, n) for n in checkpoint_numbers(self.snapshot.parent)]
+        folded_in = [path for path in folded_in if int(path.stem.removeprefix("checkpoint-")) <= folded]
+        for path in folded_in:
+            path.unlink(missing_ok=True)
+        self.store.delete(self.sync_key, [path.name for path in folded_in])
 
     def _fits_in_a_checkpoint(self) -> bool:
         """Whether the base file serves as is and this run's last acknowledged rows, with the checkpoints

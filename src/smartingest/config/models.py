@@ -146,6 +146,28 @@ class DestinationConfig(Strict):
         return value
 
 
+class S3StateStoreConfig(Strict):
+    """CDC state in an S3-compatible object store (credentials from the environment, as boto3 finds them)."""
+
+    type: Literal["s3"] = Field(description="s3: an S3-compatible object store.")
+    bucket: str = Field(min_length=3, description="The bucket that holds the state.")
+    prefix: str = Field("smartingest", description="Key prefix of the state's objects in the bucket.")
+    endpoint_url: str | None = Field(
+        None, description="Address of an S3-compatible store other than AWS (MinIO...), e.g. http://127.0.0.1:9000."
+    )
+    region: str | None = Field(None, description="The bucket's region (default: boto3's configuration).")
+    timeout_seconds: float = Field(30.0, gt=0, description="Connect and read timeout of one request.")
+
+
+class LocalStateStoreConfig(Strict):
+    """CDC state in the local state directory only."""
+
+    type: Literal["local"] = Field(description="local: the state directory (state_dir) only.")
+
+
+StateStoreConfig = LocalStateStoreConfig | S3StateStoreConfig
+
+
 class ProjectConfig(Strict):
     """A whole project file."""
 
@@ -154,6 +176,12 @@ class ProjectConfig(Strict):
     )
     state_dir: str | None = Field(
         None, description="Where the Basic engine keeps CDC snapshots; default SMARTINGEST_HOME/state."
+    )
+    state_store: LocalStateStoreConfig | S3StateStoreConfig = Field(
+        default_factory=lambda: LocalStateStoreConfig(type="local"),
+        discriminator="type",
+        description="Where CDC snapshots are kept: {type: local} (state_dir), or {type: s3, bucket, ...}, so a "
+        "run can execute on any machine (state_dir then caches them).",
     )
     cdc_memory_limit: str = Field(
         DEFAULT_CDC_MEMORY_LIMIT,

@@ -23,6 +23,7 @@ from smartingest.config.models import (
     ModelConfig,
     ObjectMapping,
     ProjectConfig,
+    S3StateStoreConfig,
     Schedule,
     SourceConfig,
     StaticListSync,
@@ -41,6 +42,7 @@ END = "<!-- END GENERATED REFERENCE -->"
 # (title, model, the model whose keys are listed already: only the keys a type adds are listed again)
 SECTIONS: list[tuple[str, type[BaseModel], type[BaseModel] | None]] = [
     ("Top level", ProjectConfig, None),
+    ("`state_store` with `type: s3`", S3StateStoreConfig, None),
     ("`sources.NAME` (common keys; connector keys are in docs/sources.md)", SourceConfig, None),
     ("`models.NAME`", ModelConfig, None),
     ("`destinations.NAME`", DestinationConfig, None),

@@ -24,12 +24,15 @@ import pyarrow as pa
 
 from smartingest.cdc.base import ChangeCounts, ChangeDetector, ChangeSet, HashSpec, Identity
 from smartingest.cdc.basic import BasicChangeDetector
+from smartingest.cdc.state_store import LocalStateStore, S3StateStore
 from smartingest.codes import RowStatus, RunStatus
 from smartingest.config.models import (
     DEFAULT_CDC_MEMORY_LIMIT,
     DestinationConfig,
     ModelConfig,
+    S3StateStoreConfig,
     SourceConfig,
+    StateStoreConfig,
     SyncBase,
 )
 from smartingest.engine.allocator import use_returning_allocator
@@ -72,6 +75,7 @@ class SyncTarget:
     checkpoint_rows: int = 100_000
     checkpoint_seconds: float = 60.0
     lease_seconds: float = LEASE_SECONDS
+    state_store: StateStoreConfig | None = None  # None: the state directory only
 
     @property
     def sync_type(self) -> str:
@@ -145,11 +149,17 @@ class _Timer:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
-def detector_for(source: SourceConfig, state_dir: Path, memory_limit: str = DEFAULT_CDC_MEMORY_LIMIT) -> ChangeDetector:
-    """The CDC engine the source is configured with."""
+def detector_for(
+    source: SourceConfig,
+    state_dir: Path,
+    memory_limit: str = DEFAULT_CDC_MEMORY_LIMIT,
+    state_store: StateStoreConfig | None = None,
+) -> ChangeDetector:
+    """The CDC engine the source is configured with, its state kept in ``state_store`` (default: locally)."""
     if source.engine == "lightning":
         raise ConfigError("engine: lightning is not available yet; set the source's engine to basic")
-    return BasicChangeDetector(Path(state_dir) / "cdc", memory_limit=memory_limit)
+    store = S3StateStore(state_store) if isinstance(state_store, S3StateStoreConfig) else LocalStateStore()
+    return BasicChangeDetector(Path(state_dir) / "cdc", memory_limit=memory_limit, store=store)
 
 
 # -- phases -------------------------------------------------------------------------------------------
@@ -386,7 +396,8 @@ class _Run:
                 )
             with self.timer.phase("query_and_plan"):
                 self.progress.phase("reading")
-                detector = detector_for(self.target.source, self.state_dir, self.target.cdc_memory_limit)
+                target = self.target
+                detector = detector_for(target.source, self.state_dir, target.cdc_memory_limit, target.state_store)
                 self.change_set = detector.plan(
                     self.target.id, source, self.target.model, spec, full_resync, self.progress.advance
                 )
