@@ -168,6 +168,22 @@ class LocalStateStoreConfig(Strict):
 StateStoreConfig = LocalStateStoreConfig | S3StateStoreConfig
 
 
+class RedisRateLimiterConfig(Strict):
+    """Request pacing shared through Redis by every process sending to one Iterable project."""
+
+    type: Literal["redis"] = Field(description="redis: pace requests across processes and machines.")
+    url: str = Field("redis://127.0.0.1:6379/0", description="The Redis server (redis://[:password@]host:port/db).")
+
+
+class LocalRateLimiterConfig(Strict):
+    """Request pacing in each process alone."""
+
+    type: Literal["local"] = Field(description="local: each process paces its own requests.")
+
+
+RateLimiterConfig = LocalRateLimiterConfig | RedisRateLimiterConfig
+
+
 class ProjectConfig(Strict):
     """A whole project file."""
 
@@ -182,6 +198,12 @@ class ProjectConfig(Strict):
         discriminator="type",
         description="Where CDC snapshots are kept: {type: local} (state_dir), or {type: s3, bucket, ...}, so a "
         "run can execute on any machine (state_dir then caches them).",
+    )
+    rate_limiter: LocalRateLimiterConfig | RedisRateLimiterConfig = Field(
+        default_factory=lambda: LocalRateLimiterConfig(type="local"),
+        discriminator="type",
+        description="How requests to each Iterable endpoint are kept under its rate limit: {type: local} (each "
+        "process alone) or {type: redis, url: ...} (every worker together, for workers on several machines).",
     )
     cdc_memory_limit: str = Field(
         DEFAULT_CDC_MEMORY_LIMIT,

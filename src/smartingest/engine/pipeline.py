@@ -30,6 +30,8 @@ from smartingest.config.models import (
     DEFAULT_CDC_MEMORY_LIMIT,
     DestinationConfig,
     ModelConfig,
+    RateLimiterConfig,
+    RedisRateLimiterConfig,
     S3StateStoreConfig,
     SourceConfig,
     StateStoreConfig,
@@ -45,6 +47,7 @@ from smartingest.engine.resend import resend_note
 from smartingest.engine.settler import CHANGE_BATCH_ROWS, Settler
 from smartingest.errors import ConfigError, RunNotQueuedError, SmartIngestError, SyncLockedError
 from smartingest.iterable.client import IterableClient
+from smartingest.iterable.ratelimit import LocalPacing, Pacing, RedisPacing
 from smartingest.iterable.writer import Record
 from smartingest.mapping.kinds import RunInfo
 from smartingest.sources.base import Source, check_primary_key
@@ -76,6 +79,7 @@ class SyncTarget:
     checkpoint_seconds: float = 60.0
     lease_seconds: float = LEASE_SECONDS
     state_store: StateStoreConfig | None = None  # None: the state directory only
+    rate_limiter: RateLimiterConfig | None = None  # None: each process paces its own requests
 
     @property
     def sync_type(self) -> str:
@@ -249,11 +253,11 @@ async def deliver(
     overlaps with sending and memory stays bounded. Raises DestinationAuthError on a refused API key
     (the other requests in flight are cancelled; their rows stay without a verdict).
     """
-    async with IterableClient(target.destination, policy=CHECK_POLICY) as checks:
+    async with IterableClient(target.destination, policy=CHECK_POLICY, pacing=pacing_for(target)) as checks:
         warnings += await plan.prepare_destination(checks)
     concurrency = target.destination.max_concurrent_requests
     queue: asyncio.Queue[Sequence[Record] | None] = asyncio.Queue(maxsize=concurrency * 2)
-    async with IterableClient(target.destination) as client:
+    async with IterableClient(target.destination, pacing=pacing_for(target)) as client:
         writer = plan.writer(client)
 
         async def send() -> None:
@@ -290,6 +294,16 @@ async def deliver(
         finally:
             stats.update(client.stats)
         return client.unavailable
+
+
+def pacing_for(target: SyncTarget) -> Pacing:
+    """How the run's requests are paced: in this process, or shared with every process sending to the
+    same Iterable project (its address and API key, as a digest) through Redis."""
+    if not isinstance(target.rate_limiter, RedisRateLimiterConfig):
+        return LocalPacing()
+    destination = target.destination
+    secret = f"{destination.url} {destination.api_key.get_secret_value()}"
+    return RedisPacing(target.rate_limiter.url, hashlib.sha256(secret.encode()).hexdigest()[:16])
 
 
 def final_status(counts: dict[str, int], error: str | None) -> RunStatus:

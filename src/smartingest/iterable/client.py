@@ -35,7 +35,7 @@ from smartingest import __version__
 from smartingest.config.models import DestinationConfig
 from smartingest.errors import DestinationAuthError
 from smartingest.iterable.endpoints import Endpoint
-from smartingest.iterable.ratelimit import RequestPacer
+from smartingest.iterable.ratelimit import LocalPacing, Pacer, Pacing
 from smartingest.iterable.retry import BadCredentials, DailyCapReached, GiveUp, RetryLater, RetryPolicy, SplitBatch
 
 log = logging.getLogger(__name__)
@@ -96,13 +96,14 @@ Answer = Accepted | Refused | Exhausted | Capped
 class IterableClient:
     """Sends requests to one Iterable project; use as an async context manager.
 
-    Raises DestinationAuthError when Iterable refuses the API key. Once a request has given up (it
-    spent its retry budget, or Iterable asked to wait longer than ``max_retry_after_seconds``) the
-    client stops sending and answers Exhausted at once (``unavailable`` holds the reason), so an outage
-    ends the run quickly with every row kept for the next run. Requests to one endpoint are paced to
-    its documented rate times ``rate_limit_scale`` (see ``RequestPacer``). Once Iterable answers that an
-    endpoint's daily cap is reached, that endpoint answers Capped at once for the rest of the client's
-    life (``capped`` holds the reason), without a request; other endpoints go on.
+        Raises DestinationAuthError when Iterable refuses the API key. Once a request has given up (it
+        spent its retry budget, or Iterable asked to wait longer than ``max_retry_after_seconds``) the
+        client stops sending and answers Exhausted at once (``unavailable`` holds the reason), so an outage
+        ends the run quickly with every row kept for the next run. Requests to one endpoint are paced to
+        its documented rate times ``rate_limit_scale`` (``pacing``: in this process, ``RequestPacer``, or shared by
+    every process sending to the project, ``RedisPacing``). Once Iterable answers that an
+        endpoint's daily cap is reached, that endpoint answers Capped at once for the rest of the client's
+        life (``capped`` holds the reason), without a request; other endpoints go on.
     """
 
     def __init__(
@@ -110,8 +111,10 @@ class IterableClient:
         destination: DestinationConfig,
         policy: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        pacing: Pacing | None = None,
     ) -> None:
         self.destination = destination
+        self.pacing: Pacing = pacing or LocalPacing()  # shared by every process sending to the project, or not
         self.policy = policy or RetryPolicy(
             max_attempts=destination.max_attempts,
             base_seconds=destination.backoff_base_seconds,
@@ -129,7 +132,7 @@ class IterableClient:
             limits=httpx.Limits(max_connections=destination.max_concurrent_requests),
             transport=transport,
         )
-        self._pacers: dict[str, RequestPacer] = {}
+        self._pacers: dict[str, Pacer] = {}
         self.unavailable: str | None = None
         self.capped: dict[str, str] = {}  # endpoint name -> why it takes no more requests (its daily cap)
         # What delivery met, for the run's summary (see the module docstring).
@@ -139,11 +142,15 @@ class IterableClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._http.aclose()
+        try:
+            await self._http.aclose()
+        finally:
+            await self.pacing.aclose()
 
-    def _pacer(self, endpoint: Endpoint) -> RequestPacer:
+    def _pacer(self, endpoint: Endpoint) -> Pacer:
         if endpoint.name not in self._pacers:
-            self._pacers[endpoint.name] = RequestPacer(endpoint.rate_per_second * self.destination.rate_limit_scale)
+            rate = endpoint.rate_per_second * self.destination.rate_limit_scale
+            self._pacers[endpoint.name] = self.pacing.pacer(endpoint.name, rate)
         return self._pacers[endpoint.name]
 
     async def send(
