@@ -22,10 +22,11 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"cdc", "columns", "config", "iterable", "mapping", "sources", "store", "synctypes"},
     "repository": {"config", "store"},
     "service": {"config", "engine", "repository", "store"},
+    "server": {"service"},
     "sandbox": set(),
     "progress_display": set(),
     "demo": {"sandbox", "service"},
-    "cli": {"demo", "progress_display", "sandbox", "service"},
+    "cli": {"demo", "progress_display", "sandbox", "server", "service"},
     "__main__": {"cli"},
 }
 

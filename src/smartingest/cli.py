@@ -70,6 +70,8 @@ destination_app = typer.Typer(help="Check destinations.", no_args_is_help=True)
 app.add_typer(destination_app, name="destination")
 secrets_app = typer.Typer(help="The key that encrypts definitions in the metadata database.", no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
+token_app = typer.Typer(help="Tokens of the REST API.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 
 out = Console()
 err = Console(stderr=True)
@@ -562,6 +564,72 @@ def secrets_rotate() -> None:
     except SmartIngestError as exc:
         _fail(exc)
     out.print(f"re-encrypted {count} definitions with the first key of SMARTINGEST_SECRET_KEY")
+
+
+# -- the service ------------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
+    run_workers: Annotated[int, typer.Option(help="Runs this process executes at once.")] = 2,
+) -> None:
+    """Serve the REST API (/api/v1, its OpenAPI document at /docs) until stopped (Ctrl-C)."""
+    import socket
+
+    import uvicorn
+
+    from smartingest.server.app import create_app
+
+    project = _state["project"]
+    try:
+        service.open_workspace(project)  # a bad project or database fails now, with its message
+    except SmartIngestError as exc:
+        _fail(exc)
+    app_ = create_app(lambda: service.open_workspace(project), run_workers)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    out.print(f"serving on http://{host}:{sock.getsockname()[1]} (API at /api/v1, documentation at /docs)")
+    sys.stdout.flush()
+    uvicorn.Server(uvicorn.Config(app_, log_level="warning")).run(sockets=[sock])
+
+
+@token_app.command("create")
+def token_create(name: str) -> None:
+    """Make a REST API token and print it (shown this once; send it as Authorization: Bearer TOKEN)."""
+    try:
+        token = service.create_token(_workspace(), name)
+    except SmartIngestError as exc:
+        _fail(exc)
+    out.print(token, highlight=False)
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOption = False) -> None:
+    """The API tokens: names and when each was made and last used (never the tokens)."""
+    try:
+        listed = service.list_tokens(_workspace())
+    except SmartIngestError as exc:
+        _fail(exc)
+    if as_json:
+        _print_json(listed)
+        return
+    table = Table("token", "created", "last used")
+    for row in listed:
+        table.add_row(escape(row["name"]), row["created_at"][:19], (row["last_used_at"] or "never")[:19])
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str) -> None:
+    """Delete an API token: requests that send it are refused from now on."""
+    try:
+        existed = service.revoke_token(_workspace(), name)
+    except SmartIngestError as exc:
+        _fail(exc)
+    out.print(f"revoked token {name!r}" if existed else f"no token named {name!r}")
 
 
 # -- sandbox and demo ----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ met them (a connector's error mapping, the Iterable client), and re-raised with 
 
     SmartIngestError
     ├── ConfigError                  the project file or a setting is wrong
-    │   └── UnknownNameError         a reference to a source/model/destination/sync that is not defined
+    │   ├── UnknownNameError         a reference to a source/model/destination/sync that is not defined
+    │   └── DefinitionInUseError     a definition others refer to cannot be deleted
     ├── SourceError                  anything a source reported
     │   ├── SourceConnectionError    cannot reach the source (host, port, network) - transient
     │   ├── SourceAuthError          the source refused the credentials - permanent
@@ -34,6 +35,10 @@ class ConfigError(SmartIngestError):
 
 class UnknownNameError(ConfigError):
     """A name refers to nothing defined in the project."""
+
+
+class DefinitionInUseError(ConfigError):
+    """A definition cannot be deleted while another refers to it."""
 
 
 class SourceError(SmartIngestError):

@@ -42,6 +42,7 @@ from smartingest.repository.base import KINDS, SECTIONS, Kind, Repository, plain
 from smartingest.repository.database import DatabaseRepository
 from smartingest.repository.project_file import ProjectFileRepository
 from smartingest.repository.secrets import new_key, secret_box
+from smartingest.store import tokens
 from smartingest.store.db import open_database, sqlite_url
 
 DEFAULT_PROJECT = "smartingest.yaml"
@@ -178,9 +179,10 @@ def suggest_mappings(ws: Workspace, name: str) -> Suggestions:
     return suggest(target, probe.model_schema(target.source_name, target.source, target.model))
 
 
-def test_row(ws: Workspace, name: str, primary_key: str, send: bool = False) -> RowTest:
-    """The exact request the sync would send for one row of its model (its primary key as runs show it);
-    with ``send``, sent, with Iterable's answer. Leaves the sync's CDC state and runs as they are."""
+def test_row(ws: Workspace, name: str, primary_key: str | None, send: bool = False) -> RowTest:
+    """The exact request the sync would send for one row of its model (its primary key as runs show it;
+    None: the model's first row); with ``send``, sent, with Iterable's answer. Leaves the sync's CDC state
+    and runs as they are."""
     return try_row(sync_target(ws, name), primary_key, send)
 
 
@@ -395,14 +397,7 @@ def export_project(ws: Workspace, with_secrets: bool = False) -> tuple[str, list
             body = plain_definition(obj)
             if obj.id and obj.id != name:
                 body = {"id": obj.id, **body}
-            secret = (
-                {"api_key"}
-                if section == "destinations"
-                else probe.secret_settings(obj)
-                if section == "sources"
-                else set()
-            )
-            for key in sorted(secret & set(body)):
+            for key in sorted(_secret_keys(section, obj) & set(body)):
                 if body[key] is not None and not with_secrets:
                     variable = re.sub(r"[^A-Z0-9]+", "_", f"{section}_{name}_{key}".upper())
                     body[key] = f"${{{variable}}}"
@@ -410,6 +405,70 @@ def export_project(ws: Workspace, with_secrets: bool = False) -> tuple[str, list
             objects[name] = body
         document[section] = objects
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True), variables
+
+
+# What a definition shows in place of a secret; saved back unchanged, it keeps the secret stored.
+MASKED = "********"
+
+
+def _secret_keys(section: str, obj: Any) -> set[str]:
+    """The keys of an object that hold secrets (a destination's API key, a source's password...)."""
+    if section == "destinations":
+        return {"api_key"}
+    if section == "sources":
+        return set(probe.secret_settings(obj))
+    return set()
+
+
+def list_definitions(ws: Workspace, kind: Kind) -> dict[str, dict[str, Any]]:
+    """Every definition of a kind, by name, as a project file holds it with its ``id``; secrets are shown
+    as ``MASKED`` (never their values)."""
+    section = SECTIONS[kind]
+    shown: dict[str, dict[str, Any]] = {}
+    for name, obj in getattr(ws.config, section).items():
+        body = {"id": obj.id or name, **plain_definition(obj)}
+        for key in _secret_keys(section, obj) & set(body):
+            if body[key] is not None:
+                body[key] = MASKED
+        shown[name] = body
+    return shown
+
+
+def save_shown_definition(ws: Workspace, kind: Kind, name: str, definition: Mapping[str, Any]) -> str:
+    """``save_definition`` for a definition as ``list_definitions`` showed it: a secret left ``MASKED`` keeps
+    the value stored (of this object, found by id or name)."""
+    section = SECTIONS[kind]
+    objects = getattr(ws.config, section)
+    current_name = next((n for n, o in objects.items() if (o.id or n) == definition.get("id")), name)
+    current = objects.get(current_name)
+    body = dict(definition)
+    for key, value in definition.items():
+        if value == MASKED:
+            if current is None or key not in _secret_keys(section, current):
+                raise ConfigError(f"{section}.{name}.{key}: give its value (there is none stored to keep)")
+            body[key] = plain_definition(current).get(key)
+    return save_definition(ws, kind, name, body)
+
+
+def create_token(ws: Workspace, name: str) -> str:
+    """A new REST API token named ``name``; returns it: it is shown this once, and kept as a digest."""
+    return tokens.create_token(ws.ledger.engine, name)
+
+
+def revoke_token(ws: Workspace, name: str) -> bool:
+    return tokens.revoke_token(ws.ledger.engine, name)
+
+
+def list_tokens(ws: Workspace) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "created_at": created.isoformat(), "last_used_at": used.isoformat() if used else None}
+        for name, created, used in tokens.token_names(ws.ledger.engine)
+    ]
+
+
+def token_owner(ws: Workspace, token: str) -> str | None:
+    """The name of an API token, or None when it is not one."""
+    return tokens.token_owner(ws.ledger.engine, token)
 
 
 def new_secret_key() -> str:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from smartingest.config.models import ProjectConfig
 from smartingest.config.rules import KeyPathError
 from smartingest.config.syncs import SYNC_MODELS
-from smartingest.errors import ConfigError, UnknownNameError
+from smartingest.errors import ConfigError, DefinitionInUseError, UnknownNameError
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -102,7 +102,9 @@ def without_definition(config: ProjectConfig, section: str, name: str) -> Projec
     referring, key = REFERRED_BY.get(section, ("", ""))
     users = sorted(other for other, obj in sections.get(referring, {}).items() if getattr(obj, key) == name)
     if users:
-        raise ConfigError(f"{section}.{name} is used by {referring} {', '.join(users)}: change or delete them first")
+        raise DefinitionInUseError(
+            f"{section}.{name} is used by {referring} {', '.join(users)}: change or delete them first"
+        )
     del sections[section][name]
     return _validated(config, sections)
 

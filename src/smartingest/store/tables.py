@@ -42,6 +42,17 @@ class Definition(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ApiToken(Base):
+    """A token of the REST API: its name and a SHA-256 digest of it (the token itself is shown once)."""
+
+    __tablename__ = "api_tokens"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class SyncLease(Base):
     """Who runs (or plans) a sync now, across every machine sharing the metadata database: one row per
     sync while it is held, renewed while its holder lives (``engine/lease.py``)."""

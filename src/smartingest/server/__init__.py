@@ -1,0 +1,1 @@
+"""``smartingest serve``: the REST API (and later the web UI) over the service layer."""

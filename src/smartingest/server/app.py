@@ -1,0 +1,262 @@
+"""The REST API: versioned under ``/api/v1``, described by the OpenAPI document FastAPI serves
+(``/openapi.json``, ``/docs``), every route but ``/healthz`` behind an API token
+(``Authorization: Bearer TOKEN``; ``smartingest token create NAME`` makes one).
+
+No logic lives here: each route calls one service function and shapes its answer. Errors are JSON,
+``{"error": {"type": ..., "message": ...}}``, with a status that says whose fault it is: 401 no or a bad
+token, 404 an unknown name or run, 409 a conflict (the sync is running, a definition is in use), 422 a
+definition or a request that does not validate, 502 a source or Iterable that failed. Secrets are never
+in an answer: definitions show them as ``********``, which saved back keeps the stored value.
+
+Runs triggered here are queued and executed by this process's workers (threads), one per sync at a
+time: a run whose sync is running waits, queued, and is executed when the sync is free.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+
+from smartingest import __version__, service
+from smartingest.errors import (
+    ConfigError,
+    DefinitionInUseError,
+    DestinationError,
+    MappingError,
+    RunNotQueuedError,
+    SmartIngestError,
+    SourceError,
+    StateError,
+    SyncLockedError,
+    UnknownNameError,
+)
+
+log = logging.getLogger(__name__)
+
+Kinds = Literal["sources", "models", "destinations", "syncs"]
+KIND_OF: dict[str, service.Kind] = {
+    "sources": "source",
+    "models": "model",
+    "destinations": "destination",
+    "syncs": "sync",
+}
+WAIT_SECONDS = 5.0  # how often a queued run whose sync is busy looks again
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _workspace(request: Request) -> service.Workspace:
+    # The definitions as they are now (another replica, or the CLI, may have changed them), in a workspace
+    # of the request's own: requests never see each other's half-made changes.
+    ws: service.Workspace = request.app.state.ws
+    return replace(ws, config=ws.repository.load())
+
+
+def _authenticated(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> str:
+    owner = service.token_owner(request.app.state.ws, credentials.credentials) if credentials else None
+    if owner is None:
+        raise HTTPException(
+            401, "send a valid API token: Authorization: Bearer TOKEN", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return owner
+
+
+# Module-level (not inside create_app): FastAPI reads these annotations by name from the module.
+Ws = Annotated[service.Workspace, Depends(_workspace)]
+API = [Depends(_authenticated)]
+
+
+class RowTestRequest(BaseModel):
+    primary_key: str | None = Field(None, description="The row's key as runs show it; none: the model's first row.")
+    send: bool = Field(False, description="Send the request and show Iterable's answer.")
+
+
+def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int = 2) -> FastAPI:
+    """The API over the workspace ``open_workspace`` opens (once, at start-up)."""
+
+    @asynccontextmanager
+    async def lifespan(app_: FastAPI) -> Any:
+        app_.state.ws = open_workspace()
+        app_.state.runs = ThreadPoolExecutor(max_workers=run_workers, thread_name_prefix="run")
+        try:
+            yield
+        finally:
+            app_.state.runs.shutdown(wait=True, cancel_futures=True)
+
+    app = FastAPI(
+        title="smartingest",
+        version=__version__,
+        description="Sync data from your warehouse into Iterable, sending only what changed.",
+        lifespan=lifespan,
+    )
+    api = API
+
+    @app.exception_handler(SmartIngestError)
+    async def smartingest_error(_request: Request, exc: SmartIngestError) -> JSONResponse:
+        return _error(_status_of(exc), type(exc).__name__, str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, "HTTPError", str(exc.detail), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        messages = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return _error(422, "RequestValidationError", messages)
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict[str, str]:
+        """Whether the service and its metadata database answer (no token needed)."""
+        with app.state.ws.ledger.engine.connect() as con:
+            con.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__}
+
+    # -- syncs --------------------------------------------------------------------------------------
+
+    @app.get("/api/v1/sync-summaries", dependencies=api, tags=["syncs"])
+    def sync_summaries(ws: Ws) -> list[dict[str, Any]]:
+        """Every sync with its type, schedule, last run and the rows in its snapshot."""
+        return [summary.as_dict() for summary in service.list_syncs(ws)]
+
+    @app.post("/api/v1/syncs/{name}/runs", dependencies=api, tags=["syncs"], status_code=202)
+    def trigger_run(name: str, ws: Ws, full_resync: bool = False) -> dict[str, Any]:
+        """Queue a run (a full resync if asked) and execute it in the background; returns its id."""
+        run_id = service.enqueue_run(ws, name, full_resync, trigger="api")
+        app.state.runs.submit(_execute, ws, run_id)
+        return {"run_id": run_id, "status": "queued"}
+
+    @app.post("/api/v1/syncs/{name}/plan", dependencies=api, tags=["syncs"])
+    def plan(name: str, ws: Ws, samples: Annotated[int, Query(ge=0, le=20)] = 3) -> dict[str, Any]:
+        """What the next run would send (dry run: nothing is sent, no state changes)."""
+        return service.plan(ws, name, samples).as_dict()
+
+    @app.post("/api/v1/syncs/{name}/test-row", dependencies=api, tags=["syncs"])
+    def test_row(name: str, request: RowTestRequest, ws: Ws) -> dict[str, Any]:
+        """The exact request a run would send for one row (the model's first without a key); with ``send``,
+        sent, with Iterable's answer."""
+        return service.test_row(ws, name, request.primary_key, request.send).as_dict()
+
+    @app.post("/api/v1/syncs/{name}/reset", dependencies=api, tags=["syncs"])
+    def reset(name: str, ws: Ws) -> dict[str, bool]:
+        """Forget the sync's CDC snapshot: its next run sends every row."""
+        return {"existed": service.reset(ws, name)}
+
+    # -- runs ---------------------------------------------------------------------------------------
+
+    @app.get("/api/v1/runs", dependencies=api, tags=["runs"])
+    def list_runs(
+        ws: Ws,
+        sync: str | None = None,
+        status: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    ) -> list[dict[str, Any]]:
+        """The newest runs, of one sync or of all, of one status or of all."""
+        return [run.as_dict() for run in service.list_runs(ws, sync, status, limit)]
+
+    @app.get("/api/v1/runs/{run_id}", dependencies=api, tags=["runs"])
+    def get_run(run_id: int, ws: Ws) -> dict[str, Any]:
+        run = service.get_run(ws, run_id)
+        if run is None:
+            raise UnknownNameError(f"no run #{run_id}")
+        return run.as_dict()
+
+    @app.get("/api/v1/runs/{run_id}/rows", dependencies=api, tags=["runs"])
+    def run_rows(
+        run_id: int,
+        ws: Ws,
+        status: str | None = None,
+        operation: str | None = None,
+        reason_code: str | None = None,
+        primary_key: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """A page of a run's row outcomes, filtered by status, operation, reason code and primary key."""
+        if service.get_run(ws, run_id) is None:
+            raise UnknownNameError(f"no run #{run_id}")
+        where = {"operation": operation, "reason_code": reason_code, "primary_key": primary_key}
+        rows = service.run_rows(ws, run_id, status, limit, offset, **where)
+        total = service.count_rows(ws, run_id, status, **where)
+        return {"total": total, "offset": offset, "rows": [row.__dict__ for row in rows]}
+
+    # -- definitions (last: /api/v1/{kinds} would take the paths of the routes above) -------------------
+
+    @app.get("/api/v1/{kinds}", dependencies=api, tags=["definitions"])
+    def list_definitions(kinds: Kinds, ws: Ws) -> dict[str, dict[str, Any]]:
+        """Every source, model, destination or sync, by name (secrets shown as ********)."""
+        return service.list_definitions(ws, KIND_OF[kinds])
+
+    @app.get("/api/v1/{kinds}/{name}", dependencies=api, tags=["definitions"])
+    def get_definition(kinds: Kinds, name: str, ws: Ws) -> dict[str, Any]:
+        definitions = service.list_definitions(ws, KIND_OF[kinds])
+        if name not in definitions:
+            raise UnknownNameError(f"no {KIND_OF[kinds]} named {name!r}")
+        return definitions[name]
+
+    @app.put("/api/v1/{kinds}/{name}", dependencies=api, tags=["definitions"])
+    def put_definition(
+        kinds: Kinds, name: str, ws: Ws, definition: Annotated[dict[str, Any], Body()]
+    ) -> dict[str, Any]:
+        """Create or update one object from its keys as a project file holds them; an ``id`` of an existing
+        object renames it. Secrets left as ******** keep their stored value."""
+        service.save_shown_definition(ws, KIND_OF[kinds], name, definition)
+        return service.list_definitions(ws, KIND_OF[kinds])[name]
+
+    @app.delete("/api/v1/{kinds}/{name}", dependencies=api, tags=["definitions"], status_code=204)
+    def delete_definition(kinds: Kinds, name: str, ws: Ws) -> Response:
+        """Delete one object; refused (409) while another refers to it."""
+        service.delete_definition(ws, KIND_OF[kinds], name)
+        return Response(status_code=204)
+
+    return app
+
+
+def _execute(ws: service.Workspace, run_id: int) -> None:
+    """Execute a queued run; while its sync is busy, look again every WAIT_SECONDS (it stays queued)."""
+    while True:
+        try:
+            service.execute_run(ws, run_id)
+            return
+        except SyncLockedError:
+            time.sleep(WAIT_SECONDS)
+        except RunNotQueuedError:
+            return  # another worker took it
+        except Exception:  # a run records its own failures; this is a bug, kept in the log
+            log.exception("run #%s could not be executed", run_id)
+            return
+
+
+def _status_of(exc: SmartIngestError) -> int:
+    """Whose fault: the request's (404, 409, 422), a source's or Iterable's (502), the service's state (503)."""
+    match exc:
+        case UnknownNameError():
+            return 404
+        case SyncLockedError() | RunNotQueuedError() | DefinitionInUseError():
+            return 409
+        case ConfigError() | MappingError():
+            return 422
+        case SourceError() | DestinationError():
+            return 502
+        case StateError():
+            return 503
+        case _:
+            return 422
+
+
+def _error(status: int, kind: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers)

@@ -1,0 +1,148 @@
+"""The REST API over real HTTP (uvicorn on loopback): tokens, definitions with their secrets never
+returned, a run triggered and watched to its end, its row outcomes paged, and errors with their status
+and message. The metadata database holds the definitions; real PostgreSQL and the sandbox."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from smartingest import service
+from smartingest.repository.secrets import KEY_ENV
+from smartingest.server.app import create_app
+from tests.conftest import API_KEY, create_customers
+
+PASSWORD = "planted-pg-password-91c2"
+
+
+class Api:
+    """The API served by uvicorn in a thread, and a client holding a token."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        ws = service.open_workspace(home=home)
+        self.token = service.create_token(ws, "tests")
+        app = create_app(lambda: service.open_workspace(home=home), run_workers=2)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def ok(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, path, **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else None
+
+
+@pytest.fixture
+def api(tmp_path, monkeypatch) -> Iterator[Api]:
+    monkeypatch.chdir(tmp_path)  # no project file: definitions live in the metadata database
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
+    server = Api(tmp_path / "home")
+    yield server
+    server.stop()
+
+
+def _define(api: Api, pg_schema: str, base_url: str) -> None:
+    source = {"type": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test", "user": "postgres"}
+    api.ok("PUT", "/api/v1/sources/warehouse", json={**source, "password": PASSWORD})
+    model = {"source": "warehouse", "sql": f"select id, email, plan from {pg_schema}.customers", "primary_key": "id"}
+    api.ok("PUT", "/api/v1/models/customers", json=model)
+    destination = {"api_key": API_KEY, "base_url": base_url, "environment": "test", "rate_limit_scale": 100}
+    api.ok("PUT", "/api/v1/destinations/iterable", json=destination)
+    sync = {
+        "type": "users",
+        "model": "customers",
+        "destination": "iterable",
+        "match_on": "email",
+        "mappings": [{"from": "email", "to": "email"}, {"from": "plan", "to": "plan"}],
+    }
+    api.ok("PUT", "/api/v1/syncs/people", json=sync)
+
+
+def test_every_route_but_healthz_needs_a_valid_token(api):
+    assert httpx.get(f"{api.url}/healthz").json()["status"] == "ok"
+    for headers in ({}, {"Authorization": "Bearer si_not-a-token"}, {"Authorization": "Basic abc"}):
+        refused = httpx.get(f"{api.url}/api/v1/syncs", headers=headers)
+        assert refused.status_code == 401, headers
+        assert refused.json()["error"]["message"] == "send a valid API token: Authorization: Bearer TOKEN"
+        assert refused.headers["www-authenticate"] == "Bearer"
+    assert api.ok("GET", "/api/v1/syncs") == {}
+    assert "/api/v1/syncs/{name}/runs" in httpx.get(f"{api.url}/openapi.json").json()["paths"]
+
+
+def test_a_sync_defined_run_and_watched_through_the_api(pg, sandbox, admin, api):
+    create_customers(pg, 4)
+    pg.execute("UPDATE customers SET email = 'not-an-email' WHERE id = 3")
+    _define(api, pg.schema, sandbox.url)
+
+    shown = api.ok("GET", "/api/v1/sources/warehouse")
+    assert shown["password"] == "********" and shown["id"] == "warehouse"
+    assert api.ok("GET", "/api/v1/destinations/iterable")["api_key"] == "********"
+    # Saved back as shown, the secrets stay what they were.
+    api.ok("PUT", "/api/v1/destinations/iterable", json={**api.ok("GET", "/api/v1/destinations/iterable")})
+
+    plan = api.ok("POST", "/api/v1/syncs/people/plan")
+    assert plan["counts"]["added"] == 4 and plan["destination"]["ok"] is True
+    row = api.ok("POST", "/api/v1/syncs/people/test-row", json={"primary_key": "2"})
+    assert row["body"] == {"users": [{"email": "user2@example.com", "dataFields": {"plan": "team"}}]}
+
+    queued = api.http.post("/api/v1/syncs/people/runs")
+    assert queued.status_code == 202
+    run_id = queued.json()["run_id"]
+    deadline = time.monotonic() + 60
+    while (run := api.ok("GET", f"/api/v1/runs/{run_id}"))["status"] in ("queued", "querying", "in_progress"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.1)
+    assert (run["status"], run["counts"]["synced"], run["counts"]["rejected"]) == ("warning", 3, 1)
+    assert run["trigger"] == "api" and len(admin.users()) == 3
+
+    rejected = api.ok("GET", f"/api/v1/runs/{run_id}/rows", params={"status": "rejected"})
+    assert rejected["total"] == 1 and rejected["rows"][0]["pk"] == "3"
+    assert rejected["rows"][0]["code"] == "invalid_email"
+    [summary] = api.ok("GET", "/api/v1/sync-summaries")
+    assert (summary["name"], summary["last_run"]["id"], summary["snapshot_rows"]) == ("people", run_id, 3)
+    assert [r["id"] for r in api.ok("GET", "/api/v1/runs", params={"sync": "people"})] == [run_id]
+
+    # No answer, nothing the service wrote to its database, holds a secret.
+    for path in ("/api/v1/sources", "/api/v1/destinations", f"/api/v1/runs/{run_id}", "/api/v1/sync-summaries"):
+        text = api.http.get(path).text
+        assert PASSWORD not in text and API_KEY not in text
+    stored = b"".join(p.read_bytes() for p in api.home.glob("metadata.db*"))
+    assert PASSWORD.encode() not in stored and API_KEY.encode() not in stored
+
+
+def test_errors_say_what_is_wrong_with_the_status_that_fits(pg, sandbox, api):
+    create_customers(pg, 1)
+    _define(api, pg.schema, sandbox.url)
+    missing = api.http.get("/api/v1/syncs/nope")
+    assert (missing.status_code, missing.json()["error"]["message"]) == (404, "no sync named 'nope'")
+    bad = api.http.put("/api/v1/models/other", json={"source": "nowhere", "table": "t", "primary_key": "id"})
+    assert bad.status_code == 422 and "models.other.source: no source named 'nowhere'" in bad.json()["error"]["message"]
+    in_use = api.http.delete("/api/v1/models/customers")
+    assert in_use.status_code == 409 and "used by syncs people" in in_use.json()["error"]["message"]
+    masked = api.http.put("/api/v1/destinations/fresh", json={"api_key": "********", "base_url": sandbox.url})
+    assert masked.status_code == 422 and "give its value" in masked.json()["error"]["message"]
+    kind = api.http.get("/api/v1/widgets")
+    assert kind.status_code == 422 and kind.json()["error"]["type"] == "RequestValidationError"
+    assert api.http.get("/api/v1/runs/12345").status_code == 404
+    assert api.http.delete("/api/v1/syncs/people").status_code == 204
+    assert api.http.delete("/api/v1/models/customers").status_code == 204
