@@ -574,6 +574,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
     run_workers: Annotated[int, typer.Option(help="Runs this process executes at once.")] = 2,
+    schedule: Annotated[
+        bool, typer.Option("--schedule/--no-schedule", help="Queue scheduled syncs' runs when they come due.")
+    ] = True,
 ) -> None:
     """Serve the REST API (/api/v1, its OpenAPI document at /docs) until stopped (Ctrl-C)."""
     import socket
@@ -587,7 +590,7 @@ def serve(
         service.open_workspace(project)  # a bad project or database fails now, with its message
     except SmartIngestError as exc:
         _fail(exc)
-    app_ = create_app(lambda: service.open_workspace(project), run_workers)
+    app_ = create_app(lambda: service.open_workspace(project), run_workers, schedule)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))

@@ -5,6 +5,7 @@ No logic lives in the front ends: they parse arguments, call one function here a
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ import pyarrow as pa
 import yaml
 from pydantic import ValidationError
 
+from smartingest.codes import RunStatus
 from smartingest.config.loader import format_validation_error, with_sync
 from smartingest.config.models import ProjectConfig, SourceConfig, require
 from smartingest.engine import destination, probe
@@ -35,6 +37,8 @@ from smartingest.engine.pipeline import (  # front ends print PlanResult and Run
 from smartingest.engine.pipeline import execute_run as execute_sync_run
 from smartingest.engine.planning import plan_sync
 from smartingest.engine.progress import Progress
+from smartingest.engine.schedules import latest_slot, next_slot
+from smartingest.engine.slots import claim_slot
 from smartingest.engine.suggest import Suggestions
 from smartingest.engine.suggest import suggest_mappings as suggest
 from smartingest.errors import ConfigError, StateError, UnknownNameError
@@ -131,10 +135,13 @@ class SyncSummary:
     schedule: str  # manual, "every 15m" or a cron expression
     last_run: RunRecord | None
     snapshot_rows: int | None  # rows in its CDC snapshot (None: this version cannot read its engine's)
+    enabled: bool = True
+    next_run: dt.datetime | None = None  # its schedule's next slot (None: manual, or disabled)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["last_run"] = self.last_run.as_dict() if self.last_run else None
+        data["next_run"] = self.next_run.isoformat() if self.next_run else None
         return data
 
 
@@ -162,6 +169,8 @@ def list_syncs(ws: Workspace) -> list[SyncSummary]:
                 else (f"every {schedule.every}" if schedule.every else str(schedule.cron)),
                 last_run=last[0] if last else None,
                 snapshot_rows=snapshot_rows,
+                enabled=sync.enabled,
+                next_run=next_slot(schedule, dt.datetime.now(dt.UTC)) if sync.enabled else None,
             )
         )
     return out
@@ -218,8 +227,33 @@ def execute_run(ws: Workspace, run_id: int, progress: Progress | None = None) ->
         raise UnknownNameError(f"no run #{run_id} (see `smartingest runs list`)")
     name = next((n for n in ws.config.syncs if ws.config.sync_id(n) == record.sync_id), None)
     if name is None:
-        raise UnknownNameError(f"run #{run_id} belongs to sync id {record.sync_id!r}, which is no longer defined")
+        message = f"run #{run_id} belongs to sync id {record.sync_id!r}, which is no longer defined"
+        if ws.ledger.claim(run_id):  # it can never run: it ends, failed, rather than wait forever
+            ws.ledger.finish(run_id, RunStatus.FAILED, {}, {}, message)
+        raise UnknownNameError(message)
     return execute_sync_run(sync_target(ws, name), ws.ledger, ws.state_dir, run_id, progress)
+
+
+def schedule_tick(ws: Workspace, now: dt.datetime | None = None) -> list[int]:
+    """Queue a run of every enabled, scheduled sync whose latest slot (``engine/schedules.py``) has not been
+    queued yet: once per slot, whatever the number of schedulers calling this, and once after any downtime
+    (not once per slot missed). Returns the runs queued. ``now`` (UTC) is for tests."""
+    moment = now or dt.datetime.now(dt.UTC)
+    queued = []
+    for name, sync in ws.config.syncs.items():
+        slot = latest_slot(sync.schedule, moment)
+        if not sync.enabled or slot is None:
+            continue
+        sync_id = ws.config.sync_id(name)
+        if claim_slot(ws.ledger.engine, sync_id, slot):
+            run_id, _new = ws.ledger.enqueue(sync_id, False, trigger="schedule", sync_name=name)
+            queued.append(run_id)
+    return queued
+
+
+def queued_runs(ws: Workspace, limit: int = 100) -> list[int]:
+    """The runs waiting to be executed, oldest first."""
+    return [run.id for run in reversed(ws.ledger.list_runs(None, "queued", limit))]
 
 
 def reset(ws: Workspace, name: str) -> bool:

@@ -7,8 +7,11 @@ and ``IdentifiedSync`` (the types that match rows to Iterable users by email or 
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import re
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
@@ -140,11 +143,25 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$")
 MIN_INTERVAL_MINUTES = 15
 
 
+def _check_cron(expression: str, zone: ZoneInfo) -> None:
+    """A five-field cron expression that fires at most every 15 minutes (ValueError saying why not)."""
+    from croniter import croniter
+
+    if len(expression.split()) != 5 or not croniter.is_valid(expression):
+        raise ValueError(f"cron {expression!r} is not a five-field cron expression (minute hour day month weekday)")
+    moments = croniter(expression, dt.datetime(2025, 1, 1, tzinfo=zone))
+    times = [moments.get_next(dt.datetime) for _ in range(200)]
+    closest = min((later - earlier for earlier, later in itertools.pairwise(times)), default=dt.timedelta.max)
+    if closest < dt.timedelta(minutes=MIN_INTERVAL_MINUTES):
+        raise ValueError(f"cron {expression!r} fires more often than every 15 minutes, the most a sync runs")
+
+
 class Schedule(Strict):
     """When a sync runs: every interval (15 minutes at least), on a cron expression, or only by hand."""
 
     every: str | None = Field(None, description="Interval such as 15m, 2h or 1d (at least 15m).")
-    cron: str | None = Field(None, description="Five-field cron expression, in UTC.")
+    cron: str | None = Field(None, description="Five-field cron expression (minute hour day month weekday).")
+    timezone: str = Field("UTC", description="Time zone of the cron expression (an IANA name: Europe/Paris).")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Schedule:
@@ -152,8 +169,12 @@ class Schedule(Strict):
             raise ValueError("set 'every' or 'cron', not both")
         if self.every is not None:
             self.interval_minutes()
-        if self.cron is not None and len(self.cron.split()) != 5:
-            raise ValueError(f"cron {self.cron!r} must have five fields (minute hour day month weekday)")
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {self.timezone!r} is not a time zone name (UTC, Europe/Paris...)") from None
+        if self.cron is not None:
+            _check_cron(self.cron, zone)
         return self
 
     def interval_minutes(self) -> int | None:
@@ -190,6 +211,7 @@ class SyncBase(Strict):
         "double cannot hold): reject its row with the reason, or send null in its place.",
     )
     mappings: list[FieldMapping] = Field(min_length=1, description="How each destination field is filled.")
+    enabled: bool = Field(True, description="false: the schedule runs nothing (the sync still runs by hand).")
     schedule: Schedule = Field(
         default_factory=lambda: Schedule(), description="{every: 15m}, {cron: '0 * * * *'} or manual."
     )

@@ -8,16 +8,15 @@ token, 404 an unknown name or run, 409 a conflict (the sync is running, a defini
 definition or a request that does not validate, 502 a source or Iterable that failed. Secrets are never
 in an answer: definitions show them as ``********``, which saved back keeps the stored value.
 
-Runs triggered here are queued and executed by this process's workers (threads), one per sync at a
-time: a run whose sync is running waits, queued, and is executed when the sync is free.
+Runs triggered here are queued; the server's dispatcher executes queued runs (these and the scheduler's)
+on its workers (threads), one per sync at a time: a run whose sync is running waits, queued, and is
+executed when the sync is free (scheduler/loop.py).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Annotated, Any, Literal
@@ -42,6 +41,7 @@ from smartingest.errors import (
     SyncLockedError,
     UnknownNameError,
 )
+from smartingest.scheduler.loop import Dispatcher, Scheduler, fresh
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,6 @@ KIND_OF: dict[str, service.Kind] = {
     "destinations": "destination",
     "syncs": "sync",
 }
-WAIT_SECONDS = 5.0  # how often a queued run whose sync is busy looks again
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -86,17 +85,26 @@ class RowTestRequest(BaseModel):
     send: bool = Field(False, description="Send the request and show Iterable's answer.")
 
 
-def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int = 2) -> FastAPI:
-    """The API over the workspace ``open_workspace`` opens (once, at start-up)."""
+def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int = 2, schedule: bool = True) -> FastAPI:
+    """The API over the workspace ``open_workspace`` opens (once, at start-up), with its dispatcher
+    executing queued runs on ``run_workers`` workers and, when ``schedule``, its scheduler."""
 
     @asynccontextmanager
     async def lifespan(app_: FastAPI) -> Any:
-        app_.state.ws = open_workspace()
-        app_.state.runs = ThreadPoolExecutor(max_workers=run_workers, thread_name_prefix="run")
+        ws = open_workspace()
+        app_.state.ws = ws
+        dispatcher = Dispatcher(fresh(ws), run_workers)
+        loops: list[Dispatcher | Scheduler] = [dispatcher]
+        if schedule:
+            loops.append(Scheduler(fresh(ws), dispatcher.nudge))
+        app_.state.dispatcher = dispatcher
+        for loop in loops:
+            loop.start()
         try:
             yield
         finally:
-            app_.state.runs.shutdown(wait=True, cancel_futures=True)
+            for loop in reversed(loops):
+                loop.stop()
 
     app = FastAPI(
         title="smartingest",
@@ -135,9 +143,9 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
 
     @app.post("/api/v1/syncs/{name}/runs", dependencies=api, tags=["syncs"], status_code=202)
     def trigger_run(name: str, ws: Ws, full_resync: bool = False) -> dict[str, Any]:
-        """Queue a run (a full resync if asked) and execute it in the background; returns its id."""
+        """Queue a run (a full resync if asked) for the server's workers to execute; returns its id."""
         run_id = service.enqueue_run(ws, name, full_resync, trigger="api")
-        app.state.runs.submit(_execute, ws, run_id)
+        app.state.dispatcher.nudge()
         return {"run_id": run_id, "status": "queued"}
 
     @app.post("/api/v1/syncs/{name}/plan", dependencies=api, tags=["syncs"])
@@ -224,21 +232,6 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
         return Response(status_code=204)
 
     return app
-
-
-def _execute(ws: service.Workspace, run_id: int) -> None:
-    """Execute a queued run; while its sync is busy, look again every WAIT_SECONDS (it stays queued)."""
-    while True:
-        try:
-            service.execute_run(ws, run_id)
-            return
-        except SyncLockedError:
-            time.sleep(WAIT_SECONDS)
-        except RunNotQueuedError:
-            return  # another worker took it
-        except Exception:  # a run records its own failures; this is a bug, kept in the log
-            log.exception("run #%s could not be executed", run_id)
-            return
 
 
 def _status_of(exc: SmartIngestError) -> int:

@@ -53,6 +53,16 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class ScheduleSlot(Base):
+    """The last slot of a sync's schedule a run was queued for (scheduler/due.py): a slot is queued once,
+    whatever the number of scheduler replicas."""
+
+    __tablename__ = "schedule_slots"
+
+    sync_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    last_slot: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class SyncLease(Base):
     """Who runs (or plans) a sync now, across every machine sharing the metadata database: one row per
     sync while it is held, renewed while its holder lives (``engine/lease.py``)."""
