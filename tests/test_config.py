@@ -45,7 +45,7 @@ def test_schedules():
     assert Schedule().manual
     with pytest.raises(ValueError, match="at most every 15 minutes"):
         Schedule(every="10m")
-    with pytest.raises(ValueError, match="five fields"):
+    with pytest.raises(ValueError, match="not a five-field cron expression"):
         Schedule(cron="* * *")
     with pytest.raises(ValueError, match="not both"):
         Schedule(every="1h", cron="0 * * * *")

@@ -5,7 +5,8 @@
 No logic lives here: each route calls one service function and shapes its answer. Errors are JSON,
 ``{"error": {"type": ..., "message": ...}}``, with a status that says whose fault it is: 401 no or a bad
 token, 404 an unknown name or run, 409 a conflict (the sync is running, a definition is in use), 422 a
-definition or a request that does not validate, 502 a source or Iterable that failed. Secrets are never
+definition or a request that does not validate, 502 a source or Iterable that failed, 503 the service's
+own state (its CDC state store) not usable. Secrets are never
 in an answer: definitions show them as ``********``, which saved back keeps the stored value.
 
 Runs triggered here are queued; the server's dispatcher executes queued runs (these and the scheduler's)
@@ -15,7 +16,6 @@ executed when the sync is free (scheduler/loop.py).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -43,7 +43,6 @@ from smartingest.errors import (
 )
 from smartingest.scheduler.loop import Dispatcher, Scheduler, fresh
 
-log = logging.getLogger(__name__)
 
 Kinds = Literal["sources", "models", "destinations", "syncs"]
 KIND_OF: dict[str, service.Kind] = {
@@ -112,8 +111,6 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
         description="Sync data from your warehouse into Iterable, sending only what changed.",
         lifespan=lifespan,
     )
-    api = API
-
     @app.exception_handler(SmartIngestError)
     async def smartingest_error(_request: Request, exc: SmartIngestError) -> JSONResponse:
         return _error(_status_of(exc), type(exc).__name__, str(exc))
@@ -136,37 +133,37 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
 
     # -- syncs --------------------------------------------------------------------------------------
 
-    @app.get("/api/v1/sync-summaries", dependencies=api, tags=["syncs"])
+    @app.get("/api/v1/sync-summaries", dependencies=API, tags=["syncs"])
     def sync_summaries(ws: Ws) -> list[dict[str, Any]]:
         """Every sync with its type, schedule, last run and the rows in its snapshot."""
         return [summary.as_dict() for summary in service.list_syncs(ws)]
 
-    @app.post("/api/v1/syncs/{name}/runs", dependencies=api, tags=["syncs"], status_code=202)
+    @app.post("/api/v1/syncs/{name}/runs", dependencies=API, tags=["syncs"], status_code=202)
     def trigger_run(name: str, ws: Ws, full_resync: bool = False) -> dict[str, Any]:
         """Queue a run (a full resync if asked) for the server's workers to execute; returns its id."""
         run_id = service.enqueue_run(ws, name, full_resync, trigger="api")
         app.state.dispatcher.nudge()
         return {"run_id": run_id, "status": "queued"}
 
-    @app.post("/api/v1/syncs/{name}/plan", dependencies=api, tags=["syncs"])
+    @app.post("/api/v1/syncs/{name}/plan", dependencies=API, tags=["syncs"])
     def plan(name: str, ws: Ws, samples: Annotated[int, Query(ge=0, le=20)] = 3) -> dict[str, Any]:
         """What the next run would send (dry run: nothing is sent, no state changes)."""
         return service.plan(ws, name, samples).as_dict()
 
-    @app.post("/api/v1/syncs/{name}/test-row", dependencies=api, tags=["syncs"])
+    @app.post("/api/v1/syncs/{name}/test-row", dependencies=API, tags=["syncs"])
     def test_row(name: str, request: RowTestRequest, ws: Ws) -> dict[str, Any]:
         """The exact request a run would send for one row (the model's first without a key); with ``send``,
         sent, with Iterable's answer."""
         return service.test_row(ws, name, request.primary_key, request.send).as_dict()
 
-    @app.post("/api/v1/syncs/{name}/reset", dependencies=api, tags=["syncs"])
+    @app.post("/api/v1/syncs/{name}/reset", dependencies=API, tags=["syncs"])
     def reset(name: str, ws: Ws) -> dict[str, bool]:
         """Forget the sync's CDC snapshot: its next run sends every row."""
         return {"existed": service.reset(ws, name)}
 
     # -- runs ---------------------------------------------------------------------------------------
 
-    @app.get("/api/v1/runs", dependencies=api, tags=["runs"])
+    @app.get("/api/v1/runs", dependencies=API, tags=["runs"])
     def list_runs(
         ws: Ws,
         sync: str | None = None,
@@ -176,14 +173,14 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
         """The newest runs, of one sync or of all, of one status or of all."""
         return [run.as_dict() for run in service.list_runs(ws, sync, status, limit)]
 
-    @app.get("/api/v1/runs/{run_id}", dependencies=api, tags=["runs"])
+    @app.get("/api/v1/runs/{run_id}", dependencies=API, tags=["runs"])
     def get_run(run_id: int, ws: Ws) -> dict[str, Any]:
         run = service.get_run(ws, run_id)
         if run is None:
             raise UnknownNameError(f"no run #{run_id}")
         return run.as_dict()
 
-    @app.get("/api/v1/runs/{run_id}/rows", dependencies=api, tags=["runs"])
+    @app.get("/api/v1/runs/{run_id}/rows", dependencies=API, tags=["runs"])
     def run_rows(
         run_id: int,
         ws: Ws,
@@ -204,19 +201,19 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
 
     # -- definitions (last: /api/v1/{kinds} would take the paths of the routes above) -------------------
 
-    @app.get("/api/v1/{kinds}", dependencies=api, tags=["definitions"])
+    @app.get("/api/v1/{kinds}", dependencies=API, tags=["definitions"])
     def list_definitions(kinds: Kinds, ws: Ws) -> dict[str, dict[str, Any]]:
         """Every source, model, destination or sync, by name (secrets shown as ********)."""
         return service.list_definitions(ws, KIND_OF[kinds])
 
-    @app.get("/api/v1/{kinds}/{name}", dependencies=api, tags=["definitions"])
+    @app.get("/api/v1/{kinds}/{name}", dependencies=API, tags=["definitions"])
     def get_definition(kinds: Kinds, name: str, ws: Ws) -> dict[str, Any]:
         definitions = service.list_definitions(ws, KIND_OF[kinds])
         if name not in definitions:
             raise UnknownNameError(f"no {KIND_OF[kinds]} named {name!r}")
         return definitions[name]
 
-    @app.put("/api/v1/{kinds}/{name}", dependencies=api, tags=["definitions"])
+    @app.put("/api/v1/{kinds}/{name}", dependencies=API, tags=["definitions"])
     def put_definition(
         kinds: Kinds, name: str, ws: Ws, definition: Annotated[dict[str, Any], Body()]
     ) -> dict[str, Any]:
@@ -225,7 +222,7 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
         service.save_shown_definition(ws, KIND_OF[kinds], name, definition)
         return service.list_definitions(ws, KIND_OF[kinds])[name]
 
-    @app.delete("/api/v1/{kinds}/{name}", dependencies=api, tags=["definitions"], status_code=204)
+    @app.delete("/api/v1/{kinds}/{name}", dependencies=API, tags=["definitions"], status_code=204)
     def delete_definition(kinds: Kinds, name: str, ws: Ws) -> Response:
         """Delete one object; refused (409) while another refers to it."""
         service.delete_definition(ws, KIND_OF[kinds], name)
