@@ -43,7 +43,6 @@ from smartingest.errors import (
 )
 from smartingest.scheduler.loop import Dispatcher, Scheduler, fresh
 
-
 Kinds = Literal["sources", "models", "destinations", "syncs"]
 KIND_OF: dict[str, service.Kind] = {
     "sources": "source",
@@ -111,6 +110,7 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
         description="Sync data from your warehouse into Iterable, sending only what changed.",
         lifespan=lifespan,
     )
+
     @app.exception_handler(SmartIngestError)
     async def smartingest_error(_request: Request, exc: SmartIngestError) -> JSONResponse:
         return _error(_status_of(exc), type(exc).__name__, str(exc))
