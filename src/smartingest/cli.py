@@ -176,11 +176,12 @@ def sync_list(as_json: JsonOption = False) -> None:
     if as_json:
         _print_json([s.as_dict() for s in syncs])
         return
-    table = Table("sync", "model", "destination", "type", "schedule", "last run", "in snapshot")
+    table = Table("sync", "status", "model", "destination", "type", "schedule", "last run", "in snapshot")
     for s in syncs:
         last = s.last_run
         table.add_row(
             s.name,
+            s.status,
             s.model,
             s.destination,
             s.type,

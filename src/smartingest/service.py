@@ -39,6 +39,7 @@ from smartingest.engine.planning import plan_sync
 from smartingest.engine.progress import Progress
 from smartingest.engine.schedules import latest_slot, next_slot
 from smartingest.engine.slots import claim_slot
+from smartingest.engine.statuses import sync_status
 from smartingest.engine.suggest import Suggestions
 from smartingest.engine.suggest import suggest_mappings as suggest
 from smartingest.errors import ConfigError, StateError, UnknownNameError
@@ -137,6 +138,7 @@ class SyncSummary:
     snapshot_rows: int | None  # rows in its CDC snapshot (None: this version cannot read its engine's)
     enabled: bool = True
     next_run: dt.datetime | None = None  # its schedule's next slot (None: manual, or disabled)
+    status: str = "Pending"  # as Smart Ingest shows it (engine/statuses.py)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -150,7 +152,8 @@ def list_syncs(ws: Workspace) -> list[SyncSummary]:
     out = []
     for name, sync in ws.config.syncs.items():
         target = sync_target(ws, name)
-        last = ws.ledger.list_runs(sync_id=target.id, limit=1)
+        runs = ws.ledger.list_runs(sync_id=target.id, limit=5)  # an active run and the last ended one
+        last = [run for run in runs if run.finished_at is not None][:1]
         try:
             detector = detector_for(target.source, ws.state_dir, state_store=target.state_store)
             snapshot_rows: int | None = detector.snapshot_size(target.id)
@@ -171,6 +174,7 @@ def list_syncs(ws: Workspace) -> list[SyncSummary]:
                 snapshot_rows=snapshot_rows,
                 enabled=sync.enabled,
                 next_run=next_slot(schedule, dt.datetime.now(dt.UTC)) if sync.enabled else None,
+                status=str(sync_status(sync.enabled, runs)),
             )
         )
     return out
