@@ -146,3 +146,30 @@ def test_errors_say_what_is_wrong_with_the_status_that_fits(pg, sandbox, api):
     assert api.http.get("/api/v1/runs/12345").status_code == 404
     assert api.http.delete("/api/v1/syncs/people").status_code == 204
     assert api.http.delete("/api/v1/models/customers").status_code == 204
+
+
+def test_actions_test_connections_preview_a_model_and_switch_a_schedule(pg, sandbox, api):
+    create_customers(pg, 3)
+    _define(api, pg.schema, sandbox.url)
+    assert api.ok("POST", "/api/v1/sources/warehouse/test") == {"ok": True, "error": None}
+    down = {"type": "postgres", "host": "127.0.0.1", "port": 9, "database": "test", "user": "postgres"}
+    api.ok("PUT", "/api/v1/sources/down", json=down)
+    failed = api.ok("POST", "/api/v1/sources/down/test")
+    assert failed["ok"] is False and failed["error"]["type"] == "SourceConnectionError"
+    assert api.ok("POST", "/api/v1/destinations/iterable/test")["ok"] is True
+    api.ok("PUT", "/api/v1/destinations/wrong", json={"api_key": "not-the-key", "base_url": sandbox.url})
+    refused = api.ok("POST", "/api/v1/destinations/wrong/test")
+    assert refused["ok"] is False and "API key" in refused["message"]
+
+    preview = api.ok("GET", "/api/v1/models/customers/preview", params={"limit": 2})
+    assert [c["name"] for c in preview["columns"]] == ["id", "email", "plan"]
+    assert [r["email"] for r in preview["rows"]] == ["user1@example.com", "user2@example.com"]
+
+    api.ok("PUT", "/api/v1/syncs/people", json={**api.ok("GET", "/api/v1/syncs/people"), "schedule": {"every": "1h"}})
+    assert api.ok("POST", "/api/v1/syncs/people/disable") == {"enabled": False}
+    [summary] = api.ok("GET", "/api/v1/sync-summaries")
+    assert (summary["status"], summary["enabled"], summary["next_run"]) == ("Disabled", False, None)
+    api.ok("POST", "/api/v1/syncs/people/enable")
+    [summary] = api.ok("GET", "/api/v1/sync-summaries")
+    assert summary["status"] == "Pending" and summary["next_run"] is not None
+    assert api.http.post("/api/v1/syncs/nope/enable").status_code == 404

@@ -488,6 +488,14 @@ def save_shown_definition(ws: Workspace, kind: Kind, name: str, definition: Mapp
     return save_definition(ws, kind, name, body)
 
 
+def set_enabled(ws: Workspace, name: str, enabled: bool) -> None:
+    """Turn a sync's schedule on or off (a disabled sync still runs by hand)."""
+    definition = list_definitions(ws, "sync").get(name)
+    if definition is None:
+        raise UnknownNameError(f"no sync named {name!r} ({', '.join(sorted(ws.config.syncs)) or 'none defined'})")
+    save_shown_definition(ws, "sync", name, {**definition, "enabled": enabled})
+
+
 def create_token(ws: Workspace, name: str) -> str:
     """A new REST API token named ``name``; returns it: it is shown this once, and kept as a digest."""
     return tokens.create_token(ws.ledger.engine, name)

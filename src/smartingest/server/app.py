@@ -156,6 +156,42 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
         sent, with Iterable's answer."""
         return service.test_row(ws, name, request.primary_key, request.send).as_dict()
 
+    @app.post("/api/v1/syncs/{name}/enable", dependencies=API, tags=["syncs"])
+    def enable(name: str, ws: Ws) -> dict[str, bool]:
+        """Turn the sync's schedule on."""
+        service.set_enabled(ws, name, True)
+        return {"enabled": True}
+
+    @app.post("/api/v1/syncs/{name}/disable", dependencies=API, tags=["syncs"])
+    def disable(name: str, ws: Ws) -> dict[str, bool]:
+        """Turn the sync's schedule off (it still runs when asked)."""
+        service.set_enabled(ws, name, False)
+        return {"enabled": False}
+
+    @app.post("/api/v1/sources/{name}/test", dependencies=API, tags=["sources"])
+    def test_source(name: str, ws: Ws) -> dict[str, Any]:
+        """Connect to the source and run a trivial query: ``ok``, or the error that names the fix."""
+        try:
+            service.check_source(ws, name)
+        except SourceError as exc:
+            return {"ok": False, "error": {"type": type(exc).__name__, "message": str(exc)}}
+        return {"ok": True, "error": None}
+
+    @app.post("/api/v1/destinations/{name}/test", dependencies=API, tags=["destinations"])
+    def test_destination(name: str, ws: Ws) -> dict[str, Any]:
+        """Ask the Iterable project for its user fields with the API key: does it answer, with what."""
+        check = service.check_destination(ws, name)
+        return {"ok": check.ok, "message": check.message}
+
+    @app.get("/api/v1/models/{name}/preview", dependencies=API, tags=["models"])
+    def preview_model(name: str, ws: Ws, limit: Annotated[int, Query(ge=1, le=100)] = 100) -> dict[str, Any]:
+        """The model's columns (name and type) and its first rows."""
+        schema = service.model_schema(ws, name)
+        return {
+            "columns": [{"name": f.name, "type": str(f.type)} for f in schema],
+            "rows": service.preview_rows(ws, name, limit),
+        }
+
     @app.post("/api/v1/syncs/{name}/reset", dependencies=API, tags=["syncs"])
     def reset(name: str, ws: Ws) -> dict[str, bool]:
         """Forget the sync's CDC snapshot: its next run sends every row."""
