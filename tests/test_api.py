@@ -173,3 +173,30 @@ def test_actions_test_connections_preview_a_model_and_switch_a_schedule(pg, sand
     [summary] = api.ok("GET", "/api/v1/sync-summaries")
     assert summary["status"] == "Pending" and summary["next_run"] is not None
     assert api.http.post("/api/v1/syncs/nope/enable").status_code == 404
+
+
+def test_a_run_cancelled_stops_sending_and_its_rows_go_next_run(pg, sandbox, admin, api):
+    create_customers(pg, 400)
+    _define(api, pg.schema, sandbox.url)
+    sync = api.ok("GET", "/api/v1/syncs/people")
+    api.ok("PUT", "/api/v1/syncs/people", json={**sync, "batch_size": 10})
+    destination = api.ok("GET", "/api/v1/destinations/iterable")
+    api.ok("PUT", "/api/v1/destinations/iterable", json={**destination, "max_concurrent_requests": 1})
+    admin.faults(latency_ms=250)  # 40 requests, one at a time: about 10 s of sending
+    run_id = api.ok("POST", "/api/v1/syncs/people/runs")["run_id"]
+    deadline = time.monotonic() + 30
+    while api.ok("GET", f"/api/v1/runs/{run_id}")["status"] != "in_progress":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert api.ok("POST", f"/api/v1/runs/{run_id}/cancel") == {"cancelling": True}
+    while (run := api.ok("GET", f"/api/v1/runs/{run_id}"))["finished_at"] is None:
+        assert time.monotonic() < deadline, run
+        time.sleep(0.1)
+    assert run["status"] == "failed" and run["error"].startswith("cancelled by a user")
+    counts = run["counts"]
+    assert 0 < counts["synced"] < 400 and counts["synced"] + counts["retried_next_run"] == 400
+    assert api.ok("POST", f"/api/v1/runs/{run_id}/cancel") == {"cancelling": False}
+    admin.faults()
+    # What was acknowledged is committed; the rest is what the next run sends.
+    assert api.ok("POST", "/api/v1/syncs/people/plan")["counts"]["added"] == counts["retried_next_run"]

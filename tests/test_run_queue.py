@@ -65,3 +65,15 @@ def test_a_run_of_a_sync_no_longer_defined_is_refused(ws):
     run_id, _ = ws.ledger.enqueue("gone", False, sync_name="gone")
     with pytest.raises(UnknownNameError, match="sync id 'gone', which is no longer defined"):
         service.execute_run(ws, run_id)
+
+
+def test_a_queued_run_cancelled_never_starts(ws):
+    run_id = service.enqueue_run(ws, SYNC)
+    assert service.cancel_run(ws, run_id) is True
+    ended = service.get_run(ws, run_id)
+    assert ended is not None and (ended.status, ended.error) == ("failed", "cancelled by a user before it started")
+    assert service.cancel_run(ws, run_id) is False  # ended already
+    with pytest.raises(RunNotQueuedError):
+        service.execute_run(ws, run_id)
+    with pytest.raises(UnknownNameError, match="no run #999"):
+        service.cancel_run(ws, 999)

@@ -359,6 +359,16 @@ def _rows_sent(delivery: dict[str, int] | None) -> str:
     return str(delivery["rows_sent"])
 
 
+@runs_app.command("cancel")
+def runs_cancel(run_id: int) -> None:
+    """Ask a run to stop: a queued one ends at once, a running one stops sending (unsent rows go next run)."""
+    try:
+        asked = service.cancel_run(_workspace(), run_id)
+    except SmartIngestError as exc:
+        _fail(exc)
+    out.print(f"run #{run_id}: " + ("asked to stop" if asked else "already ended"))
+
+
 @runs_app.command("show")
 def runs_show(
     run_id: int,

@@ -260,6 +260,15 @@ def queued_runs(ws: Workspace, limit: int = 100) -> list[int]:
     return [run.id for run in reversed(ws.ledger.list_runs(None, "queued", limit))]
 
 
+def cancel_run(ws: Workspace, run_id: int) -> bool:
+    """Ask a run to stop: a queued one ends at once; a running one stops sending within a second or so of
+    its delivery (what Iterable acknowledged is committed, the rest is sent by the next run). Returns
+    False when the run had ended already; UnknownNameError for no such run."""
+    if ws.ledger.get_run(run_id) is None:
+        raise UnknownNameError(f"no run #{run_id} (see `smartingest runs list`)")
+    return ws.ledger.request_cancel(run_id)
+
+
 def reset(ws: Workspace, name: str) -> bool:
     """Forget a sync's CDC snapshot (sends nothing); the next run sends every row. Returns whether one existed."""
     target = sync_target(ws, name)

@@ -120,6 +120,23 @@ class Ledger:
             )
         return claimed.rowcount == 1
 
+    def request_cancel(self, run_id: int) -> bool:
+        """Ask a run to stop: a queued one ends at once (failed, cancelled), a started one stops sending at
+        its next check. Returns False when the run had ended already."""
+        with self.engine.begin() as con:
+            asked = con.execute(
+                update(SyncRun)
+                .where(SyncRun.id == run_id, SyncRun.finished_at.is_(None))
+                .values(cancel_requested_at=_now())
+            ).rowcount
+        if asked and self.claim(run_id):  # it was queued: it never starts
+            self.finish(run_id, RunStatus.FAILED, {}, {}, "cancelled by a user before it started")
+        return bool(asked)
+
+    def cancel_requested(self, run_id: int) -> bool:
+        with self.engine.connect() as con:
+            return con.execute(select(SyncRun.cancel_requested_at).where(SyncRun.id == run_id)).scalar() is not None
+
     def discard(self, run_id: int) -> None:
         """Delete a queued run that never started (its caller gave up on it)."""
         with self.engine.begin() as con:
@@ -305,6 +322,7 @@ class RunRecord:
     host: str | None = None
     mapping_fingerprint: str | None = None
     rows_pruned_at: datetime | None = None
+    cancel_requested_at: datetime | None = None  # a user asked it to stop
 
     @classmethod
     def of(cls, row: Any) -> RunRecord:
@@ -328,12 +346,13 @@ class RunRecord:
             host=row["host"],
             mapping_fingerprint=row["mapping_fingerprint"],
             rows_pruned_at=_utc(row["rows_pruned_at"]),
+            cancel_requested_at=_utc(row["cancel_requested_at"]),
         )
 
     def as_dict(self) -> dict[str, Any]:
         """The run as JSON data (times in ISO 8601)."""
         data = asdict(self)
-        for key in ("created_at", "started_at", "finished_at", "rows_pruned_at"):
+        for key in ("created_at", "started_at", "finished_at", "rows_pruned_at", "cancel_requested_at"):
             if data[key] is not None:
                 data[key] = data[key].isoformat()
         return data

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -240,8 +240,10 @@ async def deliver(
     settler: Settler,
     stats: dict[str, int],
     warnings: list[str],
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> str | None:
-    """Map and send every change; returns why sending stopped early (Iterable unavailable), if it did.
+    """Map and send every change; returns why sending stopped early (Iterable unavailable, or the run was
+    cancelled: ``cancelled`` is asked before each batch of changes), if it did.
 
     First the sync type prepares the destination (creates what it needs, reads what refines the plan,
     such as field types) with a short retry budget, on a client of its own: ``stats`` count only what
@@ -273,14 +275,33 @@ async def deliver(
             records, decided = plan.map_changes(changes)
             return list(writer.batches(records)), decided
 
+        stopped: list[str] = []
+        asked = [time.monotonic()]
+
+        async def was_cancelled(now: bool = False) -> bool:
+            # Asked of the ledger at most every CANCEL_CHECK_SECONDS: a query, not a cost per request.
+            if not now and time.monotonic() - asked[0] < CANCEL_CHECK_SECONDS:
+                return False
+            asked[0] = time.monotonic()
+            if await asyncio.to_thread(cancelled):
+                stopped.append(CANCELLED)  # the requests in flight finish; nothing more is sent
+                return True
+            return False
+
         async def produce() -> None:
             # Reading, mapping and grouping into requests run on a worker thread: Arrow and DuckDB do most of
             # it without holding the interpreter, so the next batch is built while this thread sends.
-            while (mapped := await asyncio.to_thread(next_mapped)) is not None:
+            while not await was_cancelled(now=True):
+                if (mapped := await asyncio.to_thread(next_mapped)) is None:
+                    break
                 requests, decided = mapped
                 settler.settle(decided)
                 for request in requests:
+                    if await was_cancelled():
+                        break
                     await queue.put(request)
+                if stopped:
+                    break
             for _ in range(concurrency):
                 await queue.put(None)
 
@@ -293,7 +314,7 @@ async def deliver(
             raise group_error.exceptions[0] from None
         finally:
             stats.update(client.stats)
-        return client.unavailable
+        return stopped[0] if stopped else client.unavailable
 
 
 def pacing_for(target: SyncTarget) -> Pacing:
@@ -373,6 +394,8 @@ def execute_run(
 
 
 INTERRUPTED = "interrupted: the process stopped before the run finished; its rows are sent again"
+CANCEL_CHECK_SECONDS = 1.0
+CANCELLED = "cancelled by a user: what was acknowledged is committed; the unsent rows are sent by the next run"
 LEASE_LOST = (
     "the run could not renew its lease on the sync in time (the metadata database did not answer, or the process "
     "was suspended) and another process may run the sync now: nothing more of this run was committed; its rows "
@@ -432,7 +455,15 @@ class _Run:
                 )
                 try:
                     self.error = asyncio.run(
-                        deliver(self.change_set, plan, self.target, settler, self.delivery, self.warnings)
+                        deliver(
+                            self.change_set,
+                            plan,
+                            self.target,
+                            settler,
+                            self.delivery,
+                            self.warnings,
+                            cancelled=lambda: self.ledger.cancel_requested(self.run_id),
+                        )
                     )
                 except SmartIngestError as exc:
                     self.error = str(exc)

@@ -216,6 +216,11 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
             raise UnknownNameError(f"no run #{run_id}")
         return run.as_dict()
 
+    @app.post("/api/v1/runs/{run_id}/cancel", dependencies=API, tags=["runs"])
+    def cancel_run(run_id: int, ws: Ws) -> dict[str, bool]:
+        """Ask a run to stop (a queued one ends at once); ``false`` when it had ended already."""
+        return {"cancelling": service.cancel_run(ws, run_id)}
+
     @app.get("/api/v1/runs/{run_id}/rows", dependencies=API, tags=["runs"])
     def run_rows(
         run_id: int,

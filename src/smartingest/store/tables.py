@@ -101,6 +101,7 @@ class SyncRun(Base):
     delivery: Mapped[dict | None] = mapped_column(JSON)
     warnings: Mapped[list | None] = mapped_column(JSON)
     rows_pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     queried: Mapped[int] = mapped_column(BigInteger, default=0)
     invalid: Mapped[int] = mapped_column(BigInteger, default=0)
     unchanged: Mapped[int] = mapped_column(BigInteger, default=0)
