@@ -120,6 +120,12 @@ def test_a_sync_defined_run_and_watched_through_the_api(pg, sandbox, admin, api)
     assert rejected["rows"][0]["code"] == "invalid_email"
     [summary] = api.ok("GET", "/api/v1/sync-summaries")
     assert (summary["name"], summary["last_run"]["id"], summary["snapshot_rows"]) == ("people", run_id, 3)
+    metrics = api.http.get("/metrics").text
+    assert 'smartingest_runs_total{status="warning"} 1.0' in metrics
+    assert 'smartingest_rows_total{count="rejected"} 1.0' in metrics
+    assert 'smartingest_iterable_requests_total{endpoint="users/bulkUpdate",outcome="200"}' in metrics
+    assert "smartingest_iterable_request_seconds_bucket" in metrics
+    assert httpx.get(f"{api.url}/metrics").status_code == 401
     assert [r["id"] for r in api.ok("GET", "/api/v1/runs", params={"sync": "people"})] == [run_id]
 
     # No answer, nothing the service wrote to its database, holds a secret.

@@ -284,6 +284,11 @@ def list_runs(ws: Workspace, sync: str | None = None, status: str | None = None,
     return ws.ledger.list_runs(None, status, limit)
 
 
+def run_totals(ws: Workspace) -> tuple[dict[str, int], dict[str, int]]:
+    """Runs by status, and rows by count name, over every run the metadata database holds (for metrics)."""
+    return ws.ledger.totals()
+
+
 def get_run(ws: Workspace, run_id: int) -> RunRecord | None:
     return ws.ledger.get_run(run_id)
 

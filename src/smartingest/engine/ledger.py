@@ -248,6 +248,15 @@ class Ledger:
         with self.engine.connect() as con:
             return [RunRecord.of(row) for row in con.execute(query).mappings()]
 
+    def totals(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Runs by status, and the rows of every run by count (``COUNT_NAMES``), over the whole ledger."""
+        with self.engine.connect() as con:
+            runs = {
+                str(s): int(n) for s, n in con.execute(select(SyncRun.status, func.count()).group_by(SyncRun.status))
+            }
+            sums = con.execute(select(*(func.coalesce(func.sum(getattr(SyncRun, n)), 0) for n in COUNT_NAMES))).one()
+        return runs, {name: int(value) for name, value in zip(COUNT_NAMES, sums, strict=True)}
+
     def get_run(self, run_id: int) -> RunRecord | None:
         with self.engine.connect() as con:
             row = con.execute(select(SyncRun.__table__).where(SyncRun.id == run_id)).mappings().first()

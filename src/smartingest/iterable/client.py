@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from typing import Any
 import httpx
 import orjson
 
-from smartingest import __version__
+from smartingest import __version__, telemetry
 from smartingest.config.models import DestinationConfig
 from smartingest.errors import DestinationAuthError
 from smartingest.iterable.endpoints import Endpoint
@@ -175,13 +176,16 @@ class IterableClient:
                 return Capped(self.capped[endpoint.name])
             self.stats["requests"] += 1
             status, code, message = 0, "", ""  # no answer until one comes
+            sent_at = time.monotonic()
             try:
                 response = await self._http.request(
                     endpoint.method, endpoint.url_path(path), content=body, params=params
                 )
             except httpx.TransportError as exc:
+                telemetry.iterable_request(endpoint.name, None, time.monotonic() - sent_at)
                 decision = self.policy.on_transport_error(_describe_transport_error(exc, self.destination.url), attempt)
             else:
+                telemetry.iterable_request(endpoint.name, response.status_code, time.monotonic() - sent_at)
                 if response.is_success:
                     self.stats["accepted"] += 1
                     return Accepted(_json(response))

@@ -23,8 +23,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
@@ -42,6 +43,7 @@ from smartingest.errors import (
     UnknownNameError,
 )
 from smartingest.scheduler.loop import Dispatcher, Scheduler, fresh
+from smartingest.server.metrics import ledger_registry, metrics_text
 
 Kinds = Literal["sources", "models", "destinations", "syncs"]
 KIND_OF: dict[str, service.Kind] = {
@@ -91,6 +93,7 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
     async def lifespan(app_: FastAPI) -> Any:
         ws = open_workspace()
         app_.state.ws = ws
+        app_.state.metrics = ledger_registry(lambda: ws)
         dispatcher = Dispatcher(fresh(ws), run_workers)
         loops: list[Dispatcher | Scheduler] = [dispatcher]
         if schedule:
@@ -123,6 +126,13 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         messages = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         return _error(422, "RequestValidationError", messages)
+
+    @app.get("/metrics", dependencies=API, tags=["service"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        """Prometheus metrics: runs by status, rows by count, requests to Iterable by endpoint and outcome
+        (429s included) and their latency."""
+        registry = app.state.metrics
+        return PlainTextResponse(metrics_text(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, str]:
