@@ -7,7 +7,8 @@ met them (a connector's error mapping, the Iterable client), and re-raised with 
     SmartIngestError
     ├── ConfigError                  the project file or a setting is wrong
     │   ├── UnknownNameError         a reference to a source/model/destination/sync that is not defined
-    │   └── DefinitionInUseError     a definition others refer to cannot be deleted
+    │   ├── DefinitionInUseError     a definition others refer to cannot be deleted
+    │   └── QuotaError               more production syncs than the sync quota allows
     ├── SourceError                  anything a source reported
     │   ├── SourceConnectionError    cannot reach the source (host, port, network) - transient
     │   ├── SourceAuthError          the source refused the credentials - permanent
@@ -39,6 +40,10 @@ class UnknownNameError(ConfigError):
 
 class DefinitionInUseError(ConfigError):
     """A definition cannot be deleted while another refers to it."""
+
+
+class QuotaError(ConfigError):
+    """The change would take the organization's production syncs over the sync quota."""
 
 
 class SourceError(SmartIngestError):

@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from smartingest.codes import RunStatus
-from smartingest.config.loader import format_validation_error, with_sync
+from smartingest.config.loader import format_validation_error, with_definition, with_sync
 from smartingest.config.models import ProjectConfig, SourceConfig, require
 from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck
@@ -37,6 +37,7 @@ from smartingest.engine.pipeline import (  # front ends print PlanResult and Run
 from smartingest.engine.pipeline import execute_run as execute_sync_run
 from smartingest.engine.planning import plan_sync
 from smartingest.engine.progress import Progress
+from smartingest.engine.quota import check_quota, record_deletion
 from smartingest.engine.schedules import latest_slot, next_slot
 from smartingest.engine.slots import claim_slot
 from smartingest.engine.statuses import sync_status
@@ -88,6 +89,9 @@ def open_workspace(project: str | Path | None = None, home: str | Path | None = 
         project_dir = project_path.resolve().parent
         url = config.database_url or os.environ.get(DATABASE_ENV) or sqlite_url(home_dir / "metadata.db")
         engine = open_database(url)
+        # A project file is checked whole against the quota (the database's writes are, one by one).
+        nothing = config.model_copy(update={"syncs": {}})
+        check_quota(engine, config.sync_quota, config, nothing, dt.datetime.now(dt.UTC))
     else:
         project_dir = Path.cwd()
         engine = open_database(os.environ.get(DATABASE_ENV) or sqlite_url(home_dir / "metadata.db"))
@@ -368,23 +372,37 @@ def model_schema(ws: Workspace, name: str) -> pa.Schema:
 # -- definitions ------------------------------------------------------------------------------------
 
 
-def save_definition(ws: Workspace, kind: Kind, name: str, definition: Mapping[str, Any]) -> str:
+def save_definition(
+    ws: Workspace, kind: Kind, name: str, definition: Mapping[str, Any], now: dt.datetime | None = None
+) -> str:
     """Create or update a source, model, destination or sync from its keys as a project file holds them
     (an ``id`` of an existing object renames it); returns its id. Raises ConfigError naming the key at
-    fault, or saying that the definitions live in a project file."""
+    fault, QuotaError when it would take the production syncs over the quota (``now``: the clock, for
+    tests), or ConfigError saying that the definitions live in a project file."""
     if kind == "source":  # connector settings are the connector's to check: before anything is written
         try:
             probe.check_settings(name, SourceConfig.model_validate(dict(definition)))
         except ValidationError as exc:
             raise ConfigError(f"sources.{name}: {format_validation_error(exc)}") from exc
+    if kind in ("sync", "destination"):  # what decides which syncs go to production projects
+        section = SECTIONS[kind]
+        renamed_from = next(
+            (n for n, o in getattr(ws.config, section).items() if o.id and o.id == definition.get("id")), None
+        )
+        after = with_definition(ws.config, section, name, definition, renamed_from)
+        check_quota(ws.ledger.engine, ws.config.sync_quota, after, ws.config, now or dt.datetime.now(dt.UTC))
     config = ws.repository.save(kind, name, definition)
     ws.config = config
     return str(getattr(config, SECTIONS[kind])[name].id or name)
 
 
-def delete_definition(ws: Workspace, kind: Kind, name: str) -> None:
-    """Delete a definition (refused while another refers to it). A sync's runs stay, under its id."""
+def delete_definition(ws: Workspace, kind: Kind, name: str, now: dt.datetime | None = None) -> None:
+    """Delete a definition (refused while another refers to it). A sync's runs stay, under its id; a
+    production sync that ran keeps counting towards the quota until the month ends."""
+    before = ws.config
     ws.config = ws.repository.delete(kind, name)
+    if kind == "sync":
+        record_deletion(ws.ledger.engine, before, name, now or dt.datetime.now(dt.UTC))
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,12 @@ class ProjectConfig(Strict):
         description="...or every this many seconds, whichever comes first (each checkpoint writes only the rows "
         "acknowledged since the previous one).",
     )
+    sync_quota: int | None = Field(
+        5,
+        ge=0,
+        description="Most syncs across the organization's production projects (test projects do not count); "
+        "null: no limit.",
+    )
     lease_seconds: float = Field(
         60.0,
         ge=1,

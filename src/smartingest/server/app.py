@@ -35,6 +35,7 @@ from smartingest.errors import (
     DefinitionInUseError,
     DestinationError,
     MappingError,
+    QuotaError,
     RunNotQueuedError,
     SmartIngestError,
     SourceError,
@@ -287,7 +288,7 @@ def _status_of(exc: SmartIngestError) -> int:
     match exc:
         case UnknownNameError():
             return 404
-        case SyncLockedError() | RunNotQueuedError() | DefinitionInUseError():
+        case SyncLockedError() | RunNotQueuedError() | DefinitionInUseError() | QuotaError():
             return 409
         case ConfigError() | MappingError():
             return 422

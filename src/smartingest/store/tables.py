@@ -63,6 +63,17 @@ class ScheduleSlot(Base):
     last_slot: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class DeletedSync(Base):
+    """A production sync deleted after it ran: it counts towards the sync quota until the calendar month
+    of its deletion ends (engine/quota.py)."""
+
+    __tablename__ = "deleted_syncs"
+
+    sync_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+
+
 class SyncLease(Base):
     """Who runs (or plans) a sync now, across every machine sharing the metadata database: one row per
     sync while it is held, renewed while its holder lives (``engine/lease.py``)."""
