@@ -95,8 +95,8 @@ def test_two_runs_to_one_project_together_meet_no_429(pg, limited, tmp_path):
         for name in ("customers_to_users", "second")
     ]
     for run in runs:
-        _out, err = run.communicate(timeout=120)
-        assert run.returncode == 0, err.decode()[-2000:]
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, (out + err).decode()[-2000:]
     admin = SandboxAdmin(limited)
     assert admin.requests() == 120  # 60 each, at 40/s together: 3 s at least
     stats = admin.http.get("/_sandbox/stats").json()

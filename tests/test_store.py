@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import psycopg
@@ -122,3 +124,16 @@ def test_runs_recorded_before_syncs_had_ids_belong_to_the_id_their_name_is(tmp_p
     ledger = Ledger(open_database(url), OutcomeFiles(tmp_path / "outcomes"))
     [run] = ledger.list_runs("people")
     assert (run.sync_id, run.sync_name) == ("people", "people")
+
+
+def test_processes_opening_a_new_database_at_once_all_find_it_migrated(tmp_path):
+    # Each process finds the database behind and migrates it; all must end up using it, none failing.
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    probe = f"from smartingest.store.db import open_database; open_database({url!r}); print('ok')"
+    runs = [
+        subprocess.Popen([sys.executable, "-c", probe], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        assert (run.returncode, out.strip()) == (0, b"ok"), err.decode()[-2000:]

@@ -68,13 +68,17 @@ def secret_box(home: Path, env: Mapping[str, str] | None = None) -> SecretBox:
         return SecretBox(keys, KEY_ENV)
     path = home / KEY_FILE
     if not path.exists():
+        # Written whole to a file of this process, readable by its owner only, then linked into place: a
+        # link never replaces a file, so of two processes starting together one key wins, and no reader
+        # ever sees the file half-written.
+        tmp = home / f".{KEY_FILE}.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(new_key() + "\n")
         try:
-            # Created readable by its owner only, and never overwritten (O_EXCL): two processes starting
-            # together keep the one that won.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(tmp, path)
         except FileExistsError:
             pass
-        else:
-            with os.fdopen(fd, "w") as file:
-                file.write(new_key() + "\n")
+        finally:
+            tmp.unlink(missing_ok=True)
     return SecretBox([path.read_text().strip().encode("ascii")], str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration; a test checks it against the migrations directory. Knowing it lets a
 # database that is up to date skip importing Alembic (a noticeable part of every command's start).
 HEAD_REVISION = "0012"
+MIGRATION_WAIT_SECONDS = 60.0
 
 
 def open_database(url: str, migrate: bool = True) -> Engine:
@@ -31,11 +33,26 @@ def open_database(url: str, migrate: bool = True) -> Engine:
     if migrate:
         try:
             if current_revision(engine) != HEAD_REVISION:
-                upgrade(engine)
+                _upgrade_once(engine)
         except SQLAlchemyError as exc:
             cause = getattr(exc, "orig", None) or exc  # the driver's own error, when SQLAlchemy wrapped one
             raise ConfigError(f"cannot open the metadata database {_redact(url)}: {cause}") from exc
     return engine
+
+
+def _upgrade_once(engine: Engine) -> None:
+    """Upgrade, or let the process already upgrading the same database finish: two processes opening a new
+    database at once (two workers starting) both find it behind, and one of them fails to create what the
+    other just created."""
+    try:
+        upgrade(engine)
+    except SQLAlchemyError:
+        deadline = time.monotonic() + MIGRATION_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if current_revision(engine) == HEAD_REVISION:
+                return
+            time.sleep(0.2)
+        raise
 
 
 def current_revision(engine: Engine) -> str | None:
