@@ -125,6 +125,7 @@ def sync_target(ws: Workspace, name: str) -> SyncTarget:
         lease_seconds=ws.config.lease_seconds,
         state_store=ws.config.state_store,
         rate_limiter=ws.config.rate_limiter,
+        alerts=list(ws.config.alerts),
     )
 
 

@@ -7,7 +7,7 @@ Every setting has a type, a default and a one-line meaning (its ``description``)
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -168,6 +168,38 @@ class LocalStateStoreConfig(Strict):
 StateStoreConfig = LocalStateStoreConfig | S3StateStoreConfig
 
 
+class WebhookAlert(Strict):
+    """An alert POSTed as JSON to a URL, signed with HMAC-SHA256 of the body (``X-Smartingest-Signature``)."""
+
+    type: Literal["webhook"] = Field(description="webhook: POST the alert as JSON.")
+    url: str = Field(description="Where to POST it (http:// or https://).")
+    secret: SecretStr = Field(description="Key of the body's HMAC-SHA256 signature (use ${ENV_VAR}).")
+
+
+class SlackAlert(Strict):
+    """An alert posted to a Slack channel through an incoming webhook."""
+
+    type: Literal["slack"] = Field(description="slack: post to a Slack incoming webhook.")
+    url: SecretStr = Field(description="The incoming webhook's URL (a secret: use ${ENV_VAR}).")
+
+
+class EmailAlert(Strict):
+    """An alert sent by email over SMTP."""
+
+    type: Literal["email"] = Field(description="email: send the alert over SMTP.")
+    to: list[str] = Field(min_length=1, description="Recipients.")
+    sender: str = Field(alias="from", description="The From address.")
+    host: str = Field(description="SMTP server.")
+    port: int = Field(587, description="SMTP port (587 with STARTTLS, 465 with TLS, 25 plain).")
+    security: Literal["starttls", "tls", "none"] = Field("starttls", description="starttls, tls or none.")
+    username: str | None = Field(None, description="SMTP login, if the server wants one.")
+    password: SecretStr | None = Field(None, description="SMTP password (use ${ENV_VAR}).")
+    timeout_seconds: float = Field(30.0, gt=0, description="Timeout of the SMTP conversation.")
+
+
+AlertChannel = Annotated[WebhookAlert | SlackAlert | EmailAlert, Field(discriminator="type")]
+
+
 class RedisRateLimiterConfig(Strict):
     """Request pacing shared through Redis by every process sending to one Iterable project."""
 
@@ -192,6 +224,11 @@ class ProjectConfig(Strict):
     )
     state_dir: str | None = Field(
         None, description="Where the Basic engine keeps CDC snapshots; default SMARTINGEST_HOME/state."
+    )
+    alerts: list[AlertChannel] = Field(
+        default_factory=list,
+        description="Where alerts go (webhook, slack, email): a sync that fails, that rejects more rows than "
+        "its alert_rejected_percent, and that recovers; one alert per change of state.",
     )
     state_store: LocalStateStoreConfig | S3StateStoreConfig = Field(
         default_factory=lambda: LocalStateStoreConfig(type="local"),

@@ -212,6 +212,12 @@ class SyncBase(Strict):
     )
     mappings: list[FieldMapping] = Field(min_length=1, description="How each destination field is filled.")
     enabled: bool = Field(True, description="false: the schedule runs nothing (the sync still runs by hand).")
+    alert_rejected_percent: float = Field(
+        10.0,
+        ge=0,
+        le=100,
+        description="Alert when a run rejects more than this share of the rows it sent (percent).",
+    )
     schedule: Schedule = Field(
         default_factory=lambda: Schedule(), description="{every: 15m}, {cron: '0 * * * *'} or manual."
     )

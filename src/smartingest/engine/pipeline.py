@@ -28,6 +28,7 @@ from smartingest.cdc.state_store import LocalStateStore, S3StateStore
 from smartingest.codes import RowStatus, RunStatus
 from smartingest.config.models import (
     DEFAULT_CDC_MEMORY_LIMIT,
+    AlertChannel,
     DestinationConfig,
     ModelConfig,
     RateLimiterConfig,
@@ -37,6 +38,7 @@ from smartingest.config.models import (
     StateStoreConfig,
     SyncBase,
 )
+from smartingest.engine import alerts
 from smartingest.engine.allocator import use_returning_allocator
 from smartingest.engine.destination import CHECK_POLICY
 from smartingest.engine.lease import LEASE_SECONDS, Lease, sync_lease
@@ -78,6 +80,7 @@ class SyncTarget:
     checkpoint_rows: int = 100_000
     checkpoint_seconds: float = 60.0
     lease_seconds: float = LEASE_SECONDS
+    alerts: list[AlertChannel] = field(default_factory=list)  # where a change of the sync's state is told
     state_store: StateStoreConfig | None = None  # None: the state directory only
     rate_limiter: RateLimiterConfig | None = None  # None: each process paces its own requests
 
@@ -390,7 +393,19 @@ def execute_run(
             run.execute(full_resync)
         finally:
             result = run.finish()
-        return result
+    if not (result.error or "").startswith(CANCELLED):  # a user's cancel says nothing of the sync's health
+        alerts.after_run(
+            ledger.engine,
+            target.id,
+            target.name,
+            result.run_id,
+            str(result.status),
+            result.counts,
+            result.error,
+            target.sync.alert_rejected_percent,
+            target.alerts,
+        )
+    return result
 
 
 INTERRUPTED = "interrupted: the process stopped before the run finished; its rows are sent again"

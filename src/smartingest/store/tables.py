@@ -74,6 +74,16 @@ class DeletedSync(Base):
     deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
 
 
+class AlertState(Base):
+    """What a sync's alerts last said of it (ok, failed, rejecting): an alert goes out when it changes."""
+
+    __tablename__ = "alert_states"
+
+    sync_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class SyncLease(Base):
     """Who runs (or plans) a sync now, across every machine sharing the metadata database: one row per
     sync while it is held, renewed while its holder lives (``engine/lease.py``)."""
