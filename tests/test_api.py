@@ -4,51 +4,17 @@ and message. The metadata database holds the definitions; real PostgreSQL and th
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from smartingest import service
 from smartingest.repository.secrets import KEY_ENV
-from smartingest.server.app import create_app
+from tests.api_support import Api
 from tests.conftest import API_KEY, create_customers
 
 PASSWORD = "planted-pg-password-91c2"
-
-
-class Api:
-    """The API served by uvicorn in a thread, and a client holding a token."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        ws = service.open_workspace(home=home)
-        self.token = service.create_token(ws, "tests")
-        app = create_app(lambda: service.open_workspace(home=home), run_workers=2)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-    def ok(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, path, **kwargs)
-        assert response.status_code < 300, response.text
-        return response.json() if response.content else None
 
 
 @pytest.fixture

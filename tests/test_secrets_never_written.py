@@ -1,0 +1,70 @@
+"""A planted password and API key are never found in anything smartingest writes: its logs (every logger
+at DEBUG), its metadata database and state files, its run records and errors, its API answers. Real
+PostgreSQL and the sandbox (which refuses the planted key, so errors are made); definitions in the
+metadata database."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from smartingest import service
+from tests.api_support import Api
+
+PASSWORD = "planted-password-3e8d1"
+API_KEY = "planted-api-key-77f0c"
+
+
+@pytest.fixture
+def api(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SMARTINGEST_SECRET_KEY", raising=False)
+    monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
+    server = Api(tmp_path / "home")
+    yield server
+    server.stop()
+
+
+def test_planted_secrets_are_never_written(pg, sandbox, api, caplog):
+    caplog.set_level(logging.DEBUG)
+    pg.execute("CREATE TABLE people AS SELECT 1 AS id, 'a@example.com' AS email")
+    source = {"type": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test", "user": "postgres"}
+    api.ok("PUT", "/api/v1/sources/warehouse", json={**source, "password": PASSWORD})
+    api.ok("PUT", "/api/v1/sources/unreachable", json={**source, "port": 9, "password": PASSWORD})
+    model = {"source": "warehouse", "sql": f"select id, email from {pg.schema}.people", "primary_key": "id"}
+    api.ok("PUT", "/api/v1/models/people", json=model)
+    # The sandbox knows another key: every request with this one is refused.
+    api.ok("PUT", "/api/v1/destinations/iterable", json={"api_key": API_KEY, "base_url": sandbox.url})
+    sync = {
+        "type": "users",
+        "model": "people",
+        "destination": "iterable",
+        "mappings": [{"from": "email", "to": "email"}],
+    }
+    api.ok("PUT", "/api/v1/syncs/people", json=sync)
+
+    answers = [
+        api.http.post("/api/v1/sources/unreachable/test").text,
+        api.http.post("/api/v1/destinations/iterable/test").text,
+        api.http.post("/api/v1/syncs/people/plan").text,
+        api.http.post("/api/v1/syncs/people/test-row", json={"primary_key": "1", "send": True}).text,
+        api.http.get("/api/v1/sources").text,
+        api.http.get("/api/v1/destinations/iterable").text,
+    ]
+    ws = service.open_workspace(home=api.home)
+    run = service.run(ws, "people")
+    assert run.status == "failed" and "refused the API key" in (run.error or "")
+    answers += [api.http.get(f"/api/v1/runs/{run.run_id}").text, api.http.get("/metrics").text]
+    text, _variables = service.export_project(ws)
+    answers.append(text)
+
+    written = b"".join(path.read_bytes() for path in api.home.rglob("*") if path.is_file())
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for secret in (PASSWORD, API_KEY):
+        assert secret not in logged, secret
+        assert secret.encode() not in written, secret
+        for answer in answers:
+            assert secret not in answer, (secret, answer[:300])
+    assert httpx.get(f"{api.url}/healthz").status_code == 200
