@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "sandbox": set(),
     "progress_display": set(),
     "demo": {"sandbox", "service"},
-    "cli": {"demo", "progress_display", "sandbox", "server", "service"},
+    "cli": {"demo", "progress_display", "sandbox", "scheduler", "server", "service"},
     "__main__": {"cli"},
 }
 

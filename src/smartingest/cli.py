@@ -610,6 +610,29 @@ def serve(
     uvicorn.Server(uvicorn.Config(app_, log_level="warning")).run(sockets=[sock])
 
 
+@app.command("worker")
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Runs this worker executes at once.")] = 2,
+) -> None:
+    """Execute the runs `serve` hands to the workers (the project's `workers: {broker_url: ...}`), until
+    stopped. Start as many as you need, on any machine that reaches the broker and the metadata database."""
+    from smartingest.scheduler.workers import PROJECT_ENV, celery_app
+
+    project = _state["project"]
+    try:
+        ws = service.open_workspace(project)
+        if ws.config.workers is None:
+            raise ConfigError("workers: the project sets no broker (workers: {broker_url: redis://...})")
+        app_ = celery_app(ws.config.workers.broker_url)
+    except SmartIngestError as exc:
+        _fail(exc)
+    if project is not None:
+        os.environ[PROJECT_ENV] = str(Path(project).resolve())
+    out.print(f"worker: taking runs from {ws.config.workers.broker_url.split('@')[-1]}")
+    sys.stdout.flush()
+    app_.worker_main(["worker", "--pool=threads", f"--concurrency={concurrency}", "--loglevel=WARNING"])
+
+
 @token_app.command("create")
 def token_create(name: str) -> None:
     """Make a REST API token and print it (shown this once; send it as Authorization: Bearer TOKEN)."""

@@ -216,6 +216,15 @@ class LocalRateLimiterConfig(Strict):
 RateLimiterConfig = LocalRateLimiterConfig | RedisRateLimiterConfig
 
 
+class WorkersConfig(Strict):
+    """Runs executed by ``smartingest worker`` processes (Celery), on any machine, rather than by ``serve``."""
+
+    broker_url: str = Field(description="The Celery broker: redis://host:6379/0 or amqp://user:pass@host:5672//.")
+    resend_after_seconds: float = Field(
+        30.0, gt=0, description="A run still queued this long after it was handed to the workers is handed again."
+    )
+
+
 class ProjectConfig(Strict):
     """A whole project file."""
 
@@ -224,6 +233,11 @@ class ProjectConfig(Strict):
     )
     state_dir: str | None = Field(
         None, description="Where the Basic engine keeps CDC snapshots; default SMARTINGEST_HOME/state."
+    )
+    workers: WorkersConfig | None = Field(
+        None,
+        description="{broker_url: ...}: runs go to `smartingest worker` processes through Celery; by default "
+        "`serve` executes them itself.",
     )
     alerts: list[AlertChannel] = Field(
         default_factory=list,

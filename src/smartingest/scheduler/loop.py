@@ -13,13 +13,17 @@ stops on an error: it is logged, and the next pass tries again.
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 from smartingest import service
 from smartingest.errors import RunNotQueuedError, SyncLockedError, UnknownNameError
+from smartingest.scheduler.workers import celery_app, hand_over
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +90,9 @@ class Dispatcher(_Loop):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
         self._busy: set[int] = set()  # runs a worker of this process has in hand
         self._lock = threading.Lock()
+        self._celery: Any = None  # the Celery app when runs go to worker processes
+        self._broker = ""
+        self._handed: dict[int, float] = {}  # run id -> when it was last handed to the workers
 
     def stop(self) -> None:
         super().stop()
@@ -93,12 +100,30 @@ class Dispatcher(_Loop):
 
     def step(self) -> None:
         ws = self.workspace()
+        if ws.config.workers is not None:  # runs go to `smartingest worker` processes
+            self._hand_over(ws)
+            return
         for run_id in service.queued_runs(ws):
             with self._lock:
                 if run_id in self._busy:
                     continue
                 self._busy.add(run_id)
             self._pool.submit(self._execute, ws, run_id)
+
+    def _hand_over(self, ws: service.Workspace) -> None:
+        """Give each queued run to the workers, again when it is still queued ``resend_after_seconds`` later
+        (its sync was busy when a worker took it)."""
+        workers = ws.config.workers
+        assert workers is not None
+        if self._celery is None or self._broker != workers.broker_url:
+            self._celery, self._broker = celery_app(workers.broker_url), workers.broker_url
+        now = time.monotonic()
+        queued = service.queued_runs(ws)
+        self._handed = {run_id: at for run_id, at in self._handed.items() if run_id in queued}
+        for run_id in queued:
+            if now - self._handed.get(run_id, -math.inf) >= workers.resend_after_seconds:
+                hand_over(self._celery, run_id)
+                self._handed[run_id] = now
 
     def _execute(self, ws: service.Workspace, run_id: int) -> None:
         try:
