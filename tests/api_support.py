@@ -42,3 +42,20 @@ class Api:
         response = self.http.request(method, path, **kwargs)
         assert response.status_code < 300, response.text
         return response.json() if response.content else None
+
+
+SOURCE = {"type": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test", "user": "postgres"}
+
+
+def define_sync(
+    api: Api, sql: str, base_url: str, api_key: str, password: str | None = None, columns: tuple[str, ...] = ("plan",)
+) -> None:
+    """Through the API: source ``warehouse``, model ``customers`` (``sql``), destination ``iterable`` (a
+    test project at ``base_url``) and a users sync ``people`` mapping email and ``columns``."""
+    api.ok("PUT", "/api/v1/sources/warehouse", json={**SOURCE, **({"password": password} if password else {})})
+    api.ok("PUT", "/api/v1/models/customers", json={"source": "warehouse", "sql": sql, "primary_key": "id"})
+    destination = {"api_key": api_key, "base_url": base_url, "environment": "test", "rate_limit_scale": 100}
+    api.ok("PUT", "/api/v1/destinations/iterable", json=destination)
+    mappings = [{"from": "email", "to": "email"}, *({"from": c, "to": c} for c in columns)]
+    sync = {"type": "users", "model": "customers", "destination": "iterable", "match_on": "email", "mappings": mappings}
+    api.ok("PUT", "/api/v1/syncs/people", json=sync)

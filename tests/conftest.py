@@ -45,6 +45,19 @@ def pg() -> Iterator[PgSchema]:
 
 
 @contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database for a metadata database: its SQLAlchemy URL; dropped afterwards."""
+    name = f"meta_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}")
+    try:
+        yield PG_DSN.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as con:
+            con.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@contextmanager
 def running_sandbox(data_dir: Path, **settings: Any) -> Iterator[SandboxServer]:
     """A sandbox on a free port with the tests' API key, rate limits off unless ``settings`` turn them on."""
     defaults: dict[str, Any] = {"port": 0, "api_key": API_KEY, "data_dir": data_dir, "rate_limits": False}

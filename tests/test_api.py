@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from smartingest.repository.secrets import KEY_ENV
-from tests.api_support import Api
+from tests.api_support import Api, define_sync
 from tests.conftest import API_KEY, create_customers
 
 PASSWORD = "planted-pg-password-91c2"
@@ -28,20 +28,7 @@ def api(tmp_path, monkeypatch) -> Iterator[Api]:
 
 
 def _define(api: Api, pg_schema: str, base_url: str) -> None:
-    source = {"type": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test", "user": "postgres"}
-    api.ok("PUT", "/api/v1/sources/warehouse", json={**source, "password": PASSWORD})
-    model = {"source": "warehouse", "sql": f"select id, email, plan from {pg_schema}.customers", "primary_key": "id"}
-    api.ok("PUT", "/api/v1/models/customers", json=model)
-    destination = {"api_key": API_KEY, "base_url": base_url, "environment": "test", "rate_limit_scale": 100}
-    api.ok("PUT", "/api/v1/destinations/iterable", json=destination)
-    sync = {
-        "type": "users",
-        "model": "customers",
-        "destination": "iterable",
-        "match_on": "email",
-        "mappings": [{"from": "email", "to": "email"}, {"from": "plan", "to": "plan"}],
-    }
-    api.ok("PUT", "/api/v1/syncs/people", json=sync)
+    define_sync(api, f"select id, email, plan from {pg_schema}.customers", base_url, API_KEY, PASSWORD)
 
 
 def test_every_route_but_healthz_needs_a_valid_token(api):

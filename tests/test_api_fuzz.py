@@ -12,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from smartingest.repository.secrets import KEY_ENV
-from tests.api_support import Api
+from tests.api_support import Api, define_sync
 from tests.conftest import API_KEY
 
 
@@ -28,18 +28,7 @@ def api(tmp_path, monkeypatch) -> Iterator[Api]:
 
 def test_no_request_makes_a_server_error(pg, sandbox, api):
     pg.execute("CREATE TABLE people AS SELECT i AS id, 'u' || i || '@x.io' AS email FROM generate_series(1, 3) i")
-    source = {"type": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test", "user": "postgres"}
-    api.ok("PUT", "/api/v1/sources/warehouse", json=source)
-    model = {"source": "warehouse", "sql": f"select id, email from {pg.schema}.people", "primary_key": "id"}
-    api.ok("PUT", "/api/v1/models/people", json=model)
-    api.ok("PUT", "/api/v1/destinations/iterable", json={"api_key": API_KEY, "base_url": sandbox.url})
-    sync = {
-        "type": "users",
-        "model": "people",
-        "destination": "iterable",
-        "mappings": [{"from": "email", "to": "email"}],
-    }
-    api.ok("PUT", "/api/v1/syncs/people", json=sync)
+    define_sync(api, f"select id, email from {pg.schema}.people", sandbox.url, API_KEY, columns=())
 
     schema = schemathesis.openapi.from_url(f"{api.url}/openapi.json")
     headers = {"Authorization": f"Bearer {api.token}"}

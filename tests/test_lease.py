@@ -8,11 +8,9 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 import yaml
 from sqlalchemy import Engine, insert, select, update
@@ -22,7 +20,7 @@ from smartingest.engine.lease import sync_lease
 from smartingest.errors import SyncLockedError
 from smartingest.store.db import open_database
 from smartingest.store.tables import SyncLease
-from tests.conftest import PG_DSN, create_customers, write_project
+from tests.conftest import create_customers, fresh_pg_database, write_project
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -30,17 +28,12 @@ def engine(request, tmp_path) -> Iterator[Engine]:
     if request.param == "sqlite":
         yield open_database(f"sqlite:///{tmp_path / 'meta.db'}")
         return
-    name = f"meta_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as con:
-        con.execute(f"CREATE DATABASE {name}")
-    url = PG_DSN.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
-    database = open_database(url)
-    try:
-        yield database
-    finally:
-        database.dispose()
-        with psycopg.connect(PG_DSN, autocommit=True) as con:
-            con.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with fresh_pg_database() as url:
+        database = open_database(url)
+        try:
+            yield database
+        finally:
+            database.dispose()
 
 
 def _plant(engine: Engine, host: str, pid: int, expires_in: float, run_id: int | None = 7) -> None:

@@ -4,7 +4,6 @@ SQLite and a real PostgreSQL metadata database; a real run against the sandbox."
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from smartingest import service
 from smartingest.cli import app
 from smartingest.errors import ConfigError, StateError
 from smartingest.repository.secrets import KEY_ENV, new_key
-from tests.conftest import API_KEY, PG_DSN, create_customers, write_project
+from tests.conftest import API_KEY, create_customers, fresh_pg_database, write_project
 
 SOURCE = {"type": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test", "user": "postgres"}
 PASSWORD = "planted-password-7f3a"
@@ -33,16 +32,9 @@ def database(request, tmp_path, monkeypatch) -> Iterator[str | None]:
         monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
         yield None
         return
-    name = f"meta_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as con:
-        con.execute(f"CREATE DATABASE {name}")
-    url = PG_DSN.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
-    monkeypatch.setenv("SMARTINGEST_DATABASE_URL", url)
-    try:
+    with fresh_pg_database() as url:
+        monkeypatch.setenv("SMARTINGEST_DATABASE_URL", url)
         yield url
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as con:
-            con.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def _open(tmp_path: Path) -> service.Workspace:

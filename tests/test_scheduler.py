@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from smartingest import service
 from smartingest.errors import ConfigError
-from tests.conftest import PG_DSN, create_customers, write_project
+from tests.conftest import create_customers, fresh_pg_database, write_project
 
 SYNC = "customers_to_users"
 UTC = dt.UTC
@@ -30,16 +28,9 @@ def database(request, monkeypatch) -> Iterator[None]:
         monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
         yield
         return
-    name = f"meta_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as con:
-        con.execute(f"CREATE DATABASE {name}")
-    url = PG_DSN.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
-    monkeypatch.setenv("SMARTINGEST_DATABASE_URL", url)
-    try:
+    with fresh_pg_database() as url:
+        monkeypatch.setenv("SMARTINGEST_DATABASE_URL", url)
         yield
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as con:
-            con.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def _workspace(pg, sandbox, tmp_path, schedule, **sync):

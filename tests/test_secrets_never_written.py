@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from smartingest import service
-from tests.api_support import Api
+from tests.api_support import SOURCE, Api, define_sync
 
 PASSWORD = "planted-password-3e8d1"
 API_KEY = "planted-api-key-77f0c"
@@ -30,20 +30,9 @@ def api(tmp_path, monkeypatch):
 def test_planted_secrets_are_never_written(pg, sandbox, api, caplog):
     caplog.set_level(logging.DEBUG)
     pg.execute("CREATE TABLE people AS SELECT 1 AS id, 'a@example.com' AS email")
-    source = {"type": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test", "user": "postgres"}
-    api.ok("PUT", "/api/v1/sources/warehouse", json={**source, "password": PASSWORD})
-    api.ok("PUT", "/api/v1/sources/unreachable", json={**source, "port": 9, "password": PASSWORD})
-    model = {"source": "warehouse", "sql": f"select id, email from {pg.schema}.people", "primary_key": "id"}
-    api.ok("PUT", "/api/v1/models/people", json=model)
     # The sandbox knows another key: every request with this one is refused.
-    api.ok("PUT", "/api/v1/destinations/iterable", json={"api_key": API_KEY, "base_url": sandbox.url})
-    sync = {
-        "type": "users",
-        "model": "people",
-        "destination": "iterable",
-        "mappings": [{"from": "email", "to": "email"}],
-    }
-    api.ok("PUT", "/api/v1/syncs/people", json=sync)
+    define_sync(api, f"select id, email from {pg.schema}.people", sandbox.url, API_KEY, PASSWORD, columns=())
+    api.ok("PUT", "/api/v1/sources/unreachable", json={**SOURCE, "port": 9, "password": PASSWORD})
 
     answers = [
         api.http.post("/api/v1/sources/unreachable/test").text,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 
-import psycopg
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -15,7 +13,7 @@ from sqlalchemy import inspect
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.outcome_files import OutcomeFiles
 from smartingest.store.db import HEAD_REVISION, MIGRATIONS, current_revision, open_database
-from tests.conftest import PG_DSN
+from tests.conftest import fresh_pg_database
 
 
 def test_head_revision_constant_matches_the_migrations():
@@ -29,14 +27,8 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'meta.db'}"
         return
-    name = f"meta_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as con:
-        con.execute(f"CREATE DATABASE {name}")
-    try:
-        yield PG_DSN.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as con:
-            con.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with fresh_pg_database() as url:
+        yield url
 
 
 def test_ledger_round_trip(database_url, tmp_path):
