@@ -143,29 +143,41 @@ def _plain(ws: service.Workspace, kind: str, name: str) -> dict[str, Any]:
 
 def test_apply_is_idempotent_and_export_writes_a_file_apply_takes_back(sandbox, tmp_path, database, monkeypatch):
     project = write_project(_code_dir(tmp_path), sandbox.url)
+    doc = yaml.safe_load(project.read_text())
+    # Top-level settings travel too, their secrets sealed like the definitions'.
+    doc["sync_quota"] = 8
+    doc["alerts"] = [{"type": "webhook", "url": "https://ops.example.com/hook", "secret": PASSWORD}]
+    project.write_text(yaml.safe_dump(doc))
     ws = _open(tmp_path)
     applied = service.apply_project(ws, project)
     assert applied.created == [
+        "settings",
         "sources.warehouse",
         "models.customers",
         "destinations.iterable",
         "syncs.customers_to_users",
     ]
+    reopened = _open(tmp_path)
+    assert reopened.config.sync_quota == 8
+    assert reopened.config.alerts[0].secret.get_secret_value() == PASSWORD  # type: ignore[union-attr]
+    assert PASSWORD.encode() not in _stored_bytes(tmp_path, database)
     again = service.apply_project(_open(tmp_path), project)
-    assert (again.created, again.updated, len(again.unchanged)) == ([], [], 4)
+    assert (again.created, again.updated, len(again.unchanged)) == ([], [], 5)
 
     doc = yaml.safe_load(project.read_text())
     doc["syncs"]["customers_to_users"]["batch_size"] = 50
     project.write_text(yaml.safe_dump(doc))
     changed = service.apply_project(_open(tmp_path), project)
-    assert (changed.updated, len(changed.unchanged)) == (["syncs.customers_to_users"], 3)
+    assert (changed.updated, len(changed.unchanged)) == (["syncs.customers_to_users"], 4)
 
     text, variables = service.export_project(_open(tmp_path))
-    assert variables == ["DESTINATIONS_ITERABLE_API_KEY"] and API_KEY not in text
+    assert variables == ["SETTINGS_ALERTS_0_SECRET", "DESTINATIONS_ITERABLE_API_KEY"]
+    assert API_KEY not in text and PASSWORD not in text
     exported = tmp_path / "exported.yaml"
     exported.write_text(text)
     monkeypatch.setenv("DESTINATIONS_ITERABLE_API_KEY", API_KEY)
-    assert len(service.apply_project(_open(tmp_path), exported).unchanged) == 4
+    monkeypatch.setenv("SETTINGS_ALERTS_0_SECRET", PASSWORD)
+    assert len(service.apply_project(_open(tmp_path), exported).unchanged) == 5
 
     doc["syncs"] = {}
     project.write_text(yaml.safe_dump(doc))

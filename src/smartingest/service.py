@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 import yaml
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from smartingest.codes import RunStatus
 from smartingest.config.loader import format_validation_error, with_definition, with_sync
@@ -44,7 +44,7 @@ from smartingest.engine.statuses import sync_status
 from smartingest.engine.suggest import Suggestions
 from smartingest.engine.suggest import suggest_mappings as suggest
 from smartingest.errors import ConfigError, StateError, UnknownNameError
-from smartingest.repository.base import KINDS, SECTIONS, Kind, Repository, plain_definition
+from smartingest.repository.base import KINDS, SECTIONS, Kind, Repository, plain_definition, settings_definition
 from smartingest.repository.database import DatabaseRepository
 from smartingest.repository.project_file import ProjectFileRepository
 from smartingest.repository.secrets import new_key, secret_box
@@ -430,6 +430,13 @@ def apply_project(ws: Workspace, project: str | Path, prune: bool = False) -> Ap
     created: list[str] = []
     updated: list[str] = []
     unchanged: list[str] = []
+    # The settings first: a file that raises sync_quota, or adds alert channels, applies to what follows.
+    settings, stored = settings_definition(incoming), ws.repository.stored_settings()
+    if settings == stored:
+        unchanged.append("settings")
+    else:
+        ws.config = ws.repository.save_settings(settings)
+        (updated if stored else created).append("settings")
     for kind in KINDS:
         section = SECTIONS[kind]
         current = {obj.id or name: (name, obj) for name, obj in getattr(ws.config, section).items()}
@@ -460,8 +467,8 @@ def export_project(ws: Workspace, with_secrets: bool = False) -> tuple[str, list
 
     Secrets (API keys, passwords) are written as ``${VARIABLE}`` references, each named after its key
     (``DESTINATIONS_ITERABLE_API_KEY``), unless ``with_secrets`` writes them in the clear."""
-    document: dict[str, Any] = {}
-    variables: list[str] = []
+    document: dict[str, Any] = _settings_with_references(ws.config, with_secrets)
+    variables: list[str] = sorted(_references(document))
     for section in SECTIONS.values():
         objects: dict[str, Any] = {}
         for name, obj in getattr(ws.config, section).items():
@@ -476,6 +483,36 @@ def export_project(ws: Workspace, with_secrets: bool = False) -> tuple[str, list
             objects[name] = body
         document[section] = objects
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True), variables
+
+
+def _settings_with_references(config: ProjectConfig, with_secrets: bool) -> dict[str, Any]:
+    """The top-level settings as a project file holds them; each secret (an alert's webhook secret, an SMTP
+    password) as a ``${SETTINGS_...}`` reference named after its key path, unless ``with_secrets``."""
+    exclude = {*SECTIONS.values(), "database_url"}
+    data = config.model_dump(mode="python", by_alias=True, exclude_unset=True, exclude=exclude)
+
+    def walk(value: Any, path: str) -> Any:
+        if isinstance(value, SecretStr):
+            if with_secrets:
+                return value.get_secret_value()
+            return "${" + re.sub(r"[^A-Z0-9]+", "_", path.upper()).strip("_") + "}"
+        if isinstance(value, dict):
+            return {k: walk(v, f"{path}_{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, f"{path}_{i}") for i, v in enumerate(value)]
+        return value
+
+    walked: dict[str, Any] = walk(data, "settings")
+    return walked
+
+
+def _references(document: Any) -> set[str]:
+    """The ``${VARIABLE}`` references in a document's strings."""
+    if isinstance(document, dict):
+        return set().union(*(_references(v) for v in document.values())) if document else set()
+    if isinstance(document, list):
+        return set().union(*(_references(v) for v in document)) if document else set()
+    return set(re.findall(r"\$\{([A-Z0-9_]+)\}", document)) if isinstance(document, str) else set()
 
 
 # What a definition shows in place of a secret; saved back unchanged, it keeps the secret stored.

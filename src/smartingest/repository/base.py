@@ -26,6 +26,18 @@ def plain_definition(obj: BaseModel) -> dict[str, Any]:
     return _reveal(data)
 
 
+# Top-level keys not kept with the definitions: where the metadata database is cannot live inside it.
+NOT_STORED_SETTINGS = ("database_url",)
+
+
+def settings_definition(config: ProjectConfig) -> dict[str, Any]:
+    """The project's top-level settings (alerts, quota, state store...) as a project file holds them, its
+    secrets revealed; without the definitions and what is not stored with them."""
+    exclude = {*SECTIONS.values(), *NOT_STORED_SETTINGS}
+    data: dict[str, Any] = config.model_dump(mode="python", by_alias=True, exclude_unset=True, exclude=exclude)
+    return _reveal(data)
+
+
 def _reveal(value: Any) -> Any:
     if isinstance(value, SecretStr):
         return value.get_secret_value()

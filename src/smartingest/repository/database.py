@@ -15,15 +15,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 from sqlalchemy import Engine, Row, delete, insert, select, update
 
-from smartingest.config.loader import with_definition, without_definition
+from smartingest.config.loader import format_validation_error, with_definition, without_definition
 from smartingest.config.models import ProjectConfig
 from smartingest.errors import ConfigError
-from smartingest.repository.base import SECTIONS, Kind, plain_definition
+from smartingest.repository.base import NOT_STORED_SETTINGS, SECTIONS, Kind, plain_definition, settings_definition
 from smartingest.repository.secrets import SecretBox
 from smartingest.store.tables import Definition
 
+SETTINGS_KIND = "settings"  # the row of the project's top-level settings
 _ROWS = select(Definition.kind, Definition.id, Definition.name, Definition.body)
 DefinitionRow = Row[str, str, str, str]  # kind, id, name, body
 
@@ -42,12 +44,16 @@ class DatabaseRepository:
 
     def load(self) -> ProjectConfig:
         sections: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS.values()}
+        settings = dict(self.settings)
         with self.engine.connect() as con:
             for row in con.execute(_ROWS.order_by(Definition.created_at, Definition.name)):
                 body = self._open(row)
-                sections[SECTIONS[row.kind]][row.name] = {**body, "id": row.id}
+                if row.kind == SETTINGS_KIND:
+                    settings.update(body)
+                else:
+                    sections[SECTIONS[row.kind]][row.name] = {**body, "id": row.id}
         try:
-            return ProjectConfig.model_validate({**self.settings, **sections})
+            return ProjectConfig.model_validate({**settings, **sections})
         except ValueError as exc:  # a definition an earlier version accepted: say which, do not lose it
             raise ConfigError(f"{self.location} holds definitions that no longer validate: {exc}") from exc
 
@@ -85,6 +91,32 @@ class DatabaseRepository:
                 )
         return project
 
+    def stored_settings(self) -> dict[str, Any]:
+        """The project's top-level settings as stored (empty: every one at its default)."""
+        with self.engine.connect() as con:
+            row = con.execute(_ROWS.where(Definition.kind == SETTINGS_KIND)).first()
+        return self._open(row) if row is not None else {}
+
+    def save_settings(self, settings: Mapping[str, Any]) -> ProjectConfig:
+        """Replace the project's top-level settings (alerts, sync_quota, state_store...), checked with the
+        definitions as a project file is; returns the project. ConfigError names the key at fault."""
+        kept = {k: v for k, v in settings.items() if k not in NOT_STORED_SETTINGS}
+        current = self.load()
+        sections = {section: dict(getattr(current, section)) for section in SECTIONS.values()}
+        try:
+            project = ProjectConfig.model_validate({**kept, **sections})
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc)) from exc
+        body, now = self._seal(settings_definition(project)), datetime.now(UTC)
+        with self.engine.begin() as con:
+            con.execute(delete(Definition).where(Definition.kind == SETTINGS_KIND))
+            con.execute(
+                insert(Definition).values(
+                    kind=SETTINGS_KIND, id=SETTINGS_KIND, name=SETTINGS_KIND, body=body, created_at=now, updated_at=now
+                )
+            )
+        return project
+
     def delete(self, kind: Kind, name: str) -> ProjectConfig:
         project = without_definition(self.load(), SECTIONS[kind], name)
         with self.engine.begin() as con:
@@ -97,7 +129,7 @@ class DatabaseRepository:
         with self.engine.begin() as con:
             rows = con.execute(_ROWS).all()
             for row in rows:
-                body = self.box.reseal(row.body, f"{SECTIONS[row.kind]}.{row.name}")
+                body = self.box.reseal(row.body, f"{SECTIONS.get(row.kind, row.kind)}.{row.name}")
                 con.execute(
                     update(Definition).where(Definition.kind == row.kind, Definition.id == row.id).values(body=body)
                 )
@@ -136,5 +168,5 @@ class DatabaseRepository:
         return self.box.seal(orjson.dumps(body))
 
     def _open(self, row: DefinitionRow) -> dict[str, Any]:
-        opened: dict[str, Any] = orjson.loads(self.box.open(row.body, f"{SECTIONS[row.kind]}.{row.name}"))
+        opened: dict[str, Any] = orjson.loads(self.box.open(row.body, f"{SECTIONS.get(row.kind, row.kind)}.{row.name}"))
         return opened
