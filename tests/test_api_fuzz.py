@@ -36,7 +36,9 @@ def test_no_request_makes_a_server_error(pg, sandbox, api):
     for result in schema.get_all_operations():
         operation = result.ok()
 
-        @settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=15, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+        )
         @given(case=operation.as_strategy())
         def no_server_error(case: schemathesis.Case) -> None:
             response = case.call(headers=headers, timeout=60)

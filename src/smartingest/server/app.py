@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -76,6 +76,8 @@ def _authenticated(
     return owner
 
 
+# A run id as the metadata database can hold it (a 64-bit integer): any other is a 422, not a query.
+RunId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The run's id.")]
 # Module-level (not inside create_app): FastAPI reads these annotations by name from the module.
 Ws = Annotated[service.Workspace, Depends(_workspace)]
 API = [Depends(_authenticated)]
@@ -221,27 +223,27 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
         return [run.as_dict() for run in service.list_runs(ws, sync, status, limit)]
 
     @app.get("/api/v1/runs/{run_id}", dependencies=API, tags=["runs"])
-    def get_run(run_id: int, ws: Ws) -> dict[str, Any]:
+    def get_run(run_id: RunId, ws: Ws) -> dict[str, Any]:
         run = service.get_run(ws, run_id)
         if run is None:
             raise UnknownNameError(f"no run #{run_id}")
         return run.as_dict()
 
     @app.post("/api/v1/runs/{run_id}/cancel", dependencies=API, tags=["runs"])
-    def cancel_run(run_id: int, ws: Ws) -> dict[str, bool]:
+    def cancel_run(run_id: RunId, ws: Ws) -> dict[str, bool]:
         """Ask a run to stop (a queued one ends at once); ``false`` when it had ended already."""
         return {"cancelling": service.cancel_run(ws, run_id)}
 
     @app.get("/api/v1/runs/{run_id}/rows", dependencies=API, tags=["runs"])
     def run_rows(
-        run_id: int,
+        run_id: RunId,
         ws: Ws,
         status: str | None = None,
         operation: str | None = None,
         reason_code: str | None = None,
         primary_key: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
     ) -> dict[str, Any]:
         """A page of a run's row outcomes, filtered by status, operation, reason code and primary key."""
         if service.get_run(ws, run_id) is None:
