@@ -159,3 +159,24 @@ def test_a_run_cancelled_stops_sending_and_its_rows_go_next_run(pg, sandbox, adm
     admin.faults()
     # What was acknowledged is committed; the rest is what the next run sends.
     assert api.ok("POST", "/api/v1/syncs/people/plan")["counts"]["added"] == counts["retried_next_run"]
+
+
+def test_a_draft_sync_is_previewed_without_being_saved(pg, sandbox, api):
+    create_customers(pg, 2)
+    _define(api, pg.schema, sandbox.url)
+    draft = {
+        "type": "users",
+        "model": "customers",
+        "destination": "iterable",
+        "mappings": [{"from": "email", "to": "email"}, {"template": "{{ plan | upcase }}", "to": "tier"}],
+    }
+    preview = api.ok("POST", "/api/v1/sync-drafts/editing/preview", json=draft)
+    assert preview["body"] == {"users": [{"email": "user1@example.com", "dataFields": {"tier": "PRO"}}]}
+    keyed = api.ok("POST", "/api/v1/sync-drafts/editing/preview", params={"primary_key": "2"}, json=draft)
+    assert keyed["primary_key"] == "2"
+    typo = api.http.post(
+        "/api/v1/sync-drafts/editing/preview",
+        json={**draft, "mappings": [{"from": "email", "to": "email"}, {"tmplate": "x"}]},
+    )
+    assert typo.status_code == 422 and "syncs.editing.mappings[1]" in typo.json()["error"]["message"]
+    assert list(api.ok("GET", "/api/v1/syncs")) == ["people"]  # nothing saved

@@ -205,6 +205,18 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
             "rows": service.preview_rows(ws, name, limit),
         }
 
+    @app.post("/api/v1/sync-drafts/{name}/preview", dependencies=API, tags=["syncs"])
+    def preview_draft(
+        name: str,
+        ws: Ws,
+        definition: Annotated[dict[str, Any], Body()],
+        primary_key: str | None = None,
+    ) -> dict[str, Any]:
+        """The request a sync defined as the body (its keys as in a project file; not saved: what a sync
+        editor holds) would send for one row of its model (``primary_key``, or the first row), templates
+        rendered and field types checked. Sends and saves nothing; a mistake is a 422 naming its key."""
+        return service.preview_sync(ws, name, definition, primary_key).as_dict()
+
     @app.post("/api/v1/syncs/{name}/reset", dependencies=API, tags=["syncs"])
     def reset(name: str, ws: Ws) -> dict[str, bool]:
         """Forget the sync's CDC snapshot: its next run sends every row."""
