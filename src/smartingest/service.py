@@ -44,7 +44,15 @@ from smartingest.engine.statuses import sync_status
 from smartingest.engine.suggest import Suggestions
 from smartingest.engine.suggest import suggest_mappings as suggest
 from smartingest.errors import ConfigError, StateError, UnknownNameError
-from smartingest.repository.base import KINDS, SECTIONS, Kind, Repository, plain_definition, settings_definition
+from smartingest.repository.base import (
+    KINDS,
+    SECTIONS,
+    Kind,
+    Repository,
+    plain_definition,
+    settings_definition,
+    settings_of,
+)
 from smartingest.repository.database import DatabaseRepository
 from smartingest.repository.project_file import ProjectFileRepository
 from smartingest.repository.secrets import new_key, secret_box
@@ -234,7 +242,7 @@ def execute_run(ws: Workspace, run_id: int, progress: Progress | None = None) ->
     record = ws.ledger.get_run(run_id)
     if record is None:
         raise UnknownNameError(f"no run #{run_id} (see `smartingest runs list`)")
-    name = next((n for n in ws.config.syncs if ws.config.sync_id(n) == record.sync_id), None)
+    name = ws.config.sync_named(record.sync_id)
     if name is None:
         message = f"run #{run_id} belongs to sync id {record.sync_id!r}, which is no longer defined"
         if ws.ledger.claim(run_id):  # it can never run: it ends, failed, rather than wait forever
@@ -332,10 +340,8 @@ def count_rows(
 def key_columns(ws: Workspace, sync_id: str) -> list[str]:
     """The primary-key columns of the model of the sync with this id (empty when the project no longer
     defines it)."""
-    for name, sync in ws.config.syncs.items():
-        if ws.config.sync_id(name) == sync_id:
-            return ws.config.models[sync.model].key_columns
-    return []
+    name = ws.config.sync_named(sync_id)
+    return ws.config.models[ws.config.syncs[name].model].key_columns if name is not None else []
 
 
 def row_counts(ws: Workspace, run_id: int) -> dict[str, int]:
@@ -477,9 +483,8 @@ def export_project(ws: Workspace, with_secrets: bool = False) -> tuple[str, list
                 body = {"id": obj.id, **body}
             for key in sorted(_secret_keys(section, obj) & set(body)):
                 if body[key] is not None and not with_secrets:
-                    variable = re.sub(r"[^A-Z0-9]+", "_", f"{section}_{name}_{key}".upper())
-                    body[key] = f"${{{variable}}}"
-                    variables.append(variable)
+                    body[key] = _reference(f"{section}_{name}_{key}")
+                    variables.append(body[key][2:-1])
             objects[name] = body
         document[section] = objects
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True), variables
@@ -488,22 +493,24 @@ def export_project(ws: Workspace, with_secrets: bool = False) -> tuple[str, list
 def _settings_with_references(config: ProjectConfig, with_secrets: bool) -> dict[str, Any]:
     """The top-level settings as a project file holds them; each secret (an alert's webhook secret, an SMTP
     password) as a ``${SETTINGS_...}`` reference named after its key path, unless ``with_secrets``."""
-    exclude = {*SECTIONS.values(), "database_url"}
-    data = config.model_dump(mode="python", by_alias=True, exclude_unset=True, exclude=exclude)
 
     def walk(value: Any, path: str) -> Any:
         if isinstance(value, SecretStr):
-            if with_secrets:
-                return value.get_secret_value()
-            return "${" + re.sub(r"[^A-Z0-9]+", "_", path.upper()).strip("_") + "}"
+            return value.get_secret_value() if with_secrets else _reference(path)
         if isinstance(value, dict):
             return {k: walk(v, f"{path}_{k}") for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v, f"{path}_{i}") for i, v in enumerate(value)]
         return value
 
-    walked: dict[str, Any] = walk(data, "settings")
+    walked: dict[str, Any] = walk(settings_of(config), "settings")
     return walked
+
+
+def _reference(path: str) -> str:
+    """``${VARIABLE}`` for a secret at ``path`` (``destinations_iterable_api_key``): the variable an
+    exported project file reads it from."""
+    return "${" + re.sub(r"[^A-Z0-9]+", "_", path.upper()).strip("_") + "}"
 
 
 def _references(document: Any) -> set[str]:

@@ -300,6 +300,10 @@ class ProjectConfig(Strict):
         """The stable id of the sync ``name`` (its ``id``, or its name)."""
         return self.syncs[name].id or name
 
+    def sync_named(self, sync_id: str) -> str | None:
+        """The name of the sync whose id is ``sync_id`` (None when none is)."""
+        return next((name for name in self.syncs if self.sync_id(name) == sync_id), None)
+
     def model_id(self, name: str) -> str:
         return self.models[name].id or name
 

@@ -393,7 +393,7 @@ def execute_run(
             run.execute(full_resync)
         finally:
             result = run.finish()
-    if not (result.error or "").startswith(CANCELLED):  # a user's cancel says nothing of the sync's health
+    if result.error != CANCELLED:  # a user's cancel says nothing of the sync's health
         alerts.after_run(
             ledger.engine,
             target.id,

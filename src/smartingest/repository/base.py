@@ -30,12 +30,18 @@ def plain_definition(obj: BaseModel) -> dict[str, Any]:
 NOT_STORED_SETTINGS = ("database_url",)
 
 
-def settings_definition(config: ProjectConfig) -> dict[str, Any]:
+def settings_of(config: ProjectConfig) -> dict[str, Any]:
     """The project's top-level settings (alerts, quota, state store...) as a project file holds them, its
-    secrets revealed; without the definitions and what is not stored with them."""
+    secrets still ``SecretStr``; without the definitions and what is not stored with them."""
     exclude = {*SECTIONS.values(), *NOT_STORED_SETTINGS}
     data: dict[str, Any] = config.model_dump(mode="python", by_alias=True, exclude_unset=True, exclude=exclude)
-    return _reveal(data)
+    return data
+
+
+def settings_definition(config: ProjectConfig) -> dict[str, Any]:
+    """``settings_of``, its secrets revealed (to be sealed)."""
+    revealed: dict[str, Any] = _reveal(settings_of(config))
+    return revealed
 
 
 def _reveal(value: Any) -> Any:
