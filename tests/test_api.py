@@ -103,6 +103,16 @@ def test_errors_say_what_is_wrong_with_the_status_that_fits(pg, sandbox, api):
     kind = api.http.get("/api/v1/widgets")
     assert kind.status_code == 422 and kind.json()["error"]["type"] == "RequestValidationError"
     assert api.http.get("/api/v1/runs/12345").status_code == 404
+    api.ok("PUT", "/api/v1/destinations/live", json={"api_key": "k", "base_url": sandbox.url})  # production
+    people = api.ok("GET", "/api/v1/syncs/people")
+    for i in range(5):
+        api.ok("PUT", f"/api/v1/syncs/live{i}", json={**people, "id": f"live{i}", "destination": "live"})
+    over = api.http.put("/api/v1/syncs/live5", json={**people, "id": "live5", "destination": "live"})
+    assert over.status_code == 409 and "may hold 5 syncs (sync_quota), and this would make 6" in over.text
+    [quota] = api.ok("GET", "/api/v1/quota")
+    assert (quota["organization"], quota["used"], quota["remaining"]) == ("default", 5, 0)
+    for i in range(5):
+        api.ok("DELETE", f"/api/v1/syncs/live{i}")
     assert api.http.delete("/api/v1/syncs/people").status_code == 204
     assert api.http.delete("/api/v1/models/customers").status_code == 204
 

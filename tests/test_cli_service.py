@@ -57,3 +57,13 @@ def test_runs_cancel_ends_a_queued_run(sandbox, tmp_path):
     assert f"run #{run_id}: already ended" in again.output
     record = service.get_run(service.open_workspace(project, home=home), run_id)
     assert record is not None and record.status == "failed"
+
+
+def test_sync_quota_shows_what_counts_per_organization(sandbox, tmp_path):
+    project = write_project(tmp_path, sandbox.url, destination={"environment": "production", "organization": "acme"})
+    env = {"SMARTINGEST_HOME": str(tmp_path / "home")}
+    result = CliRunner().invoke(app, ["--project", str(project), "sync", "quota"], env=env)
+    assert result.exit_code == 0 and "acme" in result.output and "customers_to_users" in result.output
+    as_json = CliRunner().invoke(app, ["--project", str(project), "sync", "quota", "--json"], env=env)
+    [usage] = json.loads(as_json.output)
+    assert (usage["organization"], usage["used"], usage["remaining"]) == ("acme", 1, 4)

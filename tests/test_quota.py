@@ -29,8 +29,18 @@ def ws(pg, sandbox, tmp_path, monkeypatch):
     service.save_definition(ws, "source", "warehouse", source)
     sql = f"select id, email, plan from {pg.schema}.customers"
     service.save_definition(ws, "model", "customers", {"source": "warehouse", "sql": sql, "primary_key": "id"})
-    for name, environment in (("live", "production"), ("staging", "test")):
-        destination = {"api_key": API_KEY, "base_url": sandbox.url, "environment": environment, "rate_limit_scale": 100}
+    for name, environment, organization in (
+        ("live", "production", "default"),
+        ("staging", "test", "default"),
+        ("acme_live", "production", "acme"),
+    ):
+        destination = {
+            "api_key": API_KEY,
+            "base_url": sandbox.url,
+            "environment": environment,
+            "organization": organization,
+            "rate_limit_scale": 100,
+        }
         service.save_definition(ws, "destination", name, destination)
     return ws
 
@@ -65,6 +75,48 @@ def test_a_deleted_sync_that_ran_counts_until_the_month_ends(ws):
     with pytest.raises(QuotaError, match=r"1 deleted this month after running \(p0\)"):
         service.save_definition(ws, "sync", "n2", _sync("live"), now=NOV)
     service.save_definition(ws, "sync", "n2", _sync("live"), now=DEC)  # a new month
+
+
+def test_each_organization_has_its_own_quota_and_the_usage_says_what_counts(ws):
+    for i in range(5):
+        service.save_definition(ws, "sync", f"p{i}", _sync("live"), now=NOV)
+        service.save_definition(ws, "sync", f"a{i}", _sync("acme_live"), now=NOV)  # acme's count apart
+    service.save_definition(ws, "sync", "t0", _sync("staging"), now=NOV)
+    with pytest.raises(QuotaError, match=r"^organization acme's production projects may hold 5 syncs .* a0, a1"):
+        service.save_definition(ws, "sync", "a5", _sync("acme_live"), now=NOV)
+    service.run(ws, "a0")
+    service.delete_definition(ws, "sync", "a0", now=NOV)
+    with pytest.raises(QuotaError, match=r"deleted this month after running \(a0\)"):
+        service.save_definition(ws, "sync", "a5", _sync("acme_live"), now=NOV)
+    usage = {org.organization: org.as_dict() for org in service.quota_usage(ws, now=NOV)}
+    assert usage == {
+        "acme": {
+            "organization": "acme",
+            "limit": 5,
+            "production_syncs": ["a1", "a2", "a3", "a4"],
+            "deleted_this_month": ["a0"],
+            "used": 5,
+            "remaining": 0,
+        },
+        "default": {
+            "organization": "default",
+            "limit": 5,
+            "production_syncs": ["p0", "p1", "p2", "p3", "p4"],
+            "deleted_this_month": [],
+            "used": 5,
+            "remaining": 0,
+        },
+    }
+    assert service.quota_usage(ws, now=DEC)[0].as_dict()["remaining"] == 1  # a new month: a0 no longer counts
+    # Moving a project to another organization moves its syncs: acme would hold 9.
+    with pytest.raises(QuotaError, match=r"organization acme's .* would make 9"):
+        service.save_definition(
+            ws,
+            "destination",
+            "live",
+            {"api_key": API_KEY, "base_url": "http://127.0.0.1:9", "organization": "acme"},
+            now=DEC,
+        )
 
 
 def test_a_project_file_over_the_quota_is_refused(sandbox, tmp_path):

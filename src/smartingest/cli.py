@@ -192,6 +192,25 @@ def sync_list(as_json: JsonOption = False) -> None:
     out.print(table)
 
 
+@sync_app.command("quota")
+def sync_quota(as_json: JsonOption = False) -> None:
+    """Each organization's sync quota: the production syncs that count and the room left."""
+    try:
+        usage = service.quota_usage(_workspace())
+    except SmartIngestError as exc:
+        _fail(exc)
+    if as_json:
+        _print_json([org.as_dict() for org in usage])
+        return
+    table = Table("organization", "used", "limit", "production syncs", "deleted this month (still count)")
+    for org in usage:
+        limit = "none" if org.limit is None else str(org.limit)
+        table.add_row(
+            org.organization, str(org.used), limit, ", ".join(org.production_syncs), ", ".join(org.deleted_this_month)
+        )
+    out.print(table)
+
+
 @sync_app.command("plan")
 def sync_plan(
     name: str,

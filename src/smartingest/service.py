@@ -37,7 +37,8 @@ from smartingest.engine.pipeline import (  # front ends print PlanResult and Run
 from smartingest.engine.pipeline import execute_run as execute_sync_run
 from smartingest.engine.planning import plan_sync
 from smartingest.engine.progress import Progress
-from smartingest.engine.quota import check_quota, record_deletion
+from smartingest.engine.quota import QuotaUsage, check_quota, record_deletion
+from smartingest.engine.quota import usage as quota_of
 from smartingest.engine.schedules import latest_slot, next_slot
 from smartingest.engine.slots import claim_slot
 from smartingest.engine.statuses import sync_status
@@ -410,6 +411,11 @@ def delete_definition(ws: Workspace, kind: Kind, name: str, now: dt.datetime | N
     ws.config = ws.repository.delete(kind, name)
     if kind == "sync":
         record_deletion(ws.ledger.engine, before, name, now or dt.datetime.now(dt.UTC))
+
+
+def quota_usage(ws: Workspace, now: dt.datetime | None = None) -> list[QuotaUsage]:
+    """Each organization's sync quota: the production syncs that count, and the room left."""
+    return quota_of(ws.ledger.engine, ws.config.sync_quota, ws.config, now or dt.datetime.now(dt.UTC))
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,11 @@ class DestinationConfig(Strict):
     environment: Literal["production", "test"] = Field(
         "production", description="production syncs count towards the sync quota; test syncs do not."
     )
+    organization: Name = Field(
+        "default",
+        description="The organization that owns this project; the sync quota counts each organization's "
+        "production syncs apart.",
+    )
     timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one HTTP request to Iterable.")
     max_attempts: int = Field(
         6, ge=1, le=20, description="Attempts per request on 429, 5xx, timeouts and dropped connections."

@@ -151,6 +151,12 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
         """Every sync with its type, schedule, last run and the rows in its snapshot."""
         return [summary.as_dict() for summary in service.list_syncs(ws)]
 
+    @app.get("/api/v1/quota", dependencies=API, tags=["syncs"])
+    def quota(ws: Ws) -> list[dict[str, Any]]:
+        """Each organization's sync quota: the production syncs that count (and those deleted this month
+        after they ran, which count until it ends) and the room left; ``limit`` null: no quota."""
+        return [org.as_dict() for org in service.quota_usage(ws)]
+
     @app.post("/api/v1/syncs/{name}/runs", dependencies=API, tags=["syncs"], status_code=202)
     def trigger_run(name: str, ws: Ws, full_resync: bool = False) -> dict[str, Any]:
         """Queue a run (a full resync if asked) for the server's workers to execute; returns its id."""

@@ -72,6 +72,7 @@ class DeletedSync(Base):
     sync_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    organization: Mapped[str] = mapped_column(String(128), default="default")
 
 
 class AlertState(Base):
