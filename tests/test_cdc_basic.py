@@ -68,6 +68,8 @@ def test_counts_across_runs(db, tmp_path):
     assert (counts.queried, counts.unchanged, counts.added, counts.changed, counts.removed) == (98, 92, 1, 5, 3)
     assert sorted(pk for pk, op in rows if op == "removed") == ["100", "98", "99"]
     assert detector.snapshot_size("sync") == 98
+    assert detector.snapshot_size("sync") == 98  # counted once per state of the files, asked again
+    assert detector.reset("sync") and detector.snapshot_size("sync") == 0
 
 
 def test_unacknowledged_rows_keep_their_old_state(db, tmp_path):

@@ -18,7 +18,7 @@ import yaml
 from pydantic import SecretStr, ValidationError
 
 from smartingest.codes import RunStatus
-from smartingest.config.loader import format_validation_error, with_definition, with_sync
+from smartingest.config.loader import format_validation_error, with_sync
 from smartingest.config.models import ProjectConfig, SourceConfig, require
 from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck
@@ -392,14 +392,12 @@ def save_definition(
             probe.check_settings(name, SourceConfig.model_validate(dict(definition)))
         except ValidationError as exc:
             raise ConfigError(f"sources.{name}: {format_validation_error(exc)}") from exc
-    if kind in ("sync", "destination"):  # what decides which syncs go to production projects
-        section = SECTIONS[kind]
-        renamed_from = next(
-            (n for n, o in getattr(ws.config, section).items() if o.id and o.id == definition.get("id")), None
-        )
-        after = with_definition(ws.config, section, name, definition, renamed_from)
-        check_quota(ws.ledger.engine, ws.config.sync_quota, after, ws.config, now or dt.datetime.now(dt.UTC))
-    config = ws.repository.save(kind, name, definition)
+    at = now or dt.datetime.now(dt.UTC)
+
+    def within_quota(before: ProjectConfig, after: ProjectConfig) -> None:
+        check_quota(ws.ledger.engine, after.sync_quota, after, before, at)
+
+    config = ws.repository.save(kind, name, definition, check=within_quota)
     ws.config = config
     return str(getattr(config, SECTIONS[kind])[name].id or name)
 

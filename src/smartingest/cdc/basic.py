@@ -57,6 +57,15 @@ KEY = "__key"  # the primary key in its own type (a struct for a composite key)
 FOLD_SHARE_INVERSE = 10
 MAX_DELTA_FILES = 50
 RESERVED_COLUMNS = (PK, OP, HASH, KEY, IDENT, SAME_BEFORE, "__row", "__before")
+# snapshot path -> (its files' names, mtimes and sizes; its row count)
+_SIZES: dict[str, tuple[tuple[tuple[str, int, int], ...], int]] = {}
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
 
 
 class BasicChangeDetector:
@@ -137,12 +146,23 @@ class BasicChangeDetector:
     def snapshot_size(self, sync_key: str) -> int:
         path = self.snapshot_path(sync_key)
         self.store.pull(sync_key, path.parent)
+        # Sync lists ask for every sync's size on each call: count a snapshot once per state of its files.
+        files = tuple(
+            (p.name, stat.st_mtime_ns, stat.st_size)
+            for p in sorted([path, *path.parent.glob(CHECKPOINT_GLOB)])
+            if (stat := _stat(p)) is not None
+        )
+        cached = _SIZES.get(str(path))
+        if cached is not None and cached[0] == files:
+            return cached[1]
         with duckdb.connect() as con:
             con.execute("SET enable_progress_bar = false")
             query = snapshot_query(con, path, None)
-            if query is None:
-                return 0
-            return int(_one(con.execute(f"SELECT count(*) FROM ({query.sql})"))[0])
+            size = 0 if query is None else int(_one(con.execute(f"SELECT count(*) FROM ({query.sql})"))[0])
+        if len(_SIZES) > 4096:
+            _SIZES.clear()
+        _SIZES[str(path)] = (files, size)
+        return size
 
 
 class BasicChangeSet:

@@ -7,7 +7,7 @@ would leave a dangling reference or a bad key is refused with the key at fault, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, SecretStr
@@ -15,6 +15,9 @@ from pydantic import BaseModel, SecretStr
 from smartingest.config.models import ProjectConfig
 
 Kind = Literal["source", "model", "destination", "sync"]
+# A rule a change must keep beyond validation (the sync quota): called with the project before and after
+# the change, it raises to refuse it.
+ProjectCheck = Callable[[ProjectConfig, ProjectConfig], None]
 KINDS: tuple[Kind, ...] = ("source", "model", "destination", "sync")  # what refers to an object comes after it
 # A kind -> its section in a project file (and in ProjectConfig).
 SECTIONS: dict[str, str] = {"source": "sources", "model": "models", "destination": "destinations", "sync": "syncs"}
@@ -66,10 +69,13 @@ class Repository(Protocol):
         """Every definition, validated. Raises ConfigError naming the key at fault."""
         ...
 
-    def save(self, kind: Kind, name: str, definition: Mapping[str, Any]) -> ProjectConfig:
+    def save(
+        self, kind: Kind, name: str, definition: Mapping[str, Any], check: ProjectCheck | None = None
+    ) -> ProjectConfig:
         """Create or update one object from its keys as a project file holds them; an ``id`` naming an
         existing object of another name renames it (references to it follow). Returns the project as
-        it now is. Raises ConfigError naming the key at fault (nothing is written then)."""
+        it now is. Raises ConfigError naming the key at fault, or what ``check(before, after)`` raises
+        about the validated change (nothing is written then)."""
         ...
 
     def delete(self, kind: Kind, name: str) -> ProjectConfig:

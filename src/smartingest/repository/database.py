@@ -21,7 +21,14 @@ from sqlalchemy import Engine, Row, delete, insert, select, update
 from smartingest.config.loader import format_validation_error, with_definition, without_definition
 from smartingest.config.models import ProjectConfig
 from smartingest.errors import ConfigError
-from smartingest.repository.base import NOT_STORED_SETTINGS, SECTIONS, Kind, plain_definition, settings_definition
+from smartingest.repository.base import (
+    NOT_STORED_SETTINGS,
+    SECTIONS,
+    Kind,
+    ProjectCheck,
+    plain_definition,
+    settings_definition,
+)
 from smartingest.repository.secrets import SecretBox
 from smartingest.store.tables import Definition
 
@@ -57,7 +64,9 @@ class DatabaseRepository:
         except ValueError as exc:  # a definition an earlier version accepted: say which, do not lose it
             raise ConfigError(f"{self.location} holds definitions that no longer validate: {exc}") from exc
 
-    def save(self, kind: Kind, name: str, definition: Mapping[str, Any]) -> ProjectConfig:
+    def save(
+        self, kind: Kind, name: str, definition: Mapping[str, Any], check: ProjectCheck | None = None
+    ) -> ProjectConfig:
         section = SECTIONS[kind]
         current = self.load()
         given_id = definition.get("id")
@@ -72,6 +81,8 @@ class DatabaseRepository:
         renamed_from = existing.name if existing is not None else None
         object_id = existing.id if existing is not None else given_id or self._free_id(kind, name)
         project = with_definition(current, section, name, {**definition, "id": object_id}, renamed_from)
+        if check is not None:
+            check(current, project)
         now = datetime.now(UTC)
         with self.engine.begin() as con:
             if renamed_from is not None and renamed_from != name:

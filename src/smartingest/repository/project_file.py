@@ -11,7 +11,7 @@ from typing import Any
 from smartingest.config.loader import load_project
 from smartingest.config.models import ProjectConfig
 from smartingest.errors import ConfigError
-from smartingest.repository.base import Kind
+from smartingest.repository.base import Kind, ProjectCheck
 
 FILE_SOURCE_KEYS = ("path",)
 
@@ -31,7 +31,9 @@ class ProjectFileRepository:
         _anchor_file_sources(config, self.path.resolve().parent)
         return config
 
-    def save(self, kind: Kind, name: str, definition: Mapping[str, Any]) -> ProjectConfig:
+    def save(
+        self, kind: Kind, name: str, definition: Mapping[str, Any], check: ProjectCheck | None = None
+    ) -> ProjectConfig:
         raise self._read_only()
 
     def delete(self, kind: Kind, name: str) -> ProjectConfig:
