@@ -199,7 +199,18 @@ class EmailAlert(Strict):
     security: Literal["starttls", "tls", "none"] = Field("starttls", description="starttls, tls or none.")
     username: str | None = Field(None, description="SMTP login, if the server wants one.")
     password: SecretStr | None = Field(None, description="SMTP password (use ${ENV_VAR}).")
+    ca_file: str | None = Field(
+        None,
+        description="CA certificates (PEM) to verify the server's certificate with, for a private CA "
+        "(default: the system's).",
+    )
     timeout_seconds: float = Field(30.0, gt=0, description="Timeout of the SMTP conversation.")
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> EmailAlert:
+        if self.password is not None and self.security == "none":
+            raise ValueError("a password would cross the network in clear: set security to starttls or tls")
+        return self
 
 
 AlertChannel = Annotated[WebhookAlert | SlackAlert | EmailAlert, Field(discriminator="type")]

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import logging
 import smtplib
+import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -100,7 +101,7 @@ def after_run(
     alert = Alert(name, sync_id, state, previous, run_id, _message(name, state, counts, error, threshold), now)
     for channel in channels:
         try:
-            _send(channel, alert)
+            send(channel, alert)
         except Exception as exc:  # one channel down must not keep the alert from the others, nor fail the run
             log.warning("alert for sync %s not sent to %s: %s", name, channel.type, exc)
     return alert
@@ -119,7 +120,8 @@ def _message(name: str, state: State, counts: dict[str, int], error: str | None,
     return f"sync {name!r} recovered: its last run succeeded"
 
 
-def _send(channel: Channel, alert: Alert) -> None:
+def send(channel: Channel, alert: Alert) -> None:
+    """Tell one channel; raises what the channel's transport raised."""
     match channel:
         case WebhookAlert():
             body = orjson.dumps(alert.as_dict())
@@ -131,15 +133,26 @@ def _send(channel: Channel, alert: Alert) -> None:
             text = f"{emoji} smartingest: {alert.message} (run #{alert.run_id})"
             httpx.post(channel.url.get_secret_value(), json={"text": text}, timeout=10).raise_for_status()
         case EmailAlert():
-            message = EmailMessage()
-            message["Subject"] = f"smartingest: sync {alert.sync} is {alert.state}"
-            message["From"] = channel.sender
-            message["To"] = ", ".join(channel.to)
-            message.set_content(f"{alert.message}\n\nRun #{alert.run_id}, {alert.at:%Y-%m-%d %H:%M:%S} UTC.")
-            smtp_class = smtplib.SMTP_SSL if channel.security == "tls" else smtplib.SMTP
-            with smtp_class(channel.host, channel.port, timeout=channel.timeout_seconds) as smtp:
-                if channel.security == "starttls":
-                    smtp.starttls()
-                if channel.username and channel.password:
-                    smtp.login(channel.username, channel.password.get_secret_value())
-                smtp.send_message(message)
+            _send_email(channel, alert)
+
+
+def _send_email(channel: EmailAlert, alert: Alert) -> None:
+    message = EmailMessage()
+    message["Subject"] = f"smartingest: sync {alert.sync} is {alert.state}"
+    message["From"] = channel.sender
+    message["To"] = ", ".join(channel.to)
+    message.set_content(f"{alert.message}\n\nRun #{alert.run_id}, {alert.at:%Y-%m-%d %H:%M:%S} UTC.")
+    # The server's certificate and name are verified (smtplib's own default context would not verify).
+    context = ssl.create_default_context(cafile=channel.ca_file)
+    timeout = channel.timeout_seconds
+    smtp = (
+        smtplib.SMTP_SSL(channel.host, channel.port, timeout=timeout, context=context)
+        if channel.security == "tls"
+        else smtplib.SMTP(channel.host, channel.port, timeout=timeout)
+    )
+    with smtp:
+        if channel.security == "starttls":
+            smtp.starttls(context=context)
+        if channel.username and channel.password:
+            smtp.login(channel.username, channel.password.get_secret_value())
+        smtp.send_message(message)
