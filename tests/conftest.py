@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import sqlalchemy
 import yaml
 
 from smartingest import service
@@ -55,6 +56,33 @@ def fresh_pg_database() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as con:
             con.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def metadata_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str | None]:
+    """The metadata database the test's workspaces open, one test per kind: SQLite in their home (None),
+    or a new PostgreSQL database (its URL, through SMARTINGEST_DATABASE_URL)."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
+        yield None
+        return
+    with fresh_pg_database() as url:
+        monkeypatch.setenv("SMARTINGEST_DATABASE_URL", url)
+        yield url  # dropped WITH (FORCE): the workspaces' pooled connections do not hold it
+
+
+def stored_text(home: Path, url: str | None) -> bytes:
+    """Everything the metadata database holds, as bytes to search: the SQLite files in ``home``, or every
+    row of every table of the PostgreSQL database at ``url``."""
+    if url is None:
+        return b"".join(p.read_bytes() for p in home.glob("metadata.db*"))
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as con:
+            selects = [sqlalchemy.text(f'SELECT * FROM "{t}"') for t in sqlalchemy.inspect(con).get_table_names()]
+            return b"".join(repr(row).encode() for select in selects for row in con.execute(select))
+    finally:
+        engine.dispose()
 
 
 @contextmanager

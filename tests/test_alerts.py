@@ -99,6 +99,7 @@ def _project(tmp_path: Path, sandbox_url: str, sql: str, receiver: Receiver, smt
     return project
 
 
+@pytest.mark.usefixtures("metadata_database")
 def test_one_alert_per_change_of_state_on_every_channel(pg, sandbox, tmp_path, receiver, mailbox):
     box, smtp_port = mailbox
     create_customers(pg, 10)

@@ -12,16 +12,15 @@ import pytest
 
 from smartingest.repository.secrets import KEY_ENV
 from tests.api_support import Api, define_sync
-from tests.conftest import API_KEY, create_customers
+from tests.conftest import API_KEY, create_customers, stored_text
 
 PASSWORD = "planted-pg-password-91c2"
 
 
 @pytest.fixture
-def api(tmp_path, monkeypatch) -> Iterator[Api]:
+def api(tmp_path, monkeypatch, metadata_database) -> Iterator[Api]:
     monkeypatch.chdir(tmp_path)  # no project file: definitions live in the metadata database
     monkeypatch.delenv(KEY_ENV, raising=False)
-    monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
     server = Api(tmp_path / "home")
     yield server
     server.stop()
@@ -42,7 +41,7 @@ def test_every_route_but_healthz_needs_a_valid_token(api):
     assert "/api/v1/syncs/{name}/runs" in httpx.get(f"{api.url}/openapi.json").json()["paths"]
 
 
-def test_a_sync_defined_run_and_watched_through_the_api(pg, sandbox, admin, api):
+def test_a_sync_defined_run_and_watched_through_the_api(pg, sandbox, admin, api, metadata_database):
     create_customers(pg, 4)
     pg.execute("UPDATE customers SET email = 'not-an-email' WHERE id = 3")
     _define(api, pg.schema, sandbox.url)
@@ -85,7 +84,8 @@ def test_a_sync_defined_run_and_watched_through_the_api(pg, sandbox, admin, api)
     for path in ("/api/v1/sources", "/api/v1/destinations", f"/api/v1/runs/{run_id}", "/api/v1/sync-summaries"):
         text = api.http.get(path).text
         assert PASSWORD not in text and API_KEY not in text
-    stored = b"".join(p.read_bytes() for p in api.home.glob("metadata.db*"))
+    stored = stored_text(api.home, metadata_database)
+    assert b"people" in stored  # the search reaches what was written
     assert PASSWORD.encode() not in stored and API_KEY.encode() not in stored
 
 

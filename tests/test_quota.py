@@ -19,10 +19,9 @@ DEC = dt.datetime(2026, 12, 1, 0, 0, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def ws(pg, sandbox, tmp_path, monkeypatch):
+def ws(pg, sandbox, tmp_path, monkeypatch, metadata_database):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(KEY_ENV, raising=False)
-    monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
     create_customers(pg, 2)
     ws = service.open_workspace(home=tmp_path / "home")
     source = {"type": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test", "user": "postgres"}

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 
 from smartingest import service
 from smartingest.store.tables import SyncRun
 from tests.conftest import create_customers
+
+pytestmark = pytest.mark.usefixtures("metadata_database")  # pruning on SQLite and on PostgreSQL
 
 
 def _sql(pg) -> str:

@@ -1,6 +1,6 @@
 """Queued runs and claiming them: a run is queued (one per sync at a time), then claimed and executed by
 one process; while another run of its sync is in progress it waits, queued. Real PostgreSQL, the sandbox
-over real HTTP, a real SQLite metadata database."""
+over real HTTP, a real SQLite and a real PostgreSQL metadata database."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ SYNC = "customers_to_users"
 
 
 @pytest.fixture
-def ws(pg, sandbox, workspace_factory):
+def ws(pg, sandbox, workspace_factory, metadata_database):
     create_customers(pg, 5)
     sql = f"select id, email, first_name, plan, ltv, city, signed_up_at from {pg.schema}.customers"
     return workspace_factory(sandbox.url, sql=sql)

@@ -12,22 +12,22 @@ import pytest
 
 from smartingest import service
 from tests.api_support import SOURCE, Api, define_sync
+from tests.conftest import stored_text
 
 PASSWORD = "planted-password-3e8d1"
 API_KEY = "planted-api-key-77f0c"
 
 
 @pytest.fixture
-def api(tmp_path, monkeypatch):
+def api(tmp_path, monkeypatch, metadata_database):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SMARTINGEST_SECRET_KEY", raising=False)
-    monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
     server = Api(tmp_path / "home")
     yield server
     server.stop()
 
 
-def test_planted_secrets_are_never_written(pg, sandbox, api, caplog):
+def test_planted_secrets_are_never_written(pg, sandbox, api, caplog, metadata_database):
     caplog.set_level(logging.DEBUG)
     pg.execute("CREATE TABLE people AS SELECT 1 AS id, 'a@example.com' AS email")
     # The sandbox knows another key: every request with this one is refused.
@@ -50,6 +50,8 @@ def test_planted_secrets_are_never_written(pg, sandbox, api, caplog):
     answers.append(text)
 
     written = b"".join(path.read_bytes() for path in api.home.rglob("*") if path.is_file())
+    written += stored_text(api.home, metadata_database)
+    assert b"people" in written  # the search reaches what was written
     logged = "\n".join(record.getMessage() for record in caplog.records)
     for secret in (PASSWORD, API_KEY):
         assert secret not in logged, secret

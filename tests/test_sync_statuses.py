@@ -55,6 +55,7 @@ def test_each_status_comes_from_the_runs_that_make_it(enabled, runs, expected):
     assert sync_status(enabled, runs) == expected
 
 
+@pytest.mark.usefixtures("metadata_database")
 def test_the_sync_list_shows_the_status_of_real_runs(pg, sandbox, workspace_factory):
     create_customers(pg, 3)
     pg.execute("UPDATE customers SET email = 'broken' WHERE id = 2")
