@@ -91,3 +91,20 @@ def test_mapping_targets_are_checked():
         _project(mappings="{from: email, to: email}, {from: x, to: a}, {static: 1, to: a}")
     with pytest.raises(ConfigError, match="not a field name or dot path"):
         _project(mappings="{from: email, to: email}, {from: x, to: 'a..b'}")
+
+
+_FIELDS = {"ptype": "email", "stype": "users", "match": "email", "mappings": "{from: email, to: email}"}
+
+
+def test_workers_on_a_redis_broker_share_their_pacing_through_it_unless_told_otherwise():
+    def pacing(extra: str) -> dict:
+        return parse_project((BASE % _FIELDS) + extra, env={}).pacing.model_dump()
+
+    assert pacing("") == {"type": "local"}
+    assert pacing("workers: {broker_url: 'redis://10.0.0.5:6379/1'}\n") == {
+        "type": "redis",
+        "url": "redis://10.0.0.5:6379/1",
+    }
+    assert pacing("workers: {broker_url: 'amqp://guest:guest@10.0.0.5:5672//'}\n") == {"type": "local"}
+    chosen = "workers: {broker_url: 'redis://10.0.0.5:6379/1'}\nrate_limiter: {type: local}\n"
+    assert pacing(chosen) == {"type": "local"}

@@ -648,6 +648,12 @@ def worker(
     if project is not None:
         os.environ[PROJECT_ENV] = str(Path(project).resolve())
     out.print(f"worker: taking runs from {ws.config.workers.broker_url.split('@')[-1]}")
+    if ws.config.pacing.type == "local":
+        out.print(
+            "worker: each worker paces its requests to Iterable alone, so workers together can exceed a "
+            "project's rate limits (Iterable then answers 429 and requests wait): share the pacing with "
+            "rate_limiter: {type: redis, url: ...}"
+        )
     sys.stdout.flush()
     app_.worker_main(["worker", "--pool=threads", f"--concurrency={concurrency}", "--loglevel=WARNING"])
 

@@ -133,7 +133,7 @@ def sync_target(ws: Workspace, name: str) -> SyncTarget:
         checkpoint_seconds=ws.config.checkpoint_seconds,
         lease_seconds=ws.config.lease_seconds,
         state_store=ws.config.state_store,
-        rate_limiter=ws.config.rate_limiter,
+        rate_limiter=ws.config.pacing,
         alerts=list(ws.config.alerts),
     )
 

@@ -266,11 +266,13 @@ class ProjectConfig(Strict):
         description="Where CDC snapshots are kept: {type: local} (state_dir), or {type: s3, bucket, ...}, so a "
         "run can execute on any machine (state_dir then caches them).",
     )
-    rate_limiter: LocalRateLimiterConfig | RedisRateLimiterConfig = Field(
-        default_factory=lambda: LocalRateLimiterConfig(type="local"),
-        discriminator="type",
-        description="How requests to each Iterable endpoint are kept under its rate limit: {type: local} (each "
-        "process alone) or {type: redis, url: ...} (every worker together, for workers on several machines).",
+    rate_limiter: Annotated[LocalRateLimiterConfig | RedisRateLimiterConfig, Field(discriminator="type")] | None = (
+        Field(
+            None,
+            description="How requests to each Iterable endpoint are kept under its rate limit: {type: local} (each "
+            "process alone) or {type: redis, url: ...} (every worker together, for workers on several machines). "
+            "Default: the workers' broker when it is Redis, else local.",
+        )
     )
     cdc_memory_limit: str = Field(
         DEFAULT_CDC_MEMORY_LIMIT,
@@ -311,6 +313,16 @@ class ProjectConfig(Strict):
     models: dict[Name, ModelConfig] = Field(default_factory=dict, description="Data models by name.")
     destinations: dict[Name, DestinationConfig] = Field(default_factory=dict, description="Iterable projects by name.")
     syncs: dict[Name, SyncConfig] = Field(default_factory=dict, description="Syncs by name.")
+
+    @property
+    def pacing(self) -> RateLimiterConfig:
+        """The rate limiter in effect: ``rate_limiter``; unset, the workers' Redis broker (workers on several
+        machines must share their pacing), else each process alone."""
+        if self.rate_limiter is not None:
+            return self.rate_limiter
+        if self.workers is not None and self.workers.broker_url.startswith(("redis://", "rediss://")):
+            return RedisRateLimiterConfig(type="redis", url=self.workers.broker_url)
+        return LocalRateLimiterConfig(type="local")
 
     def sync_id(self, name: str) -> str:
         """The stable id of the sync ``name`` (its ``id``, or its name)."""
