@@ -149,6 +149,11 @@ class Ledger:
         with self.engine.begin() as con:
             con.execute(update(SyncRun).where(SyncRun.id == run_id).values(status=status, **values))
 
+    def note_progress(self, run_id: int, progress: dict[str, Any]) -> None:
+        """Where the run is now (``RunRecord.progress``), for those watching it from elsewhere."""
+        with self.engine.begin() as con:
+            con.execute(update(SyncRun).where(SyncRun.id == run_id).values(progress=progress))
+
     def record(self, run_id: int, outcomes: Sequence[RowOutcome] | pa.Table) -> None:
         """Append row outcomes, as one part: callers pass many rows at a time (``outcome_files.SCHEMA``'s
         columns when a table)."""
@@ -332,6 +337,7 @@ class RunRecord:
     mapping_fingerprint: str | None = None
     rows_pruned_at: datetime | None = None
     cancel_requested_at: datetime | None = None  # a user asked it to stop
+    progress: dict[str, Any] | None = None  # while it runs: phase, total, done, phase_started_at, updated_at
 
     @classmethod
     def of(cls, row: Any) -> RunRecord:
@@ -356,6 +362,7 @@ class RunRecord:
             mapping_fingerprint=row["mapping_fingerprint"],
             rows_pruned_at=_utc(row["rows_pruned_at"]),
             cancel_requested_at=_utc(row["cancel_requested_at"]),
+            progress=row["progress"],
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from smartingest.engine.destination import CHECK_POLICY
 from smartingest.engine.lease import LEASE_SECONDS, Lease, sync_lease
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.lock import sync_lock
-from smartingest.engine.progress import NoProgress, Progress
+from smartingest.engine.progress import NoProgress, Progress, RecordedProgress
 from smartingest.engine.resend import resend_note
 from smartingest.engine.settler import CHANGE_BATCH_ROWS, Settler
 from smartingest.errors import ConfigError, RunNotQueuedError, SmartIngestError, SyncLockedError
@@ -388,10 +388,12 @@ def execute_run(
         lease.attach(run_id)
         record = ledger.get_run(run_id)
         full_resync = bool(record and record.full_resync)
-        run = _Run(target, ledger, state_dir, progress or NoProgress(), run_id, lease)
+        watched = RecordedProgress(ledger, run_id, progress or NoProgress())
+        run = _Run(target, ledger, state_dir, watched, run_id, lease)
         try:
             run.execute(full_resync)
         finally:
+            watched.flush()
             result = run.finish()
     if result.error != CANCELLED:  # a user's cancel says nothing of the sync's health
         alerts.after_run(

@@ -122,6 +122,7 @@ class SyncRun(Base):
     timings: Mapped[dict | None] = mapped_column(JSON)
     delivery: Mapped[dict | None] = mapped_column(JSON)
     warnings: Mapped[list | None] = mapped_column(JSON)
+    progress: Mapped[dict | None] = mapped_column(JSON)  # engine/progress.py RecordedProgress
     rows_pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     queried: Mapped[int] = mapped_column(BigInteger, default=0)
