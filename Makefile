@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test lint format bench install
+.PHONY: demo test lint format bench install browser screenshots
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -20,7 +20,12 @@ install: $(UV)
 demo: install
 	$(UV) run --frozen smartingest demo
 
-test: install
+# The browser tests drive Debian's Chromium (a test tool's own browser download is never used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen mypy
 	$(UV) run --frozen pytest -q
@@ -33,6 +38,10 @@ lint: install
 format: install
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
+
+# The web UI's screenshots in docs/screenshots, taken by its browser tests.
+screenshots: install browser
+	SMARTINGEST_SCREENSHOTS=$(CURDIR)/docs/screenshots $(UV) run --frozen pytest -q tests/test_ui_monitoring.py
 
 bench: install
 	$(UV) run --frozen python bench/users_sync.py $(ARGS)

@@ -608,7 +608,7 @@ def serve(
         bool, typer.Option("--schedule/--no-schedule", help="Queue scheduled syncs' runs when they come due.")
     ] = True,
 ) -> None:
-    """Serve the REST API (/api/v1, its OpenAPI document at /docs) until stopped (Ctrl-C)."""
+    """Serve the web UI (/) and the REST API (/api/v1, its OpenAPI document at /docs) until stopped (Ctrl-C)."""
     import socket
 
     import uvicorn
@@ -624,7 +624,11 @@ def serve(
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    out.print(f"serving on http://{host}:{sock.getsockname()[1]} (API at /api/v1, documentation at /docs)")
+    sock.listen(2048)  # connections wait in the backlog from now on, not refused until uvicorn starts
+    out.print(
+        f"serving on http://{host}:{sock.getsockname()[1]} (the web UI at /, the API at /api/v1, its documentation "
+        "at /docs)"
+    )
     sys.stdout.flush()
     uvicorn.Server(uvicorn.Config(app_, log_level="warning")).run(sockets=[sock])
 

@@ -163,35 +163,34 @@ class SyncSummary:
 
 def list_syncs(ws: Workspace) -> list[SyncSummary]:
     """Every sync with its model, destination, type, schedule, last run and CDC snapshot size."""
-    out = []
-    for name, sync in ws.config.syncs.items():
-        target = sync_target(ws, name)
-        runs = ws.ledger.list_runs(sync_id=target.id, limit=5)  # an active run and the last ended one
-        last = [run for run in runs if run.finished_at is not None][:1]
-        try:
-            detector = detector_for(target.source, ws.state_dir, state_store=target.state_store)
-            snapshot_rows: int | None = detector.snapshot_size(target.id)
-        except (ConfigError, StateError):  # an engine this version cannot run, a store that does not answer
-            snapshot_rows = None
-        schedule = sync.schedule
-        out.append(
-            SyncSummary(
-                name=name,
-                id=target.id,
-                model=sync.model,
-                destination=sync.destination,
-                type=sync.type,
-                schedule="manual"
-                if schedule.manual
-                else (f"every {schedule.every}" if schedule.every else str(schedule.cron)),
-                last_run=last[0] if last else None,
-                snapshot_rows=snapshot_rows,
-                enabled=sync.enabled,
-                next_run=next_slot(schedule, dt.datetime.now(dt.UTC)) if sync.enabled else None,
-                status=str(sync_status(sync.enabled, runs)),
-            )
-        )
-    return out
+    return [sync_summary(ws, name) for name in ws.config.syncs]
+
+
+def sync_summary(ws: Workspace, name: str) -> SyncSummary:
+    """One sync as a list shows it; raises UnknownNameError listing the syncs defined."""
+    target = sync_target(ws, name)
+    sync = ws.config.syncs[name]
+    runs = ws.ledger.list_runs(sync_id=target.id, limit=5)  # an active run and the last ended one
+    last = [run for run in runs if run.finished_at is not None][:1]
+    try:
+        detector = detector_for(target.source, ws.state_dir, state_store=target.state_store)
+        snapshot_rows: int | None = detector.snapshot_size(target.id)
+    except (ConfigError, StateError):  # an engine this version cannot run, a store that does not answer
+        snapshot_rows = None
+    schedule = sync.schedule
+    return SyncSummary(
+        name=name,
+        id=target.id,
+        model=sync.model,
+        destination=sync.destination,
+        type=sync.type,
+        schedule="manual" if schedule.manual else (f"every {schedule.every}" if schedule.every else str(schedule.cron)),
+        last_run=last[0] if last else None,
+        snapshot_rows=snapshot_rows,
+        enabled=sync.enabled,
+        next_run=next_slot(schedule, dt.datetime.now(dt.UTC)) if sync.enabled else None,
+        status=str(sync_status(sync.enabled, runs)),
+    )
 
 
 def plan(ws: Workspace, name: str, samples: int = 3) -> PlanResult:

@@ -77,7 +77,9 @@ def usage(engine: Engine, quota: int | None, config: ProjectConfig, now: datetim
     month), by name."""
     counted = production_syncs(config)
     deleted = {i: c for i, c in deleted_this_month(engine, now).items() if i not in counted}
+    # With no destination yet, the one organization there is (what a new project's first sync counts in).
     organizations = {d.organization for d in config.destinations.values()} | {c.organization for c in deleted.values()}
+    organizations = organizations or {"default"}
     return [
         QuotaUsage(
             organization,

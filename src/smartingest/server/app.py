@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
@@ -44,7 +43,9 @@ from smartingest.errors import (
     UnknownNameError,
 )
 from smartingest.scheduler.loop import Dispatcher, Scheduler, fresh
+from smartingest.server.deps import Ws
 from smartingest.server.metrics import ledger_registry, metrics_text
+from smartingest.server.ui import mount_ui
 
 Kinds = Literal["sources", "models", "destinations", "syncs"]
 KIND_OF: dict[str, service.Kind] = {
@@ -56,13 +57,6 @@ KIND_OF: dict[str, service.Kind] = {
 
 
 _bearer = HTTPBearer(auto_error=False)
-
-
-def _workspace(request: Request) -> service.Workspace:
-    # The definitions as they are now (another replica, or the CLI, may have changed them), in a workspace
-    # of the request's own: requests never see each other's half-made changes.
-    ws: service.Workspace = request.app.state.ws
-    return replace(ws, config=ws.repository.load())
 
 
 def _authenticated(
@@ -79,7 +73,6 @@ def _authenticated(
 # A run id as the metadata database can hold it (a 64-bit integer): any other is a 422, not a query.
 RunId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The run's id.")]
 # Module-level (not inside create_app): FastAPI reads these annotations by name from the module.
-Ws = Annotated[service.Workspace, Depends(_workspace)]
 API = [Depends(_authenticated)]
 
 
@@ -116,6 +109,8 @@ def create_app(open_workspace: Callable[[], service.Workspace], run_workers: int
         description="Sync data from your warehouse into Iterable, sending only what changed.",
         lifespan=lifespan,
     )
+
+    mount_ui(app)
 
     @app.exception_handler(SmartIngestError)
     async def smartingest_error(_request: Request, exc: SmartIngestError) -> JSONResponse:
