@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from tests.api_support import Api, define_sync
 from tests.conftest import API_KEY, create_customers
-from tests.ui_support import browser, check_page, page, screenshot, sign_in  # noqa: F401 (fixtures)
+from tests.ui_support import check_page, screenshot, sign_in
 
 PASSWORD = "ui-planted-password"
 

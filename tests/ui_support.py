@@ -1,48 +1,15 @@
-"""Browser tests of the web UI: Debian's Chromium driven by Playwright (never a downloaded browser), and
-checks every page must pass (labelled fields, no secret in the page)."""
+"""Browser tests of the web UI: Debian's Chromium driven by Playwright (never a downloaded browser; the
+``browser`` and ``page`` fixtures are in conftest.py), and checks every page must pass (labelled fields,
+no secret in the page)."""
 
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
-# Chromium's own background connections are refused on a closed network: switched off.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS_ENV = "SMARTINGEST_SCREENSHOTS"  # a directory: the tests' screenshots are kept there (docs/)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.fail("the browser tests need Debian's chromium: apt-get install chromium (.ci/run does)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(20_000)
-    opened = context.new_page()
-    yield opened
-    context.close()
 
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 import yaml
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from smartingest.codes import RunStatus
 from smartingest.config.loader import format_validation_error, with_sync
@@ -349,6 +349,26 @@ def row_counts(ws: Workspace, run_id: int) -> dict[str, int]:
     return ws.ledger.tally(run_id)
 
 
+SOURCE_TYPES = probe.SOURCE_TYPES
+
+
+def source_settings(source_type: str) -> type[BaseModel]:
+    """The settings a source of this type takes (a pydantic model: what a form asks). Raises ConfigError
+    for an unknown type, MissingDriverError when its driver is not installed."""
+    return probe.source_settings(source_type)
+
+
+def check_source_definition(ws: Workspace, name: str, definition: Mapping[str, Any]) -> None:
+    """Connect with a source as an editor holds it (not saved; a secret left ``MASKED`` is the one stored
+    for ``name``) and run a trivial query. Raises ConfigError naming the key at fault, or the SourceError
+    that says what is wrong."""
+    try:
+        source = SourceConfig.model_validate(_unmasked(ws, "source", name, definition))
+    except ValidationError as exc:
+        raise ConfigError(f"sources.{name}: {format_validation_error(exc)}") from exc
+    probe.check_connection(name, source)
+
+
 def check_source(ws: Workspace, name: str) -> None:
     """Connect to a source and run a trivial query; raises a SourceError saying what is wrong."""
     probe.check_connection(name, require(ws.config.sources, name, "source"))
@@ -555,6 +575,12 @@ def list_definitions(ws: Workspace, kind: Kind) -> dict[str, dict[str, Any]]:
 def save_shown_definition(ws: Workspace, kind: Kind, name: str, definition: Mapping[str, Any]) -> str:
     """``save_definition`` for a definition as ``list_definitions`` showed it: a secret left ``MASKED`` keeps
     the value stored (of this object, found by id or name)."""
+    return save_definition(ws, kind, name, _unmasked(ws, kind, name, definition))
+
+
+def _unmasked(ws: Workspace, kind: Kind, name: str, definition: Mapping[str, Any]) -> dict[str, Any]:
+    """``definition`` with each secret left ``MASKED`` replaced by the value stored for that object (found
+    by id, else by name); ConfigError when none is stored."""
     section = SECTIONS[kind]
     objects = getattr(ws.config, section)
     current_name = next((n for n, o in objects.items() if (o.id or n) == definition.get("id")), name)
@@ -565,7 +591,7 @@ def save_shown_definition(ws: Workspace, kind: Kind, name: str, definition: Mapp
             if current is None or key not in _secret_keys(section, current):
                 raise ConfigError(f"{section}.{name}.{key}: give its value (there is none stored to keep)")
             body[key] = plain_definition(current).get(key)
-    return save_definition(ws, kind, name, body)
+    return body
 
 
 def set_enabled(ws: Workspace, name: str, enabled: bool) -> None:

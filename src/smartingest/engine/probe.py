@@ -9,12 +9,21 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import BaseModel
 
 from smartingest.config.models import ModelConfig, SourceConfig
 from smartingest.sources.base import PREVIEW_ROWS
-from smartingest.sources.registry import open_source, secret_keys
+from smartingest.sources.registry import CONNECTORS, open_source, secret_keys, settings_model
 
 __all__ = ["PREVIEW_ROWS", "check_connection", "check_settings", "model_schema", "preview_model", "python_rows"]
+
+
+SOURCE_TYPES = tuple(sorted(CONNECTORS))
+
+
+def source_settings(source_type: str) -> type[BaseModel]:
+    """The model of a source type's connector settings (see sources.registry.settings_model)."""
+    return settings_model(source_type)
 
 
 def check_settings(name: str, source: SourceConfig) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from smartingest.config.loader import format_validation_error
 from smartingest.config.models import SourceConfig
@@ -43,6 +43,21 @@ def open_source(name: str, config: SourceConfig) -> Source:
     return connector(settings)
 
 
+def settings_model(source_type: str) -> type[BaseModel]:
+    """The pydantic model of a connector's settings (what a form for that source type asks). Raises
+    ConfigError for an unknown type, MissingDriverError when its driver is not installed."""
+    if source_type not in CONNECTORS:
+        raise ConfigError(f"unknown source type {source_type!r} (valid: {', '.join(sorted(CONNECTORS))})")
+    module_name, class_name, extra = CONNECTORS[source_type]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = f"pip install 'smartingest[{extra}]'" if extra else "reinstall smartingest"
+        raise MissingDriverError(f"source type {source_type!r} needs {exc.name}: {hint}") from exc
+    settings: type[BaseModel] = getattr(module, class_name).Settings
+    return settings
+
+
 def secret_keys(config: SourceConfig) -> frozenset[str]:
     """The connector settings of a source that are secrets (a password...): typed ``SecretStr`` by its
     connector. Empty for a type this version does not know (open_source says why)."""
@@ -58,4 +73,4 @@ def secret_keys(config: SourceConfig) -> frozenset[str]:
     )
 
 
-__all__ = ["CONNECTORS", "open_source", "secret_keys"]
+__all__ = ["CONNECTORS", "open_source", "secret_keys", "settings_model"]

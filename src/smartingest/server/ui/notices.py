@@ -14,6 +14,8 @@ NOTICES = {
     "cancelling": "Run #{run} was asked to stop: what Iterable acknowledged is kept.",
     "ended": "Run #{run} had already ended.",
     "signed_out": "Signed out.",
+    "saved": "Saved.",
+    "deleted_definition": "Deleted.",
 }
 
 

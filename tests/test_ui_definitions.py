@@ -1,0 +1,85 @@
+"""The web UI's definition pages in a real browser (Debian's Chromium through Playwright) over real HTTP:
+a source added through its type's form, its connection tested before saving (a wrong port and a role that
+does not exist show the driver's error), a stored password kept and never sent back to the page. Real
+PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from smartingest import service
+from tests.api_support import Api
+from tests.ui_support import check_page, screenshot, sign_in
+
+PASSWORD = "ui-source-password-9"
+
+
+@pytest.fixture
+def api(tmp_path, monkeypatch) -> Iterator[Api]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SMARTINGEST_SECRET_KEY", raising=False)
+    monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
+    server = Api(tmp_path / "home")
+    yield server
+    server.stop()
+
+
+def test_a_source_is_added_tested_and_edited_without_its_password_reaching_the_page(page: Page, api, tmp_path):
+    sign_in(page, api.url, api.token, "/sources")
+    expect(page.get_by_role("heading", name="No sources yet")).to_be_visible()
+    page.get_by_role("link", name="Add a source").first.click()
+    expect(page.get_by_label("Source type")).to_have_value("postgres")
+    page.get_by_label("Name", exact=False).first.fill("warehouse")
+    page.get_by_label("Host").fill("127.0.0.1")
+    page.get_by_label("Port").fill("9")
+    page.get_by_label("Database").fill("test")
+    page.get_by_label("User").fill("postgres")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.get_by_role("alert")).to_contain_text("The connection test failed")
+    expect(page.get_by_role("alert")).to_contain_text("127.0.0.1:9")
+    check_page(page, (PASSWORD,))  # the typed password is not sent back either
+
+    page.get_by_label("Port").fill("5432")
+    page.get_by_label("User").fill("no_such_role")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.get_by_role("alert")).to_contain_text("no_such_role")
+    page.get_by_label("User").fill("postgres")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.get_by_role("status")).to_contain_text("The connection works")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Add a source")  # still a new one
+    page.get_by_label("Password").fill(PASSWORD)
+    screenshot(page, "source-form", tmp_path)
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    row = page.get_by_role("row", name=re.compile("warehouse"))
+    expect(row).to_contain_text("postgres")
+    row.get_by_role("button", name="Test connection").click()
+    expect(row).to_contain_text("The connection works")
+
+    row.get_by_role("link", name="warehouse").click()
+    expect(page.get_by_label("Password")).to_have_attribute("placeholder", re.compile("leave empty to keep it"))
+    check_page(page, (PASSWORD,))
+    page.get_by_text("More settings").click()
+    page.get_by_label("Application name").fill("smartingest-ui")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    stored = service.open_workspace(home=api.home).config.sources["warehouse"]
+    assert stored.connector_settings()["password"] == PASSWORD  # kept, though not typed again
+    assert stored.connector_settings()["application_name"] == "smartingest-ui"
+
+
+def test_a_source_in_use_is_not_deleted_and_says_why(page: Page, api, pg):
+    api.ok("PUT", "/api/v1/sources/warehouse", json={"type": "sqlite", "path": "x.db"})
+    api.ok("PUT", "/api/v1/models/people", json={"source": "warehouse", "table": "people", "primary_key": "id"})
+    sign_in(page, api.url, api.token, "/sources/warehouse")
+    page.get_by_text("Delete this source").click()
+    page.get_by_role("button", name="Delete warehouse").click()
+    expect(page.get_by_role("alert")).to_contain_text("people")
