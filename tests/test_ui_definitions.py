@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 
 from smartingest import service
 from tests.api_support import Api
+from tests.conftest import API_KEY
 from tests.ui_support import check_page, screenshot, sign_in
 
 PASSWORD = "ui-source-password-9"
@@ -33,14 +34,14 @@ def test_a_source_is_added_tested_and_edited_without_its_password_reaching_the_p
     expect(page.get_by_role("heading", name="No sources yet")).to_be_visible()
     page.get_by_role("link", name="Add a source").first.click()
     expect(page.get_by_label("Source type")).to_have_value("postgres")
-    page.get_by_label("Name", exact=False).first.fill("warehouse")
+    page.get_by_label("Name (required)", exact=True).fill("warehouse")
     page.get_by_label("Host").fill("127.0.0.1")
     page.get_by_label("Port").fill("9")
     page.get_by_label("Database").fill("test")
     page.get_by_label("User").fill("postgres")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Test connection").click()
-    expect(page.get_by_role("alert")).to_contain_text("The connection test failed")
+    expect(page.get_by_role("alert")).to_contain_text("The test failed")
     expect(page.get_by_role("alert")).to_contain_text("127.0.0.1:9")
     check_page(page, (PASSWORD,))  # the typed password is not sent back either
 
@@ -83,3 +84,34 @@ def test_a_source_in_use_is_not_deleted_and_says_why(page: Page, api, pg):
     page.get_by_text("Delete this source").click()
     page.get_by_role("button", name="Delete warehouse").click()
     expect(page.get_by_role("alert")).to_contain_text("people")
+
+
+def test_a_destination_key_is_checked_before_saving_and_kept_masked(page: Page, api, sandbox, tmp_path):
+    sign_in(page, api.url, api.token, "/destinations")
+    expect(page.get_by_role("heading", name="No destinations yet")).to_be_visible()
+    page.get_by_role("link", name="Add a destination").first.click()
+    page.get_by_label("Name (required)", exact=True).fill("iterable")
+    page.get_by_label("API key").fill("not-the-key")
+    page.get_by_label("Environment").select_option("test")
+    page.get_by_text("More settings").click()
+    page.get_by_label("Base URL").fill(sandbox.url)
+    page.get_by_role("button", name="Check the API key").click()
+    expect(page.get_by_role("alert")).to_contain_text("API key")
+    check_page(page, ("not-the-key",))
+    page.get_by_label("API key").fill(API_KEY)
+    page.get_by_role("button", name="Check the API key").click()
+    expect(page.get_by_role("status")).to_contain_text("answered")
+    page.get_by_label("API key").fill(API_KEY)
+    screenshot(page, "destination-form", tmp_path)
+    page.get_by_role("button", name="Save").click()
+    row = page.get_by_role("row", name=re.compile("iterable"))
+    expect(row).to_contain_text("test")
+    row.get_by_role("button", name="Check the API key").click()
+    expect(row).to_contain_text("answered")
+    check_page(page, (API_KEY,))
+    row.get_by_role("link", name="iterable").click()
+    page.get_by_label("Organization").fill("acme")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("row", name=re.compile("iterable"))).to_contain_text("acme")
+    stored = service.open_workspace(home=api.home).config.destinations["iterable"]
+    assert stored.api_key.get_secret_value() == API_KEY and stored.organization == "acme"

@@ -19,7 +19,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from smartingest.codes import RunStatus
 from smartingest.config.loader import format_validation_error, with_sync
-from smartingest.config.models import ProjectConfig, SourceConfig, require
+from smartingest.config.models import DestinationConfig, ProjectConfig, SourceConfig, require
 from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck
 from smartingest.engine.lease import sync_lease
@@ -367,6 +367,16 @@ def check_source_definition(ws: Workspace, name: str, definition: Mapping[str, A
     except ValidationError as exc:
         raise ConfigError(f"sources.{name}: {format_validation_error(exc)}") from exc
     probe.check_connection(name, source)
+
+
+def check_destination_definition(ws: Workspace, name: str, definition: Mapping[str, Any]) -> DestinationCheck:
+    """Ask Iterable for the project's user fields with a destination as an editor holds it (not saved; a
+    key left ``MASKED`` is the one stored for ``name``). Raises ConfigError naming the key at fault."""
+    try:
+        config = DestinationConfig.model_validate(_unmasked(ws, "destination", name, definition))
+    except ValidationError as exc:
+        raise ConfigError(f"destinations.{name}: {format_validation_error(exc)}") from exc
+    return destination.check_destination(config)
 
 
 def check_source(ws: Workspace, name: str) -> None:

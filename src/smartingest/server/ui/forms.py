@@ -8,13 +8,23 @@ from __future__ import annotations
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from fastapi import Depends, Request
 from pydantic import BaseModel, SecretStr
 
 from smartingest.service import MASKED
 
 Kind = Literal["text", "number", "password", "select", "checkbox", "list"]
+
+
+async def posted_form(request: Request) -> dict[str, str]:
+    """What a form posted, as text. A dependency: the route itself can then be a plain function, run off
+    the event loop (the service's calls block)."""
+    return {key: str(value) for key, value in (await request.form()).items()}
+
+
+Posted = Annotated[dict[str, str], Depends(posted_form)]
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ def form_fields(
         fields.append(
             FormField(
                 name=key,
-                label=name.replace("_", " ").capitalize(),
+                label=_label(name),
                 kind=kind,
                 value="" if secret or value is None else _shown(value),
                 required=info.is_required(),
@@ -108,6 +118,15 @@ def _kind(annotation: Any) -> tuple[Kind | None, list[str]]:
     if get_origin(annotation) is list and get_args(annotation) == (str,):
         return "list", []
     return None, []
+
+
+_WORDS = {"api": "API", "url": "URL", "ssl": "SSL", "tls": "TLS", "ca": "CA", "sql": "SQL", "id": "ID"}
+
+
+def _label(name: str) -> str:
+    """A field's name as a label: api_key -> "API key"."""
+    words = [_WORDS.get(word, word) for word in name.split("_")]
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
 
 
 def _shown(value: Any) -> str:
