@@ -12,8 +12,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from smartingest import service
-from tests.api_support import Api
-from tests.conftest import API_KEY
+from tests.api_support import SOURCE, Api
+from tests.conftest import API_KEY, create_customers
 from tests.ui_support import check_page, screenshot, sign_in
 
 PASSWORD = "ui-source-password-9"
@@ -115,3 +115,37 @@ def test_a_destination_key_is_checked_before_saving_and_kept_masked(page: Page, 
     expect(page.get_by_role("row", name=re.compile("iterable"))).to_contain_text("acme")
     stored = service.open_workspace(home=api.home).config.destinations["iterable"]
     assert stored.api_key.get_secret_value() == API_KEY and stored.organization == "acme"
+
+
+def test_a_model_is_picked_from_the_tables_previewed_and_its_key_chosen(page: Page, api, pg, tmp_path):
+    create_customers(pg, 3)
+    rows = "SELECT 1 AS id, 'a' AS kind UNION ALL SELECT 1, 'b' UNION ALL SELECT NULL, 'c'"
+    pg.execute(f"CREATE TABLE events_dup AS {rows}")
+    api.ok("PUT", "/api/v1/sources/warehouse", json=SOURCE)
+    sign_in(page, api.url, api.token, "/models")
+    expect(page.get_by_role("heading", name="No models yet")).to_be_visible()
+    page.get_by_role("link", name="Add a model").first.click()
+    page.get_by_label("Name (required)", exact=True).fill("customers")
+    page.get_by_label("Table or view", exact=True).select_option(f"{pg.schema}.customers")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_text("The first 3 rows.")).to_be_visible()
+    expect(page.locator("table.preview")).to_contain_text("user2@example.com")
+    page.get_by_role("checkbox", name="id").check()
+    check_page(page)
+    screenshot(page, "model-form", tmp_path)
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("row", name=re.compile("customers"))).to_contain_text("warehouse")
+    model = service.open_workspace(home=api.home).config.models["customers"]
+    assert (model.table, model.primary_key) == (f"{pg.schema}.customers", "id")
+
+    page.get_by_role("link", name="Add a model").first.click()
+    page.get_by_label("Name (required)", exact=True).fill("dup")
+    page.get_by_label("a SQL query").check()
+    page.get_by_label("SQL query", exact=True).fill(f"select id, kind from {pg.schema}.events_dup")
+    page.get_by_label("Primary key").fill("id")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_text("null in the primary key")).to_be_visible()
+    expect(page.get_by_text("held by several of the rows shown (for example 1)")).to_be_visible()
+    page.get_by_label("SQL query", exact=True).fill(f"select id from {pg.schema}.no_such_table")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_role("alert")).to_contain_text("no_such_table")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from smartingest.codes import RunStatus
 from smartingest.config.loader import format_validation_error, with_sync
-from smartingest.config.models import DestinationConfig, ProjectConfig, SourceConfig, require
+from smartingest.config.models import DestinationConfig, ModelConfig, ProjectConfig, SourceConfig, require
 from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck
 from smartingest.engine.lease import sync_lease
@@ -393,6 +393,36 @@ def preview_model(ws: Workspace, name: str, limit: int = probe.PREVIEW_ROWS) -> 
 def preview_rows(ws: Workspace, name: str, limit: int = probe.PREVIEW_ROWS) -> list[dict[str, Any]]:
     """The first rows of a model as Python values for showing (dates Python cannot hold become text)."""
     return probe.python_rows(preview_model(ws, name, limit))
+
+
+def source_tables(ws: Workspace, name: str) -> list[str]:
+    """The tables and views a model on the source ``name`` could read (for a table picker)."""
+    return probe.source_tables(name, require(ws.config.sources, name, "source"))
+
+
+@dataclass(frozen=True)
+class ModelPreview:
+    """A model's first rows as a model editor shows them, with what they reveal of its primary key."""
+
+    columns: list[tuple[str, str]]  # name, type
+    rows: list[dict[str, Any]]
+    key_problems: list[str]
+
+
+def preview_draft_model(
+    ws: Workspace, name: str, definition: Mapping[str, Any], limit: int = probe.PREVIEW_ROWS
+) -> ModelPreview:
+    """The first rows of a model as an editor holds it (not saved), and what they show wrong with its
+    primary key (when it names one). Raises ConfigError naming the key at fault, or the source's error."""
+    body = {"primary_key": "_", **definition}  # a preview may come before the key is chosen
+    try:
+        model = ModelConfig.model_validate(body)
+    except ValidationError as exc:
+        raise ConfigError(f"models.{name}: {format_validation_error(exc)}") from exc
+    source = require(ws.config.sources, model.source, "source")
+    table = probe.preview_model(model.source, source, model, limit)
+    problems = probe.key_problems(table, model.key_columns) if definition.get("primary_key") else []
+    return ModelPreview([(f.name, str(f.type)) for f in table.schema], probe.python_rows(table), problems)
 
 
 def check_destination(ws: Workspace, name: str) -> DestinationCheck:

@@ -46,6 +46,31 @@ def preview_model(name: str, source: SourceConfig, model: ModelConfig, limit: in
     return open_source(name, source).preview(model, limit)
 
 
+def source_tables(name: str, source: SourceConfig) -> list[str]:
+    """The tables and views a model could read on the named source (see Source.tables)."""
+    return open_source(name, source).tables()
+
+
+def key_problems(table: pa.Table, key_columns: list[str]) -> list[str]:
+    """What a preview shows wrong with a primary key: a column it lacks, null keys, keys held by several
+    rows (a preview is a sample: a clean one proves nothing of the whole model, a dirty one does)."""
+    missing = [c for c in key_columns if c not in table.column_names]
+    if missing:
+        return [f"the model has no column {', '.join(map(repr, missing))} (columns: {', '.join(table.column_names)})"]
+    problems = []
+    nulls = sum(table.column(c).null_count for c in key_columns)
+    if nulls:
+        problems.append(f"{nulls} of the {table.num_rows} rows shown have a null in the primary key")
+    counts = table.select(key_columns).group_by(key_columns).aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts.column("count_all"), 1))
+    if repeated.num_rows:
+        example = ", ".join(str(repeated.column(c)[0].as_py()) for c in key_columns)
+        problems.append(
+            f"{repeated.num_rows} primary key value(s) are held by several of the rows shown (for example {example})"
+        )
+    return problems
+
+
 def model_schema(name: str, source: SourceConfig, model: ModelConfig) -> pa.Schema:
     """Column names and types of a model on the named source."""
     return open_source(name, source).schema(model)

@@ -19,6 +19,9 @@ DEFAULT_BATCH_ROWS = 65_536
 PREVIEW_ROWS = 100
 
 
+MAX_TABLES = 2000  # a table picker lists this many at most
+
+
 @runtime_checkable
 class Source(Protocol):
     """A connection to one data source.
@@ -48,6 +51,11 @@ class Source(Protocol):
 
     def preview(self, model: ModelConfig, limit: int = PREVIEW_ROWS) -> pa.Table:
         """The first ``limit`` rows of the model."""
+        ...
+
+    def tables(self, limit: int = MAX_TABLES) -> list[str]:
+        """The tables and views a model could read (``schema.name``, or the bare name where the source has
+        one namespace), sorted, at most ``limit``; system catalogs left out."""
         ...
 
 

@@ -33,6 +33,7 @@ from smartingest.sources._common import (
 )
 from smartingest.sources.base import (
     DEFAULT_BATCH_ROWS,
+    MAX_TABLES,
     PREVIEW_ROWS,
     check_primary_key,
     describe_model,
@@ -130,6 +131,15 @@ class DuckDBSource:
                 return pa.Table.from_batches(list(stream), schema=stream.schema)
             finally:
                 stream.close()
+
+    def tables(self, limit: int = MAX_TABLES) -> list[str]:
+        query = (
+            "SELECT CASE WHEN table_schema = 'main' THEN table_name ELSE table_schema || '.' || table_name END "
+            "FROM information_schema.tables WHERE table_schema NOT IN ('information_schema', 'pg_catalog') "
+            f"ORDER BY 1 LIMIT {int(limit)}"
+        )
+        with self._connect() as conn, translate_errors(self._translate):
+            return [str(row[0]) for row in conn.sql(query).fetchall()]
 
     # ------------------------------------------------------------------------------------------------- internals
 

@@ -37,6 +37,7 @@ from smartingest.sources._common import (
 )
 from smartingest.sources.base import (
     DEFAULT_BATCH_ROWS,
+    MAX_TABLES,
     PREVIEW_ROWS,
     check_primary_key,
     describe_model,
@@ -140,6 +141,16 @@ class PostgresSource:
                 return pa.Table.from_batches(list(stream), schema=stream.schema)
             finally:
                 stream.close()
+
+    def tables(self, limit: int = MAX_TABLES) -> list[str]:
+        query = (
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_schema NOT LIKE 'pg_toast%' "
+            f"ORDER BY 1 LIMIT {int(limit)}"
+        )
+        with self._connect() as conn, translate_errors(self._translate), conn.cursor() as cur:
+            cur.execute(query)
+            return [str(name) for name in cur.fetch_arrow_table().column(0).to_pylist()]
 
     # ------------------------------------------------------------------------------------------------- internals
 

@@ -35,6 +35,7 @@ from smartingest.errors import ModelError, SourceAuthError, SourceConnectionErro
 from smartingest.sources._common import BatchStream, close_quietly, source_error, translate_errors, wrap_limit
 from smartingest.sources.base import (
     DEFAULT_BATCH_ROWS,
+    MAX_TABLES,
     PREVIEW_ROWS,
     check_primary_key,
     describe_model,
@@ -115,6 +116,14 @@ class SqliteSource:
                 return pa.Table.from_batches(list(stream), schema=stream.schema)
             finally:
                 stream.close()
+
+    def tables(self, limit: int = MAX_TABLES) -> list[str]:
+        query = (
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' "
+            f"ORDER BY name LIMIT {int(limit)}"
+        )
+        with self._connect() as conn, translate_errors(self._translate):
+            return [str(row[0]) for row in conn.execute(query).fetchall()]
 
     # ------------------------------------------------------------------------------------------------- internals
 
