@@ -243,9 +243,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, driven by Playwright (imported here: only the browser tests pay for it)."""
+    """Debian's Chromium, driven by Playwright (imported here: only the browser tests pay for it). One per
+    module: Playwright's synchronous API keeps an event loop running in this thread while it is open, and
+    the tests after the browser tests call asyncio.run."""
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from smartingest.codes import RunStatus
 from smartingest.config.loader import format_validation_error, with_sync
 from smartingest.config.models import DestinationConfig, ModelConfig, ProjectConfig, SourceConfig, require
+from smartingest.config.syncs import SYNC_MODELS
 from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck
 from smartingest.engine.lease import sync_lease
@@ -205,6 +206,18 @@ def suggest_mappings(ws: Workspace, name: str) -> Suggestions:
     return suggest(target, probe.model_schema(target.source_name, target.source, target.model))
 
 
+def suggest_draft_mappings(ws: Workspace, name: str, definition: Mapping[str, Any]) -> Suggestions:
+    """``suggest_mappings`` for a sync as an editor holds it (not saved), its mappings perhaps not chosen
+    yet. Raises ConfigError naming the key at fault in the rest of it."""
+    body = dict(definition)
+    if not body.get("mappings"):  # a stand-in that satisfies the checks: suggestions replace it
+        model = ws.config.models.get(str(body.get("model")))
+        column = model.key_columns[0] if model else "id"
+        body["mappings"] = [{"from": column, "to": "userId" if body.get("match_on") == "user_id" else "email"}]
+    draft = replace(ws, config=with_sync(ws.config, name, body))
+    return suggest_mappings(draft, name)
+
+
 def test_row(ws: Workspace, name: str, primary_key: str | None, send: bool = False) -> RowTest:
     """The exact request the sync would send for one row of its model (its primary key as runs show it;
     None: the model's first row); with ``send``, sent, with Iterable's answer. Leaves the sync's CDC state
@@ -350,6 +363,7 @@ def row_counts(ws: Workspace, run_id: int) -> dict[str, int]:
 
 
 SOURCE_TYPES = probe.SOURCE_TYPES
+SYNC_TYPES = SYNC_MODELS  # sync type -> the model of its settings (what a sync editor asks)
 
 
 def source_settings(source_type: str) -> type[BaseModel]:

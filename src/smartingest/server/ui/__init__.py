@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from smartingest import service
-from smartingest.server.ui import models, runs, syncs
+from smartingest.server.ui import models, runs, sync_editor, syncs
 from smartingest.server.ui.definitions import DESTINATIONS, SOURCES, router_for
 from smartingest.server.ui.render import HERE, page
 from smartingest.server.ui.session import (
@@ -57,7 +57,9 @@ def logout() -> Response:
 def mount_ui(app: FastAPI) -> None:
     """Serve the UI's pages and assets from ``app``."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for router in (pages, syncs.router, runs.router, models.router, router_for(SOURCES), router_for(DESTINATIONS)):
+    # The editor's routes first: /syncs/new and /syncs/NAME/edit before /syncs/NAME and its actions.
+    routers = (pages, sync_editor.router, syncs.router, runs.router, models.router)
+    for router in (*routers, router_for(SOURCES), router_for(DESTINATIONS)):
         app.include_router(router, include_in_schema=False)
 
     @app.exception_handler(SignInRequired)
