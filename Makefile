@@ -41,7 +41,7 @@ format: install
 
 # The web UI's screenshots in docs/screenshots, taken by its browser tests.
 screenshots: install browser
-	SMARTINGEST_SCREENSHOTS=$(CURDIR)/docs/screenshots $(UV) run --frozen pytest -q tests/test_ui_monitoring.py tests/test_ui_definitions.py
+	SMARTINGEST_SCREENSHOTS=$(CURDIR)/docs/screenshots $(UV) run --frozen pytest -q tests/test_ui_monitoring.py tests/test_ui_definitions.py tests/test_ui_sync_editor.py
 
 bench: install
 	$(UV) run --frozen python bench/users_sync.py $(ARGS)

@@ -22,6 +22,7 @@ def test_the_demo_runs_twice_and_money_arrives_exactly(tmp_path, monkeypatch):
     for run in ("#1 of customers_to_users", "#2 of signups_to_events", "#3 of customers_to_users"):
         assert f"Run {run}" in text
     assert "Run #4 of signups_to_events" in text and '"eventName": "signedUp"' in text
+    assert "then open http://127.0.0.1:8080/ and sign in with it" in text  # it ends saying where the UI is
     money = re.findall(r"source (\d+\.\d\d), Iterable (\S+)", text)
     assert len(money) == 4
     # The double Iterable holds prints back as the source's decimal: no float noise on the way.

@@ -311,7 +311,11 @@ def run_demo(
   {cli_name} runs show {first.run_id} --status rejected
   {cli_name} sandbox --port {port} --api-key {DEMO_API_KEY} --data-dir sandbox
   {cli_name} sync plan {SYNC}          (with the sandbox running)
-  docs/configuration.md explains the project file; docs/runs.md how the counts add up.""",
+  docs/configuration.md explains the project file; docs/runs.md how the counts add up.
+
+[bold]The web UI[/] (the syncs, their runs and each rejected row): from {directory},
+  {cli_name} token create me           prints a token to sign in with
+  {cli_name} serve --port 8080         then open http://127.0.0.1:8080/ and sign in with it""",
         highlight=False,
         soft_wrap=True,
     )
