@@ -266,3 +266,17 @@ def page(browser: Any) -> Iterator[Any]:
     opened = context.new_page()
     yield opened
     context.close()
+
+
+@pytest.fixture
+def ui_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The service as ``serve`` runs it (the web UI and the API) on a loopback port, its definitions in a
+    new SQLite metadata database, and a client holding a token (tests/api_support.py)."""
+    from tests.api_support import Api
+
+    monkeypatch.chdir(tmp_path)  # no project file: definitions live in the metadata database
+    monkeypatch.delenv("SMARTINGEST_SECRET_KEY", raising=False)
+    monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
+    server = Api(tmp_path / "home")
+    yield server
+    server.stop()

@@ -6,31 +6,19 @@ PostgreSQL."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from smartingest import service
-from tests.api_support import SOURCE, Api
+from tests.api_support import SOURCE
 from tests.conftest import API_KEY, create_customers
 from tests.ui_support import check_page, screenshot, sign_in
 
 PASSWORD = "ui-source-password-9"
 
 
-@pytest.fixture
-def api(tmp_path, monkeypatch) -> Iterator[Api]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SMARTINGEST_SECRET_KEY", raising=False)
-    monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
-    server = Api(tmp_path / "home")
-    yield server
-    server.stop()
-
-
-def test_a_source_is_added_tested_and_edited_without_its_password_reaching_the_page(page: Page, api, tmp_path):
-    sign_in(page, api.url, api.token, "/sources")
+def test_a_source_is_added_tested_and_edited_without_its_password_reaching_the_page(page: Page, ui_api, tmp_path):
+    sign_in(page, ui_api.url, ui_api.token, "/sources")
     expect(page.get_by_role("heading", name="No sources yet")).to_be_visible()
     page.get_by_role("link", name="Add a source").first.click()
     expect(page.get_by_label("Source type")).to_have_value("postgres")
@@ -72,22 +60,22 @@ def test_a_source_is_added_tested_and_edited_without_its_password_reaching_the_p
     page.get_by_label("Application name").fill("smartingest-ui")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status")).to_contain_text("Saved")
-    stored = service.open_workspace(home=api.home).config.sources["warehouse"]
+    stored = service.open_workspace(home=ui_api.home).config.sources["warehouse"]
     assert stored.connector_settings()["password"] == PASSWORD  # kept, though not typed again
     assert stored.connector_settings()["application_name"] == "smartingest-ui"
 
 
-def test_a_source_in_use_is_not_deleted_and_says_why(page: Page, api, pg):
-    api.ok("PUT", "/api/v1/sources/warehouse", json={"type": "sqlite", "path": "x.db"})
-    api.ok("PUT", "/api/v1/models/people", json={"source": "warehouse", "table": "people", "primary_key": "id"})
-    sign_in(page, api.url, api.token, "/sources/warehouse")
+def test_a_source_in_use_is_not_deleted_and_says_why(page: Page, ui_api, pg):
+    ui_api.ok("PUT", "/api/v1/sources/warehouse", json={"type": "sqlite", "path": "x.db"})
+    ui_api.ok("PUT", "/api/v1/models/people", json={"source": "warehouse", "table": "people", "primary_key": "id"})
+    sign_in(page, ui_api.url, ui_api.token, "/sources/warehouse")
     page.get_by_text("Delete this source").click()
     page.get_by_role("button", name="Delete warehouse").click()
     expect(page.get_by_role("alert")).to_contain_text("people")
 
 
-def test_a_destination_key_is_checked_before_saving_and_kept_masked(page: Page, api, sandbox, tmp_path):
-    sign_in(page, api.url, api.token, "/destinations")
+def test_a_destination_key_is_checked_before_saving_and_kept_masked(page: Page, ui_api, sandbox, tmp_path):
+    sign_in(page, ui_api.url, ui_api.token, "/destinations")
     expect(page.get_by_role("heading", name="No destinations yet")).to_be_visible()
     page.get_by_role("link", name="Add a destination").first.click()
     page.get_by_label("Name (required)", exact=True).fill("iterable")
@@ -113,16 +101,16 @@ def test_a_destination_key_is_checked_before_saving_and_kept_masked(page: Page, 
     page.get_by_label("Organization").fill("acme")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("row", name=re.compile("iterable"))).to_contain_text("acme")
-    stored = service.open_workspace(home=api.home).config.destinations["iterable"]
+    stored = service.open_workspace(home=ui_api.home).config.destinations["iterable"]
     assert stored.api_key.get_secret_value() == API_KEY and stored.organization == "acme"
 
 
-def test_a_model_is_picked_from_the_tables_previewed_and_its_key_chosen(page: Page, api, pg, tmp_path):
+def test_a_model_is_picked_from_the_tables_previewed_and_its_key_chosen(page: Page, ui_api, pg, tmp_path):
     create_customers(pg, 3)
     rows = "SELECT 1 AS id, 'a' AS kind UNION ALL SELECT 1, 'b' UNION ALL SELECT NULL, 'c'"
     pg.execute(f"CREATE TABLE events_dup AS {rows}")
-    api.ok("PUT", "/api/v1/sources/warehouse", json=SOURCE)
-    sign_in(page, api.url, api.token, "/models")
+    ui_api.ok("PUT", "/api/v1/sources/warehouse", json=SOURCE)
+    sign_in(page, ui_api.url, ui_api.token, "/models")
     expect(page.get_by_role("heading", name="No models yet")).to_be_visible()
     page.get_by_role("link", name="Add a model").first.click()
     page.get_by_label("Name (required)", exact=True).fill("customers")
@@ -135,7 +123,7 @@ def test_a_model_is_picked_from_the_tables_previewed_and_its_key_chosen(page: Pa
     screenshot(page, "model-form", tmp_path)
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("row", name=re.compile("customers"))).to_contain_text("warehouse")
-    model = service.open_workspace(home=api.home).config.models["customers"]
+    model = service.open_workspace(home=ui_api.home).config.models["customers"]
     assert (model.table, model.primary_key) == (f"{pg.schema}.customers", "id")
 
     page.get_by_role("link", name="Add a model").first.click()

@@ -6,50 +6,38 @@ sandbox."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 from playwright.sync_api import Page, expect
 
-from tests.api_support import Api, define_sync
+from tests.api_support import define_sync
 from tests.conftest import API_KEY, create_customers
 from tests.ui_support import check_page, screenshot, sign_in
 
 PASSWORD = "ui-planted-password"
 
 
-@pytest.fixture
-def api(tmp_path, monkeypatch) -> Iterator[Api]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SMARTINGEST_SECRET_KEY", raising=False)
-    monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
-    server = Api(tmp_path / "home")
-    yield server
-    server.stop()
-
-
-def test_signing_in_with_a_token_and_the_empty_sync_list(page: Page, api, tmp_path):
-    page.goto(f"{api.url}/syncs")
+def test_signing_in_with_a_token_and_the_empty_sync_list(page: Page, ui_api, tmp_path):
+    page.goto(f"{ui_api.url}/syncs")
     expect(page).to_have_url(re.compile(r"/login\?next=/syncs$"))
     page.get_by_label("API token").fill("si_not-a-token")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("That token is not valid")
     check_page(page)
-    page.get_by_label("API token").fill(api.token)
+    page.get_by_label("API token").fill(ui_api.token)
     page.keyboard.press("Enter")  # the form works from the keyboard
     expect(page.get_by_role("heading", name="No syncs yet")).to_be_visible()
     expect(page.get_by_text("Production syncs: 0 of 5")).to_be_visible()
     screenshot(page, "empty-install", tmp_path)
     page.get_by_role("button", name="Sign out").click()
-    page.goto(f"{api.url}/syncs")
+    page.goto(f"{ui_api.url}/syncs")
     expect(page).to_have_url(re.compile(r"/login"))
 
 
-def test_a_run_started_from_the_ui_shows_its_rejected_rows(page: Page, api, pg, sandbox, tmp_path):
+def test_a_run_started_from_the_ui_shows_its_rejected_rows(page: Page, ui_api, pg, sandbox, tmp_path):
     create_customers(pg, 6)
     pg.execute("UPDATE customers SET email = 'not-an-email' WHERE id = 4")
-    define_sync(api, f"select id, email, plan from {pg.schema}.customers", sandbox.url, API_KEY, PASSWORD)
-    sign_in(page, api.url, api.token)
+    define_sync(ui_api, f"select id, email, plan from {pg.schema}.customers", sandbox.url, API_KEY, PASSWORD)
+    sign_in(page, ui_api.url, ui_api.token)
     row = page.get_by_role("row", name=re.compile("people"))
     expect(row).to_contain_text("Pending")
     check_page(page, (PASSWORD, API_KEY))
@@ -82,19 +70,19 @@ def test_a_run_started_from_the_ui_shows_its_rejected_rows(page: Page, api, pg, 
     expect(page.get_by_text("1 of 6 row operations match")).to_be_visible()
     expect(page.get_by_role("row", name=re.compile("2"))).to_contain_text("synced")
 
-    page.goto(f"{api.url}/syncs")
+    page.goto(f"{ui_api.url}/syncs")
     expect(page.get_by_role("row", name=re.compile("people"))).to_contain_text("Warning")
     screenshot(page, "syncs", tmp_path)
 
 
-def test_a_failed_run_shows_its_error(page: Page, api, pg, sandbox):
-    define_sync(api, f"select id, email, plan from {pg.schema}.no_such_table", sandbox.url, API_KEY)
-    sign_in(page, api.url, api.token, "/syncs/people")
+def test_a_failed_run_shows_its_error(page: Page, ui_api, pg, sandbox):
+    define_sync(ui_api, f"select id, email, plan from {pg.schema}.no_such_table", sandbox.url, API_KEY)
+    sign_in(page, ui_api.url, ui_api.token, "/syncs/people")
     page.get_by_role("button", name="Run now").click()
     expect(page.get_by_role("row", name=re.compile(r"#1"))).to_contain_text("Failed", timeout=60_000)
-    page.goto(f"{api.url}/syncs")
+    page.goto(f"{ui_api.url}/syncs")
     expect(page.get_by_role("row", name=re.compile("people"))).to_contain_text("Error")
-    page.goto(f"{api.url}/runs/1")
+    page.goto(f"{ui_api.url}/runs/1")
     expect(page.get_by_role("alert")).to_contain_text("no_such_table")
-    page.goto(f"{api.url}/runs/999")
+    page.goto(f"{ui_api.url}/runs/999")
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()

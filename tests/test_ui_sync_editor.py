@@ -7,44 +7,32 @@ saving, and saving is refused with the reason. Real PostgreSQL and the sandbox."
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 from playwright.sync_api import Page, expect
 
-from tests.api_support import SOURCE, Api
+from tests.api_support import SOURCE
 from tests.conftest import API_KEY, create_customers
 from tests.ui_support import check_page, screenshot, sign_in
 
 
-@pytest.fixture
-def api(tmp_path, monkeypatch) -> Iterator[Api]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SMARTINGEST_SECRET_KEY", raising=False)
-    monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
-    server = Api(tmp_path / "home")
-    yield server
-    server.stop()
-
-
-def test_from_an_empty_install_to_a_run_whose_row_errors_show(page: Page, api, pg, sandbox, tmp_path):
+def test_from_an_empty_install_to_a_run_whose_row_errors_show(page: Page, ui_api, pg, sandbox, tmp_path):
     create_customers(pg, 5)
     pg.execute("UPDATE customers SET email = 'broken' WHERE id = 5")
-    sign_in(page, api.url, api.token)
+    sign_in(page, ui_api.url, ui_api.token)
     page.get_by_role("link", name="Create a sync").first.click()
     expect(page.get_by_text("add a model")).to_be_visible()  # nothing to sync yet: it says what comes first
 
-    page.goto(f"{api.url}/sources/new")
+    page.goto(f"{ui_api.url}/sources/new")
     page.get_by_label("Name (required)", exact=True).fill("warehouse")
     for label, value in (("Host", "127.0.0.1"), ("Port", "5432"), ("Database", "test"), ("User", "postgres")):
         page.get_by_label(label).first.fill(value)
     page.get_by_role("button", name="Save").click()
-    page.goto(f"{api.url}/models/new")
+    page.goto(f"{ui_api.url}/models/new")
     page.get_by_label("Name (required)", exact=True).fill("customers")
     page.get_by_label("Table or view", exact=True).select_option(f"{pg.schema}.customers")
     page.get_by_label("Primary key").fill("id")
     page.get_by_role("button", name="Save").click()
-    page.goto(f"{api.url}/destinations/new")
+    page.goto(f"{ui_api.url}/destinations/new")
     page.get_by_label("Name (required)", exact=True).fill("iterable")
     page.get_by_label("API key").fill(API_KEY)
     page.get_by_text("More settings").click()
@@ -52,7 +40,7 @@ def test_from_an_empty_install_to_a_run_whose_row_errors_show(page: Page, api, p
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("row", name=re.compile("iterable"))).to_contain_text("production")
 
-    page.goto(f"{api.url}/syncs/new")
+    page.goto(f"{ui_api.url}/syncs/new")
     expect(page.get_by_role("status")).to_contain_text("counts towards the quota, 0 of 5 used")
     page.get_by_label("Name (required)", exact=True).fill("people")
     expect(page.get_by_label("Mapping 1 source")).to_have_value("id")  # suggested for every column
@@ -86,17 +74,17 @@ def test_from_an_empty_install_to_a_run_whose_row_errors_show(page: Page, api, p
     row.get_by_text("View error").click()
     expect(row.locator("pre.reason")).to_contain_text("broken")
 
-    page.goto(f"{api.url}/syncs/people/edit")  # editing keeps what was saved
+    page.goto(f"{ui_api.url}/syncs/people/edit")  # editing keeps what was saved
     expect(page.get_by_label("Interval")).to_have_value("1h")
     expect(page.locator("#sync-preview")).to_contain_text("Hello FIRST1")
 
 
-def test_the_quota_shows_before_it_blocks_and_then_blocks(page: Page, api, pg, sandbox):
+def test_the_quota_shows_before_it_blocks_and_then_blocks(page: Page, ui_api, pg, sandbox):
     create_customers(pg, 2)
-    api.ok("PUT", "/api/v1/sources/warehouse", json=SOURCE)
+    ui_api.ok("PUT", "/api/v1/sources/warehouse", json=SOURCE)
     sql = f"select id, email from {pg.schema}.customers"
-    api.ok("PUT", "/api/v1/models/customers", json={"source": "warehouse", "sql": sql, "primary_key": "id"})
-    api.ok("PUT", "/api/v1/destinations/live", json={"api_key": API_KEY, "base_url": sandbox.url})
+    ui_api.ok("PUT", "/api/v1/models/customers", json={"source": "warehouse", "sql": sql, "primary_key": "id"})
+    ui_api.ok("PUT", "/api/v1/destinations/live", json={"api_key": API_KEY, "base_url": sandbox.url})
     sync = {
         "type": "users",
         "model": "customers",
@@ -104,8 +92,8 @@ def test_the_quota_shows_before_it_blocks_and_then_blocks(page: Page, api, pg, s
         "mappings": [{"from": "email", "to": "email"}],
     }
     for i in range(5):
-        api.ok("PUT", f"/api/v1/syncs/p{i}", json=sync)
-    sign_in(page, api.url, api.token)
+        ui_api.ok("PUT", f"/api/v1/syncs/p{i}", json=sync)
+    sign_in(page, ui_api.url, ui_api.token)
     expect(page.get_by_text("Production syncs: 5 of 5")).to_be_visible()
     page.get_by_role("link", name="Create a sync").click()
     expect(page.get_by_role("status")).to_contain_text("The quota is reached")
@@ -113,6 +101,6 @@ def test_the_quota_shows_before_it_blocks_and_then_blocks(page: Page, api, pg, s
     page.get_by_role("button", name="Save").click()
     refused = page.get_by_role("alert").filter(has_text="Error")
     expect(refused).to_contain_text("may hold 5 syncs (sync_quota), and this would make 6")
-    page.goto(f"{api.url}/syncs/p0")
+    page.goto(f"{ui_api.url}/syncs/p0")
     page.get_by_text("Delete…").click()
     expect(page.get_by_text("It never ran, so it stops counting towards the sync quota at once")).to_be_visible()
