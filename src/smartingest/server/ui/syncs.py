@@ -12,6 +12,7 @@ from smartingest import service
 from smartingest.errors import SmartIngestError, UnknownNameError
 from smartingest.server.deps import Ws
 from smartingest.server.ui.charts import duration_chart, rows_chart
+from smartingest.server.ui.forms import Posted
 from smartingest.server.ui.notices import notice
 from smartingest.server.ui.render import page
 from smartingest.server.ui.session import Viewer
@@ -62,6 +63,8 @@ def _sync_page(
     notice_text: str | None = None,
     problem: str | None = None,
     status_code: int = 200,
+    plan: service.PlanResult | None = None,
+    row_test: service.RowTest | None = None,
 ) -> Response:
     try:
         summary = service.sync_summary(ws, name)
@@ -86,7 +89,35 @@ def _sync_page(
         charts=[rows_chart(ended), duration_chart(ended)],
         notice=notice_text,
         problem=problem,
+        plan=plan,
+        row_test=row_test,
     )
+
+
+@router.post("/syncs/{name}/plan")
+def sync_plan(request: Request, ws: Ws, viewer: Viewer, name: str) -> Response:
+    """What the next run would send (a dry run: nothing sent, no state changed), on the sync's page."""
+    try:
+        return _sync_page(request, ws, viewer, name, plan=service.plan(ws, name, samples=3))
+    except UnknownNameError:
+        return page(request, "not_found.html", 404, nav="syncs", viewer=viewer, what=f"No sync is named {name!r}.")
+    except SmartIngestError as exc:
+        return _sync_page(request, ws, viewer, name, problem=f"The plan failed: {exc}", status_code=422)
+
+
+@router.post("/syncs/{name}/test-row")
+def sync_test_row(request: Request, ws: Ws, viewer: Viewer, name: str, form: Posted) -> Response:
+    """The exact request a run would send for one row; sent, with Iterable's answer, when asked."""
+    key = (form.get("primary_key") or "").strip() or None
+    try:
+        tested = service.test_row(ws, name, key, send=form.get("send") == "on")
+    except UnknownNameError as exc:
+        if name not in ws.config.syncs:
+            return page(request, "not_found.html", 404, nav="syncs", viewer=viewer, what=f"No sync is named {name!r}.")
+        return _sync_page(request, ws, viewer, name, problem=str(exc), status_code=404)
+    except SmartIngestError as exc:
+        return _sync_page(request, ws, viewer, name, problem=f"The row test failed: {exc}", status_code=422)
+    return _sync_page(request, ws, viewer, name, row_test=tested)
 
 
 @router.post("/syncs/{name}/{action}")
