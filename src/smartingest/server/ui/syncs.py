@@ -69,7 +69,7 @@ def _sync_page(
     try:
         summary = service.sync_summary(ws, name)
     except UnknownNameError:
-        return page(request, "not_found.html", 404, nav="syncs", viewer=viewer, what=f"No sync is named {name!r}.")
+        return _no_sync(request, viewer, name)
     runs = service.list_runs(ws, name, limit=HISTORY)
     ended = [run for run in reversed(runs) if run.finished_at is not None]
     destination = ws.config.destinations[summary.destination]
@@ -81,7 +81,6 @@ def _sync_page(
         nav="syncs",
         viewer=viewer,
         sync=summary,
-        definition=ws.config.syncs[name],
         destination=destination,
         quota_counts=quota_counts,
         runs=runs,
@@ -100,7 +99,7 @@ def sync_plan(request: Request, ws: Ws, viewer: Viewer, name: str) -> Response:
     try:
         return _sync_page(request, ws, viewer, name, plan=service.plan(ws, name, samples=3))
     except UnknownNameError:
-        return page(request, "not_found.html", 404, nav="syncs", viewer=viewer, what=f"No sync is named {name!r}.")
+        return _no_sync(request, viewer, name)
     except SmartIngestError as exc:
         return _sync_page(request, ws, viewer, name, problem=f"The plan failed: {exc}", status_code=422)
 
@@ -113,7 +112,7 @@ def sync_test_row(request: Request, ws: Ws, viewer: Viewer, name: str, form: Pos
         tested = service.test_row(ws, name, key, send=form.get("send") == "on")
     except UnknownNameError as exc:
         if name not in ws.config.syncs:
-            return page(request, "not_found.html", 404, nav="syncs", viewer=viewer, what=f"No sync is named {name!r}.")
+            return _no_sync(request, viewer, name)
         return _sync_page(request, ws, viewer, name, problem=str(exc), status_code=404)
     except SmartIngestError as exc:
         return _sync_page(request, ws, viewer, name, problem=f"The row test failed: {exc}", status_code=422)
@@ -139,7 +138,7 @@ def sync_action(request: Request, ws: Ws, viewer: Viewer, name: str, action: Ann
                 service.delete_definition(ws, "sync", name)
                 return RedirectResponse("/syncs?notice=deleted", status_code=303)
     except UnknownNameError:
-        return page(request, "not_found.html", 404, nav="syncs", viewer=viewer, what=f"No sync is named {name!r}.")
+        return _no_sync(request, viewer, name)
     except SmartIngestError as exc:
         return _sync_page(request, ws, viewer, name, problem=str(exc), status_code=409)
 
@@ -147,3 +146,7 @@ def sync_action(request: Request, ws: Ws, viewer: Viewer, name: str, action: Ann
 def _back(name: str, code: str, run_id: int | None = None) -> Response:
     run = f"&run={run_id}" if run_id is not None else ""
     return RedirectResponse(f"/syncs/{name}?notice={code}{run}", status_code=303)
+
+
+def _no_sync(request: Request, viewer: str, name: str) -> Response:
+    return page(request, "not_found.html", 404, nav="syncs", viewer=viewer, what=f"No sync is named {name!r}.")
