@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +19,7 @@ from smartingest.errors import ConfigError
 from smartingest.store.tables import ApiToken
 
 PREFIX = "si_"
+USE_RECORDED_EVERY = timedelta(minutes=1)
 
 
 def create_token(engine: Engine, name: str) -> str:
@@ -50,11 +51,21 @@ def token_owner(engine: Engine, token: str) -> str | None:
     if not token.startswith(PREFIX):
         return None
     digest = _digest(token)
-    with engine.begin() as con:
-        name = con.execute(select(ApiToken.name).where(ApiToken.digest == digest)).scalar()
-        if name is not None:
-            con.execute(update(ApiToken).where(ApiToken.name == name).values(last_used_at=datetime.now(UTC)))
-    return name
+    now = datetime.now(UTC)
+    with engine.connect() as con:
+        row = con.execute(select(ApiToken.name, ApiToken.last_used_at).where(ApiToken.digest == digest)).first()
+    if row is None:
+        return None
+    # Its use is recorded to the minute: pages that poll every few seconds need not write each time.
+    last = (
+        row.last_used_at.replace(tzinfo=UTC)
+        if row.last_used_at and row.last_used_at.tzinfo is None
+        else row.last_used_at
+    )
+    if last is None or now - last >= USE_RECORDED_EVERY:
+        with engine.begin() as con:
+            con.execute(update(ApiToken).where(ApiToken.name == row.name).values(last_used_at=now))
+    return str(row.name)
 
 
 def _digest(token: str) -> str:
