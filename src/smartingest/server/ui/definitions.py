@@ -21,7 +21,7 @@ from smartingest.errors import SmartIngestError, SourceError, UnknownNameError
 from smartingest.server.deps import Ws
 from smartingest.server.ui.forms import Posted, form_fields, read_form
 from smartingest.server.ui.notices import notice
-from smartingest.server.ui.render import page
+from smartingest.server.ui.render import not_found, page
 from smartingest.server.ui.session import Viewer
 
 
@@ -261,6 +261,4 @@ def _form(
 
 
 def _not_found(request: Request, spec: DefinitionKind, viewer: str, name: str) -> Response:
-    return page(
-        request, "not_found.html", 404, nav=spec.path, viewer=viewer, what=f"No {spec.label} is named {name!r}."
-    )
+    return not_found(request, viewer, spec.path, f"No {spec.label} is named {name!r}.")

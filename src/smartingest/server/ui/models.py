@@ -14,7 +14,7 @@ from smartingest.errors import SmartIngestError, UnknownNameError
 from smartingest.server.deps import Ws
 from smartingest.server.ui.forms import Posted
 from smartingest.server.ui.notices import notice
-from smartingest.server.ui.render import page
+from smartingest.server.ui.render import not_found, page
 from smartingest.server.ui.session import Viewer
 
 router = APIRouter()
@@ -48,7 +48,7 @@ def new_model(request: Request, ws: Ws, viewer: Viewer, source: str | None = Non
 def edit_model(request: Request, ws: Ws, viewer: Viewer, name: str) -> Response:
     shown = service.list_definitions(ws, "model").get(name)
     if shown is None:
-        return page(request, "not_found.html", 404, nav="models", viewer=viewer, what=f"No model is named {name!r}.")
+        return not_found(request, viewer, "models", f"No model is named {name!r}.")
     return _editor(request, ws, viewer, name, shown, preview=True)
 
 
@@ -67,7 +67,7 @@ def delete_model(request: Request, ws: Ws, viewer: Viewer, name: str) -> Respons
     try:
         service.delete_definition(ws, "model", name)
     except UnknownNameError:
-        return page(request, "not_found.html", 404, nav="models", viewer=viewer, what=f"No model is named {name!r}.")
+        return not_found(request, viewer, "models", f"No model is named {name!r}.")
     except SmartIngestError as exc:
         shown = service.list_definitions(ws, "model").get(name, {})
         return _editor(request, ws, viewer, name, shown, status_code=409, problem=str(exc))

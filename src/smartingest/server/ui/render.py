@@ -22,6 +22,11 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     return templates.TemplateResponse(request, template, {"version": __version__, **context}, status_code=status_code)
 
 
+def not_found(request: Request, viewer: str, nav: str, what: str) -> Response:
+    """The page of a name or run that does not exist (404), saying which."""
+    return page(request, "not_found.html", 404, nav=nav, viewer=viewer, what=what)
+
+
 def when(value: dt.datetime | None) -> str:
     """A moment as a page shows it: UTC, to the second."""
     return "" if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

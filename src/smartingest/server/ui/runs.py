@@ -15,7 +15,7 @@ from smartingest import service
 from smartingest.codes import ReasonCode, RowStatus
 from smartingest.server.deps import Ws
 from smartingest.server.ui.notices import notice
-from smartingest.server.ui.render import page
+from smartingest.server.ui.render import not_found, page
 from smartingest.server.ui.session import Viewer
 from smartingest.service import RunRecord
 
@@ -40,7 +40,7 @@ def run_page(
 ) -> Response:
     run = service.get_run(ws, run_id) if run_id <= 2**63 - 1 else None
     if run is None:
-        return page(request, "not_found.html", 404, nav="syncs", viewer=viewer, what=f"There is no run #{run_id}.")
+        return not_found(request, viewer, "syncs", f"There is no run #{run_id}.")
     filters = {
         "status": status if status in set(RowStatus) else None,
         "operation": operation if operation in OPERATIONS else None,

@@ -15,7 +15,7 @@ from smartingest import service
 from smartingest.errors import SmartIngestError
 from smartingest.server.deps import Ws
 from smartingest.server.ui.forms import Posted, form_fields, read_form
-from smartingest.server.ui.render import page
+from smartingest.server.ui.render import not_found, page
 from smartingest.server.ui.session import Viewer
 
 router = APIRouter()
@@ -67,7 +67,7 @@ def new_sync(request: Request, ws: Ws, viewer: Viewer) -> Response:
 def edit_sync(request: Request, ws: Ws, viewer: Viewer, name: str) -> Response:
     shown = service.list_definitions(ws, "sync").get(name)
     if shown is None:
-        return page(request, "not_found.html", 404, nav="syncs", viewer=viewer, what=f"No sync is named {name!r}.")
+        return not_found(request, viewer, "syncs", f"No sync is named {name!r}.")
     return _editor(request, ws, viewer, name, shown, name, preview=True)
 
 

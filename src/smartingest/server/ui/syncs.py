@@ -14,7 +14,7 @@ from smartingest.server.deps import Ws
 from smartingest.server.ui.charts import duration_chart, rows_chart
 from smartingest.server.ui.forms import Posted
 from smartingest.server.ui.notices import notice
-from smartingest.server.ui.render import page
+from smartingest.server.ui.render import not_found, page
 from smartingest.server.ui.session import Viewer
 
 router = APIRouter()
@@ -149,4 +149,4 @@ def _back(name: str, code: str, run_id: int | None = None) -> Response:
 
 
 def _no_sync(request: Request, viewer: str, name: str) -> Response:
-    return page(request, "not_found.html", 404, nav="syncs", viewer=viewer, what=f"No sync is named {name!r}.")
+    return not_found(request, viewer, "syncs", f"No sync is named {name!r}.")
