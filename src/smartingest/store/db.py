@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from smartingest.errors import ConfigError
 
@@ -32,7 +32,7 @@ def open_database(url: str, migrate: bool = True) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     if migrate:
         try:
-            if current_revision(engine) != HEAD_REVISION:
+            if not _at_head(engine):
                 _upgrade_once(engine)
         except SQLAlchemyError as exc:
             cause = getattr(exc, "orig", None) or exc  # the driver's own error, when SQLAlchemy wrapped one
@@ -49,9 +49,20 @@ def _upgrade_once(engine: Engine) -> None:
     except SQLAlchemyError:
         deadline = time.monotonic() + MIGRATION_WAIT_SECONDS
         while time.monotonic() < deadline:
-            if current_revision(engine) == HEAD_REVISION:
+            if _at_head(engine):
                 return
             time.sleep(0.2)
+        raise
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the schema is the newest; False while another process migrating a SQLite file holds it
+    locked (its migration may hold the lock past the busy timeout of a reader that started in between)."""
+    try:
+        return current_revision(engine) == HEAD_REVISION
+    except OperationalError as exc:
+        if engine.dialect.name == "sqlite" and "locked" in str(exc):
+            return False
         raise
 
 
