@@ -131,6 +131,16 @@ def test_preview(case: Case) -> None:
     assert people.num_rows == 3
 
 
+def test_tables_lists_what_a_model_can_read_by_that_name(case: Case) -> None:
+    listed = case.source.tables()
+    bare = {name.rsplit(".", 1)[-1]: name for name in listed}
+    assert {"people", "numbers"} <= set(bare), listed
+    assert listed == sorted(listed)
+    assert not any(name.startswith(("pg_catalog.", "information_schema.", "sqlite_")) for name in listed)
+    assert case.source.preview(table(bare["people"])).num_rows == 3  # a listed name is a model's table
+    assert len(case.source.tables(limit=1)) == 1
+
+
 def test_bad_sql_is_a_model_error_with_the_database_message(case: Case) -> None:
     with pytest.raises(ModelError) as err, case.source.read(query("SELEC id FROM people")):
         pass

@@ -135,7 +135,8 @@ def draft_of(form: dict[str, str]) -> tuple[dict[str, Any], str | None]:
         definition["list"] = {"name": form["list_name"].strip()}
     problem = None
     mappings: list[dict[str, Any]] = []
-    for i in range(int(form.get("rows") or 0)):
+    rows = form.get("rows", "")
+    for i in range(min(int(rows), 1000) if rows.isdigit() else 0):  # the count the page drew; a forged one is moot
         kind, value, to = form.get(f"m{i}_kind", "column"), form.get(f"m{i}_value", ""), form.get(f"m{i}_to", "")
         if value.strip() or to.strip():
             mappings.append(
