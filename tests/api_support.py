@@ -3,7 +3,6 @@ definitions live in the metadata database, and a client holding a token."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import uvicorn
 
 from smartingest import service
 from smartingest.server.app import create_app
+from smartingest.server.listening import listening_socket
 
 
 class Api:
@@ -24,8 +24,7 @@ class Api:
         ws = service.open_workspace(home=home)
         self.token = service.create_token(ws, "tests")
         app = create_app(lambda: service.open_workspace(home=home), run_workers=2)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock = listening_socket("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)

@@ -609,11 +609,10 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the web UI (/) and the REST API (/api/v1, its OpenAPI document at /docs) until stopped (Ctrl-C)."""
-    import socket
-
     import uvicorn
 
     from smartingest.server.app import create_app
+    from smartingest.server.listening import listening_socket
 
     project = _state["project"]
     try:
@@ -621,10 +620,10 @@ def serve(
     except SmartIngestError as exc:
         _fail(exc)
     app_ = create_app(lambda: service.open_workspace(project), run_workers, schedule)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)  # connections wait in the backlog from now on, not refused until uvicorn starts
+    try:
+        sock = listening_socket(host, port)
+    except OSError as exc:  # the port is taken, the address is not this machine's...
+        _fail(ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --host or --port"))
     out.print(
         f"serving on http://{host}:{sock.getsockname()[1]} (the web UI at /, the API at /api/v1, its documentation "
         "at /docs)"
