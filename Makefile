@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test lint format bench install browser screenshots
+.PHONY: demo test lint format bench bench-ui install browser screenshots
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -45,3 +45,7 @@ screenshots: install browser
 
 bench: install
 	$(UV) run --frozen python bench/users_sync.py $(ARGS)
+
+# The web UI's pages with 100 syncs and a million-row run, against the same pages small.
+bench-ui: install
+	$(UV) run --frozen python bench/ui_pages.py $(ARGS)

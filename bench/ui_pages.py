@@ -141,8 +141,8 @@ def run_pages(run_id: int, rows: int) -> dict[str, str]:
         "run page, first 50 rows": f"/runs/{run_id}",
         "run page, a page near the end": f"/runs/{run_id}?offset={rows - 50}",
         "rows rejected": f"/runs/{run_id}?status=rejected",
-        "rows of one reason": f"/runs/{run_id}?reason_code=invalid_email",
-        "one primary key searched": f"/runs/{run_id}?primary_key={rows - 3}",
+        "rows of one reason": f"/runs/{run_id}?reason=invalid_email",
+        "one primary key searched": f"/runs/{run_id}?key={rows - 3}",
     }
 
 

@@ -200,3 +200,9 @@ def test_the_added_fields_benchmark_delivers_every_row_both_ways_and_the_lone_fi
     alone, whole = results["added field alone"], results["whole rows"]
     assert alone["requests"] == whole["requests"] == 1
     assert 0 < alone["body_bytes"] * 2 < whole["body_bytes"]
+
+
+def test_the_ui_pages_benchmark_times_every_page_against_its_baseline():
+    report = _load("ui_pages").main(["--syncs", "3", "--rows", "2000", "--repeat", "1"])
+    assert len(report["pages"]) == 9
+    assert all(line["ms"] > 0 and line["baseline_ms"] > 0 for line in report["pages"].values())

@@ -59,6 +59,23 @@ def test_ledger_round_trip(database_url, tmp_path):
     assert [r.pk for r in Ledger(engine, outcomes).rows(run_id)] == ["1", "2", None]
 
 
+def test_recent_runs_of_many_syncs_come_newest_first_in_one_query(database_url, tmp_path):
+    ledger = Ledger(open_database(database_url), OutcomeFiles(tmp_path / "outcomes"))
+    made: dict[str, list[int]] = {"a": [], "b": []}
+    for sync_id in ("a", "b", "a", "a", "b", "a"):  # interleaved, as runs of different syncs are
+        made[sync_id].append(ledger.create_run(sync_id, full_resync=False))
+    ledger.create_run("other", full_resync=False)
+
+    recent = ledger.recent_runs(["a", "b", "never-ran"], per_sync=3)
+
+    assert {sync_id: [run.id for run in runs] for sync_id, runs in recent.items()} == {
+        "a": made["a"][::-1][:3],
+        "b": made["b"][::-1],
+        "never-ran": [],
+    }
+    assert ledger.recent_runs([], per_sync=3) == {}
+
+
 def test_abandoned_runs_are_failed(tmp_path):
     ledger = Ledger(open_database(f"sqlite:///{tmp_path / 'meta.db'}"), OutcomeFiles(tmp_path / "outcomes"))
     stuck = ledger.create_run("s", full_resync=False)

@@ -162,16 +162,22 @@ class SyncSummary:
         return data
 
 
+SUMMARY_RUNS = 5  # a sync's newest runs its summary reads: an active run and the last ended one
+
+
 def list_syncs(ws: Workspace) -> list[SyncSummary]:
     """Every sync with its model, destination, type, schedule, last run and CDC snapshot size."""
-    return [sync_summary(ws, name) for name in ws.config.syncs]
+    recent = ws.ledger.recent_runs([ws.config.sync_id(name) for name in ws.config.syncs], SUMMARY_RUNS)
+    return [sync_summary(ws, name, recent[ws.config.sync_id(name)]) for name in ws.config.syncs]
 
 
-def sync_summary(ws: Workspace, name: str) -> SyncSummary:
-    """One sync as a list shows it; raises UnknownNameError listing the syncs defined."""
+def sync_summary(ws: Workspace, name: str, runs: list[RunRecord] | None = None) -> SyncSummary:
+    """One sync as a list shows it (``runs``: its ``SUMMARY_RUNS`` newest, when already read); raises
+    UnknownNameError listing the syncs defined."""
     target = sync_target(ws, name)
     sync = ws.config.syncs[name]
-    runs = ws.ledger.list_runs(sync_id=target.id, limit=5)  # an active run and the last ended one
+    if runs is None:
+        runs = ws.ledger.list_runs(sync_id=target.id, limit=SUMMARY_RUNS)
     last = [run for run in runs if run.finished_at is not None][:1]
     try:
         detector = detector_for(target.source, ws.state_dir, state_store=target.state_store)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,25 @@ class OutcomeFiles:
             return []
         files = "[" + ", ".join(literal(str(p)) for p in parts) + "]"
         source = f"read_parquet({files})"
-        with duckdb.connect(config={"threads": 1, "preserve_insertion_order": True}) as con:
-            con.execute("SET enable_progress_bar = false")  # it would draw on stdout, which --json owns
+        with _reader() as con:
             return con.execute(sql.format(parts=source), list(params)).fetchall()
+
+
+_shared: tuple[int, duckdb.DuckDBPyConnection] | None = None
+_shared_lock = threading.Lock()
+
+
+def _reader() -> duckdb.DuckDBPyConnection:
+    """A cursor on this process's one in-memory DuckDB database (close it after use).
+
+    Opening a database costs about 15 ms, several times a page of outcomes, and a run's page reads three
+    (the rows, their count, the tally); a cursor costs nothing and is safe to use in its own thread. A
+    forked child (a worker) makes its own: a database is not carried over a fork.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared[0] != os.getpid():
+            _shared = (os.getpid(), duckdb.connect(config={"threads": 1, "preserve_insertion_order": True}))
+        cursor = _shared[1].cursor()
+    cursor.execute("SET enable_progress_bar = false")  # it would draw on stdout, which --json owns
+    return cursor
