@@ -40,3 +40,20 @@ def check_page(page: Page, secrets: tuple[str, ...] = ()) -> None:
     html = page.content()
     for secret in secrets:
         assert secret not in html, secret
+
+
+def tab_to(page: Page, name: str, limit: int = 100) -> None:
+    """Press Tab until the focused element is the one whose label, text or aria-label starts with
+    ``name``; fails when Tab never gets there (the element cannot be used from the keyboard)."""
+    seen = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            """() => { const e = document.activeElement;
+                const label = e.labels && e.labels.length ? e.labels[0].innerText : null;
+                return (label || e.getAttribute('aria-label') || e.innerText || '').trim(); }"""
+        )
+        if focused.startswith(name):
+            return
+        seen.append(focused)
+    raise AssertionError(f"Tab never reached {name!r}; it went through {seen}")
