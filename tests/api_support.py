@@ -19,11 +19,11 @@ from smartingest.server.listening import listening_socket
 class Api:
     """The API served by uvicorn in a thread, and a client holding a token."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, project: Path | None = None) -> None:
         self.home = home
-        ws = service.open_workspace(home=home)
+        ws = service.open_workspace(project, home=home)
         self.token = service.create_token(ws, "tests")
-        app = create_app(lambda: service.open_workspace(home=home), run_workers=2)
+        app = create_app(lambda: service.open_workspace(project, home=home), run_workers=2)
         self.sock = listening_socket("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))

@@ -137,3 +137,35 @@ def test_a_model_is_picked_from_the_tables_previewed_and_its_key_chosen(page: Pa
     page.get_by_label("SQL query", exact=True).fill(f"select id from {pg.schema}.no_such_table")
     page.get_by_role("button", name="Preview").click()
     expect(page.get_by_role("alert")).to_contain_text("no_such_table")
+
+
+def test_definitions_in_a_project_file_say_so_before_anything_is_typed(page: Page, tmp_path, monkeypatch):
+    from tests.api_support import Api
+
+    monkeypatch.delenv("SMARTINGEST_DATABASE_URL", raising=False)
+    project = tmp_path / "smartingest.yaml"
+    project.write_text(
+        """
+sources: {files: {type: sqlite, path: people.db}}
+models: {people: {source: files, table: people, primary_key: id}}
+destinations: {iterable: {api_key: k, environment: test}}
+syncs: {people: {model: people, destination: iterable, type: users, mappings: [{from: email, to: email}]}}
+"""
+    )
+    served = Api(tmp_path / "home", project)
+    try:
+        sign_in(page, served.url, served.token, "/sources/files")
+        note = page.get_by_role("note")
+        expect(note).to_contain_text(f"definitions live in the project file {project}")
+        expect(note).to_contain_text("smartingest apply")
+        expect(page.get_by_role("button", name="Save")).to_be_disabled()
+        expect(page.get_by_role("button", name="Test connection")).to_be_enabled()  # testing writes nothing
+        page.goto(f"{served.url}/syncs/people")
+        expect(page.get_by_role("note")).to_be_visible()
+        expect(page.get_by_role("button", name="Disable schedule")).to_be_disabled()
+        expect(page.get_by_role("button", name="Run now")).to_be_enabled()  # runs are not definitions
+        page.goto(f"{served.url}/syncs/people/edit")
+        expect(page.get_by_role("button", name="Save")).to_be_disabled()
+        expect(page.get_by_role("button", name="Preview")).to_be_enabled()
+    finally:
+        served.stop()

@@ -481,6 +481,12 @@ def save_definition(
     return str(getattr(config, SECTIONS[kind])[name].id or name)
 
 
+def definitions_read_only(ws: Workspace) -> str | None:
+    """Why this workspace's definitions cannot be changed through it (they live in a project file), or
+    None: what an editor says before anyone types."""
+    return ws.repository.read_only
+
+
 def delete_definition(ws: Workspace, kind: Kind, name: str, now: dt.datetime | None = None) -> None:
     """Delete a definition (refused while another refers to it). A sync's runs stay, under its id; a
     production sync that ran keeps counting towards the quota until the month ends."""

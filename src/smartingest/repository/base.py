@@ -65,6 +65,11 @@ class Repository(Protocol):
         """Where the definitions live, for messages ("project file ./smartingest.yaml")."""
         ...
 
+    @property
+    def read_only(self) -> str | None:
+        """Why definitions cannot be written here (what to do instead), or None when they can."""
+        ...
+
     def load(self) -> ProjectConfig:
         """Every definition, validated. Raises ConfigError naming the key at fault."""
         ...

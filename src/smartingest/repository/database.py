@@ -49,6 +49,10 @@ class DatabaseRepository:
     def location(self) -> str:
         return f"the metadata database ({self.engine.url.render_as_string(hide_password=True)})"
 
+    @property
+    def read_only(self) -> str | None:
+        return None
+
     def load(self) -> ProjectConfig:
         sections: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS.values()}
         settings = dict(self.settings)

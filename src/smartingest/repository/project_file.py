@@ -26,6 +26,13 @@ class ProjectFileRepository:
     def location(self) -> str:
         return f"the project file {self.path}"
 
+    @property
+    def read_only(self) -> str | None:
+        return (
+            f"this project's definitions live in {self.location} (config as code): edit the file, or import it "
+            f"into the metadata database with `smartingest apply {self.path}` and work without --project"
+        )
+
     def load(self) -> ProjectConfig:
         config = load_project(self.path)
         _anchor_file_sources(config, self.path.resolve().parent)
@@ -40,10 +47,7 @@ class ProjectFileRepository:
         raise self._read_only()
 
     def _read_only(self) -> ConfigError:
-        return ConfigError(
-            f"this project's definitions live in {self.location} (config as code): edit the file, or import it "
-            f"into the metadata database with `smartingest apply {self.path}` and work without --project"
-        )
+        return ConfigError(str(self.read_only))
 
 
 def _anchor_file_sources(config: ProjectConfig, project_dir: Path) -> None:

@@ -11,15 +11,18 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
-from smartingest import __version__
+from smartingest import __version__, service
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    """The page ``template`` rendered with ``context``."""
-    return templates.TemplateResponse(request, template, {"version": __version__, **context}, status_code=status_code)
+    """The page ``template`` rendered with ``context``, and what every page may show: the version, and
+    why definitions cannot be edited here (``read_only``) when they live in a project file."""
+    ws: service.Workspace | None = getattr(request.app.state, "ws", None)
+    shared = {"version": __version__, "read_only": service.definitions_read_only(ws) if ws else None}
+    return templates.TemplateResponse(request, template, {**shared, **context}, status_code=status_code)
 
 
 def not_found(request: Request, viewer: str, nav: str, what: str) -> Response:
