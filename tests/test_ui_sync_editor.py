@@ -10,6 +10,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
+from smartingest import service
 from tests.api_support import SOURCE
 from tests.conftest import API_KEY, create_customers
 from tests.ui_support import check_page, screenshot, sign_in
@@ -45,7 +46,7 @@ def test_from_an_empty_install_to_a_run_whose_row_errors_show(page: Page, ui_api
     page.get_by_label("Name (required)", exact=True).fill("people")
     expect(page.get_by_label("Mapping 1 source")).to_have_value("id")  # suggested for every column
     expect(page.get_by_text(re.compile("email → email"))).to_be_visible()
-    rows = int(page.locator("input[name=rows]").get_attribute("value") or 0)
+    rows = int(page.locator("input[name=m_rows]").get_attribute("value") or 0)
     blank = next(i for i in range(1, rows + 1) if page.get_by_label(f"Mapping {i} source").input_value() == "")
     page.get_by_label(f"Mapping {blank} kind").select_option("template")
     page.get_by_label(f"Mapping {blank} source").fill("Hello {{ first_name | upcase }}")
@@ -104,3 +105,49 @@ def test_the_quota_shows_before_it_blocks_and_then_blocks(page: Page, ui_api, pg
     page.goto(f"{ui_api.url}/syncs/p0")
     page.get_by_text("Delete…").click()
     expect(page.get_by_text("It never ran, so it stops counting towards the sync quota at once")).to_be_visible()
+
+
+def test_a_catalog_syncs_field_types_and_a_list_by_id_are_edited_and_kept(page: Page, ui_api, pg, sandbox):
+    create_customers(pg, 2)
+    ui_api.ok("PUT", "/api/v1/sources/warehouse", json=SOURCE)
+    for model, sql, key in (("customers", "select *", "id"), ("members", "select email", "email")):
+        definition = {"source": "warehouse", "sql": f"{sql} from {pg.schema}.customers", "primary_key": key}
+        ui_api.ok("PUT", f"/api/v1/models/{model}", json=definition)
+    destination = {"api_key": API_KEY, "base_url": sandbox.url, "environment": "test"}
+    ui_api.ok("PUT", "/api/v1/destinations/iterable", json=destination)
+    catalog = {"type": "catalog", "catalog": "products", "field_types": {"price": "double"}}
+    mappings = [{"from": "first_name", "to": "name"}]
+    ui_api.ok(
+        "PUT",
+        "/api/v1/syncs/products",
+        json={**catalog, "model": "customers", "destination": "iterable", "mappings": mappings},
+    )
+    members = {"type": "static_list", "list": {"id": 7}, "model": "members", "destination": "iterable"}
+    ui_api.ok("PUT", "/api/v1/syncs/vips", json={**members, "mappings": [{"from": "email", "to": "email"}]})
+
+    sign_in(page, ui_api.url, ui_api.token, "/syncs/products/edit")
+    expect(page.get_by_label("Field type 1 field")).to_have_value("price")
+    expect(page.get_by_label("Field type 1 type")).to_have_value("double")
+    page.get_by_label("Field type 2 field").fill("store")
+    page.get_by_label("Field type 2 type").select_option("geo_location")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+
+    page.goto(f"{ui_api.url}/syncs/vips/edit")
+    expect(page.get_by_label("By id")).to_be_checked()
+    expect(page.get_by_label("List id")).to_have_value("7")
+    page.get_by_role("button", name="Save").click()  # saved as it was: the list stays the one by id
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    syncs = service.open_workspace(home=ui_api.home).config.syncs
+    assert syncs["products"].field_types == {"price": "double", "store": "geo_location"}
+    assert syncs["vips"].list.id == 7
+
+    page.goto(f"{ui_api.url}/syncs/vips/edit")
+    page.get_by_label("By name").check()
+    page.get_by_role("button", name="Save").click()  # by name, and no name given: the check says what is missing
+    expect(page.get_by_role("alert").first).to_contain_text("syncs.vips.list")
+    page.get_by_label("By name").check()
+    page.get_by_label("List name").fill("VIPs")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    assert service.open_workspace(home=ui_api.home).config.syncs["vips"].list.name == "VIPs"

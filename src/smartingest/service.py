@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pyarrow as pa
 import yaml
@@ -20,7 +20,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from smartingest.codes import RunStatus
 from smartingest.config.loader import format_validation_error, with_sync
 from smartingest.config.models import DestinationConfig, ModelConfig, ProjectConfig, SourceConfig, require
-from smartingest.config.syncs import SYNC_MODELS
+from smartingest.config.syncs import SYNC_MODELS, CatalogFieldType
 from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck
 from smartingest.engine.lease import sync_lease
@@ -370,6 +370,7 @@ def row_counts(ws: Workspace, run_id: int) -> dict[str, int]:
 
 SOURCE_TYPES = probe.SOURCE_TYPES
 SYNC_TYPES = SYNC_MODELS  # sync type -> the model of its settings (what a sync editor asks)
+CATALOG_FIELD_TYPES: tuple[str, ...] = get_args(CatalogFieldType)  # what a catalog sync's field_types may say
 
 
 def source_settings(source_type: str) -> type[BaseModel]:

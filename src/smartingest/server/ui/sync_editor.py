@@ -28,7 +28,7 @@ TYPES = {
     "user_deletion": "Deleting, forgetting or unforgetting users: each row names a user to act on.",
 }
 # Keys the editor draws itself (or that a form cannot hold: the API and project files take them).
-OWN_KEYS = frozenset({"id", "type", "model", "destination", "mappings", "schedule", "enabled", "list"})
+OWN_KEYS = frozenset({"id", "type", "model", "destination", "mappings", "schedule", "enabled", "list", "field_types"})
 # Settings drawn unfolded: what decides what a sync of each type does; the rest folds under "More settings".
 MAIN_SETTINGS = frozenset(
     {
@@ -48,6 +48,7 @@ MAIN_SETTINGS = frozenset(
     }
 )
 KINDS = ("column", "static", "template", "variable")  # a mapping row; objects and arrays are written as YAML
+FIELD_TYPES = service.CATALOG_FIELD_TYPES  # a catalog field's type, chosen per row
 KIND_KEY = {"column": "from", "static": "static", "template": "template", "variable": "variable"}
 BLANK_ROWS = 3
 
@@ -131,14 +132,17 @@ def draft_of(form: dict[str, str]) -> tuple[dict[str, Any], str | None]:
     settings = service.SYNC_TYPES.get(sync_type)
     if settings is not None:
         definition.update(read_form(settings, form, skip=OWN_KEYS))
-    if sync_type == "static_list" and (form.get("list_name") or "").strip():
-        definition["list"] = {"name": form["list_name"].strip()}
+    if sync_type == "static_list":
+        definition.update(_list_ref(form))
+    if sync_type == "catalog":
+        definition["field_types"] = {
+            path: kind for path, kind in _rows(form, "ft", "field", "type") if path.strip() and kind in FIELD_TYPES
+        }
     problem = None
     mappings: list[dict[str, Any]] = []
-    rows = form.get("rows", "")
-    for i in range(min(int(rows), 1000) if rows.isdigit() else 0):  # the count the page drew; a forged one is moot
-        kind, value, to = form.get(f"m{i}_kind", "column"), form.get(f"m{i}_value", ""), form.get(f"m{i}_to", "")
+    for kind, value, to in _rows(form, "m", "kind", "value", "to"):
         if value.strip() or to.strip():
+            kind = kind or "column"
             mappings.append(
                 {KIND_KEY.get(kind, "from"): value if kind == "template" else value.strip(), "to": to.strip()}
             )
@@ -156,6 +160,26 @@ def draft_of(form: dict[str, str]) -> tuple[dict[str, Any], str | None]:
     definition["schedule"] = _schedule(form)
     definition["enabled"] = form.get("enabled") == "on"
     return definition, problem
+
+
+def _rows(form: dict[str, str], prefix: str, *columns: str) -> list[tuple[str, ...]]:
+    """The rows of one of the editor's tables: ``{prefix}{i}_{column}`` for each row the page drew (its
+    count in ``{prefix}_rows``; a forged count is moot)."""
+    count = form.get(f"{prefix}_rows", "")
+    return [
+        tuple(form.get(f"{prefix}{i}_{column}", "") for column in columns)
+        for i in range(min(int(count), 1000) if count.isdigit() else 0)
+    ]
+
+
+def _list_ref(form: dict[str, str]) -> dict[str, Any]:
+    """A static list sync's ``list``: by name or by id, as chosen; left out when not given, so the check
+    says it is required."""
+    if form.get("list_by") == "id":
+        raw = (form.get("list_id") or "").strip()
+        return {"list": {"id": int(raw) if raw.isdigit() else raw}} if raw else {}
+    name = (form.get("list_name") or "").strip()
+    return {"list": {"name": name}} if name else {}
 
 
 def _schedule(form: dict[str, str]) -> dict[str, Any]:
@@ -250,7 +274,9 @@ def _editor(
         schedule=schedule,
         quota=quota,
         counted=counted,
-        list_name=(definition.get("list") or {}).get("name", "") if isinstance(definition.get("list"), dict) else "",
+        list_ref=definition.get("list") if isinstance(definition.get("list"), dict) else {},
+        field_types=[*dict(definition.get("field_types") or {}).items(), *[("", "")] * BLANK_ROWS],
+        field_type_choices=FIELD_TYPES,
         preview=preview_state,
         problem=problem,
     )
