@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from smartingest import service
 from smartingest.cli import app
+from smartingest.config.syncs import SYNC_MODELS, placeholder_mappings
 from smartingest.engine.suggest import camel_case
 from tests.conftest import write_project
 
@@ -78,3 +79,26 @@ def test_the_command_line_prints_mappings_to_paste_and_says_when_the_destination
     assert {"from": "E-Mail", "to": "email", "why": "Iterable's email field (the sync matches users on it)"} in report[
         "mappings"
     ]
+
+
+# What each type needs besides its mappings, at the least.
+REQUIRED = {
+    "events": {"event_name": "signup"},
+    "catalog": {"catalog": "products"},
+    "static_list": {"list": {"name": "VIPs"}},
+    "email_change": {"new_email": "new_email"},
+    "user_deletion": {"action": "delete"},
+}
+
+
+@pytest.mark.parametrize("sync_type", sorted(SYNC_MODELS))
+@pytest.mark.parametrize("match_on", ["email", "user_id"])
+def test_a_draft_without_mappings_passes_its_checks_with_the_placeholders(sync_type, match_on):
+    settings = SYNC_MODELS[sync_type]
+    if "match_on" not in settings.model_fields and match_on != "email":
+        pytest.skip("this type matches no users")
+    draft = {"type": sync_type, "model": "m", "destination": "d", **REQUIRED.get(sync_type, {})}
+    if "match_on" in settings.model_fields:
+        draft["match_on"] = match_on
+    sync = settings.model_validate({**draft, "mappings": placeholder_mappings(draft, "id")})
+    assert [m.from_ for m in sync.mappings] == ["id"]

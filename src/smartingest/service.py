@@ -20,7 +20,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from smartingest.codes import RunStatus
 from smartingest.config.loader import format_validation_error, with_sync
 from smartingest.config.models import DestinationConfig, ModelConfig, ProjectConfig, SourceConfig, require
-from smartingest.config.syncs import SYNC_MODELS, CatalogFieldType
+from smartingest.config.syncs import SYNC_MODELS, CatalogFieldType, placeholder_mappings
 from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck
 from smartingest.engine.lease import sync_lease
@@ -216,10 +216,9 @@ def suggest_draft_mappings(ws: Workspace, name: str, definition: Mapping[str, An
     """``suggest_mappings`` for a sync as an editor holds it (not saved), its mappings perhaps not chosen
     yet. Raises ConfigError naming the key at fault in the rest of it."""
     body = dict(definition)
-    if not body.get("mappings"):  # a stand-in that satisfies the checks: suggestions replace it
+    if not body.get("mappings"):  # suggestions replace them
         model = ws.config.models.get(str(body.get("model")))
-        column = model.key_columns[0] if model else "id"
-        body["mappings"] = [{"from": column, "to": "userId" if body.get("match_on") == "user_id" else "email"}]
+        body["mappings"] = placeholder_mappings(body, model.key_columns[0] if model else "id")
     draft = replace(ws, config=with_sync(ws.config, name, body))
     return suggest_mappings(draft, name)
 

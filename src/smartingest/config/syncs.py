@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -259,6 +260,9 @@ class SyncBase(Strict):
         return self
 
 
+IDENTIFIER_FIELDS = {"email": "email", "user_id": "userId"}  # match_on -> the Iterable field it names
+
+
 class IdentifiedSync(SyncBase):
     """A sync whose rows are matched to Iterable users by email or userId (a column mapped to it)."""
 
@@ -275,7 +279,7 @@ class IdentifiedSync(SyncBase):
     @property
     def identifier_field(self) -> str:
         """The Iterable field that identifies a user: email or userId."""
-        return "email" if self.match_on == "email" else "userId"
+        return IDENTIFIER_FIELDS[self.match_on]
 
 
 class UsersSync(IdentifiedSync):
@@ -524,3 +528,11 @@ SYNC_MODELS: dict[str, type[SyncBase]] = {
     "email_change": EmailChangeSync,
     "user_deletion": UserDeletionSync,
 }
+
+
+def placeholder_mappings(definition: Mapping[str, Any], key_column: str) -> list[dict[str, str]]:
+    """The least mappings with which a sync defined as ``definition`` (its mappings not chosen yet) passes
+    its checks: its key column to the identifier it matches on (to email for a type without one), so an
+    editor can check the rest of a draft before suggestions replace them."""
+    field = IDENTIFIER_FIELDS.get(str(definition.get("match_on") or "email"), "email")
+    return [{"from": key_column, "to": field}]
