@@ -17,6 +17,7 @@ from smartingest.codes import ReasonCode
 from smartingest.engine.ledger import Ledger, RowOutcome
 from smartingest.engine.outcome_files import OutcomeFiles
 from smartingest.engine.settler import verdict_table
+from smartingest.errors import StateError
 from smartingest.iterable.outcomes import SYNCED, Rejected, Retry, Skipped
 from smartingest.store.db import open_database
 from smartingest.store.tables import LegacyRunRow
@@ -25,6 +26,16 @@ from tests.conftest import write_project
 
 def _ledger(tmp_path: Path) -> Ledger:
     return Ledger(open_database(f"sqlite:///{tmp_path / 'meta.db'}"), OutcomeFiles(tmp_path / "outcomes"))
+
+
+def test_a_damaged_part_is_an_error_naming_the_run(tmp_path):
+    ledger = _ledger(tmp_path)
+    run_id = ledger.create_run("s", full_resync=False)
+    ledger.record(run_id, [RowOutcome("1", "added", "synced")])
+    ledger.outcomes.parts("s", run_id)[0].write_bytes(b"not parquet")
+
+    with pytest.raises(StateError, match=f"the row outcomes of run {run_id} in .* cannot be read"):
+        ledger.rows(run_id)
 
 
 def test_outcomes_are_paged_in_settling_order_and_filtered(tmp_path):

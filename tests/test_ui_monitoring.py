@@ -9,6 +9,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
+from smartingest import service
 from tests.api_support import define_sync
 from tests.conftest import API_KEY, create_customers
 from tests.ui_support import check_page, screenshot, sign_in
@@ -82,6 +83,13 @@ def test_a_run_started_from_the_ui_shows_its_rejected_rows(page: Page, ui_api, p
     page.goto(f"{ui_api.url}/syncs")
     expect(page.get_by_role("row", name=re.compile("people"))).to_contain_text("Warning")
     screenshot(page, "syncs", tmp_path)
+
+    ws = service.open_workspace(home=ui_api.home)  # its row operations damaged on disk: the page says so
+    for part in ws.ledger.outcomes.parts(ws.config.sync_id("people"), 1):
+        part.write_bytes(b"damaged")
+    page.goto(f"{ui_api.url}/runs/1")
+    expect(page.get_by_role("alert")).to_contain_text("the row outcomes of run 1")
+    expect(page.locator("table.counts")).to_contain_text("5")  # its counts are in the ledger
 
 
 def test_a_failed_run_shows_its_error(page: Page, ui_api, pg, sandbox):

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from smartingest.cdc.hashing import literal
+from smartingest.errors import StateError
 
 SCHEMA = pa.schema(
     [
@@ -156,8 +157,12 @@ class OutcomeFiles:
             return []
         files = "[" + ", ".join(literal(str(p)) for p in parts) + "]"
         source = f"read_parquet({files})"
-        with _reader() as con:
-            return con.execute(sql.format(parts=source), list(params)).fetchall()
+        try:
+            with _reader() as con:
+                return con.execute(sql.format(parts=source), list(params)).fetchall()
+        except duckdb.Error as exc:  # a part damaged or removed by hand: say which run, not a traceback
+            directory = self.run_dir(sync_id, run_id)
+            raise StateError(f"the row outcomes of run {run_id} in {directory} cannot be read: {exc}") from exc
 
 
 _shared: tuple[int, duckdb.DuckDBPyConnection] | None = None

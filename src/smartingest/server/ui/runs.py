@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from smartingest import service
 from smartingest.codes import ReasonCode, RowStatus
+from smartingest.errors import SmartIngestError
 from smartingest.server.deps import Ws
 from smartingest.server.ui.notices import notice
 from smartingest.server.ui.render import not_found, page
@@ -47,24 +48,14 @@ def run_page(
         "reason_code": reason if reason in set(ReasonCode) else None,
         "primary_key": key.strip() if key and key.strip() else None,
     }
-    rows = service.run_rows(
-        ws,
-        run_id,
-        filters["status"],
-        PAGE_ROWS,
-        offset,
-        operation=filters["operation"],
-        reason_code=filters["reason_code"],
-        primary_key=filters["primary_key"],
-    )
-    total = service.count_rows(
-        ws,
-        run_id,
-        filters["status"],
-        operation=filters["operation"],
-        reason_code=filters["reason_code"],
-        primary_key=filters["primary_key"],
-    )
+    where = {k: filters[k] for k in ("operation", "reason_code", "primary_key")}
+    problem = None
+    try:
+        rows = service.run_rows(ws, run_id, filters["status"], PAGE_ROWS, offset, **where)
+        total = service.count_rows(ws, run_id, filters["status"], **where)
+        by_status = service.row_counts(ws, run_id)
+    except SmartIngestError as exc:  # the run's counts still show; its row operations cannot be read
+        rows, total, by_status, problem = [], 0, {}, str(exc)
     shown = {
         "status": filters["status"],
         "operation": filters["operation"],
@@ -88,7 +79,8 @@ def run_page(
         statuses=list(RowStatus),
         operations=OPERATIONS,
         reasons=list(ReasonCode),
-        by_status=service.row_counts(ws, run_id),
+        by_status=by_status,
+        problem=problem,
         page_link=lambda at: f"/runs/{run_id}?" + urlencode({**{k: v for k, v in shown.items() if v}, "offset": at}),
         notice=notice(notice_code, run_id),
     )
