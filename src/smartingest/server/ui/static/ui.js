@@ -9,8 +9,9 @@ document.addEventListener("submit", (event) => {
   form.setAttribute("aria-busy", "true");
   // After the browser has read the form: a disabled button would not send its name and value.
   setTimeout(() => {
-    for (const button of form.querySelectorAll("button")) {
+    for (const button of form.querySelectorAll("button:not(:disabled)")) {
       button.disabled = true;
+      button.dataset.held = "";  // disabled here, not by the page (a read-only Save stays disabled)
       if (button === pressed) {
         button.dataset.label = button.textContent;
         button.textContent = button.dataset.busy || "Working…";
@@ -24,8 +25,9 @@ window.addEventListener("pageshow", (event) => {
   if (!event.persisted) return;
   for (const form of document.querySelectorAll("form[aria-busy]")) {
     form.removeAttribute("aria-busy");
-    for (const button of form.querySelectorAll("button")) {
+    for (const button of form.querySelectorAll("button[data-held]")) {
       button.disabled = false;
+      delete button.dataset.held;
       if (button.dataset.label !== undefined) button.textContent = button.dataset.label;
     }
   }
