@@ -84,7 +84,7 @@ change_set = BasicChangeDetector(tmp / "state").plan(
 setting = "SELECT current_setting('enable_progress_bar')"
 print(change_set.con.execute(setting).fetchone()[0])
 change_set.close()
-with source._connect() as connection:
+with source._session() as connection:
     print(connection.execute(setting).fetchone()[0])
 """
 

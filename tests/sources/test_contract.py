@@ -54,7 +54,7 @@ def assert_plain(schema: pa.Schema) -> None:
 def test_is_a_source_and_built_by_the_registry(case: Case) -> None:
     assert isinstance(case.source, Source)
     assert isinstance(case.source, SqlSource)
-    assert case.source.dialect() in {"postgresql", "sqlite", "duckdb"}
+    assert case.source.dialect() in {"postgres", "sqlite", "duckdb"}
     built = open_source("src", SourceConfig(type=case.name, **case.settings))
     assert type(built) is type(case.source)
     built.test_connection()
@@ -176,8 +176,10 @@ def test_missing_primary_key_column_is_a_model_error(case: Case) -> None:
 
 
 def test_models_cannot_write(case: Case) -> None:
-    with pytest.raises(ModelError), case.source.read(query("DELETE FROM people RETURNING id")) as stream:
+    with pytest.raises(ModelError, match="would write"), case.source.read(query("DELETE FROM people")) as stream:
         list(stream)
+    with pytest.raises(ModelError, match="would write"):
+        case.source.preview(query("WITH gone AS (DELETE FROM people RETURNING id) SELECT * FROM gone"))
     assert case.source.preview(table("people")).num_rows == 3
 
 

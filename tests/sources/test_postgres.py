@@ -7,6 +7,7 @@ import time
 from decimal import Decimal
 
 import psutil
+import psycopg
 import pyarrow as pa
 import pytest
 
@@ -15,7 +16,7 @@ from smartingest.config.models import ModelConfig
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError
 from smartingest.sources.postgres import BATCH_SIZE_HINT_OPTION, PostgresSource, numeric_type
 
-from .conftest import pg_settings
+from .conftest import PG_DSN, pg_settings
 
 
 def source(schema: str, **overrides: object) -> PostgresSource:
@@ -87,7 +88,10 @@ def test_search_path_setting_resolves_unqualified_tables(pg_schema: str) -> None
 
 
 def test_sessions_are_read_only(pg_schema: str) -> None:
-    model = query("DELETE FROM people RETURNING id")
+    # A write the SQL check cannot see (a function that writes): the session refuses it.
+    with psycopg.connect(PG_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE SEQUENCE IF NOT EXISTS "{pg_schema}".ids')
+    model = query(f"SELECT nextval('{pg_schema}.ids') AS id")
     with pytest.raises(ModelError, match="read-only"), source(pg_schema).read(model) as stream:
         list(stream)
 

@@ -39,7 +39,7 @@ def test_a_file_that_is_not_a_database_is_a_permanent_error(tmp_path: Path) -> N
 
 
 def test_database_is_opened_read_only(sqlite_path: Path) -> None:
-    with source(sqlite_path)._connect() as conn, pytest.raises(sqlite3.OperationalError, match="readonly"):
+    with source(sqlite_path)._session() as conn, pytest.raises(sqlite3.OperationalError, match="readonly"):
         conn.execute("CREATE TABLE intruder (x)")
 
 

@@ -41,11 +41,6 @@ def source_error(cls: type[E], message: str, *, transient: bool | None = None) -
     return error
 
 
-def wrap_limit(query: str, limit: int) -> str:
-    """``SELECT * FROM (query) AS m LIMIT n``; newlines keep a trailing ``-- comment`` in the query harmless."""
-    return f"SELECT * FROM (\n{query}\n) AS m LIMIT {int(limit)}"
-
-
 def one_line(text: str) -> str:
     """Collapse a driver message (libpq's are multi-line with tabs) into one readable line."""
     return " ".join(text.split())

@@ -6,7 +6,7 @@ into a stream of Arrow record batches, and translates its driver's errors into t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -64,15 +64,8 @@ class SqlSource(Source, Protocol):
     """A source that can run SQL the engine writes (the Lightning engine's planner needs it)."""
 
     def dialect(self) -> str:
-        """SQLAlchemy/sqlglot dialect name of the source (postgresql, sqlite, duckdb)."""
+        """sqlglot's name of the source's SQL dialect (postgres, sqlite, duckdb, mysql...)."""
         ...
-
-
-def model_query(model: ModelConfig, quote_identifier: Callable[[str], str]) -> str:
-    """The SELECT that reads a model: its SQL, or every column of its table or view."""
-    if model.sql is not None:
-        return model.sql.strip().rstrip(";")
-    return "SELECT * FROM " + ".".join(quote_identifier(p) for p in (model.table or "").split("."))
 
 
 def quote_double(identifier: str) -> str:

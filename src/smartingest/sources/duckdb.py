@@ -15,6 +15,7 @@ import contextlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -29,17 +30,9 @@ from smartingest.sources._common import (
     rebatch,
     source_error,
     translate_errors,
-    wrap_limit,
 )
-from smartingest.sources.base import (
-    DEFAULT_BATCH_ROWS,
-    MAX_TABLES,
-    PREVIEW_ROWS,
-    check_primary_key,
-    describe_model,
-    model_query,
-    quote_double,
-)
+from smartingest.sources.base import describe_model
+from smartingest.sources.sql import SqlConnector
 
 _SESSION_CONFIG: dict[str, str | bool] = {"TimeZone": "UTC", "autoinstall_known_extensions": False}
 
@@ -75,76 +68,24 @@ class DuckDBSettings(Strict):
     path: str = Field(description="Path of the DuckDB database file (must exist; opened read-only).")
 
 
-class DuckDBSource:
+class DuckDBSource(SqlConnector[DuckDBSettings, duckdb.DuckDBPyConnection]):
     """A DuckDB database file; see the module docstring."""
 
     Settings = DuckDBSettings
-
-    def __init__(self, settings: DuckDBSettings) -> None:
-        self.settings = settings
+    DIALECT = "duckdb"
 
     def __repr__(self) -> str:
         return f"DuckDBSource(path={self.settings.path!r})"
-
-    def dialect(self) -> str:
-        """SQL dialect name for the Lightning engine's planner."""
-        return "duckdb"
 
     @property
     def path(self) -> Path:
         """The database file (``~`` expanded; relative paths are relative to the working directory)."""
         return Path(self.settings.path).expanduser()
 
-    # ------------------------------------------------------------------------------------------------ public API
-
-    def test_connection(self) -> None:
-        """Open the file read-only and run ``SELECT 1``; SourceConnectionError if missing, locked or invalid."""
-        with self._connect() as conn, translate_errors(self._translate):
-            conn.sql("SELECT 1").fetchall()
+    # ------------------------------------------------------------------------------------------ the driver's parts
 
     @contextlib.contextmanager
-    def read(self, model: ModelConfig, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[BatchStream]:
-        """Stream the model as record batches of at most ``batch_rows`` rows; an empty model yields none.
-
-        The connection (and with it the file lock) is released when the context exits, also on error.
-        """
-        with self._connect() as conn:
-            stream = self._stream(conn, model_query(model, quote_double), model, batch_rows)
-            try:
-                check_primary_key(stream.schema, model)
-                yield stream
-            finally:
-                stream.close()
-
-    def schema(self, model: ModelConfig) -> pa.Schema:
-        """The model's normalised schema (runs it with LIMIT 0: DuckDB binds the query, reads no rows)."""
-        with self._connect() as conn:
-            stream = self._stream(conn, wrap_limit(model_query(model, quote_double), 0), model, 1)
-            stream.close()
-            return stream.schema
-
-    def preview(self, model: ModelConfig, limit: int = PREVIEW_ROWS) -> pa.Table:
-        """The first ``limit`` rows of the model, typed as ``read`` types them."""
-        with self._connect() as conn:
-            stream = self._stream(conn, wrap_limit(model_query(model, quote_double), limit), model, max(int(limit), 1))
-            try:
-                return pa.Table.from_batches(list(stream), schema=stream.schema)
-            finally:
-                stream.close()
-
-    def tables(self, limit: int = MAX_TABLES) -> list[str]:
-        query = (
-            "SELECT CASE WHEN table_schema = 'main' THEN table_name ELSE table_schema || '.' || table_name END "
-            "FROM information_schema.tables WHERE table_schema NOT IN ('information_schema', 'pg_catalog') "
-            f"ORDER BY 1 LIMIT {int(limit)}"
-        )
-        with self._connect() as conn, translate_errors(self._translate):
-            return [str(row[0]) for row in conn.sql(query).fetchall()]
-
-    # ------------------------------------------------------------------------------------------------- internals
-
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _session(self) -> Iterator[duckdb.DuckDBPyConnection]:
         path = self.path
         if not path.is_file():
             what = "is a directory, not" if path.is_dir() else "does not exist; expected"
@@ -162,8 +103,6 @@ class DuckDBSource:
             close_quietly(conn.close)
 
     def _stream(self, conn: duckdb.DuckDBPyConnection, query: str, model: ModelConfig, batch_rows: int) -> BatchStream:
-        batch_rows = max(int(batch_rows), 1)
-
         def translate(exc: BaseException) -> SourceError | None:
             return self._translate(exc, model)
 
@@ -175,6 +114,16 @@ class DuckDBSource:
         normalise = Normaliser(reader.schema)
         batches = rebatch((normalise(b) for b in reader), batch_rows)
         return BatchStream(normalise.schema, batches, translate, on_close=reader.close)
+
+    def _rows(self, conn: duckdb.DuckDBPyConnection, query: str) -> list[tuple[Any, ...]]:
+        return conn.sql(query).fetchall()
+
+    def _tables_sql(self, limit: int) -> str:
+        return (
+            "SELECT CASE WHEN table_schema = 'main' THEN table_name ELSE table_schema || '.' || table_name END "
+            "FROM information_schema.tables WHERE table_schema NOT IN ('information_schema', 'pg_catalog') "
+            f"ORDER BY 1 LIMIT {limit}"
+        )
 
     def _translate(self, exc: BaseException, model: ModelConfig | None = None) -> SourceError | None:
         return map_duckdb_error(exc, self.path, model)

@@ -13,25 +13,26 @@ import re
 import pyarrow as pa
 
 from smartingest.config.models import ModelConfig
-from smartingest.sources.base import Source, SqlSource, model_query, quote_double
+from smartingest.sources.base import Source
+from smartingest.sources.sql import SqlConnector
 
-# Dialects where "quoted" identifiers, 'text' literals and SELECT * FROM (query) AS alias all hold.
-_NARROWED_DIALECTS = frozenset({"postgresql", "duckdb", "sqlite"})
+# Dialects where 'text' literals (quotes doubled, backslashes plain) and SELECT * FROM (query) AS alias hold.
+_NARROWED_DIALECTS = frozenset({"postgres", "duckdb", "sqlite"})
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
 def narrowed_to_key(source: Source, model: ModelConfig, schema: pa.Schema, key_text: list[str]) -> ModelConfig | None:
     """The model with only the rows whose key columns equal ``key_text`` (each column's value as text), or
     None when the key cannot be compared in SQL here (the caller then streams the model)."""
-    if not isinstance(source, SqlSource) or source.dialect() not in _NARROWED_DIALECTS:
+    if not isinstance(source, SqlConnector) or source.dialect() not in _NARROWED_DIALECTS:
         return None
     conditions = []
     for column, text in zip(model.key_columns, key_text, strict=True):
         literal = _literal(schema.field(column).type, text)
         if literal is None:
             return None
-        conditions.append(f"{quote_double(column)} = {literal}")
-    sql = f"SELECT * FROM ({model_query(model, quote_double)}) AS smartingest_row WHERE {' AND '.join(conditions)}"
+        conditions.append(f"{source.quote(column)} = {literal}")
+    sql = f"SELECT * FROM ({source.model_sql(model)}\n) AS smartingest_row WHERE {' AND '.join(conditions)}"
     # Not validated again: the model was, and only its query changes.
     return model.model_copy(update={"sql": sql, "table": None})
 

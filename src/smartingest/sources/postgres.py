@@ -33,17 +33,9 @@ from smartingest.sources._common import (
     rebatch,
     source_error,
     translate_errors,
-    wrap_limit,
 )
-from smartingest.sources.base import (
-    DEFAULT_BATCH_ROWS,
-    MAX_TABLES,
-    PREVIEW_ROWS,
-    check_primary_key,
-    describe_model,
-    model_query,
-    quote_double,
-)
+from smartingest.sources.base import describe_model, quote_double
+from smartingest.sources.sql import SqlConnector
 
 # The ADBC statement option that bounds the size of each batch the driver decodes from the COPY stream.
 BATCH_SIZE_HINT_OPTION = adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value
@@ -86,73 +78,36 @@ class PostgresSettings(Strict):
         return value
 
 
-class PostgresSource:
+class PostgresSource(SqlConnector[PostgresSettings, pg_dbapi.Connection]):
     """A PostgreSQL database read through ADBC; see the module docstring for the connection policy."""
 
     Settings = PostgresSettings
-
-    def __init__(self, settings: PostgresSettings) -> None:
-        self.settings = settings
+    DIALECT = "postgres"
 
     def __repr__(self) -> str:  # never show the password
         s = self.settings
         return f"PostgresSource(host={s.host!r}, port={s.port}, database={s.database!r}, user={s.user!r})"
 
-    def dialect(self) -> str:
-        """SQL dialect name for the Lightning engine's planner."""
-        return "postgresql"
-
-    # ------------------------------------------------------------------------------------------------ public API
-
-    def test_connection(self) -> None:
-        """Connect and run ``SELECT 1``; raise SourceConnectionError or SourceAuthError on failure."""
-        with self._connect() as conn, translate_errors(self._translate), conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            cur.fetch_arrow_table()
-
-    @contextlib.contextmanager
-    def read(self, model: ModelConfig, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[BatchStream]:
-        """Stream the model as normalised record batches of at most ``batch_rows`` rows.
-
-        The COPY stream is decoded in batches of about ``batch_size_hint_bytes`` (derived from batch_rows)
-        and sliced to batch_rows, so memory stays bounded whatever the model's size. An empty model yields no
-        batches. The connection is closed when the context exits, also on error or early exit.
-        """
-        with self._connect() as conn:
-            stream = self._stream(conn, model_query(model, quote_double), model, batch_rows)
-            try:
-                check_primary_key(stream.schema, model)
-                yield stream
-            finally:
-                stream.close()
-
     def schema(self, model: ModelConfig) -> pa.Schema:
         """The model's normalised schema, from PostgreSQL's description of the prepared query (no rows read)."""
-        with self._connect() as conn, translate_errors(lambda e: self._translate(e, model)):
-            _query, raw = self._plan(conn, model_query(model, quote_double))
+        query = self.model_sql(model)
+        with self._session() as conn, translate_errors(lambda e: self._translate(e, model)):
+            _query, raw = self._plan(conn, query)
             return Normaliser(raw, _leaf_rule).schema
 
-    def preview(self, model: ModelConfig, limit: int = PREVIEW_ROWS) -> pa.Table:
-        """The first ``limit`` rows of the model, with the same types as ``read``."""
-        with self._connect() as conn:
-            query = wrap_limit(model_query(model, quote_double), limit)
-            stream = self._stream(conn, query, model, max(int(limit), 1))
-            try:
-                return pa.Table.from_batches(list(stream), schema=stream.schema)
-            finally:
-                stream.close()
+    # ------------------------------------------------------------------------------------------ the driver's parts
 
-    def tables(self, limit: int = MAX_TABLES) -> list[str]:
-        query = (
+    def _rows(self, conn: pg_dbapi.Connection, query: str) -> list[tuple[Any, ...]]:
+        with conn.cursor() as cur:
+            cur.execute(query)
+            return [tuple(row.values()) for row in cur.fetch_arrow_table().to_pylist()]
+
+    def _tables_sql(self, limit: int) -> str:
+        return (
             "SELECT table_schema || '.' || table_name FROM information_schema.tables "
             "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_schema NOT LIKE 'pg_toast%' "
-            f"ORDER BY 1 LIMIT {int(limit)}"
+            f"ORDER BY 1 LIMIT {limit}"
         )
-        with self._connect() as conn, translate_errors(self._translate), conn.cursor() as cur:
-            cur.execute(query)
-            return [str(name) for name in cur.fetch_arrow_table().column(0).to_pylist()]
-
-    # ------------------------------------------------------------------------------------------------- internals
 
     def _uri(self) -> str:
         """A libpq URI with every value percent-encoded in the query string (safe for any user/password/host).
@@ -176,7 +131,7 @@ class PostgresSource:
         return "postgresql://?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[pg_dbapi.Connection]:
+    def _session(self) -> Iterator[pg_dbapi.Connection]:
         """Open a read-only autocommit session; closed on exit whatever happened."""
         with translate_errors(self._translate):
             conn = pg_dbapi.connect(self._uri(), autocommit=True)
@@ -230,7 +185,6 @@ class PostgresSource:
 
     def _stream(self, conn: pg_dbapi.Connection, query: str, model: ModelConfig, batch_rows: int) -> BatchStream:
         """Start the COPY and return the translated, normalised, re-batched stream over it."""
-        batch_rows = max(int(batch_rows), 1)
         hint = min(max(batch_rows * _BYTES_PER_ROW_ESTIMATE, _MIN_HINT_BYTES), _MAX_HINT_BYTES)
 
         def translate(exc: BaseException) -> SourceError | None:

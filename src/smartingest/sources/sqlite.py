@@ -25,6 +25,7 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -32,16 +33,9 @@ from pydantic import Field
 
 from smartingest.config.models import ModelConfig, Strict
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
-from smartingest.sources._common import BatchStream, close_quietly, source_error, translate_errors, wrap_limit
-from smartingest.sources.base import (
-    DEFAULT_BATCH_ROWS,
-    MAX_TABLES,
-    PREVIEW_ROWS,
-    check_primary_key,
-    describe_model,
-    model_query,
-    quote_double,
-)
+from smartingest.sources._common import BatchStream, close_quietly, source_error, translate_errors
+from smartingest.sources.base import describe_model
+from smartingest.sources.sql import SqlConnector, limited
 
 _VIEW = "smartingest_model"
 
@@ -60,75 +54,31 @@ class SqliteSettings(Strict):
     )
 
 
-class SqliteSource:
+class SqliteSource(SqlConnector[SqliteSettings, sqlite3.Connection]):
     """A SQLite database file, read with the stdlib driver; see the module docstring for the typing rules."""
 
     Settings = SqliteSettings
-
-    def __init__(self, settings: SqliteSettings) -> None:
-        self.settings = settings
+    DIALECT = "sqlite"
+    PING = "SELECT count(*) FROM sqlite_master"  # opening a file that is not a database fails only here
 
     def __repr__(self) -> str:
         return f"SqliteSource(path={self.settings.path!r})"
-
-    def dialect(self) -> str:
-        """SQL dialect name for the Lightning engine's planner."""
-        return "sqlite"
 
     @property
     def path(self) -> Path:
         """The database file (``~`` expanded; relative paths are relative to the working directory)."""
         return Path(self.settings.path).expanduser()
 
-    # ------------------------------------------------------------------------------------------------ public API
-
-    def test_connection(self) -> None:
-        """Open the file and read its catalog; SourceConnectionError if it is missing or not a database."""
-        with self._connect() as conn, translate_errors(self._translate):
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
-
-    @contextlib.contextmanager
-    def read(self, model: ModelConfig, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[BatchStream]:
-        """Stream the model as record batches of exactly ``batch_rows`` rows (the last one shorter).
-
-        An empty model yields no batches. The connection is closed when the context exits.
-        """
-        query = model_query(model, quote_double)
-        with self._connect() as conn:
-            stream = self._stream(conn, query, query, model, batch_rows)
-            try:
-                check_primary_key(stream.schema, model)
-                yield stream
-            finally:
-                stream.close()
-
     def schema(self, model: ModelConfig) -> pa.Schema:
         """The model's Arrow schema (scans the model once when some column has no usable declared type)."""
-        with self._connect() as conn, translate_errors(lambda e: self._translate(e, model)):
-            return self._schema(conn, model_query(model, quote_double), model)
+        query = self.model_sql(model)
+        with self._session() as conn, translate_errors(lambda e: self._translate(e, model)):
+            return self._schema(conn, query, model)
 
-    def preview(self, model: ModelConfig, limit: int = PREVIEW_ROWS) -> pa.Table:
-        """The first ``limit`` rows, typed as ``read`` types the whole model."""
-        query = model_query(model, quote_double)
-        with self._connect() as conn:
-            stream = self._stream(conn, query, wrap_limit(query, limit), model, max(int(limit), 1))
-            try:
-                return pa.Table.from_batches(list(stream), schema=stream.schema)
-            finally:
-                stream.close()
-
-    def tables(self, limit: int = MAX_TABLES) -> list[str]:
-        query = (
-            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' "
-            f"ORDER BY name LIMIT {int(limit)}"
-        )
-        with self._connect() as conn, translate_errors(self._translate):
-            return [str(row[0]) for row in conn.execute(query).fetchall()]
-
-    # ------------------------------------------------------------------------------------------------- internals
+    # ------------------------------------------------------------------------------------------ the driver's parts
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _session(self) -> Iterator[sqlite3.Connection]:
         path = self.path
         if not path.is_file():
             what = "is a directory, not" if path.is_dir() else "does not exist; expected"
@@ -151,7 +101,7 @@ class SqliteSource:
         # EXPLAIN compiles the model's own text without reading data, so SQLite's message about a syntax
         # error or a missing table points into the user's SQL rather than into our wrapper.
         conn.execute(f"EXPLAIN {query}\n").close()
-        cur = conn.execute(wrap_limit(query, 0))
+        cur = conn.execute(limited(query, 0, self.DIALECT))
         names = [d[0] for d in cur.description or []]
         cur.close()
         if not names:
@@ -172,17 +122,14 @@ class SqliteSource:
                 types[i] = _type_from_storage(set((classes or "").split(",")) - {"", "null"})
         return pa.schema([pa.field(name, typ) for name, typ in zip(names, types, strict=True)])
 
-    def _stream(
-        self, conn: sqlite3.Connection, model_sql: str, query: str, model: ModelConfig, batch_rows: int
-    ) -> BatchStream:
-        """Plan the schema on the whole model, run ``query`` (the model or a LIMITed form) and batch it."""
-        batch_rows = max(int(batch_rows), 1)
+    def _stream(self, conn: sqlite3.Connection, query: str, model: ModelConfig, batch_rows: int) -> BatchStream:
+        """Plan the schema on the whole model (a preview is typed as the model is), run ``query`` and batch it."""
 
         def translate(exc: BaseException) -> SourceError | None:
             return self._translate(exc, model)
 
         with translate_errors(translate):
-            schema = self._schema(conn, model_sql, model)
+            schema = self._schema(conn, self.model_sql(model), model)
             cur = conn.execute(query)
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -192,6 +139,15 @@ class SqliteSource:
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
         return BatchStream(schema, batches(), translate, on_close=cur.close)
+
+    def _rows(self, conn: sqlite3.Connection, query: str) -> list[tuple[Any, ...]]:
+        return conn.execute(query).fetchall()
+
+    def _tables_sql(self, limit: int) -> str:
+        return (
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' "
+            f"ORDER BY name LIMIT {limit}"
+        )
 
     def _translate(self, exc: BaseException, model: ModelConfig | None = None) -> SourceError | None:
         return map_sqlite_error(exc, self.path, model)

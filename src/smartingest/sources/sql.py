@@ -1,0 +1,171 @@
+"""The SQL family of connectors: what every connector that reads models through a SQL database shares.
+
+A connector of the family provides its driver's parts: a session (opened read-only where the database
+allows it), the stream of a query's Arrow batches, a small query's rows, the query that lists its tables,
+and its one error translation. It inherits the rest, the same for every database:
+
+* ``read`` streams the model and checks its primary key before the first batch; the session closes with
+  the call, also after an error or an early exit;
+* ``schema`` runs the model with no rows, ``preview`` with its first rows, each in the dialect's own
+  syntax (``LIMIT``, ``TOP``, ``FETCH FIRST``): sqlglot writes the wrapper, the model's SQL stays as the
+  user wrote it, so SQL that sqlglot cannot parse still runs;
+* a model's SQL that would write (INSERT, DELETE, CREATE... anywhere in it) or holds several statements
+  is refused before it reaches a database that has no read-only session to refuse it;
+* table names are quoted the dialect's way.
+
+sqlglot is imported when a connector first needs it: the command line starts without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from functools import cache
+from typing import Any, ClassVar, Generic, TypeVar
+
+import pyarrow as pa
+
+from smartingest.config.models import ModelConfig, Strict
+from smartingest.errors import ModelError, SourceError
+from smartingest.sources._common import BatchStream, translate_errors
+from smartingest.sources.base import DEFAULT_BATCH_ROWS, MAX_TABLES, PREVIEW_ROWS, check_primary_key, describe_model
+
+Conn = TypeVar("Conn")
+SettingsT = TypeVar("SettingsT", bound=Strict)
+
+_PLACEHOLDER = "smartingest_model_"  # where the model's SQL goes in a wrapper sqlglot wrote
+
+
+def limited(query: str, limit: int, dialect: str) -> str:
+    """``query``'s first ``limit`` rows, in the dialect's syntax; the query itself is left as written (a
+    newline ends it, so a trailing ``-- comment`` cannot swallow the wrapper's closing parenthesis)."""
+    return _limit_template(int(limit), dialect).replace(_PLACEHOLDER, f"(\n{query}\n) m", 1)
+
+
+@cache
+def _limit_template(limit: int, dialect: str) -> str:
+    import sqlglot
+
+    return sqlglot.select("*").from_(_PLACEHOLDER).limit(limit).sql(dialect=dialect)
+
+
+@cache
+def quote_identifier(identifier: str, dialect: str) -> str:
+    """An identifier quoted the dialect's way ("x", `x`, [x]), its quote characters escaped."""
+    from sqlglot import exp
+
+    return exp.to_identifier(identifier, quoted=True).sql(dialect=dialect)
+
+
+def refuse_writes(sql: str, dialect: str, model: ModelConfig) -> None:
+    """Raise ModelError when a model's SQL holds several statements or would write. SQL that sqlglot
+    cannot parse passes: the database judges it (and a read-only session refuses a write)."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, dialect=dialect) if s is not None]
+    except sqlglot.errors.SqlglotError:
+        return
+    if len(statements) > 1:
+        raise ModelError(f"model {describe_model(model)} holds {len(statements)} statements: a model is one query")
+    writes = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.TruncateTable)
+    for statement in statements:
+        found = statement if isinstance(statement, writes) else statement.find(*writes)
+        if found is not None:
+            verb = found.key.upper().replace("TRUNCATETABLE", "TRUNCATE")
+            raise ModelError(
+                f"model {describe_model(model)} would write ({verb}): sources are only read, so a model is a query"
+            )
+
+
+class SqlConnector(ABC, Generic[SettingsT, Conn]):
+    """A source read through a SQL database; see the module docstring for what a connector provides."""
+
+    Settings: ClassVar[type[Strict]]
+    DIALECT: ClassVar[str]  # sqlglot's name of the database's SQL
+    PING: ClassVar[str] = "SELECT 1"  # the trivial query a connection test runs
+
+    def __init__(self, settings: SettingsT) -> None:
+        self.settings = settings
+
+    def dialect(self) -> str:
+        """The SQL dialect's name (sqlglot's), for SQL written for this source."""
+        return self.DIALECT
+
+    def quote(self, identifier: str) -> str:
+        return quote_identifier(identifier, self.DIALECT)
+
+    # ------------------------------------------------------------------------------------------------ public API
+
+    def test_connection(self) -> None:
+        """Connect and run a trivial query; SourceConnectionError or SourceAuthError when that fails."""
+        with self._session() as conn, translate_errors(self._translate):
+            self._rows(conn, self.PING)
+
+    @contextlib.contextmanager
+    def read(self, model: ModelConfig, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[BatchStream]:
+        """Stream the model as record batches of at most ``batch_rows`` rows; an empty model yields none."""
+        query = self.model_sql(model)
+        with self._session() as conn:
+            stream = self._stream(conn, query, model, max(int(batch_rows), 1))
+            try:
+                check_primary_key(stream.schema, model)
+                yield stream
+            finally:
+                stream.close()
+
+    def schema(self, model: ModelConfig) -> pa.Schema:
+        """The model's columns and types as ``read`` gives them (the model run for no rows)."""
+        query = limited(self.model_sql(model), 0, self.DIALECT)
+        with self._session() as conn:
+            stream = self._stream(conn, query, model, 1)
+            stream.close()
+            return stream.schema
+
+    def preview(self, model: ModelConfig, limit: int = PREVIEW_ROWS) -> pa.Table:
+        """The model's first ``limit`` rows, typed as ``read`` types them."""
+        query = limited(self.model_sql(model), limit, self.DIALECT)
+        with self._session() as conn:
+            stream = self._stream(conn, query, model, max(int(limit), 1))
+            try:
+                return pa.Table.from_batches(list(stream), schema=stream.schema)
+            finally:
+                stream.close()
+
+    def tables(self, limit: int = MAX_TABLES) -> list[str]:
+        """The tables and views a model could read, sorted, at most ``limit``; system schemas left out."""
+        with self._session() as conn, translate_errors(self._translate):
+            return [str(row[0]) for row in self._rows(conn, self._tables_sql(int(limit)))]
+
+    def model_sql(self, model: ModelConfig) -> str:
+        """The query that reads a model: its SQL (refused when it would write), or every column of its table."""
+        if model.sql is not None:
+            sql = model.sql.strip().rstrip(";")
+            refuse_writes(sql, self.DIALECT, model)
+            return sql
+        return "SELECT * FROM " + ".".join(self.quote(part) for part in (model.table or "").split("."))
+
+    # ------------------------------------------------------------------------------------------ the driver's parts
+
+    @abstractmethod
+    def _session(self) -> AbstractContextManager[Conn]:
+        """A connection for one call, read-only where the database allows it, closed on exit."""
+
+    @abstractmethod
+    def _stream(self, conn: Conn, query: str, model: ModelConfig, batch_rows: int) -> BatchStream:
+        """Start ``query`` (the model's, or a limited form of it) and return its normalised batches."""
+
+    @abstractmethod
+    def _rows(self, conn: Conn, query: str) -> list[tuple[Any, ...]]:
+        """The rows of a small query (a connection test, the table list)."""
+
+    @abstractmethod
+    def _tables_sql(self, limit: int) -> str:
+        """One column of table names (``schema.name``, or the bare name where there is one namespace)."""
+
+    @abstractmethod
+    def _translate(self, exc: BaseException, model: ModelConfig | None = None) -> SourceError | None:
+        """The driver's error as one of the error tree's (None for an exception that is not the driver's)."""
