@@ -1,4 +1,4 @@
-"""Fixtures for the source connector tests: the same small dataset in PostgreSQL, SQLite and DuckDB.
+"""Fixtures for the source connector tests: the same small dataset in PostgreSQL, SQLite, DuckDB and MariaDB.
 
 PostgreSQL is the real server at 127.0.0.1:5432 (user postgres, trust auth, database ``test``); every session
 works in its own schema ``smartingest_src_<random>``, dropped at the end. SQLite and DuckDB use temp files.
@@ -19,10 +19,12 @@ from typing import Any
 import duckdb
 import psycopg
 import pyarrow as pa
+import pymysql
 import pytest
 
 from smartingest.sources.base import Source
 from smartingest.sources.duckdb import DuckDBSource
+from smartingest.sources.mysql import MySQLSource
 from smartingest.sources.postgres import PostgresSource
 from smartingest.sources.sqlite import SqliteSource
 
@@ -258,6 +260,77 @@ def duckdb_case(duckdb_path: Path) -> Case:
     )
 
 
+# ------------------------------------------------------------------------------------------------- MariaDB
+
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}  # the server the machine runs, root without a password
+
+
+def mariadb_admin(database: str | None = None) -> pymysql.connections.Connection:
+    return pymysql.connect(**MARIADB, database=database, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb_database() -> Iterator[str]:
+    """A fresh database holding people, people_view and numbers; dropped after the session."""
+    database = f"smartingest_src_{secrets.token_hex(4)}"
+    with mariadb_admin() as admin, admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{database}`")
+    # Closed before the tests run: the release probe counts every connection that uses the database.
+    with mariadb_admin(database) as admin, admin.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE people (id BIGINT PRIMARY KEY, name VARCHAR(100), balance DECIMAL(12,2), score DOUBLE,"
+            " active BOOLEAN, born DATE, updated_at TIMESTAMP(6) NULL, attrs JSON)"
+        )
+        cur.execute("SET time_zone = '+00:00'")
+        cur.executemany(
+            "INSERT INTO people VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [(i, n, b, s, a, d, u and u.replace(tzinfo=None), j) for i, n, b, s, a, d, u, j in PEOPLE],
+        )
+        cur.execute("CREATE VIEW people_view AS SELECT id, name, balance FROM people")
+        cur.execute(f"CREATE TABLE numbers AS SELECT seq AS id, CONCAT('n', seq) AS label FROM seq_1_to_{NUMBERS_ROWS}")
+    try:
+        yield database
+    finally:
+        with mariadb_admin() as admin, admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE `{database}`")
+
+
+def _mariadb_released(database: str, wait: float = 2.0) -> bool:
+    # The server lists each connection with its current database; ours are the only ones using this one.
+    def sessions() -> int:
+        with mariadb_admin() as admin, admin.cursor() as cur:
+            cur.execute("SELECT count(*) FROM information_schema.processlist WHERE db = %s", (database,))
+            return int(cur.fetchone()[0])
+
+    deadline = time.monotonic() + wait
+    while sessions() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return sessions() == 0
+
+
+@pytest.fixture
+def mysql_case(mariadb_database: str) -> Case:
+    settings = {**MARIADB, "database": mariadb_database}
+    return Case(
+        name="mysql",
+        source=MySQLSource(MySQLSource.Settings(**settings)),
+        schema_name=mariadb_database,
+        types={
+            "id": pa.int64(),
+            "name": pa.string(),
+            "balance": pa.decimal128(12, 2),
+            "score": pa.float64(),
+            "active": pa.bool_(),  # BOOLEAN is TINYINT(1)
+            "born": pa.date32(),
+            "updated_at": pa.timestamp("us", tz="UTC"),
+            "attrs": pa.string(),  # MariaDB's JSON is LONGTEXT: JSON text the server does not mark as such
+        },
+        rows=_expected_rows(decimal=True, native_dates=True),
+        is_released=lambda wait=2.0: _mariadb_released(mariadb_database, wait),
+        settings=settings,
+    )
+
+
 def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]:
     rows = []
     for values in PEOPLE:
@@ -271,7 +344,7 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
     return rows
 
 
-@pytest.fixture(params=["postgres", "sqlite", "duckdb"])
+@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql"])
 def case(request: pytest.FixtureRequest) -> Case:
     """Each contract test runs once per connector."""
     return request.getfixturevalue(f"{request.param}_case")

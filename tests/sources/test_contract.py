@@ -54,7 +54,7 @@ def assert_plain(schema: pa.Schema) -> None:
 def test_is_a_source_and_built_by_the_registry(case: Case) -> None:
     assert isinstance(case.source, Source)
     assert isinstance(case.source, SqlSource)
-    assert case.source.dialect() in {"postgres", "sqlite", "duckdb"}
+    assert case.source.dialect() in {"postgres", "sqlite", "duckdb", "mysql"}
     built = open_source("src", SourceConfig(type=case.name, **case.settings))
     assert type(built) is type(case.source)
     built.test_connection()

@@ -16,6 +16,7 @@ CONNECTORS: dict[str, tuple[str, str, str | None]] = {
     "postgres": ("smartingest.sources.postgres", "PostgresSource", None),
     "sqlite": ("smartingest.sources.sqlite", "SqliteSource", None),
     "duckdb": ("smartingest.sources.duckdb", "DuckDBSource", None),
+    "mysql": ("smartingest.sources.mysql", "MySQLSource", "mysql"),
 }
 
 

@@ -1,0 +1,409 @@
+"""MySQL and MariaDB connector: rows streamed as Arrow by connectorx, the session run through PyMySQL.
+
+Two drivers, each for what it does best (measured on 1M rows of five columns: connectorx's ``arrow_stream``
+0.48 s, the ``mariadb`` client's own dump of the same query 0.92 s, PyMySQL's unbuffered cursor 6.6 s):
+
+* **PyMySQL** opens the session and answers at once, with the server's error code, when the host, the
+  credentials, the database or the model's SQL are wrong (connectorx's connection pool retries a failed
+  connection for about 30 seconds before it says anything). It describes the model (the query run for no
+  rows), lists the tables and runs the connection test.
+* **connectorx** streams the rows as Arrow record batches, in Rust, over a connection of its own that
+  starts with the same session settings.
+
+Every session is read-only (``SET SESSION TRANSACTION READ ONLY``) and in UTC (``time_zone = '+00:00'``,
+so TIMESTAMP columns come out as UTC instants), with the query timeout the settings give (MariaDB's
+``max_statement_time``, MySQL's ``max_execution_time``).
+
+What the description says decides how each column is read (``_plan``): DECIMAL as its exact text (connectorx
+forces every decimal into decimal128(38, 10) and fails on other scales), turned into decimal128 of the
+column's own precision and scale (float64 beyond 38 digits, as for PostgreSQL); BIT as an integer; TIME as
+text (MySQL's TIME spans -838:59:59 to 838:59:59, a duration rather than a time of day); spatial columns
+as GeoJSON text; TINYINT(1), MySQL's BOOLEAN, as a boolean; TIMESTAMP as UTC; JSON (MySQL's own type) as
+JSON text, sent parsed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
+
+import connectorx
+import pyarrow as pa
+import pyarrow.compute as pc
+import pymysql
+import pymysql.constants.FIELD_TYPE as T
+from pydantic import Field, SecretStr
+
+from smartingest.columns import JSON_TEXT
+from smartingest.config.models import ModelConfig, Strict
+from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
+from smartingest.sources._common import (
+    BatchStream,
+    Normaliser,
+    close_quietly,
+    one_line,
+    rebatch,
+    source_error,
+    translate_errors,
+)
+from smartingest.sources.base import describe_model
+from smartingest.sources.sql import SqlConnector, limited
+
+_MAX_DECIMAL128_PRECISION = 38
+_UNSIGNED_FLAG = 32
+_BINARY_CHARSET = 63
+_DECIMALS = frozenset({T.DECIMAL, T.NEWDECIMAL})
+_SPATIAL = T.GEOMETRY
+
+SslMode = Literal["disabled", "preferred", "required", "verify_ca", "verify_identity"]
+
+
+class MySQLSettings(Strict):
+    """Connection settings of a MySQL or MariaDB source (the keys of ``sources.NAME`` besides type and engine)."""
+
+    host: str = Field("127.0.0.1", description="Server host name or IP address.")
+    port: int = Field(3306, ge=1, le=65535, description="Server TCP port.")
+    database: str = Field(description="Database (schema) whose tables and views models read.")
+    user: str = Field(description="User to log in as; it needs only SELECT on the models' tables.")
+    password: SecretStr | None = Field(None, description="The user's password.")
+    ssl_mode: SslMode = Field(
+        "preferred",
+        description="TLS: disabled, preferred (when the server offers it), required, verify_ca (the server's "
+        "certificate signed by ssl_ca or a system CA), verify_identity (and issued for host).",
+    )
+    ssl_ca: str | None = Field(None, description="PEM file of the CA that signed the server's certificate.")
+    connect_timeout_seconds: int = Field(10, ge=1, le=3600, description="Seconds to wait for a connection.")
+    query_timeout_seconds: float | None = Field(
+        None, gt=0, description="Stop a model's query that runs longer than this (no limit when unset)."
+    )
+
+
+# ------------------------------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class _Column:
+    """How one column of a model is read: the SQL that selects it, and what its Arrow values become."""
+
+    name: str
+    select: str  # ``{}`` is the quoted column
+    convert: Callable[[pa.Array], pa.Array] | None = None
+    json: bool = False
+
+
+def _decimal(precision: int, scale: int) -> Callable[[pa.Array], pa.Array]:
+    target = pa.decimal128(precision, scale) if precision <= _MAX_DECIMAL128_PRECISION else pa.float64()
+    return lambda text: pc.cast(text, target)
+
+
+def _bit(values: pa.Array) -> pa.Array:
+    return pc.cast(values, pa.int64())  # BIT(64) beyond 2^63 would fail the cast: named by the error
+
+
+def _flag(values: pa.Array) -> pa.Array:
+    return pc.not_equal(values, 0)
+
+
+def _utc(values: pa.Array) -> pa.Array:
+    return values.cast(pa.timestamp("us", tz="UTC"))
+
+
+def _column(name: str, type_code: int, length: int, scale: int, flags: int, charset: int) -> _Column:
+    if type_code in _DECIMALS:
+        # The description's length counts the sign (unless unsigned) and the point (when there is a scale).
+        precision = length - (1 if scale else 0) - (0 if flags & _UNSIGNED_FLAG else 1)
+        return _Column(name, "CAST({} AS CHAR)", _decimal(max(precision, 1), scale))
+    if type_code == T.BIT:
+        return _Column(name, "CAST({} AS UNSIGNED)", _bit)
+    if type_code == T.TIME:
+        return _Column(name, "CAST({} AS CHAR)")
+    if type_code == _SPATIAL:
+        return _Column(name, "ST_AsGeoJSON({})", json=True)
+    if type_code == T.TINY and length == 1:
+        return _Column(name, "{}", _flag)
+    if type_code == T.TIMESTAMP:
+        return _Column(name, "{}", _utc)
+    if type_code == T.JSON:
+        return _Column(name, "{}", json=True)
+    return _Column(name, "{}")
+
+
+# ------------------------------------------------------------------------------------------------ the connector
+
+
+class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
+    """A MySQL or MariaDB database; see the module docstring for how it is read."""
+
+    Settings = MySQLSettings
+    DIALECT = "mysql"
+
+    def __repr__(self) -> str:  # never show the password
+        s = self.settings
+        return f"MySQLSource(host={s.host!r}, port={s.port}, database={s.database!r}, user={s.user!r})"
+
+    # ------------------------------------------------------------------------------------------ the driver's parts
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[pymysql.connections.Connection]:
+        s = self.settings
+        with translate_errors(self._translate):
+            conn = pymysql.connect(
+                host=s.host,
+                port=s.port,
+                user=s.user,
+                password=s.password.get_secret_value() if s.password else "",
+                database=s.database,
+                connect_timeout=s.connect_timeout_seconds,
+                charset="utf8mb4",
+                autocommit=True,
+                program_name="smartingest",
+                **self._pymysql_tls(),
+            )
+        try:
+            with translate_errors(self._translate), conn.cursor() as cur:
+                for statement in self._session_settings(conn.get_server_info()):
+                    cur.execute(statement)
+            yield conn
+        finally:
+            close_quietly(conn.close)
+
+    def _stream(
+        self, conn: pymysql.connections.Connection, query: str, model: ModelConfig, batch_rows: int
+    ) -> BatchStream:
+        def translate(exc: BaseException) -> SourceError | None:
+            return self._translate(exc, model)
+
+        with translate_errors(translate):
+            columns = self._plan(conn, query, model)
+            # A mark in the statement's text finds connectorx's connection in the process list (see release).
+            mark = f"smartingest stream {secrets.token_hex(8)}"
+            selected = f"/* {mark} */ " + self._selected(query, columns)
+            reader = connectorx.read_sql(
+                self._url(isinstance(conn._sock, ssl.SSLSocket)),
+                selected,
+                return_type="arrow_stream",
+                batch_size=batch_rows,
+                pre_execution_query=self._session_settings(conn.get_server_info()),
+            )
+        raw = reader.schema
+        fields = [pa.field(c.name, raw.field(i).type) for i, c in enumerate(columns)]
+        convert = [c.convert for c in columns]
+        probe = pa.RecordBatch.from_arrays(
+            [_convert(pa.array([], f.type), conv) for f, conv in zip(fields, convert, strict=True)],
+            names=[c.name for c in columns],
+        )
+        normalise = Normaliser(probe.schema)
+        schema = pa.schema(
+            [f.with_metadata(JSON_TEXT) if c.json else f for f, c in zip(normalise.schema, columns, strict=True)]
+        )
+
+        finished = False
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            nonlocal finished
+            try:
+                for batch in reader:
+                    arrays = [_convert(batch.column(i), conv) for i, conv in enumerate(convert)]
+                    plain = normalise(pa.RecordBatch.from_arrays(arrays, schema=probe.schema))
+                    yield pa.RecordBatch.from_arrays(plain.columns, schema=schema)
+            except BaseException as exc:
+                # connectorx reports some failures as a Rust panic, which is not an Exception.
+                if type(exc).__name__ != "PanicException":
+                    raise
+                raise (translate(exc) or SourceError(one_line(str(exc))[:500])) from exc
+            finished = True
+
+        def release() -> None:
+            close_quietly(reader.close)
+            if not finished:
+                # Left early (an error, a cancelled run): connectorx's reader thread would wait for a reader
+                # forever, its query running and its connection held. Ending that connection ends both.
+                close_quietly(lambda: _kill_statement(conn, mark))
+
+        return BatchStream(schema, rebatch(batches(), batch_rows), translate, on_close=release)
+
+    def _rows(self, conn: pymysql.connections.Connection, query: str) -> list[tuple[Any, ...]]:
+        with conn.cursor() as cur:
+            cur.execute(query)
+            return list(cur.fetchall())
+
+    def _tables_sql(self, limit: int) -> str:
+        # One database per source: its tables and views, by their bare names.
+        return (
+            f"SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1 LIMIT {limit}"
+        )
+
+    def _translate(self, exc: BaseException, model: ModelConfig | None = None) -> SourceError | None:
+        return map_mysql_error(exc, self.settings, model)
+
+    # ------------------------------------------------------------------------------------------------- internals
+
+    def _session_settings(self, server: str) -> list[str]:
+        statements = ["SET SESSION TRANSACTION READ ONLY", "SET time_zone = '+00:00'"]
+        timeout = self.settings.query_timeout_seconds
+        if timeout is not None:
+            if "mariadb" in server.lower():
+                statements.append(f"SET SESSION max_statement_time = {float(timeout)}")
+            else:
+                statements.append(f"SET SESSION max_execution_time = {round(timeout * 1000)}")
+        return statements
+
+    def _plan(self, conn: pymysql.connections.Connection, query: str, model: ModelConfig) -> list[_Column]:
+        """How each column of ``query`` is read, from the server's description of it (no rows read)."""
+        with conn.cursor() as cur:
+            try:
+                cur.execute(limited(query, 0, self.DIALECT))
+            except pymysql.err.ProgrammingError as exc:
+                if exc.args[:1] != (1064,):
+                    raise
+                # A syntax error found inside the wrapper points at the wrapper's text: PREPARE, which parses
+                # without running, says where in the model's own SQL it is.
+                cur.execute("SET @smartingest_model = %s", (self.model_sql(model),))
+                cur.execute("PREPARE smartingest_model FROM @smartingest_model")
+                cur.execute("DEALLOCATE PREPARE smartingest_model")
+                raise
+            result = cur._result  # PyMySQL keeps each column's flags and charset only there
+            fields = list(result.fields) if result is not None and result.fields else []
+        if not fields:
+            raise ModelError(f"model {describe_model(model)} is not a query that returns rows")
+        return [_column(f.name, f.type_code, f.length, f.scale, f.flags, f.charsetnr) for f in fields]
+
+    def _selected(self, query: str, columns: list[_Column]) -> str:
+        """``query``, wrapped to cast the columns connectorx cannot read as they are (the names are unique:
+        the server refuses a derived table that repeats one, and planning ran the query as one)."""
+        if all(c.select == "{}" for c in columns):
+            return query + "\n"
+        select = ", ".join(f"{c.select.format(self.quote(c.name))} AS {self.quote(c.name)}" for c in columns)
+        return f"SELECT {select} FROM (\n{query}\n) m"
+
+    def _url(self, encrypted: bool) -> str:
+        """connectorx's URL for this source (``encrypted``: whether the PyMySQL session uses TLS)."""
+        s = self.settings
+        password = f":{quote(s.password.get_secret_value(), safe='')}" if s.password else ""
+        host = f"[{s.host}]" if ":" in s.host else s.host
+        # connectorx takes PREFERRED as REQUIRED: its connection does what PyMySQL's just negotiated.
+        mode = ("required" if encrypted else "disabled") if s.ssl_mode == "preferred" else s.ssl_mode
+        params = {"ssl-mode": mode.upper()}
+        if s.ssl_ca:
+            params["ssl-ca"] = s.ssl_ca
+        user, database = quote(s.user, safe=""), quote(s.database, safe="")
+        return f"mysql://{user}{password}@{host}:{s.port}/{database}?{urlencode(params)}"
+
+    def _pymysql_tls(self) -> dict[str, Any]:
+        """PyMySQL's TLS options for ``ssl_mode`` (preferred is its default: TLS when the server offers it)."""
+        s = self.settings
+        if s.ssl_mode == "disabled":
+            return {"ssl_disabled": True}
+        if s.ssl_mode == "preferred":
+            return {}
+        context = ssl.create_default_context(cafile=s.ssl_ca)
+        if s.ssl_mode != "verify_identity":
+            context.check_hostname = False
+        if s.ssl_mode == "required":
+            context.verify_mode = ssl.CERT_NONE  # encrypted, the certificate not checked: as MySQL's REQUIRED
+        return {"ssl": context}
+
+
+def _kill_statement(conn: pymysql.connections.Connection, mark: str) -> None:
+    """End the connection running the statement whose text holds ``mark`` (one of this user's: anyone may
+    end their own connections)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM information_schema.processlist WHERE info LIKE %s AND id <> CONNECTION_ID()",
+            (f"%{mark}%",),
+        )
+        for (thread,) in cur.fetchall():
+            cur.execute(f"KILL CONNECTION {int(thread)}")
+
+
+def _convert(values: pa.Array, convert: Callable[[pa.Array], pa.Array] | None) -> pa.Array:
+    return values if convert is None else convert(values)
+
+
+# ---------------------------------------------------------------------------------------------- error mapping
+
+# MySQL and MariaDB error codes, by what they mean for a sync.
+_UNREACHABLE = frozenset({2002, 2003, 2005, 2006, 2013, 2055, 1040, 1053, 1927})  # transient
+_AUTH = frozenset({1045, 1698, 1044, 1142, 1143, 1227, 1370, 1356})
+_TRANSIENT = frozenset({1205, 1213, 1317, 1028, 1037, 1038, 1041})
+_TIMEOUT = frozenset({3024, 1969})
+_READ_ONLY = frozenset({1792, 1290})
+_CX_ERROR = re.compile(r"ERROR (\d+) \(([0-9A-Z]+)\): (.*?) \}?$", re.S)
+
+
+def map_mysql_error(
+    exc: BaseException, settings: MySQLSettings, model: ModelConfig | None = None
+) -> SourceError | None:
+    """Translate a PyMySQL or connectorx error into the error tree (None for exceptions that are not theirs).
+
+    The one place that decides transient vs permanent for MySQL and MariaDB, on the server's error code:
+
+    * cannot reach the server, connection lost, too many connections -> SourceConnectionError (transient);
+    * unknown database -> SourceConnectionError marked permanent (fix ``database``);
+    * access denied: bad credentials, or a missing privilege on the database or a table -> SourceAuthError,
+      naming the GRANT that fixes a missing privilege;
+    * lock wait timeout, deadlock, interrupted -> SourceError marked transient;
+    * the query timeout reached -> SourceError marked permanent (a retry would time out again);
+    * a write refused by the read-only session -> ModelError;
+    * anything else the server says about the model's SQL (syntax, unknown table or column, bad data) ->
+      ModelError with the server's text.
+    """
+    where = f"MySQL at {settings.host}:{settings.port}"
+    subject = f"model {describe_model(model)}" if model is not None else "the query"
+    code, detail = _code_and_detail(exc)
+    if code is None and detail is None:
+        return None
+    detail = one_line(detail or str(exc))
+    if code in _UNREACHABLE or (code is None and "connect" in detail.lower()):
+        return SourceConnectionError(f"cannot reach {where}: {detail}")
+    if code == 1049:
+        return source_error(
+            SourceConnectionError, f"{where} has no database {settings.database!r}: {detail}", transient=False
+        )
+    if code in (1045, 1698):
+        return SourceAuthError(f"{where} refused user {settings.user!r} (check user and password): {detail}")
+    if code in _AUTH:
+        grant = f"GRANT SELECT ON `{settings.database}`.* TO '{settings.user}'"
+        return SourceAuthError(f"user {settings.user!r} lacks a privilege for {subject}: {detail}; fix: {grant}")
+    if code in _TIMEOUT:
+        timeout = settings.query_timeout_seconds
+        return source_error(
+            SourceError,
+            f"{subject} ran longer than query_timeout_seconds ({timeout}): {detail}; raise it or make the query faster",
+            transient=False,
+        )
+    if code in _TRANSIENT:
+        return source_error(SourceError, f"{where} failed temporarily: {detail}", transient=True)
+    if code in _READ_ONLY:
+        return ModelError(f"{subject} tries to write, but sources are read-only: {detail}")
+    if code == 1064:
+        return ModelError(f"{subject} has a syntax error: {detail}")
+    if code is not None and code < 2000:
+        return ModelError(f"{subject} cannot be read: {detail}")
+    return SourceError(f"{where} failed: {detail}")
+
+
+def _code_and_detail(exc: BaseException) -> tuple[int | None, str | None]:
+    """The server's error code and text of a PyMySQL or connectorx error; (None, None) when it is neither."""
+    if isinstance(exc, pymysql.err.MySQLError):
+        args = exc.args
+        if len(args) >= 2 and isinstance(args[0], int):
+            return args[0], str(args[1])
+        return None, str(exc)
+    if type(exc).__name__ == "PanicException" or isinstance(exc, RuntimeError):
+        # connectorx: "MySqlError { ERROR 1146 (42S02): Table 'db.t' doesn't exist }", "DriverError { ... }"
+        text = str(exc).split("\n\nStack backtrace:")[0]
+        found = _CX_ERROR.search(text)
+        if found:
+            return int(found[1]), found[3]
+        return None, text
+    return None, None
+
+
+__all__ = ["MySQLSettings", "MySQLSource", "map_mysql_error"]
