@@ -26,6 +26,7 @@ from smartingest.sources.base import Source
 from smartingest.sources.duckdb import DuckDBSource
 from smartingest.sources.mysql import MySQLSource
 from smartingest.sources.postgres import PostgresSource
+from smartingest.sources.redshift import RedshiftSource
 from smartingest.sources.sqlite import SqliteSource
 
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
@@ -113,6 +114,18 @@ def _pg_released(application_name: str, wait: float = 2.0) -> bool:
     return pg_sessions(application_name) == 0
 
 
+PG_TYPES = {
+    "id": pa.int64(),
+    "name": pa.string(),
+    "balance": pa.decimal128(12, 2),
+    "score": pa.float64(),
+    "active": pa.bool_(),
+    "born": pa.date32(),
+    "updated_at": pa.timestamp("us", tz="UTC"),
+    "attrs": pa.string(),
+}
+
+
 @pytest.fixture
 def postgres_case(pg_schema: str) -> Case:
     app = f"si-test-{secrets.token_hex(4)}"
@@ -121,16 +134,32 @@ def postgres_case(pg_schema: str) -> Case:
         name="postgres",
         source=PostgresSource(PostgresSource.Settings(**settings)),
         schema_name=pg_schema,
-        types={
-            "id": pa.int64(),
-            "name": pa.string(),
-            "balance": pa.decimal128(12, 2),
-            "score": pa.float64(),
-            "active": pa.bool_(),
-            "born": pa.date32(),
-            "updated_at": pa.timestamp("us", tz="UTC"),
-            "attrs": pa.string(),
-        },
+        types=PG_TYPES,
+        rows=_expected_rows(decimal=True, native_dates=True),
+        is_released=lambda wait=2.0: _pg_released(app, wait),
+        settings=settings,
+    )
+
+
+@pytest.fixture
+def redshift_case(pg_schema: str) -> Case:
+    """Redshift's connector over the PostgreSQL protocol, against the real PostgreSQL (see docs/sources.md for
+    what only a Redshift cluster would show)."""
+    app = f"si-test-{secrets.token_hex(4)}"
+    settings = {
+        "host": "127.0.0.1",
+        "port": 5432,
+        "database": "test",
+        "user": "postgres",
+        "sslmode": "disable",  # the test server has no certificate
+        "search_path": [pg_schema],
+        "application_name": app,
+    }
+    return Case(
+        name="redshift",
+        source=RedshiftSource(RedshiftSource.Settings(**settings)),
+        schema_name=pg_schema,
+        types=PG_TYPES,
         rows=_expected_rows(decimal=True, native_dates=True),
         is_released=lambda wait=2.0: _pg_released(app, wait),
         settings=settings,
@@ -344,7 +373,7 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
     return rows
 
 
-@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql"])
+@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql", "redshift"])
 def case(request: pytest.FixtureRequest) -> Case:
     """Each contract test runs once per connector."""
     return request.getfixturevalue(f"{request.param}_case")

@@ -13,7 +13,7 @@ import pytest
 
 from smartingest.columns import JSON_TEXT
 from smartingest.config.models import ModelConfig
-from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError
+from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
 from smartingest.sources.postgres import BATCH_SIZE_HINT_OPTION, PostgresSource, numeric_type
 
 from .conftest import PG_DSN, pg_settings
@@ -219,3 +219,11 @@ def test_streaming_memory_stays_bounded(pg_schema: str) -> None:
     assert nbytes > 50e6
     assert peak < nbytes / 5, f"RSS grew {peak / 1e6:.1f} MB reading {nbytes / 1e6:.1f} MB: the result was materialised"
     assert elapsed < 10
+
+
+def test_query_timeout_stops_the_query_and_names_the_setting(pg_schema: str) -> None:
+    slow = query("SELECT count(*) AS id FROM generate_series(1, 200000000)")
+    limited = source(pg_schema, query_timeout_seconds=0.2)
+    with pytest.raises(SourceError, match="query_timeout_seconds") as err, limited.read(slow) as stream:
+        list(stream)
+    assert err.value.transient is False

@@ -26,33 +26,28 @@ from __future__ import annotations
 
 import contextlib
 import re
-import secrets
 import ssl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
-import connectorx
 import pyarrow as pa
 import pyarrow.compute as pc
 import pymysql
 import pymysql.constants.FIELD_TYPE as T
 from pydantic import Field, SecretStr
 
-from smartingest.columns import JSON_TEXT
 from smartingest.config.models import ModelConfig, Strict
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
 from smartingest.sources._common import (
     BatchStream,
-    Normaliser,
     close_quietly,
     one_line,
-    rebatch,
     source_error,
     translate_errors,
 )
 from smartingest.sources.base import describe_model
+from smartingest.sources.cx_stream import PlannedColumn, connectorx_stream, planned_query, statement_mark
 from smartingest.sources.sql import SqlConnector, limited
 
 _MAX_DECIMAL128_PRECISION = 38
@@ -87,16 +82,6 @@ class MySQLSettings(Strict):
 # ------------------------------------------------------------------------------------------------- the plan
 
 
-@dataclass(frozen=True)
-class _Column:
-    """How one column of a model is read: the SQL that selects it, and what its Arrow values become."""
-
-    name: str
-    select: str  # ``{}`` is the quoted column
-    convert: Callable[[pa.Array], pa.Array] | None = None
-    json: bool = False
-
-
 def _decimal(precision: int, scale: int) -> Callable[[pa.Array], pa.Array]:
     target = pa.decimal128(precision, scale) if precision <= _MAX_DECIMAL128_PRECISION else pa.float64()
     return lambda text: pc.cast(text, target)
@@ -114,24 +99,24 @@ def _utc(values: pa.Array) -> pa.Array:
     return values.cast(pa.timestamp("us", tz="UTC"))
 
 
-def _column(name: str, type_code: int, length: int, scale: int, flags: int, charset: int) -> _Column:
+def _column(name: str, type_code: int, length: int, scale: int, flags: int, charset: int) -> PlannedColumn:
     if type_code in _DECIMALS:
         # The description's length counts the sign (unless unsigned) and the point (when there is a scale).
         precision = length - (1 if scale else 0) - (0 if flags & _UNSIGNED_FLAG else 1)
-        return _Column(name, "CAST({} AS CHAR)", _decimal(max(precision, 1), scale))
+        return PlannedColumn(name, "CAST({} AS CHAR)", _decimal(max(precision, 1), scale))
     if type_code == T.BIT:
-        return _Column(name, "CAST({} AS UNSIGNED)", _bit)
+        return PlannedColumn(name, "CAST({} AS UNSIGNED)", _bit)
     if type_code == T.TIME:
-        return _Column(name, "CAST({} AS CHAR)")
+        return PlannedColumn(name, "CAST({} AS CHAR)")
     if type_code == _SPATIAL:
-        return _Column(name, "ST_AsGeoJSON({})", json=True)
+        return PlannedColumn(name, "ST_AsGeoJSON({})", json=True)
     if type_code == T.TINY and length == 1:
-        return _Column(name, "{}", _flag)
+        return PlannedColumn(name, "{}", _flag)
     if type_code == T.TIMESTAMP:
-        return _Column(name, "{}", _utc)
+        return PlannedColumn(name, "{}", _utc)
     if type_code == T.JSON:
-        return _Column(name, "{}", json=True)
-    return _Column(name, "{}")
+        return PlannedColumn(name, "{}", json=True)
+    return PlannedColumn(name, "{}")
 
 
 # ------------------------------------------------------------------------------------------------ the connector
@@ -181,52 +166,16 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
 
         with translate_errors(translate):
             columns = self._plan(conn, query, model)
-            # A mark in the statement's text finds connectorx's connection in the process list (see release).
-            mark = f"smartingest stream {secrets.token_hex(8)}"
-            selected = f"/* {mark} */ " + self._selected(query, columns)
-            reader = connectorx.read_sql(
+            mark = statement_mark()
+            return connectorx_stream(
                 self._url(isinstance(conn._sock, ssl.SSLSocket)),
-                selected,
-                return_type="arrow_stream",
-                batch_size=batch_rows,
-                pre_execution_query=self._session_settings(conn.get_server_info()),
+                f"/* {mark} */ " + planned_query(query, columns, self.quote),
+                columns,
+                batch_rows,
+                pre_execution=self._session_settings(conn.get_server_info()),
+                translate=translate,
+                abandon=lambda: _kill_statement(conn, mark),
             )
-        raw = reader.schema
-        fields = [pa.field(c.name, raw.field(i).type) for i, c in enumerate(columns)]
-        convert = [c.convert for c in columns]
-        probe = pa.RecordBatch.from_arrays(
-            [_convert(pa.array([], f.type), conv) for f, conv in zip(fields, convert, strict=True)],
-            names=[c.name for c in columns],
-        )
-        normalise = Normaliser(probe.schema)
-        schema = pa.schema(
-            [f.with_metadata(JSON_TEXT) if c.json else f for f, c in zip(normalise.schema, columns, strict=True)]
-        )
-
-        finished = False
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            nonlocal finished
-            try:
-                for batch in reader:
-                    arrays = [_convert(batch.column(i), conv) for i, conv in enumerate(convert)]
-                    plain = normalise(pa.RecordBatch.from_arrays(arrays, schema=probe.schema))
-                    yield pa.RecordBatch.from_arrays(plain.columns, schema=schema)
-            except BaseException as exc:
-                # connectorx reports some failures as a Rust panic, which is not an Exception.
-                if type(exc).__name__ != "PanicException":
-                    raise
-                raise (translate(exc) or SourceError(one_line(str(exc))[:500])) from exc
-            finished = True
-
-        def release() -> None:
-            close_quietly(reader.close)
-            if not finished:
-                # Left early (an error, a cancelled run): connectorx's reader thread would wait for a reader
-                # forever, its query running and its connection held. Ending that connection ends both.
-                close_quietly(lambda: _kill_statement(conn, mark))
-
-        return BatchStream(schema, rebatch(batches(), batch_rows), translate, on_close=release)
 
     def _rows(self, conn: pymysql.connections.Connection, query: str) -> list[tuple[Any, ...]]:
         with conn.cursor() as cur:
@@ -254,7 +203,7 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
                 statements.append(f"SET SESSION max_execution_time = {round(timeout * 1000)}")
         return statements
 
-    def _plan(self, conn: pymysql.connections.Connection, query: str, model: ModelConfig) -> list[_Column]:
+    def _plan(self, conn: pymysql.connections.Connection, query: str, model: ModelConfig) -> list[PlannedColumn]:
         """How each column of ``query`` is read, from the server's description of it (no rows read)."""
         with conn.cursor() as cur:
             try:
@@ -273,14 +222,6 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
         if not fields:
             raise ModelError(f"model {describe_model(model)} is not a query that returns rows")
         return [_column(f.name, f.type_code, f.length, f.scale, f.flags, f.charsetnr) for f in fields]
-
-    def _selected(self, query: str, columns: list[_Column]) -> str:
-        """``query``, wrapped to cast the columns connectorx cannot read as they are (the names are unique:
-        the server refuses a derived table that repeats one, and planning ran the query as one)."""
-        if all(c.select == "{}" for c in columns):
-            return query + "\n"
-        select = ", ".join(f"{c.select.format(self.quote(c.name))} AS {self.quote(c.name)}" for c in columns)
-        return f"SELECT {select} FROM (\n{query}\n) m"
 
     def _url(self, encrypted: bool) -> str:
         """connectorx's URL for this source (``encrypted``: whether the PyMySQL session uses TLS)."""
@@ -320,10 +261,6 @@ def _kill_statement(conn: pymysql.connections.Connection, mark: str) -> None:
         )
         for (thread,) in cur.fetchall():
             cur.execute(f"KILL CONNECTION {int(thread)}")
-
-
-def _convert(values: pa.Array, convert: Callable[[pa.Array], pa.Array] | None) -> pa.Array:
-    return values if convert is None else convert(values)
 
 
 # ---------------------------------------------------------------------------------------------- error mapping

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import adbc_driver_manager
@@ -68,6 +68,9 @@ class PostgresSettings(Strict):
     )
     connect_timeout_seconds: int = Field(10, ge=1, description="Seconds to wait for a connection (libpq min 2).")
     application_name: str = Field("smartingest", description="Name shown in pg_stat_activity for our sessions.")
+    query_timeout_seconds: float | None = Field(
+        None, gt=0, description="Stop a model's query that runs longer than this (no limit when unset)."
+    )
 
     @field_validator("search_path", mode="before")
     @classmethod
@@ -146,6 +149,9 @@ class PostgresSource(SqlConnector[PostgresSettings, pg_dbapi.Connection]):
         # set_config in a SELECT rather than libpq's startup ``options``: poolers such as PgBouncer reject
         # unknown startup parameters. Session scope (false) since each statement is its own transaction.
         settings = ["set_config('default_transaction_read_only', 'on', false)"]
+        if self.settings.query_timeout_seconds is not None:
+            timeout = f"{max(round(self.settings.query_timeout_seconds * 1000), 1)}ms"
+            settings.append(f"set_config('statement_timeout', {_literal(timeout)}, false)")
         if self.settings.search_path:
             path = ", ".join(quote_double(schema) for schema in self.settings.search_path)
             settings.append(f"set_config('search_path', {_literal(path)}, false)")
@@ -375,35 +381,78 @@ def map_postgres_error(
 ) -> SourceError | None:
     """Translate an ADBC/libpq error into the error tree; None for exceptions that are not the driver's.
 
-    The one place that decides transient vs permanent for PostgreSQL:
+    Errors raised while streaming the COPY come as plain OSError without SQLSTATE; they are classified on
+    libpq's text (see ``classify_postgres_error``).
+    """
+    if not isinstance(exc, adbc_driver_manager.Error | OSError | pa.ArrowException):
+        return None
+    raw = str(exc)
+    return classify_postgres_error(
+        _sqlstate(exc),
+        _primary_message(exc),
+        raw,
+        connect_failed="Failed to connect" in raw,
+        settings=settings,
+        model=model,
+    )
+
+
+class PostgresLike(Protocol):
+    """The settings an error message names (PostgreSQL's, and those of databases speaking its protocol)."""
+
+    host: str
+    port: int
+    user: str
+    database: str
+    password: SecretStr | None
+    query_timeout_seconds: float | None
+
+
+def classify_postgres_error(
+    state: str | None,
+    detail: str,
+    raw: str,
+    *,
+    connect_failed: bool,
+    settings: PostgresLike,
+    model: ModelConfig | None = None,
+    vendor: str = "PostgreSQL",
+) -> SourceError:
+    """The error tree's error for a PostgreSQL-protocol error: its SQLSTATE (None when the driver gives
+    none), the server's primary message, the driver's whole text, and whether it came from connecting.
+
+    The one place that decides transient vs permanent for PostgreSQL and Redshift:
 
     * cannot reach the server (refused, unknown host, timeout, connection lost, server starting or shutting
       down, too many connections) -> SourceConnectionError (transient);
     * credentials or database refused (28xxx, 3D000, "role ... does not exist") -> SourceAuthError;
     * insufficient privilege (42501) -> SourceAuthError: the role needs a GRANT, the model is fine;
+    * the query timeout reached (57014, "statement timeout") -> SourceError marked permanent, naming
+      ``query_timeout_seconds`` (a retry would time out again);
     * the model's SQL is wrong (42xxx: undefined table/column, syntax), fails on its data (22xxx) or tries
-      to write (25006, the session is read-only) -> ModelError with PostgreSQL's message;
-    * deadlock, serialization failure, statement timeout, out of memory -> SourceError marked transient.
+      to write (25006, the session is read-only) -> ModelError with the server's message;
+    * deadlock, serialization failure, a cancelled statement, out of memory -> SourceError marked transient.
 
-    Errors raised while streaming the COPY come as plain OSError without SQLSTATE; they are classified on
-    libpq's text. The password is never part of a message: libpq does not echo it, and it is scrubbed besides.
+    The password is never part of a message: libpq does not echo it, and it is scrubbed besides.
     """
-    if not isinstance(exc, adbc_driver_manager.Error | OSError | pa.ArrowException):
-        return None
     where = f"{settings.host}:{settings.port}"
-    refused = f"PostgreSQL at {where} refused user {settings.user!r} on database {settings.database!r}"
-    unreachable = f"cannot reach PostgreSQL at {where}"
-    state = _sqlstate(exc)
-    detail = _primary_message(exc)
-    raw = str(exc)
+    refused = f"{vendor} at {where} refused user {settings.user!r} on database {settings.database!r}"
+    unreachable = f"cannot reach {vendor} at {where}"
     mapped: SourceError
-    if state is None:
-        if "Failed to connect" in raw and _AUTH_PATTERNS.search(raw):
+    if state in (None, "57014") and "canceling statement due to statement timeout" in raw:
+        mapped = source_error(
+            SourceError,
+            f"{_subject(model)} ran longer than query_timeout_seconds ({settings.query_timeout_seconds}): "
+            f"{detail}; raise it or make the query faster",
+            transient=False,
+        )
+    elif state is None:
+        if connect_failed and _AUTH_PATTERNS.search(raw):
             mapped = SourceAuthError(f"{refused}: {detail}")
-        elif "Failed to connect" in raw or _CONNECTION_PATTERNS.search(raw):
+        elif connect_failed or _CONNECTION_PATTERNS.search(raw):
             mapped = SourceConnectionError(f"{unreachable}: {detail}")
         elif _TRANSIENT_PATTERNS.search(raw):
-            mapped = source_error(SourceError, f"PostgreSQL at {where} failed temporarily: {detail}", transient=True)
+            mapped = source_error(SourceError, f"{vendor} at {where} failed temporarily: {detail}", transient=True)
         else:  # e.g. "ERROR:  division by zero" met while streaming: the model's query failed on its data
             mapped = ModelError(f"{_subject(model)} cannot be read: {detail}")
     elif state.startswith("28") or state == "3D000":
@@ -413,13 +462,13 @@ def map_postgres_error(
     elif state.startswith(("08", "57P")) or state == "53300":
         mapped = SourceConnectionError(f"{unreachable}: {detail}")
     elif state.startswith(("40", "53", "55P03", "57014")):
-        mapped = source_error(SourceError, f"PostgreSQL at {where} failed temporarily: {detail}", transient=True)
+        mapped = source_error(SourceError, f"{vendor} at {where} failed temporarily: {detail}", transient=True)
     elif state == "25006":
         mapped = ModelError(f"{_subject(model)} tries to write, but sources are read-only: {detail}")
     elif state.startswith(_MODEL_CLASSES):
         mapped = ModelError(f"{_subject(model)} cannot be read: {detail} (SQLSTATE {state})")
     else:
-        mapped = SourceError(f"PostgreSQL at {where} failed: {detail} (SQLSTATE {state})")
+        mapped = SourceError(f"{vendor} at {where} failed: {detail} (SQLSTATE {state})")
     return _scrub(mapped, settings)
 
 
@@ -432,7 +481,7 @@ def _subject(model: ModelConfig | None) -> str:
     return f"model {describe_model(model)}" if model is not None else "the query"
 
 
-def _scrub(error: SourceError, settings: PostgresSettings) -> SourceError:
+def _scrub(error: SourceError, settings: PostgresLike) -> SourceError:
     """Belt and braces: make sure the password never reaches a message."""
     if settings.password is None:
         return error
@@ -444,4 +493,12 @@ def _scrub(error: SourceError, settings: PostgresSettings) -> SourceError:
     return error
 
 
-__all__ = ["BATCH_SIZE_HINT_OPTION", "PostgresSettings", "PostgresSource", "map_postgres_error", "numeric_type"]
+__all__ = [
+    "BATCH_SIZE_HINT_OPTION",
+    "PostgresLike",
+    "PostgresSettings",
+    "PostgresSource",
+    "classify_postgres_error",
+    "map_postgres_error",
+    "numeric_type",
+]

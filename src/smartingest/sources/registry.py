@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -17,6 +18,7 @@ CONNECTORS: dict[str, tuple[str, str, str | None]] = {
     "sqlite": ("smartingest.sources.sqlite", "SqliteSource", None),
     "duckdb": ("smartingest.sources.duckdb", "DuckDBSource", None),
     "mysql": ("smartingest.sources.mysql", "MySQLSource", "mysql"),
+    "redshift": ("smartingest.sources.redshift", "RedshiftSource", "redshift"),
 }
 
 
@@ -30,13 +32,7 @@ def open_source(name: str, config: SourceConfig) -> Source:
         raise ConfigError(
             f"sources.{name}.type: unknown source type {config.type!r} (valid: {', '.join(sorted(CONNECTORS))})"
         )
-    module_name, class_name, extra = CONNECTORS[config.type]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        hint = f"pip install 'smartingest[{extra}]'" if extra else "reinstall smartingest"
-        raise MissingDriverError(f"source type {config.type!r} needs {exc.name}: {hint}") from exc
-    connector = getattr(module, class_name)
+    connector = _connector_class(config.type)
     try:
         settings = connector.Settings.model_validate(config.connector_settings())
     except ValidationError as exc:
@@ -49,14 +45,20 @@ def settings_model(source_type: str) -> type[BaseModel]:
     ConfigError for an unknown type, MissingDriverError when its driver is not installed."""
     if source_type not in CONNECTORS:
         raise ConfigError(f"unknown source type {source_type!r} (valid: {', '.join(sorted(CONNECTORS))})")
+    settings: type[BaseModel] = _connector_class(source_type).Settings
+    return settings
+
+
+def _connector_class(source_type: str) -> Any:
+    """The connector class of a known type, imported now; MissingDriverError, with the command that installs
+    its driver, when the driver is not installed."""
     module_name, class_name, extra = CONNECTORS[source_type]
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         hint = f"pip install 'smartingest[{extra}]'" if extra else "reinstall smartingest"
-        raise MissingDriverError(f"source type {source_type!r} needs {exc.name}: {hint}") from exc
-    settings: type[BaseModel] = getattr(module, class_name).Settings
-    return settings
+        raise MissingDriverError(f"source type {source_type!r} needs the Python package {exc.name}: {hint}") from exc
+    return getattr(module, class_name)
 
 
 def secret_keys(config: SourceConfig) -> frozenset[str]:
