@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test lint format bench bench-ui install browser screenshots
+.PHONY: demo test lint format bench bench-ui install browser sshd screenshots
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -25,7 +25,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser
+# The SSH tunnel tests start Debian's OpenSSH server on loopback themselves; only the program is needed.
+sshd:
+	@test -x /usr/sbin/sshd || { echo "installing Debian's openssh-server for the SSH tunnel tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null; }
+
+test: install browser sshd
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen mypy
 	$(UV) run --frozen pytest -q

@@ -32,11 +32,11 @@ def test_a_source_is_added_and_a_sync_reset_from_the_keyboard_alone(page: Page, 
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_have_text("Add a source")
     page.get_by_label("Source type").focus()
-    page.keyboard.press("ArrowDown")  # the form follows the type in place: the page stays, so does the focus
-    expect(page.get_by_label("Path")).to_be_visible()
+    page.keyboard.press("End")  # the form follows the type in place: the page stays, so does the focus
+    expect(page.get_by_label("Path (required)", exact=True)).to_be_visible()  # sqlite, last of the list
     expect(page.get_by_label("Source type")).to_be_focused()
-    page.keyboard.press("ArrowUp")
-    expect(page.get_by_label("Host")).to_be_visible()
+    page.keyboard.press("p")  # the first type starting with p: postgres
+    expect(page.get_by_label("Host", exact=True)).to_be_visible()
     for label, value in (("Name", "warehouse"), ("Host", "127.0.0.1"), ("Port", "5432"), ("Database", "test")):
         tab_to(page, label)
         _type(page, value)
@@ -63,8 +63,8 @@ def test_a_source_is_added_and_a_sync_reset_from_the_keyboard_alone(page: Page, 
 def test_a_form_that_posts_says_it_is_busy_and_cannot_be_sent_twice(page: Page, ui_api):
     sign_in(page, ui_api.url, ui_api.token, "/sources/new")
     page.get_by_label("Name (required)", exact=True).fill("warehouse")
-    for label, value in (("Host", "127.0.0.1"), ("Database", "test"), ("User", "postgres")):
-        page.get_by_label(label).fill(value)
+    for label, value in (("Host", "127.0.0.1"), ("Database (required)", "test"), ("User (required)", "postgres")):
+        page.get_by_label(label, exact=True).fill(value)
     # The page as it is while the server answers: the submission happens (the page's own handlers run) but
     # the browser does not leave the page, and the submissions are counted.
     page.evaluate(

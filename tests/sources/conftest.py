@@ -29,6 +29,8 @@ from smartingest.sources.postgres import PostgresSource
 from smartingest.sources.redshift import RedshiftSource
 from smartingest.sources.sqlite import SqliteSource
 
+from .sshd import SSHD, Bastion, running_sshd
+
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
 UTC = dt.UTC
 NUMBERS_ROWS = 5000
@@ -377,3 +379,32 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
 def case(request: pytest.FixtureRequest) -> Case:
     """Each contract test runs once per connector."""
     return request.getfixturevalue(f"{request.param}_case")
+
+
+# ----------------------------------------------------------------------------------------------- SSH bastion
+
+
+@pytest.fixture(scope="session")
+def bastion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bastion]:
+    """A real OpenSSH server on loopback that tunnels may go through."""
+    if not Path(SSHD).exists():  # pragma: no cover - make test installs it
+        pytest.fail(f"{SSHD} is missing: install Debian's openssh-server (make test does)")
+    with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+def tunnel_settings(bastion: Bastion) -> dict[str, Any]:
+    return {
+        "ssh_host": bastion.host,
+        "ssh_port": bastion.port,
+        "ssh_user": bastion.user,
+        "ssh_private_key_path": str(bastion.key_path),
+        "ssh_host_key": bastion.host_key,
+    }
+
+
+def tunnelled(case: Case, bastion: Bastion) -> Case:
+    """The same case, its connections going through the bastion."""
+    settings = case.settings | tunnel_settings(bastion)
+    source = type(case.source)(type(case.source).Settings(**settings))  # type: ignore[attr-defined]
+    return Case(case.name, source, case.schema_name, case.types, case.rows, case.is_released, settings)

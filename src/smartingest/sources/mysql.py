@@ -28,16 +28,16 @@ import contextlib
 import re
 import ssl
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import quote, urlencode
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pymysql
 import pymysql.constants.FIELD_TYPE as T
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
-from smartingest.config.models import ModelConfig, Strict
+from smartingest.config.models import ModelConfig
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
 from smartingest.sources._common import (
     BatchStream,
@@ -49,6 +49,7 @@ from smartingest.sources._common import (
 from smartingest.sources.base import describe_model
 from smartingest.sources.cx_stream import PlannedColumn, connectorx_stream, planned_query, statement_mark
 from smartingest.sources.sql import SqlConnector, limited
+from smartingest.sources.tunnel import SshTunnelSettings, tunnel_to
 
 _MAX_DECIMAL128_PRECISION = 38
 _UNSIGNED_FLAG = 32
@@ -59,7 +60,7 @@ _SPATIAL = T.GEOMETRY
 SslMode = Literal["disabled", "preferred", "required", "verify_ca", "verify_identity"]
 
 
-class MySQLSettings(Strict):
+class MySQLSettings(SshTunnelSettings):
     """Connection settings of a MySQL or MariaDB source (the keys of ``sources.NAME`` besides type and engine)."""
 
     host: str = Field("127.0.0.1", description="Server host name or IP address.")
@@ -77,6 +78,15 @@ class MySQLSettings(Strict):
     query_timeout_seconds: float | None = Field(
         None, gt=0, description="Stop a model's query that runs longer than this (no limit when unset)."
     )
+
+    @model_validator(mode="after")
+    def _identity_needs_the_host(self) -> Self:
+        if self.tunnelled and self.ssl_mode == "verify_identity":
+            # The drivers would check the certificate against the tunnel's 127.0.0.1, not against host.
+            raise ValueError(
+                "ssl_mode verify_identity cannot check the server's name through an SSH tunnel: use verify_ca"
+            )
+        return self
 
 
 # ------------------------------------------------------------------------------------------------- the plan
@@ -137,26 +147,27 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
     @contextlib.contextmanager
     def _session(self) -> Iterator[pymysql.connections.Connection]:
         s = self.settings
-        with translate_errors(self._translate):
-            conn = pymysql.connect(
-                host=s.host,
-                port=s.port,
-                user=s.user,
-                password=s.password.get_secret_value() if s.password else "",
-                database=s.database,
-                connect_timeout=s.connect_timeout_seconds,
-                charset="utf8mb4",
-                autocommit=True,
-                program_name="smartingest",
-                **self._pymysql_tls(),
-            )
-        try:
-            with translate_errors(self._translate), conn.cursor() as cur:
-                for statement in self._session_settings(conn.get_server_info()):
-                    cur.execute(statement)
-            yield conn
-        finally:
-            close_quietly(conn.close)
+        with tunnel_to(s, s.host, s.port) as (host, port):
+            with translate_errors(self._translate):
+                conn = pymysql.connect(
+                    host=host,
+                    port=port,
+                    user=s.user,
+                    password=s.password.get_secret_value() if s.password else "",
+                    database=s.database,
+                    connect_timeout=s.connect_timeout_seconds,
+                    charset="utf8mb4",
+                    autocommit=True,
+                    program_name="smartingest",
+                    **self._pymysql_tls(),
+                )
+            try:
+                with translate_errors(self._translate), conn.cursor() as cur:
+                    for statement in self._session_settings(conn.get_server_info()):
+                        cur.execute(statement)
+                yield conn
+            finally:
+                close_quietly(conn.close)
 
     def _stream(
         self, conn: pymysql.connections.Connection, query: str, model: ModelConfig, batch_rows: int
@@ -168,7 +179,7 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
             columns = self._plan(conn, query, model)
             mark = statement_mark()
             return connectorx_stream(
-                self._url(isinstance(conn._sock, ssl.SSLSocket)),
+                self._url(conn.host, conn.port, isinstance(conn._sock, ssl.SSLSocket)),
                 f"/* {mark} */ " + planned_query(query, columns, self.quote),
                 columns,
                 batch_rows,
@@ -223,18 +234,19 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
             raise ModelError(f"model {describe_model(model)} is not a query that returns rows")
         return [_column(f.name, f.type_code, f.length, f.scale, f.flags, f.charsetnr) for f in fields]
 
-    def _url(self, encrypted: bool) -> str:
-        """connectorx's URL for this source (``encrypted``: whether the PyMySQL session uses TLS)."""
+    def _url(self, host: str, port: int, encrypted: bool) -> str:
+        """connectorx's URL for this source at the endpoint the session reached (the server, or the SSH
+        tunnel's local end); ``encrypted``: whether the PyMySQL session uses TLS."""
         s = self.settings
         password = f":{quote(s.password.get_secret_value(), safe='')}" if s.password else ""
-        host = f"[{s.host}]" if ":" in s.host else s.host
+        host = f"[{host}]" if ":" in host else host
         # connectorx takes PREFERRED as REQUIRED: its connection does what PyMySQL's just negotiated.
         mode = ("required" if encrypted else "disabled") if s.ssl_mode == "preferred" else s.ssl_mode
         params = {"ssl-mode": mode.upper()}
         if s.ssl_ca:
             params["ssl-ca"] = s.ssl_ca
         user, database = quote(s.user, safe=""), quote(s.database, safe="")
-        return f"mysql://{user}{password}@{host}:{s.port}/{database}?{urlencode(params)}"
+        return f"mysql://{user}{password}@{host}:{port}/{database}?{urlencode(params)}"
 
     def _pymysql_tls(self) -> dict[str, Any]:
         """PyMySQL's TLS options for ``ssl_mode`` (preferred is its default: TLS when the server offers it)."""

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, SecretStr, field_validator
 
-from smartingest.config.models import ModelConfig, Strict
+from smartingest.config.models import ModelConfig
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
 from smartingest.sources._common import (
     BatchStream,
@@ -36,6 +36,7 @@ from smartingest.sources._common import (
 )
 from smartingest.sources.base import describe_model, quote_double
 from smartingest.sources.sql import SqlConnector
+from smartingest.sources.tunnel import SshTunnelSettings, tunnel_to
 
 # The ADBC statement option that bounds the size of each batch the driver decodes from the COPY stream.
 BATCH_SIZE_HINT_OPTION = adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value
@@ -52,7 +53,7 @@ _NUMERIC = "numeric"
 _CAST_TO_NUMERIC = frozenset({"money"})
 
 
-class PostgresSettings(Strict):
+class PostgresSettings(SshTunnelSettings):
     """Connection settings of a PostgreSQL source (the keys of ``sources.NAME`` besides type and engine)."""
 
     host: str = Field("127.0.0.1", description="Server host name, IP address or Unix socket directory.")
@@ -112,20 +113,24 @@ class PostgresSource(SqlConnector[PostgresSettings, pg_dbapi.Connection]):
             f"ORDER BY 1 LIMIT {limit}"
         )
 
-    def _uri(self) -> str:
+    def _uri(self, endpoint: tuple[str, int]) -> str:
         """A libpq URI with every value percent-encoded in the query string (safe for any user/password/host).
 
         The query-string form also takes Unix socket directories and IPv6 literals as ``host`` unchanged.
+        Through an SSH tunnel, libpq connects to the tunnel's ``hostaddr`` and still checks the server's
+        certificate against ``host`` (sslmode verify-full).
         """
         s = self.settings
         params: dict[str, str] = {
             "host": s.host,
-            "port": str(s.port),
+            "port": str(endpoint[1]),
             "dbname": s.database,
             "user": s.user,
             "connect_timeout": str(s.connect_timeout_seconds),
             "application_name": s.application_name,
         }
+        if s.tunnelled:
+            params["hostaddr"] = endpoint[0]
         if s.password is not None:
             params["password"] = s.password.get_secret_value()
         if s.sslmode is not None:
@@ -136,14 +141,15 @@ class PostgresSource(SqlConnector[PostgresSettings, pg_dbapi.Connection]):
     @contextlib.contextmanager
     def _session(self) -> Iterator[pg_dbapi.Connection]:
         """Open a read-only autocommit session; closed on exit whatever happened."""
-        with translate_errors(self._translate):
-            conn = pg_dbapi.connect(self._uri(), autocommit=True)
-        try:
+        with tunnel_to(self.settings, self.settings.host, self.settings.port) as endpoint:
             with translate_errors(self._translate):
-                self._prepare_session(conn)
-            yield conn
-        finally:
-            close_quietly(conn.close)
+                conn = pg_dbapi.connect(self._uri(endpoint), autocommit=True)
+            try:
+                with translate_errors(self._translate):
+                    self._prepare_session(conn)
+                yield conn
+            finally:
+                close_quietly(conn.close)
 
     def _prepare_session(self, conn: pg_dbapi.Connection) -> None:
         # set_config in a SELECT rather than libpq's startup ``options``: poolers such as PgBouncer reject

@@ -31,13 +31,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, SecretStr, field_validator
 
-from smartingest.config.models import ModelConfig, Strict
+from smartingest.config.models import ModelConfig
 from smartingest.errors import SourceError
 from smartingest.sources._common import BatchStream, close_quietly, one_line, translate_errors
 from smartingest.sources.base import quote_double
 from smartingest.sources.cx_stream import PlannedColumn, connectorx_stream, planned_query, statement_mark
 from smartingest.sources.postgres import classify_postgres_error, numeric_type
 from smartingest.sources.sql import SqlConnector, limited
+from smartingest.sources.tunnel import SshTunnelSettings, tunnel_to
 
 # Type OIDs, by how connectorx reads them.
 _AS_IS = frozenset({16, 17, 18, 19, 20, 23, 25, 701, 1042, 1043, 1082, 1083, 1114, 2950})
@@ -50,7 +51,7 @@ _NOT_A_NUMBER = pa.array(["NaN", "Infinity", "-Infinity"])
 SslMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
 
 
-class RedshiftSettings(Strict):
+class RedshiftSettings(SshTunnelSettings):
     """Connection settings of an Amazon Redshift source (the keys of ``sources.NAME`` besides type and engine)."""
 
     host: str = Field(description="Endpoint of the cluster or the serverless workgroup (without :port/database).")
@@ -96,24 +97,27 @@ class RedshiftSource(SqlConnector[RedshiftSettings, psycopg.Connection[Any]]):
     @contextlib.contextmanager
     def _session(self) -> Iterator[psycopg.Connection[Any]]:
         s = self.settings
-        with translate_errors(self._translate):
-            conn = psycopg.connect(
-                host=s.host,
-                port=s.port,
-                dbname=s.database,
-                user=s.user,
-                password=s.password.get_secret_value() if s.password else None,
-                sslmode=s.sslmode,
-                sslrootcert=s.sslrootcert,
-                connect_timeout=s.connect_timeout_seconds,
-                application_name=s.application_name,
-                options=self._options(),
-                autocommit=True,
-            )
-        try:
-            yield conn
-        finally:
-            close_quietly(conn.close)
+        with tunnel_to(s, s.host, s.port) as (host, port):
+            with translate_errors(self._translate):
+                conn = psycopg.connect(
+                    host=s.host,
+                    # Through an SSH tunnel: connect to its local end, check the certificate against host.
+                    hostaddr=host if s.tunnelled else None,
+                    port=port,
+                    dbname=s.database,
+                    user=s.user,
+                    password=s.password.get_secret_value() if s.password else None,
+                    sslmode=s.sslmode,
+                    sslrootcert=s.sslrootcert,
+                    connect_timeout=s.connect_timeout_seconds,
+                    application_name=s.application_name,
+                    options=self._options(),
+                    autocommit=True,
+                )
+            try:
+                yield conn
+            finally:
+                close_quietly(conn.close)
 
     def _stream(self, conn: psycopg.Connection[Any], query: str, model: ModelConfig, batch_rows: int) -> BatchStream:
         def translate(exc: BaseException) -> SourceError | None:
@@ -123,7 +127,7 @@ class RedshiftSource(SqlConnector[RedshiftSettings, psycopg.Connection[Any]]):
             columns = self._plan(conn, query)
             mark = statement_mark()
             return connectorx_stream(
-                self._url(),
+                self._url(conn.info.hostaddr if self.settings.tunnelled else self.settings.host, conn.info.port),
                 f"/* {mark} */ " + planned_query(query, columns, self.quote),
                 columns,
                 batch_rows,
@@ -165,10 +169,11 @@ class RedshiftSource(SqlConnector[RedshiftSettings, psycopg.Connection[Any]]):
             cur.execute(limited(query, 0, self.DIALECT))
             return [_column(c.name, c.type_code, c.precision, c.scale) for c in cur.description or []]
 
-    def _url(self) -> str:
+    def _url(self, host: str, port: int) -> str:
+        """connectorx's URL for the endpoint the session reached (the server, or the SSH tunnel's local end)."""
         s = self.settings
         password = f":{quote(s.password.get_secret_value(), safe='')}" if s.password else ""
-        host = f"[{s.host}]" if ":" in s.host else s.host
+        host = f"[{host}]" if ":" in host else host
         # connectorx knows disable, prefer and require; the session's psycopg connection, to the same
         # endpoint, verified the certificate when sslmode asks for it.
         params = {
@@ -182,7 +187,7 @@ class RedshiftSource(SqlConnector[RedshiftSettings, psycopg.Connection[Any]]):
         user, database = quote(s.user, safe=""), quote(s.database, safe="")
         # Percent-encoded, not urlencode's '+' for a space: the Rust driver does not read '+' as one.
         query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
-        return f"redshift://{user}{password}@{host}:{s.port}/{database}?{query}"
+        return f"redshift://{user}{password}@{host}:{port}/{database}?{query}"
 
 
 def _column(name: str, oid: int, precision: int | None, scale: int | None) -> PlannedColumn:

@@ -41,6 +41,7 @@ class FormField:
     checked: bool = False
     secret_stored: bool = False  # a secret whose stored value is kept when the input is left empty
     advanced: bool = False  # drawn folded: it has a default most users keep
+    group: str = ""  # drawn folded under this title with the others of its group (an SSH tunnel's keys)
 
 
 def form_fields(
@@ -61,6 +62,7 @@ def form_fields(
         key = info.alias or name
         value = values.get(key, None if info.is_required() else info.default)
         secret = kind == "password"
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         fields.append(
             FormField(
                 name=key,
@@ -73,6 +75,7 @@ def form_fields(
                 checked=bool(value) if kind == "checkbox" else False,
                 secret_stored=secret and value == MASKED,
                 advanced=not info.is_required() and main is not None and name not in main,
+                group=str(extra.get("group", "")),
             )
         )
     return fields
@@ -120,7 +123,16 @@ def _kind(annotation: Any) -> tuple[Kind | None, list[str]]:
     return None, []
 
 
-_WORDS = {"api": "API", "url": "URL", "ssl": "SSL", "tls": "TLS", "ca": "CA", "sql": "SQL", "id": "ID"}
+_WORDS = {
+    "api": "API",
+    "url": "URL",
+    "ssl": "SSL",
+    "tls": "TLS",
+    "ca": "CA",
+    "sql": "SQL",
+    "id": "ID",
+    "ssh": "SSH",
+}
 
 
 def _label(name: str) -> str:
