@@ -3,7 +3,7 @@ Snowflake.
 
 PostgreSQL is the real server at 127.0.0.1:5432 (user postgres, trust auth, database ``test``); every session
 works in its own schema ``smartingest_src_<random>``, dropped at the end. SQLite and DuckDB use temp files.
-Snowflake is the fakesnow emulator, started by the tests (``snowflake_fixtures``).
+Snowflake is the fakesnow emulator, started by the tests (``snowflake_fixtures``, a plugin of the suite).
 """
 
 from __future__ import annotations
@@ -32,9 +32,7 @@ from smartingest.sources.redshift import RedshiftSource
 from smartingest.sources.snowflake import SnowflakeSource
 from smartingest.sources.sqlite import SqliteSource
 
-from .snowflake_fixtures import Emulator, fresh_database, lay_out_dataset, snowflake_emulator, snowflake_released
-
-__all__ = ["snowflake_emulator"]  # a fixture of the whole session, defined beside
+from .snowflake_fixtures import Emulator, fresh_database, lay_out_dataset, snowflake_released
 
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
 UTC = dt.UTC

@@ -1,14 +1,20 @@
 """The Snowflake emulator the Snowflake tests run against: fakesnow (DuckDB underneath) in server mode on
-loopback, once per test session, spoken to by the real snowflake-connector-python.
+loopback, once per test session, spoken to by the real snowflake-connector-python. A plugin of the whole
+suite (tests/conftest.py), so that one emulator serves tests/sources and the sync tests alike.
 
-Three things are added in front of fakesnow, each what Snowflake itself does, so that the tests see it:
+Four things are added in front of fakesnow, each what Snowflake itself does, so that the tests see it:
 
 * **Logins are checked.** fakesnow lets any password in; here a password login must give the emulator's
   password, or it is refused with the answer Snowflake gives (code 390100, "Incorrect username or password
-  was specified."). Every login's request is kept (``Emulator.logins``): its session parameters and, for a
-  key-pair login, the JWT the driver signed with the private key.
+  was specified."). Every login's request is kept (``Emulator.logins``): its session parameters, what its URL
+  asks for (database, schema, warehouse, role) and, for a key-pair login, the JWT the driver signed.
 * **A login's answer holds a master token.** fakesnow's has none, and without one the driver never ends its
   session on ``close()`` ("Connection is closed"): sessions would pile up where Snowflake ends each one.
+* **NUMBERs travel as Snowflake sends them**: as integers of the narrowest width the values need (int8 for
+  small ones), scaled by 10^scale, with the scale in the column's metadata, and as decimal128 only beyond
+  int64; the driver turns them back into numbers (exact decimals only when asked). fakesnow sends DuckDB's
+  int64 and decimal128 columns as they are, which would leave both the driver's conversion and the
+  connector's conforming of each width untried.
 * **A NULL timestamp is sent as NULL.** fakesnow 0.12.1 sends a NULL TIMESTAMP_* as a valid value of zero
   seconds, which the driver reads as 1970-01-01; Snowflake sends it as a null. The fix gives the emulator's
   timestamp structs the null mask of the values they encode.
@@ -25,14 +31,15 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
-import fakesnow.arrow
-import fakesnow.server
+if TYPE_CHECKING:
+    import snowflake.connector
+
 import pyarrow as pa
 import pytest
-import snowflake.connector
-import uvicorn
 
 PASSWORD = "snow-Pa55"
 Scope = MutableMapping[str, Any]
@@ -73,6 +80,8 @@ class Emulator:
 
     def admin(self, database: str) -> snowflake.connector.SnowflakeConnection:
         """A connection that writes (the tests' own, to lay their data out)."""
+        import snowflake.connector
+
         return snowflake.connector.connect(
             account="fakesnow",
             user="admin",
@@ -101,6 +110,8 @@ class _LoginCheck:
         body = await _read_body(receive)
         headers = dict(scope["headers"])
         login = json.loads(gzip.decompress(body) if headers.get(b"content-encoding") == b"gzip" else body)["data"]
+        # The database, schema, warehouse and role a login asks for travel in its URL.
+        login["URL_PARAMETERS"] = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
         self.emulator.logins.append(login)
         if "PASSWORD" in login and login["PASSWORD"] != PASSWORD:
             await _answer(send, _REFUSED)
@@ -159,15 +170,51 @@ def _null_masked(encode: Callable[[Any], pa.Array]) -> Callable[[Any], pa.Array]
     return encode_with_nulls
 
 
+_WIDTHS = (pa.int8(), pa.int16(), pa.int32(), pa.int64())
+
+
+def _wire_number(values: pa.Array, scale: int) -> pa.Array:
+    """A FIXED column as Snowflake's wire has it: the narrowest integers holding value * 10^scale."""
+    scaled = [None if v is None else int(Decimal(v).scaleb(scale)) for v in values.to_pylist()]
+    present = [v for v in scaled if v is not None] or [0]
+    for width in _WIDTHS:
+        bits = width.bit_width - 1
+        if -(2**bits) <= min(present) and max(present) < 2**bits:
+            return pa.array(scaled, width)
+    return values.cast(pa.decimal128(38, scale))
+
+
+def _as_snowflake_numbers(to_sf: Callable[..., pa.Table]) -> Callable[..., pa.Table]:
+    def to_sf_wire(table: pa.Table, rowtype: list[Any]) -> pa.Table:
+        encoded = to_sf(table, rowtype)
+        columns, fields = [], []
+        for column, field_ in zip(encoded.columns, encoded.schema, strict=True):
+            meta = field_.metadata or {}
+            if meta.get(b"logicalType") == b"FIXED" and not pa.types.is_floating(column.type):
+                column = _wire_number(column.combine_chunks(), int(meta[b"scale"]))
+                field_ = field_.with_type(column.type)
+            columns.append(column)
+            fields.append(field_)
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+    return to_sf_wire
+
+
 @pytest.fixture(scope="session")
 def snowflake_emulator() -> Iterator[Emulator]:
     """fakesnow's server on a free loopback port, for the whole test session."""
+    # Imported here: every test session loads this plugin, and most never start the emulator.
+    import fakesnow.arrow
+    import fakesnow.server
+    import uvicorn
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     emulator = Emulator(port)
-    encode = fakesnow.arrow.timestamp_to_sf_struct
+    encode, to_sf = fakesnow.arrow.timestamp_to_sf_struct, fakesnow.server.to_sf
     fakesnow.arrow.timestamp_to_sf_struct = _null_masked(encode)
+    fakesnow.server.to_sf = _as_snowflake_numbers(to_sf)
     app = _LoginCheck(fakesnow.server.app, emulator)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="fakesnow", daemon=True)
@@ -182,11 +229,13 @@ def snowflake_emulator() -> Iterator[Emulator]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        fakesnow.arrow.timestamp_to_sf_struct = encode
+        fakesnow.arrow.timestamp_to_sf_struct, fakesnow.server.to_sf = encode, to_sf
 
 
 def emulator_sessions(database: str) -> int:
     """How many sessions the emulator holds open on a database (a closed connection ends its session)."""
+    import fakesnow.server
+
     return sum(1 for conn in list(fakesnow.server.sessions.values()) if conn.database == database.upper())
 
 

@@ -254,7 +254,7 @@ class SnowflakeSource(SqlConnector[SnowflakeSettings, SnowflakeConnection]):
             try:
                 cur.execute(query)
                 columns = _plan(cur.description, subject)
-                # Microseconds for every chunk: nanoseconds would overflow past 2262 (9999-12-31 is common).
+                # Microseconds, the planned unit, for every chunk (the driver would pick it chunk by chunk).
                 tables = cur.fetch_arrow_batches(force_microsecond_precision=True)
             except BaseException:
                 close_quietly(cur.close)
