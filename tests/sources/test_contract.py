@@ -1,5 +1,5 @@
-"""The Source contract, run against every connector (PostgreSQL, SQLite, DuckDB, MySQL, Snowflake) on the same
-dataset."""
+"""The Source contract, run against every connector (PostgreSQL, SQLite, DuckDB, MySQL, Redshift, Snowflake) on
+the same dataset."""
 
 from __future__ import annotations
 
