@@ -19,6 +19,9 @@ import yaml
 from smartingest import service
 from smartingest.sandbox import SandboxServer, SandboxSettings
 
+# The Snowflake emulator, one for the whole session (tests/sources and the sync tests).
+pytest_plugins = ["tests.sources.snowflake_fixtures"]
+
 PG_DSN = os.environ.get("SMARTINGEST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 API_KEY = "test-api-key"
 

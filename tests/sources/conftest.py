@@ -1,7 +1,9 @@
-"""Fixtures for the source connector tests: the same small dataset in PostgreSQL, SQLite, DuckDB and MariaDB.
+"""Fixtures for the source connector tests: the same small dataset in PostgreSQL, SQLite, DuckDB, MariaDB and
+Snowflake.
 
 PostgreSQL is the real server at 127.0.0.1:5432 (user postgres, trust auth, database ``test``); every session
 works in its own schema ``smartingest_src_<random>``, dropped at the end. SQLite and DuckDB use temp files.
+Snowflake is the fakesnow emulator, started by the tests (``snowflake_fixtures``, a plugin of the suite).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from smartingest.sources.duckdb import DuckDBSource
 from smartingest.sources.mysql import MySQLSource
 from smartingest.sources.postgres import PostgresSource
 from smartingest.sources.redshift import RedshiftSource
+from smartingest.sources.snowflake import SnowflakeSource
 from smartingest.sources.sqlite import SqliteSource
 
+from .snowflake_fixtures import Emulator, fresh_database, lay_out_dataset, snowflake_released
 from .sshd import SSHD, Bastion, running_sshd
 
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
@@ -65,6 +69,9 @@ class Case:
     # True when no connection/lock of the source is held any more; ``wait`` allows a server a moment to notice.
     is_released: Callable[..., bool]
     settings: dict[str, Any] = field(default_factory=dict)  # as in a project file, for the registry
+    # What refuses a CTE that writes (WITH gone AS (DELETE ... RETURNING id)): the check before the query runs,
+    # or, where the database's SQL has no such CTE (Snowflake's), the database's parser.
+    writing_cte_refusal: str = "would write"
 
 
 # ------------------------------------------------------------------------------------------------- PostgreSQL
@@ -362,6 +369,41 @@ def mysql_case(mariadb_database: str) -> Case:
     )
 
 
+# ------------------------------------------------------------------------------------------------- Snowflake
+
+
+@pytest.fixture(scope="session")
+def snowflake_database(snowflake_emulator: Emulator) -> str:
+    """A database of the emulator holding people, people_view and numbers (the emulator ends with the session)."""
+    database = fresh_database("smartingest_src")
+    lay_out_dataset(snowflake_emulator, database, PEOPLE, NUMBERS_ROWS)
+    return database
+
+
+@pytest.fixture
+def snowflake_case(snowflake_emulator: Emulator, snowflake_database: str) -> Case:
+    settings = snowflake_emulator.settings(snowflake_database)
+    return Case(
+        name="snowflake",
+        source=SnowflakeSource(SnowflakeSource.Settings(**settings)),
+        schema_name="public",  # PUBLIC, as the connector shows a name Snowflake stores in upper case
+        types={
+            "id": pa.int64(),  # NUMBER(38, 0)
+            "name": pa.string(),
+            "balance": pa.decimal128(12, 2),
+            "score": pa.float64(),
+            "active": pa.bool_(),
+            "born": pa.date32(),
+            "updated_at": pa.timestamp("us", tz="UTC"),  # TIMESTAMP_TZ
+            "attrs": pa.string(),  # VARIANT, JSON text
+        },
+        rows=_expected_rows(decimal=True, native_dates=True),
+        is_released=lambda wait=2.0: snowflake_released(snowflake_database, wait),
+        settings=settings,
+        writing_cte_refusal="syntax error",
+    )
+
+
 def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]:
     rows = []
     for values in PEOPLE:
@@ -375,7 +417,7 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
     return rows
 
 
-@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql", "redshift"])
+@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql", "redshift", "snowflake"])
 def case(request: pytest.FixtureRequest) -> Case:
     """Each contract test runs once per connector."""
     return request.getfixturevalue(f"{request.param}_case")

@@ -13,7 +13,7 @@ from smartingest.config.models import ProjectConfig
 from smartingest.errors import ConfigError
 from smartingest.repository.base import Kind, ProjectCheck
 
-FILE_SOURCE_KEYS = ("path",)
+FILE_SOURCE_KEYS = ("path", "private_key_path")
 
 
 class ProjectFileRepository:

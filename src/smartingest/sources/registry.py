@@ -19,6 +19,7 @@ CONNECTORS: dict[str, tuple[str, str, str | None]] = {
     "duckdb": ("smartingest.sources.duckdb", "DuckDBSource", None),
     "mysql": ("smartingest.sources.mysql", "MySQLSource", "mysql"),
     "redshift": ("smartingest.sources.redshift", "RedshiftSource", "redshift"),
+    "snowflake": ("smartingest.sources.snowflake", "SnowflakeSource", "snowflake"),
 }
 
 
