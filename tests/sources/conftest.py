@@ -1,4 +1,5 @@
-"""Fixtures for the source connector tests: the same small dataset in PostgreSQL, SQLite, DuckDB and MariaDB.
+"""Fixtures for the source connector tests: the same small dataset in PostgreSQL, SQLite, DuckDB, MariaDB and
+ClickHouse (its fixtures in ``clickhouse_fixtures``).
 
 PostgreSQL is the real server at 127.0.0.1:5432 (user postgres, trust auth, database ``test``); every session
 works in its own schema ``smartingest_src_<random>``, dropped at the end. SQLite and DuckDB use temp files.
@@ -27,6 +28,8 @@ from smartingest.sources.duckdb import DuckDBSource
 from smartingest.sources.mysql import MySQLSource
 from smartingest.sources.postgres import PostgresSource
 from smartingest.sources.sqlite import SqliteSource
+
+from .clickhouse_fixtures import clickhouse_case, clickhouse_database, clickhouse_server  # noqa: F401
 
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
 UTC = dt.UTC
@@ -62,6 +65,8 @@ class Case:
     # True when no connection/lock of the source is held any more; ``wait`` allows a server a moment to notice.
     is_released: Callable[..., bool]
     settings: dict[str, Any] = field(default_factory=dict)  # as in a project file, for the registry
+    # What ``is_released`` observes, where it is less than "no session of the source's is open on the server".
+    released_means: str = "no session of the source's is open on the server"
 
 
 # ------------------------------------------------------------------------------------------------- PostgreSQL
@@ -344,7 +349,7 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
     return rows
 
 
-@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql"])
+@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql", "clickhouse"])
 def case(request: pytest.FixtureRequest) -> Case:
     """Each contract test runs once per connector."""
     return request.getfixturevalue(f"{request.param}_case")

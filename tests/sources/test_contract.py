@@ -1,4 +1,5 @@
-"""The Source contract, run against every connector (PostgreSQL, SQLite, DuckDB) on the same dataset."""
+"""The Source contract, run against every connector (PostgreSQL, SQLite, DuckDB, MySQL, ClickHouse) on the same
+dataset."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def assert_plain(schema: pa.Schema) -> None:
 def test_is_a_source_and_built_by_the_registry(case: Case) -> None:
     assert isinstance(case.source, Source)
     assert isinstance(case.source, SqlSource)
-    assert case.source.dialect() in {"postgres", "sqlite", "duckdb", "mysql"}
+    assert case.source.dialect() in {"postgres", "sqlite", "duckdb", "mysql", "clickhouse"}
     built = open_source("src", SourceConfig(type=case.name, **case.settings))
     assert type(built) is type(case.source)
     built.test_connection()
@@ -188,13 +189,13 @@ def test_connection_is_released_after_a_full_read(case: Case) -> None:
         next(stream)
         assert not case.is_released(wait=0), "the probe must see the open read, or it proves nothing"
         list(stream)
-    assert case.is_released()
+    assert case.is_released(), case.released_means
 
 
 def test_connection_is_released_on_early_exit_and_on_errors(case: Case) -> None:
     with case.source.read(table("numbers"), batch_rows=100) as stream:
         next(stream)
-    assert case.is_released()
+    assert case.is_released(), case.released_means
 
     class Boom(Exception):
         pass
@@ -202,13 +203,13 @@ def test_connection_is_released_on_early_exit_and_on_errors(case: Case) -> None:
     with pytest.raises(Boom), case.source.read(table("numbers"), batch_rows=100) as stream:
         next(stream)
         raise Boom  # the consumer's own error passes through untranslated
-    assert case.is_released()
+    assert case.is_released(), case.released_means
 
     with pytest.raises(ModelError), case.source.read(table("nosuch_table")):
         pass
-    assert case.is_released()
+    assert case.is_released(), case.released_means
 
 
 def test_test_connection(case: Case) -> None:
     case.source.test_connection()
-    assert case.is_released()
+    assert case.is_released(), case.released_means

@@ -17,6 +17,7 @@ CONNECTORS: dict[str, tuple[str, str, str | None]] = {
     "sqlite": ("smartingest.sources.sqlite", "SqliteSource", None),
     "duckdb": ("smartingest.sources.duckdb", "DuckDBSource", None),
     "mysql": ("smartingest.sources.mysql", "MySQLSource", "mysql"),
+    "clickhouse": ("smartingest.sources.clickhouse", "ClickHouseSource", "clickhouse"),
 }
 
 
