@@ -16,10 +16,11 @@ client that posts queries:
   ("Code: NNN. DB::Exception: ...") with the ``X-ClickHouse-Exception-Code`` header and the HTTP status
   ClickHouse gives that code (``exceptionCodeToHTTPStatus``).
 
-What it does not do: a result is computed whole before it is sent (in chunks), where a server streams
-blocks as the query makes them; no sessions, compression, progress headers or query cancellation on a
-closed connection (a query that is sent has already finished). ``open_connections`` counts the client's
-TCP connections, so a test can see that a source closed the ones it opened.
+With ``tls`` it serves HTTPS. What it does not do: a result is computed whole before it is sent (in
+chunks), where a server streams blocks as the query makes them; no sessions, compression, progress headers
+or query cancellation on a closed connection (a query that is sent has already finished).
+``open_connections`` counts the client's TCP connections, so a test can see that a source closed the ones
+it opened.
 """
 
 from __future__ import annotations

@@ -3,13 +3,22 @@ of ClickHouse's HTTP interface clickhouse-connect uses (see ``chdb_http``), hold
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import secrets
+import ssl
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from smartingest.sources.clickhouse import ClickHouseSource
 
@@ -79,7 +88,8 @@ def clickhouse_database() -> Iterator[str]:
         ch.query(f"DROP DATABASE {database}")
 
 
-def _clickhouse_released(server: ClickHouseHttpShim, wait: float = 2.0) -> bool:
+def clickhouse_released(server: ClickHouseHttpShim, wait: float = 2.0) -> bool:
+    """Whether no client connection to ``server`` is open (after a moment to notice a close)."""
     # A connection leaves the server's count once its socket is closed: allow it a moment to notice.
     deadline = time.monotonic() + wait
     while server.open_connections() and time.monotonic() < deadline:
@@ -107,10 +117,48 @@ def clickhouse_case(clickhouse_server: ClickHouseHttpShim, clickhouse_database: 
             "attrs": pa.string(),  # JSON text in a String column: the server does not say it holds JSON
         },
         rows=_expected_rows(decimal=True, native_dates=True),
-        is_released=lambda wait=2.0: _clickhouse_released(clickhouse_server, wait),
+        is_released=lambda wait=2.0: clickhouse_released(clickhouse_server, wait),
         settings=settings,
         released_means=(
             "no HTTP connection of the source's to the server is open (the test server computes a result"
             " before it sends it, so whether ClickHouse stops a query whose client left is not shown here)"
         ),
     )
+
+
+@dataclass(frozen=True)
+class Tls:
+    """A CA, and a server certificate it signed for 127.0.0.1, as PEM files."""
+
+    ca_cert: Path
+    server: ssl.SSLContext
+
+
+def make_tls(directory: Path) -> Tls:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+
+    def certificate(subject: str, issuer: str, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            names = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(names, critical=False)
+        return builder.sign(key, hashes.SHA256())
+
+    pem = serialization.Encoding.PEM
+    ca_path, cert_path, key_path = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    ca_path.write_bytes(certificate("smartingest test CA", "smartingest test CA", True).public_bytes(pem))
+    cert_path.write_bytes(certificate("127.0.0.1", "smartingest test CA", False).public_bytes(pem))
+    key_path.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return Tls(ca_path, context)

@@ -10,6 +10,7 @@ import math
 import socket
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -24,7 +25,7 @@ from smartingest.sources.clickhouse import ClickHouseSource
 from smartingest.sources.registry import open_source
 
 from .chdb_http import ClickHouseHttpShim, engine
-from .clickhouse_fixtures import CLICKHOUSE_PASSWORD, clickhouse_settings
+from .clickhouse_fixtures import CLICKHOUSE_PASSWORD, clickhouse_settings, make_tls
 
 UTC = dt.UTC
 
@@ -296,3 +297,32 @@ def test_settings_defaults_and_port_by_tls(clickhouse_server: ClickHouseHttpShim
     assert "port=8443" in repr(ClickHouseSource(ClickHouseSource.Settings(database="a", secure=True)))
     with pytest.raises(ConfigError, match=r"sources\.ch: .*query_timeout"):
         open_source("ch", SourceConfig(type="clickhouse", database="a", query_timeout=3))
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[ClickHouseHttpShim, Path]]:
+    tls = make_tls(tmp_path)
+    server = ClickHouseHttpShim({"default": ""}, tls=tls.server)
+    try:
+        yield server, tls.ca_cert
+    finally:
+        server.close()
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # verify: false, on purpose
+def test_tls_checks_the_certificate_against_ca_cert(tls_server: tuple[ClickHouseHttpShim, Path], typed: str) -> None:
+    server, ca_cert = tls_server
+
+    def over_tls(**settings: Any) -> ClickHouseSource:
+        return ClickHouseSource(ClickHouseSource.Settings(port=server.port, database=typed, secure=True, **settings))
+
+    assert (
+        over_tls(ca_cert=str(ca_cert)).preview(ModelConfig(source="ch", table="people", primary_key="id")).num_rows == 3
+    )
+    with pytest.raises(SourceConnectionError, match="not trusted \\(set ca_cert, or verify: false\\)") as err:
+        over_tls().test_connection()  # the system's CAs did not sign it
+    assert err.value.transient is False
+    over_tls(verify=False).test_connection()
+    with pytest.raises(SourceConnectionError, match="cannot reach ClickHouse") as plain:
+        ClickHouseSource(ClickHouseSource.Settings(port=server.port, database=typed)).test_connection()
+    assert plain.value.transient is True

@@ -487,7 +487,7 @@ def _transport_error(exc: BaseException, where: str, detail: str) -> SourceError
     cause: BaseException | None = exc.__cause__
     while isinstance(reason := getattr(cause, "reason", None), BaseException):
         cause = reason  # urllib3's MaxRetryError -> the connection's own error
-    if isinstance(cause, ssl.SSLCertVerificationError):
+    if cause is not None and any(isinstance(arg, ssl.SSLCertVerificationError) for arg in (cause, *cause.args)):
         message = f"{where} showed a certificate that is not trusted (set ca_cert, or verify: false): {cause}"
         return source_error(SourceConnectionError, message, transient=False)
     if cause is not None:
