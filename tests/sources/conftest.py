@@ -1,5 +1,5 @@
-"""Fixtures for the source connector tests: the same small dataset in PostgreSQL, SQLite, DuckDB, MariaDB and
-Snowflake.
+"""Fixtures for the source connector tests: the same small dataset in PostgreSQL (read also as Redshift), SQLite,
+DuckDB, MariaDB, Snowflake and ClickHouse (its fixtures in ``clickhouse_fixtures``).
 
 PostgreSQL is the real server at 127.0.0.1:5432 (user postgres, trust auth, database ``test``); every session
 works in its own schema ``smartingest_src_<random>``, dropped at the end. SQLite and DuckDB use temp files.
@@ -32,6 +32,7 @@ from smartingest.sources.redshift import RedshiftSource
 from smartingest.sources.snowflake import SnowflakeSource
 from smartingest.sources.sqlite import SqliteSource
 
+from .clickhouse_fixtures import clickhouse_case, clickhouse_database, clickhouse_server  # noqa: F401
 from .snowflake_fixtures import Emulator, fresh_database, lay_out_dataset, snowflake_released
 from .sshd import SSHD, Bastion, running_sshd
 
@@ -72,6 +73,8 @@ class Case:
     # What refuses a CTE that writes (WITH gone AS (DELETE ... RETURNING id)): the check before the query runs,
     # or, where the database's SQL has no such CTE (Snowflake's), the database's parser.
     writing_cte_refusal: str = "would write"
+    # What ``is_released`` observes, where it is less than "no session of the source's is open on the server".
+    released_means: str = "no session of the source's is open on the server"
 
 
 # ------------------------------------------------------------------------------------------------- PostgreSQL
@@ -417,7 +420,7 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
     return rows
 
 
-@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql", "redshift", "snowflake"])
+@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql", "redshift", "snowflake", "clickhouse"])
 def case(request: pytest.FixtureRequest) -> Case:
     """Each contract test runs once per connector."""
     return request.getfixturevalue(f"{request.param}_case")

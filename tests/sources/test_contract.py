@@ -1,5 +1,5 @@
-"""The Source contract, run against every connector (PostgreSQL, SQLite, DuckDB, MySQL, Redshift, Snowflake) on
-the same dataset."""
+"""The Source contract, run against every connector (PostgreSQL, SQLite, DuckDB, MySQL, Redshift, Snowflake,
+ClickHouse) on the same dataset."""
 
 from __future__ import annotations
 
@@ -190,13 +190,13 @@ def test_connection_is_released_after_a_full_read(case: Case) -> None:
         next(stream)
         assert not case.is_released(wait=0), "the probe must see the open read, or it proves nothing"
         list(stream)
-    assert case.is_released()
+    assert case.is_released(), case.released_means
 
 
 def test_connection_is_released_on_early_exit_and_on_errors(case: Case) -> None:
     with case.source.read(table("numbers"), batch_rows=100) as stream:
         next(stream)
-    assert case.is_released()
+    assert case.is_released(), case.released_means
 
     class Boom(Exception):
         pass
@@ -204,13 +204,13 @@ def test_connection_is_released_on_early_exit_and_on_errors(case: Case) -> None:
     with pytest.raises(Boom), case.source.read(table("numbers"), batch_rows=100) as stream:
         next(stream)
         raise Boom  # the consumer's own error passes through untranslated
-    assert case.is_released()
+    assert case.is_released(), case.released_means
 
     with pytest.raises(ModelError), case.source.read(table("nosuch_table")):
         pass
-    assert case.is_released()
+    assert case.is_released(), case.released_means
 
 
 def test_test_connection(case: Case) -> None:
     case.source.test_connection()
-    assert case.is_released()
+    assert case.is_released(), case.released_means

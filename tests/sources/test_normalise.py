@@ -60,6 +60,18 @@ def test_normaliser_gives_plain_types_and_keeps_only_the_json_marker() -> None:
     assert normalise(batch.slice(1, 1)).to_pylist() == out.slice(1, 1).to_pylist()
 
 
+def test_maps_are_normalised_through_their_keys_and_items_also_when_sliced() -> None:
+    items = pa.array(["a", "b", "c"]).dictionary_encode()
+    raw = pa.MapArray.from_arrays(
+        pa.array([0, 1, 1, 3], pa.int32()), pa.array(["x", "y", "z"]), items, mask=pa.array([False, True, False])
+    )
+    normalise = Normaliser(pa.schema([pa.field("m", raw.type)]))
+    assert normalise.schema.field("m").type == pa.map_(pa.string(), pa.string())
+    out = normalise(pa.record_batch([raw.slice(1)], names=["m"])).column(0)
+    assert out.type == pa.map_(pa.string(), pa.string())
+    assert out.to_pylist() == [None, [("y", "b"), ("z", "c")]]
+
+
 def test_rebatch_slices_and_skips_empty_batches() -> None:
     batch = pa.record_batch({"id": list(range(10))})
     sizes = [b.num_rows for b in rebatch([batch, batch.slice(0, 0), batch.slice(0, 3)], 4)]

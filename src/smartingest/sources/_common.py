@@ -94,6 +94,8 @@ def _plan(field: pa.Field, leaf_rule: LeafRule | None) -> tuple[pa.DataType, Con
         return pa.string(), (lambda a: a.cast(pa.string()))
     if pa.types.is_binary_view(typ):
         return pa.binary(), (lambda a: a.cast(pa.binary()))
+    if pa.types.is_map(typ):
+        return _plan_map(typ, leaf_rule)
     if pa.types.is_list(typ) or pa.types.is_large_list(typ):
         child = typ.value_field
         child_type, inner = _plan(child, leaf_rule)
@@ -127,6 +129,34 @@ def _plan(field: pa.Field, leaf_rule: LeafRule | None) -> tuple[pa.DataType, Con
 
         return target, convert_struct
     return typ, None
+
+
+def _plan_map(typ: pa.MapType, leaf_rule: LeafRule | None) -> tuple[pa.DataType, Converter | None]:
+    """A map's plain type: its keys and items planned as any field (ClickHouse and DuckDB maps)."""
+    key_type, key_conv = _plan(typ.key_field, leaf_rule)
+    item_type, item_conv = _plan(typ.item_field, leaf_rule)
+    target = pa.map_(
+        pa.field(typ.key_field.name, key_type, nullable=False),
+        pa.field(typ.item_field.name, item_type, typ.item_field.nullable),
+    )
+    if key_conv is None and item_conv is None:
+        plain = not typ.key_field.metadata and not typ.item_field.metadata
+        return target, (None if plain else (lambda a, t=target: a.view(t)))
+
+    def convert_map(a: pa.Array, target: pa.DataType = target) -> pa.Array:
+        # keys and items are the whole children, whatever the slice: cut them by the offsets, as for lists.
+        offsets = a.offsets
+        start, length = offsets[0].as_py(), offsets[-1].as_py() - offsets[0].as_py()
+        keys, items = a.keys.slice(start, length), a.items.slice(start, length)
+        return pa.MapArray.from_arrays(
+            pc.subtract(offsets, offsets[0]),
+            (key_conv or _identity)(keys),
+            (item_conv or _identity)(items),
+            type=target,
+            mask=a.is_null() if a.null_count else None,
+        )
+
+    return target, convert_map
 
 
 class Normaliser:
