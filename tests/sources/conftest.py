@@ -13,7 +13,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import pytest
 
 from smartingest.sources.base import Source
 from smartingest.sources.duckdb import DuckDBSource
-from smartingest.sources.mysql import MySQLSource
+from smartingest.sources.mysql import MySQLSource, PlanetScaleSource, SingleStoreSource
 from smartingest.sources.postgres import PostgresSource
 from smartingest.sources.redshift import RedshiftSource
 from smartingest.sources.snowflake import SnowflakeSource
@@ -407,6 +407,35 @@ def snowflake_case(snowflake_emulator: Emulator, snowflake_database: str) -> Cas
     )
 
 
+@pytest.fixture
+def planetscale_case(mysql_case: Case) -> Case:
+    """PlanetScale's profile of the connector against MariaDB: TLS off (the test server has none) and no
+    Vitess session statement (MariaDB has no ``workload``); test_mysql_profiles.py checks what only Vitess
+    would run."""
+    settings = mysql_case.settings | {"ssl_mode": "disabled", "session_statements": []}
+    return replace(
+        mysql_case,
+        name="planetscale",
+        source=PlanetScaleSource(PlanetScaleSource.Settings(**settings)),
+        settings=settings,
+    )
+
+
+@pytest.fixture
+def singlestore_case(mysql_case: Case) -> Case:
+    """SingleStore's profile of the connector against MariaDB: no read-only session, TIMESTAMP read as stored
+    (a wall-clock time, as DATETIME: the test server's zone is UTC, so the values are the UTC ones)."""
+    settings = mysql_case.settings
+    rows = [r | {"updated_at": r["updated_at"] and r["updated_at"].replace(tzinfo=None)} for r in mysql_case.rows]
+    return replace(
+        mysql_case,
+        name="singlestore",
+        source=SingleStoreSource(SingleStoreSource.Settings(**settings)),
+        types=mysql_case.types | {"updated_at": pa.timestamp("us")},
+        rows=rows,
+    )
+
+
 def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]:
     rows = []
     for values in PEOPLE:
@@ -420,7 +449,19 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
     return rows
 
 
-@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql", "redshift", "snowflake", "clickhouse"])
+@pytest.fixture(
+    params=[
+        "postgres",
+        "sqlite",
+        "duckdb",
+        "mysql",
+        "planetscale",
+        "singlestore",
+        "redshift",
+        "snowflake",
+        "clickhouse",
+    ]
+)
 def case(request: pytest.FixtureRequest) -> Case:
     """Each contract test runs once per connector."""
     return request.getfixturevalue(f"{request.param}_case")

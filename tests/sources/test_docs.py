@@ -52,5 +52,5 @@ def _check_table(rows: dict[str, str], settings: type[BaseModel], names: set[str
         cell = rows[name].strip()
         if info.is_required():
             assert cell == "required", name
-        elif info.default is not None:
-            assert str(info.default) in cell, f"{name}: default {info.default!r} not in {cell!r}"
+        elif (default := info.get_default(call_default_factory=True)) not in (None, []):
+            assert str(default) in cell, f"{name}: default {default!r} not in {cell!r}"

@@ -60,11 +60,13 @@ def connectorx_stream(
     pre_execution: list[str],
     translate: Callable[[BaseException], SourceError | None],
     abandon: Callable[[], object],
+    on_close: Callable[[], object] | None = None,
 ) -> BatchStream:
     """Start ``query`` (already planned) through connectorx and return its normalised batches.
 
     ``pre_execution`` runs first on connectorx's connection (the session's settings); ``abandon`` is called
-    when the stream is closed before its end and must end the query on the server.
+    when the stream is closed before its end and must end the query on the server; ``on_close`` whenever
+    the stream is closed.
     """
     reader = connectorx.read_sql(
         url, query, return_type="arrow_stream", batch_size=batch_rows, pre_execution_query=pre_execution
@@ -98,6 +100,8 @@ def connectorx_stream(
         finished = True
 
     def release() -> None:
+        if on_close is not None:
+            close_quietly(on_close)
         close_quietly(reader.close)
         if not finished:
             close_quietly(abandon)

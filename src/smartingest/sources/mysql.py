@@ -27,15 +27,16 @@ from __future__ import annotations
 import contextlib
 import re
 import ssl
+import threading
 from collections.abc import Callable, Iterator
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 from urllib.parse import quote, urlencode
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pymysql
 import pymysql.constants.FIELD_TYPE as T
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from smartingest.config.models import ModelConfig
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
@@ -79,6 +80,19 @@ class MySQLSettings(SshTunnelSettings):
         None, gt=0, description="Stop a model's query that runs longer than this (no limit when unset)."
     )
 
+    session_statements: list[str] = Field(
+        default_factory=list,
+        description="SET statements run at the start of every session, e.g. [\"SET SESSION sql_mode = 'ANSI'\"].",
+    )
+
+    @field_validator("session_statements")
+    @classmethod
+    def _only_set(cls, statements: list[str]) -> list[str]:
+        for statement in statements:
+            if not re.match(r"\s*SET\s", statement, re.I) or ";" in statement:
+                raise ValueError(f"{statement!r} is not one SET statement: a session may only be configured")
+        return statements
+
     @model_validator(mode="after")
     def _identity_needs_the_host(self) -> Self:
         if self.tunnelled and self.ssl_mode == "verify_identity":
@@ -109,7 +123,9 @@ def _utc(values: pa.Array) -> pa.Array:
     return values.cast(pa.timestamp("us", tz="UTC"))
 
 
-def _column(name: str, type_code: int, length: int, scale: int, flags: int, charset: int) -> PlannedColumn:
+def _column(
+    name: str, type_code: int, length: int, scale: int, flags: int, charset: int, zoned_timestamps: bool = True
+) -> PlannedColumn:
     if type_code in _DECIMALS:
         # The description's length counts the sign (unless unsigned) and the point (when there is a scale).
         precision = length - (1 if scale else 0) - (0 if flags & _UNSIGNED_FLAG else 1)
@@ -122,7 +138,7 @@ def _column(name: str, type_code: int, length: int, scale: int, flags: int, char
         return PlannedColumn(name, "ST_AsGeoJSON({})", json=True)
     if type_code == T.TINY and length == 1:
         return PlannedColumn(name, "{}", _flag)
-    if type_code == T.TIMESTAMP:
+    if type_code == T.TIMESTAMP and zoned_timestamps:
         return PlannedColumn(name, "{}", _utc)
     if type_code == T.JSON:
         return PlannedColumn(name, "{}", json=True)
@@ -135,8 +151,12 @@ def _column(name: str, type_code: int, length: int, scale: int, flags: int, char
 class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
     """A MySQL or MariaDB database; see the module docstring for how it is read."""
 
-    Settings = MySQLSettings
+    Settings: ClassVar[type[MySQLSettings]] = MySQLSettings
     DIALECT = "mysql"
+    # What differs between the servers of the family (PlanetScale and SingleStore below override these).
+    VENDOR: ClassVar[str] = "MySQL"  # in messages
+    PREPARES: ClassVar[bool] = True  # the server PREPAREs a statement from a user variable (syntax errors)
+    ZONED_TIMESTAMPS: ClassVar[bool] = True  # TIMESTAMP holds an instant (read in the session's UTC)
 
     def __repr__(self) -> str:  # never show the password
         s = self.settings
@@ -172,21 +192,31 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
     def _stream(
         self, conn: pymysql.connections.Connection, query: str, model: ModelConfig, batch_rows: int
     ) -> BatchStream:
+        watchdog: _Watchdog | None = None
+
         def translate(exc: BaseException) -> SourceError | None:
-            return self._translate(exc, model)
+            return self._translate(exc, model, timed_out=watchdog is not None and watchdog.fired)
 
         with translate_errors(translate):
             columns = self._plan(conn, query, model)
             mark = statement_mark()
-            return connectorx_stream(
-                self._url(conn.host, conn.port, isinstance(conn._sock, ssl.SSLSocket)),
-                f"/* {mark} */ " + planned_query(query, columns, self.quote),
-                columns,
-                batch_rows,
-                pre_execution=self._session_settings(conn.get_server_info()),
-                translate=translate,
-                abandon=lambda: _kill_statement(conn, mark),
-            )
+            statement = self._statement(mark, planned_query(query, columns, self.quote))
+            watchdog = self._watchdog(mark)
+            try:
+                return connectorx_stream(
+                    self._url(conn.host, conn.port, isinstance(conn._sock, ssl.SSLSocket)),
+                    statement,
+                    columns,
+                    batch_rows,
+                    pre_execution=self._session_settings(conn.get_server_info()),
+                    translate=translate,
+                    abandon=lambda: _kill_statement(conn, mark),
+                    on_close=watchdog.cancel if watchdog is not None else None,
+                )
+            except BaseException:
+                if watchdog is not None:
+                    watchdog.cancel()
+                raise
 
     def _rows(self, conn: pymysql.connections.Connection, query: str) -> list[tuple[Any, ...]]:
         with conn.cursor() as cur:
@@ -199,8 +229,10 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
             f"SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1 LIMIT {limit}"
         )
 
-    def _translate(self, exc: BaseException, model: ModelConfig | None = None) -> SourceError | None:
-        return map_mysql_error(exc, self.settings, model)
+    def _translate(
+        self, exc: BaseException, model: ModelConfig | None = None, timed_out: bool = False
+    ) -> SourceError | None:
+        return map_mysql_error(exc, self.settings, model, vendor=self.VENDOR, timed_out=timed_out)
 
     # ------------------------------------------------------------------------------------------------- internals
 
@@ -212,7 +244,15 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
                 statements.append(f"SET SESSION max_statement_time = {float(timeout)}")
             else:
                 statements.append(f"SET SESSION max_execution_time = {round(timeout * 1000)}")
-        return statements
+        return statements + self.settings.session_statements
+
+    def _statement(self, mark: str, planned: str) -> str:
+        """The statement connectorx runs: the planned query, marked so that its connection can be found."""
+        return f"/* {mark} */ " + planned
+
+    def _watchdog(self, mark: str) -> _Watchdog | None:
+        """What ends a statement that outruns the query timeout, where the server has no timeout of its own."""
+        return None
 
     def _plan(self, conn: pymysql.connections.Connection, query: str, model: ModelConfig) -> list[PlannedColumn]:
         """How each column of ``query`` is read, from the server's description of it (no rows read)."""
@@ -220,7 +260,7 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
             try:
                 cur.execute(limited(query, 0, self.DIALECT))
             except pymysql.err.ProgrammingError as exc:
-                if exc.args[:1] != (1064,):
+                if exc.args[:1] != (1064,) or not self.PREPARES:
                     raise
                 # A syntax error found inside the wrapper points at the wrapper's text: PREPARE, which parses
                 # without running, says where in the model's own SQL it is.
@@ -232,7 +272,8 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
             fields = list(result.fields) if result is not None and result.fields else []
         if not fields:
             raise ModelError(f"model {describe_model(model)} is not a query that returns rows")
-        return [_column(f.name, f.type_code, f.length, f.scale, f.flags, f.charsetnr) for f in fields]
+        zoned = self.ZONED_TIMESTAMPS
+        return [_column(f.name, f.type_code, f.length, f.scale, f.flags, f.charsetnr, zoned) for f in fields]
 
     def _url(self, host: str, port: int, encrypted: bool) -> str:
         """connectorx's URL for this source at the endpoint the session reached (the server, or the SSH
@@ -263,16 +304,103 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
         return {"ssl": context}
 
 
-def _kill_statement(conn: pymysql.connections.Connection, mark: str) -> None:
-    """End the connection running the statement whose text holds ``mark`` (one of this user's: anyone may
-    end their own connections)."""
+class _Watchdog:
+    """Ends a statement that runs longer than the query timeout, for servers without a timeout of their own."""
+
+    def __init__(self, seconds: float, end: Callable[[], object]) -> None:
+        self.fired = False
+        self._end = end
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        close_quietly(self._end)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+# --------------------------------------------------------------------------------------- the family's profiles
+
+
+class PlanetScaleSettings(MySQLSettings):
+    """Connection settings of a PlanetScale (Vitess) database."""
+
+    host: str = Field(description="The database's host name, e.g. aws.connect.psdb.cloud.")
+    ssl_mode: SslMode = Field(
+        "verify_identity",
+        description="TLS, as for MySQL; PlanetScale refuses unencrypted connections and its certificates are "
+        "signed by public CAs, so verify_identity works with the system's CAs.",
+    )
+    # Vitess answers at most 100,000 rows to a query in its default OLTP workload; OLAP streams any number.
+    session_statements: list[str] = Field(
+        default_factory=lambda: ["SET workload = 'olap'"],
+        description="SET statements run at the start of every session; the default lifts Vitess's 100,000-row "
+        "limit of a query's answer.",
+    )
+
+
+class PlanetScaleSource(MySQLSource):
+    """A PlanetScale database: MySQL behind Vitess (see docs/sources.md for what differs)."""
+
+    Settings = PlanetScaleSettings
+    VENDOR = "PlanetScale"
+    PREPARES = False
+
+    def _session_settings(self, server: str) -> list[str]:
+        # No read-only session statement: a PlanetScale password's role (reader) is what keeps it read-only.
+        return ["SET time_zone = '+00:00'", *self.settings.session_statements]
+
+    def _statement(self, mark: str, planned: str) -> str:
+        timeout = self.settings.query_timeout_seconds
+        if timeout is None:
+            return super()._statement(mark, planned)
+        # Vitess's own per-query timeout: a directive in a comment right after SELECT.
+        directive = f"/*vt+ QUERY_TIMEOUT_MS={max(round(timeout * 1000), 1)} */"
+        return f"/* {mark} */ SELECT {directive} * FROM (\n{planned}\n) m"
+
+
+class SingleStoreSettings(MySQLSettings):
+    """Connection settings of a SingleStore database."""
+
+
+class SingleStoreSource(MySQLSource):
+    """A SingleStore database, spoken to over the MySQL protocol (see docs/sources.md for what differs)."""
+
+    Settings = SingleStoreSettings
+    VENDOR = "SingleStore"
+    PREPARES = False  # server-side PREPARE and user variables are only partly supported
+    ZONED_TIMESTAMPS = False  # TIMESTAMP is stored as written, without a zone: read like DATETIME
+
+    def _session_settings(self, server: str) -> list[str]:
+        # No read-only session and no statement timeout variable: the user's grants keep it read-only, the
+        # watchdog below keeps the timeout.
+        return list(self.settings.session_statements)
+
+    def _watchdog(self, mark: str) -> _Watchdog | None:
+        timeout = self.settings.query_timeout_seconds
+        if timeout is None:
+            return None
+
+        def end() -> None:
+            with self._session() as conn:
+                _kill_statement(conn, mark, "QUERY")
+
+        return _Watchdog(timeout, end)
+
+
+def _kill_statement(conn: pymysql.connections.Connection, mark: str, what: str = "CONNECTION") -> None:
+    """End the connection (or only the query) running the statement whose text holds ``mark`` (one of this
+    user's: anyone may end their own)."""
     with conn.cursor() as cur:
         cur.execute(
             "SELECT id FROM information_schema.processlist WHERE info LIKE %s AND id <> CONNECTION_ID()",
             (f"%{mark}%",),
         )
         for (thread,) in cur.fetchall():
-            cur.execute(f"KILL CONNECTION {int(thread)}")
+            cur.execute(f"KILL {what} {int(thread)}")
 
 
 # ---------------------------------------------------------------------------------------------- error mapping
@@ -283,11 +411,19 @@ _AUTH = frozenset({1045, 1698, 1044, 1142, 1143, 1227, 1370, 1356})
 _TRANSIENT = frozenset({1205, 1213, 1317, 1028, 1037, 1038, 1041})
 _TIMEOUT = frozenset({3024, 1969})
 _READ_ONLY = frozenset({1792, 1290})
+_VITESS_ERRNO = re.compile(r"\(errno (\d+)\)")
+_DEADLINE = re.compile(r"DeadlineExceeded|deadline exceeded", re.I)  # Vitess's QUERY_TIMEOUT_MS reached
+_TIMED_OUT = -1  # stands for "the query timeout was reached", whatever code the server gave
 _CX_ERROR = re.compile(r"ERROR (\d+) \(([0-9A-Z]+)\): (.*?) \}?$", re.S)
 
 
 def map_mysql_error(
-    exc: BaseException, settings: MySQLSettings, model: ModelConfig | None = None
+    exc: BaseException,
+    settings: MySQLSettings,
+    model: ModelConfig | None = None,
+    *,
+    vendor: str = "MySQL",
+    timed_out: bool = False,
 ) -> SourceError | None:
     """Translate a PyMySQL or connectorx error into the error tree (None for exceptions that are not theirs).
 
@@ -298,17 +434,23 @@ def map_mysql_error(
     * access denied: bad credentials, or a missing privilege on the database or a table -> SourceAuthError,
       naming the GRANT that fixes a missing privilege;
     * lock wait timeout, deadlock, interrupted -> SourceError marked transient;
-    * the query timeout reached -> SourceError marked permanent (a retry would time out again);
+    * the query timeout reached (the server's own, or ``timed_out``: ended by the connector's watchdog) ->
+      SourceError marked permanent (a retry would time out again);
     * a write refused by the read-only session -> ModelError;
     * anything else the server says about the model's SQL (syntax, unknown table or column, bad data) ->
       ModelError with the server's text.
     """
-    where = f"MySQL at {settings.host}:{settings.port}"
+    where = f"{vendor} at {settings.host}:{settings.port}"
     subject = f"model {describe_model(model)}" if model is not None else "the query"
     code, detail = _code_and_detail(exc)
     if code is None and detail is None:
         return None
     detail = one_line(detail or str(exc))
+    wrapped = _VITESS_ERRNO.search(detail) if code == 1105 else None
+    if wrapped:  # Vitess (PlanetScale) wraps the MySQL error it met: "... (errno 1146) (sqlstate 42S02) ..."
+        code = int(wrapped[1])
+    if timed_out or (code == 1317 and settings.query_timeout_seconds is not None and _DEADLINE.search(detail)):
+        code = _TIMED_OUT
     if code in _UNREACHABLE or (code is None and "connect" in detail.lower()):
         return SourceConnectionError(f"cannot reach {where}: {detail}")
     if code == 1049:
@@ -320,7 +462,7 @@ def map_mysql_error(
     if code in _AUTH:
         grant = f"GRANT SELECT ON `{settings.database}`.* TO '{settings.user}'"
         return SourceAuthError(f"user {settings.user!r} lacks a privilege for {subject}: {detail}; fix: {grant}")
-    if code in _TIMEOUT:
+    if code in _TIMEOUT or code == _TIMED_OUT:
         timeout = settings.query_timeout_seconds
         return source_error(
             SourceError,
@@ -355,4 +497,12 @@ def _code_and_detail(exc: BaseException) -> tuple[int | None, str | None]:
     return None, None
 
 
-__all__ = ["MySQLSettings", "MySQLSource", "map_mysql_error"]
+__all__ = [
+    "MySQLSettings",
+    "MySQLSource",
+    "PlanetScaleSettings",
+    "PlanetScaleSource",
+    "SingleStoreSettings",
+    "SingleStoreSource",
+    "map_mysql_error",
+]

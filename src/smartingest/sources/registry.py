@@ -18,6 +18,8 @@ CONNECTORS: dict[str, tuple[str, str, str | None]] = {
     "sqlite": ("smartingest.sources.sqlite", "SqliteSource", None),
     "duckdb": ("smartingest.sources.duckdb", "DuckDBSource", None),
     "mysql": ("smartingest.sources.mysql", "MySQLSource", "mysql"),
+    "planetscale": ("smartingest.sources.mysql", "PlanetScaleSource", "mysql"),
+    "singlestore": ("smartingest.sources.mysql", "SingleStoreSource", "mysql"),
     "clickhouse": ("smartingest.sources.clickhouse", "ClickHouseSource", "clickhouse"),
     "redshift": ("smartingest.sources.redshift", "RedshiftSource", "redshift"),
     "snowflake": ("smartingest.sources.snowflake", "SnowflakeSource", "snowflake"),
