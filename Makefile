@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test lint format bench bench-ui install browser sshd screenshots
+.PHONY: demo test lint format bench bench-ui bench-extract install browser sshd screenshots
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -50,6 +50,10 @@ screenshots: install browser
 
 bench: install
 	$(UV) run --frozen python bench/users_sync.py $(ARGS)
+
+# Reading a model out of PostgreSQL and MariaDB, against each database's own client dumping the same query.
+bench-extract: install
+	$(UV) run --frozen python bench/extract.py $(ARGS)
 
 # The web UI's pages with 100 syncs and a million-row run, against the same pages small.
 bench-ui: install

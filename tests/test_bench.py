@@ -206,3 +206,14 @@ def test_the_ui_pages_benchmark_times_every_page_against_its_baseline():
     report = _load("ui_pages").main(["--syncs", "3", "--rows", "2000", "--repeat", "1"])
     assert len(report["pages"]) == 9
     assert all(line["ms"] > 0 and line["baseline_ms"] > 0 for line in report["pages"].values())
+
+
+def test_the_extract_benchmark_reads_every_row_of_both_databases_beside_their_clients():
+    extract = _load("extract")
+    name = f"smartingest_bench_test_{uuid.uuid4().hex[:8]}"
+    report = extract.measure(500, 1, name)
+    assert set(report["databases"]) == {"PostgreSQL", "MariaDB"}
+    for ways in report["databases"].values():
+        assert set(ways) == {"connector", "client dump"}
+        assert ways["client dump"]["x_client_dump"] == 1.0
+        assert all(line["seconds"] > 0 for line in ways.values())
