@@ -30,7 +30,7 @@ def read_all(source: Any, model: ModelConfig, batch_rows: int = 1000) -> pa.Tabl
         return pa.Table.from_batches(list(stream), schema=stream.schema)
 
 
-@pytest.mark.parametrize("name", ["postgres", "mysql", "redshift"])
+@pytest.mark.parametrize("name", ["postgres", "mysql", "redshift", "clickhouse"])
 def test_a_model_reads_the_same_through_the_tunnel(name: str, bastion: Bastion, request: pytest.FixtureRequest) -> None:
     direct: Case = request.getfixturevalue(f"{name}_case")
     through = tunnelled(direct, bastion)

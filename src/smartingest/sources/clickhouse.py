@@ -34,7 +34,7 @@ from clickhouse_connect.driver.exceptions import Error as ClickHouseDriverError
 from pydantic import Field, SecretStr
 
 from smartingest.columns import JSON_TEXT
-from smartingest.config.models import ModelConfig, Strict
+from smartingest.config.models import ModelConfig
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
 from smartingest.sources._common import (
     BatchStream,
@@ -49,6 +49,7 @@ from smartingest.sources._common import (
 )
 from smartingest.sources.base import describe_model
 from smartingest.sources.sql import SqlConnector
+from smartingest.sources.tunnel import SshTunnelSettings, tunnel_to
 
 _MAX_DECIMAL128_PRECISION = 38
 _UTC_US = pa.timestamp("us", tz="UTC")
@@ -56,7 +57,7 @@ _CH_TYPE = b"clickhouse:type"  # a field's ClickHouse type, put on each Arrow fi
 _CH_COLUMN = b"clickhouse:column"  # the model's column a (nested) field belongs to, for messages
 
 
-class ClickHouseSettings(Strict):
+class ClickHouseSettings(SshTunnelSettings):
     """Connection settings of a ClickHouse source (the keys of ``sources.NAME`` besides type and engine)."""
 
     host: str = Field("127.0.0.1", description="Server host name or IP address.")
@@ -282,26 +283,29 @@ class ClickHouseSource(SqlConnector[ClickHouseSettings, Client]):
     @contextlib.contextmanager
     def _session(self) -> Iterator[Client]:
         s = self.settings
-        with translate_errors(self._translate):
-            client = clickhouse_connect.get_client(
-                host=s.host,
-                port=self._port(),
-                username=s.user,
-                password=s.password.get_secret_value() if s.password else "",
-                database=s.database,
-                secure=s.secure,
-                verify=s.verify,
-                ca_cert=s.ca_cert,
-                connect_timeout=s.connect_timeout_seconds,
-                client_name="smartingest",
-                autogenerate_session_id=False,  # each request stands alone: no server session to lock
-                dedicated_pool=True,  # closing the client closes its connections
-            )
-        try:
-            self._read_only(client)
-            yield client
-        finally:
-            close_quietly(client.close)
+        with tunnel_to(s, s.host, self._port()) as (host, port):
+            with translate_errors(self._translate):
+                client = clickhouse_connect.get_client(
+                    host=host,
+                    port=port,
+                    # Through an SSH tunnel the certificate still has to name the server, not 127.0.0.1.
+                    server_host_name=s.host,
+                    username=s.user,
+                    password=s.password.get_secret_value() if s.password else "",
+                    database=s.database,
+                    secure=s.secure,
+                    verify=s.verify,
+                    ca_cert=s.ca_cert,
+                    connect_timeout=s.connect_timeout_seconds,
+                    client_name="smartingest",
+                    autogenerate_session_id=False,  # each request stands alone: no server session to lock
+                    dedicated_pool=True,  # closing the client closes its connections
+                )
+            try:
+                self._read_only(client)
+                yield client
+            finally:
+                close_quietly(client.close)
 
     def _stream(self, conn: Client, query: str, model: ModelConfig, batch_rows: int) -> BatchStream:
         def translate(exc: BaseException) -> SourceError | None:
