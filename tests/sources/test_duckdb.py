@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from smartingest.config.models import ModelConfig
-from smartingest.errors import ModelError, SourceConnectionError
+from smartingest.errors import ModelError, SourceConnectionError, SourceError
 from smartingest.sources.duckdb import DuckDBSource
 
 
@@ -97,3 +97,12 @@ def test_error_while_streaming_is_a_model_error(duckdb_path: Path) -> None:
 def test_statement_that_returns_no_rows_is_a_model_error(duckdb_path: Path) -> None:
     with pytest.raises(ModelError), source(duckdb_path).read(query("SET threads = 1")):
         pass
+
+
+def test_query_timeout_interrupts_the_query_and_names_the_setting(duckdb_path: Path) -> None:
+    slow = ModelConfig(source="d", sql="SELECT sum(hash(i)) AS id FROM range(100000000000) t(i)", primary_key="id")
+    limited = DuckDBSource(DuckDBSource.Settings(path=str(duckdb_path), query_timeout_seconds=0.2))
+    with pytest.raises(SourceError, match=r"query_timeout_seconds \(0.2\)") as err, limited.read(slow) as stream:
+        list(stream)
+    assert err.value.transient is False
+    assert limited.preview(ModelConfig(source="d", table="people", primary_key="id")).num_rows == 3

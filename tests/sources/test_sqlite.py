@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from smartingest.config.models import ModelConfig
-from smartingest.errors import ModelError, SourceConnectionError
+from smartingest.errors import ModelError, SourceConnectionError, SourceError
 from smartingest.sources.sqlite import SqliteSource
 
 
@@ -113,3 +113,17 @@ def test_value_not_fitting_its_declared_type_is_a_model_error(tmp_path: Path) ->
     # The documented fix works: cast in the model's SQL.
     fixed = ModelConfig(source="lite", sql="SELECT id, CAST(qty AS TEXT) AS qty FROM t", primary_key="id")
     assert source(path).preview(fixed).column("qty").to_pylist() == ["5", "five"]
+
+
+def test_query_timeout_interrupts_the_query_and_names_the_setting(sqlite_path: Path) -> None:
+    slow = ModelConfig(
+        source="s",
+        sql="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
+        "SELECT count(*) AS id FROM c",
+        primary_key="id",
+    )
+    limited = SqliteSource(SqliteSource.Settings(path=str(sqlite_path), query_timeout_seconds=0.2))
+    with pytest.raises(SourceError, match=r"query_timeout_seconds \(0.2\)") as err, limited.read(slow) as stream:
+        list(stream)
+    assert err.value.transient is False
+    assert limited.preview(ModelConfig(source="s", table="people", primary_key="id")).num_rows == 3

@@ -41,6 +41,16 @@ def source_error(cls: type[E], message: str, *, transient: bool | None = None) -
     return error
 
 
+def query_timeout_error(subject: str, seconds: float | None, detail: str) -> SourceError:
+    """The error of a query stopped by ``query_timeout_seconds``: permanent (it would time out again), naming
+    the setting and what to do."""
+    return source_error(
+        SourceError,
+        f"{subject} ran longer than query_timeout_seconds ({seconds}): {detail}; raise it or make the query faster",
+        transient=False,
+    )
+
+
 def one_line(text: str) -> str:
     """Collapse a driver message (libpq's are multi-line with tabs) into one readable line."""
     return " ".join(text.split())

@@ -42,6 +42,7 @@ from smartingest.sources._common import (
     Normaliser,
     close_quietly,
     one_line,
+    query_timeout_error,
     rebatch,
     source_error,
     translate_errors,
@@ -453,11 +454,7 @@ def map_clickhouse_error(
         message = f"{where} has no database {settings.database!r} (check database): {detail}"
         mapped = source_error(SourceConnectionError, message, transient=False)
     elif code == _TIMEOUT_EXCEEDED:
-        timeout = settings.query_timeout_seconds
-        message = (
-            f"{subject} ran longer than query_timeout_seconds ({timeout}): {detail}; raise it or make the query faster"
-        )
-        mapped = source_error(SourceError, message, transient=False)
+        mapped = query_timeout_error(subject, settings.query_timeout_seconds, detail)
     elif code in _TRANSIENT:
         mapped = source_error(SourceError, f"{where} failed temporarily: {detail}", transient=True)
     elif code == _READONLY:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from smartingest.sources._common import (
     BatchStream,
     Normaliser,
     close_quietly,
+    query_timeout_error,
     rebatch,
     source_error,
     translate_errors,
@@ -66,6 +68,9 @@ class DuckDBSettings(Strict):
     """Settings of a DuckDB source (the keys of ``sources.NAME`` besides type and engine)."""
 
     path: str = Field(description="Path of the DuckDB database file (must exist; opened read-only).")
+    query_timeout_seconds: float | None = Field(
+        None, gt=0, description="Stop a call whose queries run longer than this (no limit when unset)."
+    )
 
 
 class DuckDBSource(SqlConnector[DuckDBSettings, duckdb.DuckDBPyConnection]):
@@ -97,9 +102,17 @@ class DuckDBSource(SqlConnector[DuckDBSettings, duckdb.DuckDBPyConnection]):
             conn = duckdb.connect(str(path), read_only=True, config=dict(_SESSION_CONFIG))
             # DuckDB draws a progress bar on stdout for long queries, which would corrupt `--json` output.
             conn.execute("SET enable_progress_bar = false")
+        timeout = self.settings.query_timeout_seconds
+        # DuckDB has no statement timeout: a timer interrupts the connection once the call's time is up.
+        timer = threading.Timer(timeout, conn.interrupt) if timeout is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             yield conn
         finally:
+            if timer is not None:
+                timer.cancel()
             close_quietly(conn.close)
 
     def _stream(self, conn: duckdb.DuckDBPyConnection, query: str, model: ModelConfig, batch_rows: int) -> BatchStream:
@@ -126,10 +139,12 @@ class DuckDBSource(SqlConnector[DuckDBSettings, duckdb.DuckDBPyConnection]):
         )
 
     def _translate(self, exc: BaseException, model: ModelConfig | None = None) -> SourceError | None:
-        return map_duckdb_error(exc, self.path, model)
+        return map_duckdb_error(exc, self.path, model, self.settings.query_timeout_seconds)
 
 
-def map_duckdb_error(exc: BaseException, path: Path, model: ModelConfig | None = None) -> SourceError | None:
+def map_duckdb_error(
+    exc: BaseException, path: Path, model: ModelConfig | None = None, query_timeout: float | None = None
+) -> SourceError | None:
     """Translate a DuckDB error into the error tree (None for exceptions that are not the driver's).
 
     The one place that decides transient vs permanent for DuckDB:
@@ -138,6 +153,8 @@ def map_duckdb_error(exc: BaseException, path: Path, model: ModelConfig | None =
       that is not a DuckDB database -> SourceConnectionError marked permanent;
     * Catalog/Parser/Binder/Conversion/InvalidInput... (missing table, bad SQL, a write attempted on the
       read-only file, bad data) -> ModelError with DuckDB's message;
+    * interrupted with ``query_timeout`` set (only the timeout's timer interrupts) -> the query timeout's
+      permanent SourceError;
     * out of memory, interrupted -> SourceError marked transient.
 
     Errors raised while streaming arrive as OSError/ArrowInvalid carrying "<Kind> Error: ..." text; the kind
@@ -152,6 +169,11 @@ def map_duckdb_error(exc: BaseException, path: Path, model: ModelConfig | None =
                 SourceConnectionError, f"{where} is not a usable DuckDB database: {detail}", transient=False
             )
         return SourceConnectionError(f"cannot open {where}: {detail}")
+    interrupted = isinstance(exc, duckdb.InterruptException) or (
+        isinstance(exc, OSError | pa.ArrowException) and "INTERRUPT" in detail.upper()
+    )
+    if interrupted and query_timeout is not None:
+        return query_timeout_error(subject, query_timeout, detail)
     if isinstance(exc, duckdb.OutOfMemoryException | duckdb.InterruptException):
         return source_error(SourceError, f"{where} failed temporarily: {detail}", transient=True)
     if isinstance(exc, _MODEL_ERRORS):

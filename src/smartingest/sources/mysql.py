@@ -44,6 +44,7 @@ from smartingest.sources._common import (
     BatchStream,
     close_quietly,
     one_line,
+    query_timeout_error,
     source_error,
     translate_errors,
 )
@@ -464,11 +465,7 @@ def map_mysql_error(
         return SourceAuthError(f"user {settings.user!r} lacks a privilege for {subject}: {detail}; fix: {grant}")
     if code in _TIMEOUT or code == _TIMED_OUT:
         timeout = settings.query_timeout_seconds
-        return source_error(
-            SourceError,
-            f"{subject} ran longer than query_timeout_seconds ({timeout}): {detail}; raise it or make the query faster",
-            transient=False,
-        )
+        return query_timeout_error(subject, timeout, detail)
     if code in _TRANSIENT:
         return source_error(SourceError, f"{where} failed temporarily: {detail}", transient=True)
     if code in _READ_ONLY:

@@ -30,6 +30,7 @@ from smartingest.sources._common import (
     Normaliser,
     close_quietly,
     one_line,
+    query_timeout_error,
     rebatch,
     source_error,
     translate_errors,
@@ -446,12 +447,7 @@ def classify_postgres_error(
     unreachable = f"cannot reach {vendor} at {where}"
     mapped: SourceError
     if state in (None, "57014") and "canceling statement due to statement timeout" in raw:
-        mapped = source_error(
-            SourceError,
-            f"{_subject(model)} ran longer than query_timeout_seconds ({settings.query_timeout_seconds}): "
-            f"{detail}; raise it or make the query faster",
-            transient=False,
-        )
+        mapped = query_timeout_error(_subject(model), settings.query_timeout_seconds, detail)
     elif state is None:
         if connect_failed and _AUTH_PATTERNS.search(raw):
             mapped = SourceAuthError(f"{refused}: {detail}")

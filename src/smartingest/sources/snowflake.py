@@ -46,6 +46,7 @@ from smartingest.sources._common import (
     BatchStream,
     close_quietly,
     one_line,
+    query_timeout_error,
     rebatch,
     source_error,
     translate_errors,
@@ -415,12 +416,7 @@ def _query_error(errno: int, state: str, detail: str, settings: SnowflakeSetting
     if errno == _NO_DATABASE:
         return _missing("database", detail, settings)
     if errno == _TIMEOUT or (state == "57014" and "timeout" in detail.lower()):
-        return source_error(
-            SourceError,
-            f"{subject} ran longer than query_timeout_seconds ({settings.query_timeout_seconds}): {detail}; raise it "
-            "or make the query faster",
-            transient=False,
-        )
+        return query_timeout_error(subject, settings.query_timeout_seconds, detail)
     if errno == _CANCELLED or state == "57014":
         return source_error(SourceError, f"Snowflake cancelled {subject}: {detail}", transient=True)
     if errno == _NO_PRIVILEGE or state == "42501":

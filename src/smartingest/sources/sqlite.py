@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from pydantic import Field
 
 from smartingest.config.models import ModelConfig, Strict
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
-from smartingest.sources._common import BatchStream, close_quietly, source_error, translate_errors
+from smartingest.sources._common import BatchStream, close_quietly, query_timeout_error, source_error, translate_errors
 from smartingest.sources.base import describe_model
 from smartingest.sources.sql import SqlConnector, limited
 
@@ -51,6 +52,9 @@ class SqliteSettings(Strict):
     path: str = Field(description="Path of the SQLite database file (must exist; opened read-only).")
     busy_timeout_seconds: float = Field(
         5.0, ge=0, description="How long to wait for a writer's lock before failing with 'database is locked'."
+    )
+    query_timeout_seconds: float | None = Field(
+        None, gt=0, description="Stop a call whose queries run longer than this (no limit when unset)."
     )
 
 
@@ -91,6 +95,12 @@ class SqliteSource(SqlConnector[SqliteSettings, sqlite3.Connection]):
             # check_same_thread=False: the engine may iterate the stream in a worker thread; the connection is
             # used by one call at a time only.
             conn = sqlite3.connect(uri, uri=True, timeout=self.settings.busy_timeout_seconds, check_same_thread=False)
+        timeout = self.settings.query_timeout_seconds
+        if timeout is not None:
+            # SQLite has no statement timeout: its progress handler, called every few thousand steps of the
+            # virtual machine, interrupts the statement once the call's time is up.
+            deadline = time.monotonic() + timeout
+            conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         try:
             yield conn
         finally:
@@ -150,7 +160,7 @@ class SqliteSource(SqlConnector[SqliteSettings, sqlite3.Connection]):
         )
 
     def _translate(self, exc: BaseException, model: ModelConfig | None = None) -> SourceError | None:
-        return map_sqlite_error(exc, self.path, model)
+        return map_sqlite_error(exc, self.path, model, self.settings.query_timeout_seconds)
 
 
 # ------------------------------------------------------------------------------------------------- type rules
@@ -236,7 +246,9 @@ def _mismatch(values: Sequence[object], field: pa.Field, model: ModelConfig) -> 
 # ---------------------------------------------------------------------------------------------- error mapping
 
 
-def map_sqlite_error(exc: BaseException, path: Path, model: ModelConfig | None = None) -> SourceError | None:
+def map_sqlite_error(
+    exc: BaseException, path: Path, model: ModelConfig | None = None, query_timeout: float | None = None
+) -> SourceError | None:
     """Translate a sqlite3 error into the error tree (None for exceptions that are not the driver's).
 
     The one place that decides transient vs permanent for SQLite, on the primary result code:
@@ -244,6 +256,8 @@ def map_sqlite_error(exc: BaseException, path: Path, model: ModelConfig | None =
     * CANTOPEN, IOERR, PERM -> SourceConnectionError (the file cannot be opened or read now);
     * BUSY, LOCKED -> SourceConnectionError (a writer holds the lock longer than busy_timeout_seconds);
     * NOTADB, CORRUPT -> SourceConnectionError marked permanent (the file is not a usable database);
+    * INTERRUPT with ``query_timeout`` set (only the timeout's progress handler interrupts) -> the query
+      timeout's permanent SourceError;
     * NOMEM, FULL, INTERRUPT -> SourceError marked transient;
     * AUTH (an authorizer refused) -> SourceAuthError;
     * READONLY -> ModelError (the model tries to write; sources are opened read-only);
@@ -264,6 +278,8 @@ def map_sqlite_error(exc: BaseException, path: Path, model: ModelConfig | None =
         return source_error(
             SourceConnectionError, f"{where} is not a usable SQLite database: {detail}", transient=False
         )
+    if primary == _SQLITE_INTERRUPT and query_timeout is not None:
+        return query_timeout_error(subject, query_timeout, detail)
     if primary in (_SQLITE_NOMEM, _SQLITE_FULL, _SQLITE_INTERRUPT):
         return source_error(SourceError, f"{where} failed temporarily: {detail}", transient=True)
     if primary == _SQLITE_AUTH:
