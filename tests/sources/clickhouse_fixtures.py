@@ -10,6 +10,7 @@ import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,19 @@ def clickhouse_case(clickhouse_server: ClickHouseHttpShim, clickhouse_database: 
         released_means=(
             "no HTTP connection of the source's to the server is open (the test server computes a result"
             " before it sends it, so whether ClickHouse stops a query whose client left is not shown here)"
+        ),
+        # Date32 spans 1900-01-01 to 2299-12-31: its edges are ClickHouse's.
+        values=(
+            "SELECT 1 AS id, toDecimal128('12345678901234567890.123456789', 9) AS exact,"
+            " toDate32('2299-12-31') AS last_day, toDate32('1900-01-01') AS first_day, nan AS nan,"
+            " [[1, 2], [3, 4]] AS nested",
+            {
+                "exact": Decimal("12345678901234567890.123456789"),
+                "last_day": dt.date(2299, 12, 31),
+                "first_day": dt.date(1900, 1, 1),
+                "nan": float("nan"),
+                "nested": [[1, 2], [3, 4]],
+            },
         ),
     )
 

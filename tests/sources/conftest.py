@@ -75,6 +75,10 @@ class Case:
     writing_cte_refusal: str = "would write"
     # What ``is_released`` observes, where it is less than "no session of the source's is open on the server".
     released_means: str = "no session of the source's is open on the server"
+    # The value rules (docs/values.md) at the source: a query in the database's SQL and what each of its
+    # columns must read as (an exact decimal, the calendar's edge dates, NaN, nesting); None for a connector
+    # tested against a fake, whose values would be the fake engine's.
+    values: tuple[str, dict[str, Any]] | None = None
 
 
 # ------------------------------------------------------------------------------------------------- PostgreSQL
@@ -126,6 +130,15 @@ def _pg_released(application_name: str, wait: float = 2.0) -> bool:
     return pg_sessions(application_name) == 0
 
 
+NAN = float("nan")
+NESTED: Any = [[1, 2], [3, 4]]  # as a list, or as JSON text holding it
+EXACT = Decimal("12345678901234567890.123456789")  # 29 digits: a double would round it
+EDGE_VALUES: dict[str, Any] = {"exact": EXACT, "last_day": dt.date(9999, 12, 31), "first_day": dt.date(1, 1, 1)}
+PG_VALUES = (
+    "SELECT 1 AS id, 12345678901234567890.123456789::numeric(29,9) AS exact, DATE '9999-12-31' AS last_day,"
+    " DATE '0001-01-01' AS first_day, 'NaN'::float8 AS nan"
+)
+
 PG_TYPES = {
     "id": pa.int64(),
     "name": pa.string(),
@@ -150,6 +163,10 @@ def postgres_case(pg_schema: str) -> Case:
         rows=_expected_rows(decimal=True, native_dates=True),
         is_released=lambda wait=2.0: _pg_released(app, wait),
         settings=settings,
+        values=(
+            PG_VALUES + ", ARRAY[ARRAY[1,2],ARRAY[3,4]] AS nested",
+            EDGE_VALUES | {"nan": NAN, "nested": NESTED},
+        ),
     )
 
 
@@ -175,6 +192,7 @@ def redshift_case(pg_schema: str) -> Case:
         rows=_expected_rows(decimal=True, native_dates=True),
         is_released=lambda wait=2.0: _pg_released(app, wait),
         settings=settings,
+        values=(PG_VALUES, EDGE_VALUES | {"nan": NAN}),  # Redshift nests in SUPER, which PostgreSQL has not
     )
 
 
@@ -246,6 +264,11 @@ def sqlite_case(sqlite_path: Path) -> Case:
         rows=_expected_rows(decimal=False, native_dates=False),
         is_released=lambda wait=0: _sqlite_released(sqlite_path),
         settings=settings,
+        # No decimal, date or NaN in SQLite (NaN is stored as NULL): dates are text, nesting JSON text.
+        values=(
+            "SELECT 1 AS id, '9999-12-31' AS last_day, json_array(json_array(1, 2), json_array(3, 4)) AS nested",
+            {"last_day": "9999-12-31", "nested": NESTED},
+        ),
     )
 
 
@@ -298,6 +321,11 @@ def duckdb_case(duckdb_path: Path) -> Case:
         rows=_expected_rows(decimal=True, native_dates=True),
         is_released=lambda wait=0: _duckdb_released(duckdb_path),
         settings=settings,
+        values=(
+            "SELECT 1 AS id, 12345678901234567890.123456789::DECIMAL(29,9) AS exact, DATE '9999-12-31' AS last_day,"
+            " DATE '0001-01-01' AS first_day, 'NaN'::DOUBLE AS nan, [[1, 2], [3, 4]] AS nested, {'a': [1]} AS obj",
+            EDGE_VALUES | {"nan": NAN, "nested": NESTED, "obj": {"a": [1]}},
+        ),
     )
 
 
@@ -369,6 +397,13 @@ def mysql_case(mariadb_database: str) -> Case:
         rows=_expected_rows(decimal=True, native_dates=True),
         is_released=lambda wait=2.0: _mariadb_released(mariadb_database, wait),
         settings=settings,
+        # No NaN in MySQL's DOUBLE; nesting is JSON.
+        values=(
+            "SELECT 1 AS id, CAST('12345678901234567890.123456789' AS DECIMAL(29,9)) AS exact,"
+            " DATE'9999-12-31' AS last_day, DATE'0001-01-01' AS first_day,"
+            " JSON_ARRAY(JSON_ARRAY(1, 2), JSON_ARRAY(3, 4)) AS nested",
+            EDGE_VALUES | {"nested": NESTED},
+        ),
     )
 
 
@@ -404,6 +439,12 @@ def snowflake_case(snowflake_emulator: Emulator, snowflake_database: str) -> Cas
         is_released=lambda wait=2.0: snowflake_released(snowflake_database, wait),
         settings=settings,
         writing_cte_refusal="syntax error",
+        values=(
+            "SELECT 1 AS id, 12345678901234567890.123456789::NUMBER(29,9) AS exact, '9999-12-31'::DATE AS last_day,"
+            " '0001-01-01'::DATE AS first_day, 'NaN'::FLOAT AS nan,"
+            " PARSE_JSON('[[1, 2], [3, 4]]') AS nested",
+            EDGE_VALUES | {"nan": NAN, "nested": NESTED},
+        ),
     )
 
 

@@ -4,6 +4,7 @@ ClickHouse) on the same dataset."""
 from __future__ import annotations
 
 import json
+import math
 
 import pyarrow as pa
 import pytest
@@ -214,3 +215,21 @@ def test_connection_is_released_on_early_exit_and_on_errors(case: Case) -> None:
 def test_test_connection(case: Case) -> None:
     case.source.test_connection()
     assert case.is_released(), case.released_means
+
+
+def test_values_arrive_as_they_are_in_the_database(case: Case) -> None:
+    """The value rules at the source: exact decimals stay exact, the calendar's edge dates are dates, NaN
+    stays NaN (the mapping then says why it cannot be sent), nesting keeps its shape."""
+    if case.values is None:
+        pytest.skip(f"{case.name} is tested against a fake: its values would be the fake engine's")
+    sql, expected = case.values
+    table = case.source.preview(query(sql))
+    row = table.to_pylist()[0]
+    for name, value in expected.items():
+        got = row[name]
+        if isinstance(value, float) and math.isnan(value):
+            assert isinstance(got, float) and math.isnan(got), (name, got)
+        elif isinstance(value, list | dict) and isinstance(got, str):
+            assert json.loads(got) == value, (name, got)
+        else:
+            assert got == value and type(got) is type(value), (name, got)
