@@ -93,7 +93,12 @@ SOURCES = DefinitionKind(
     + " in this version.",
     settings=_source_settings,
     fixed=_source_fixed,
-    main=frozenset({"host", "port", "database", "user", "password", "path"}),
+    # What locates a database and logs into it, across the connectors; the rest has defaults most keep.
+    main=frozenset(
+        {"host", "port", "database", "user", "password", "path", "account", "warehouse", "role", "schema"}
+        | {"catalog", "project", "dataset", "region", "service_name", "work_group", "s3_staging_dir"}
+        | {"engine_name", "account_name", "access_token", "client_id", "client_secret", "private_key_path"}
+    ),
     test_label="Test connection",
     test_draft=_test_source,
     test_saved=_test_saved_source,
