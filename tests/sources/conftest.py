@@ -35,6 +35,7 @@ from smartingest.sources.sqlite import SqliteSource
 from .clickhouse_fixtures import clickhouse_case, clickhouse_database, clickhouse_server  # noqa: F401
 from .snowflake_fixtures import Emulator, fresh_database, lay_out_dataset, snowflake_released
 from .sshd import SSHD, Bastion, running_sshd
+from .trino_fixtures import trino_case, trino_coordinator  # noqa: F401
 
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
 UTC = dt.UTC
@@ -420,7 +421,7 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
     return rows
 
 
-@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql", "redshift", "snowflake", "clickhouse"])
+@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql", "redshift", "snowflake", "clickhouse", "trino"])
 def case(request: pytest.FixtureRequest) -> Case:
     """Each contract test runs once per connector."""
     return request.getfixturevalue(f"{request.param}_case")
