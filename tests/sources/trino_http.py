@@ -54,6 +54,7 @@ _ERROR_CODES = {
     "SYNTAX_ERROR": (1, "USER_ERROR"),
     "PERMISSION_DENIED": (4, "USER_ERROR"),
     "DIVISION_BY_ZERO": (8, "USER_ERROR"),
+    "INVALID_CAST_ARGUMENT": (9, "USER_ERROR"),
     "INVALID_SESSION_PROPERTY": (14, "USER_ERROR"),
     "CATALOG_NOT_FOUND": (44, "USER_ERROR"),
     "SCHEMA_NOT_FOUND": (45, "USER_ERROR"),
@@ -347,9 +348,7 @@ def _engine_error(exc: EngineError, query: _Query, catalog: str) -> dict[str, An
         case "write":
             return trino_error("PERMISSION_DENIED", "Access Denied: Cannot write to a table of this catalog")
         case _:
-            return trino_error(
-                "DIVISION_BY_ZERO" if "by zero" in exc.message else "GENERIC_INTERNAL_ERROR", exc.message
-            )
+            return trino_error("DIVISION_BY_ZERO" if "by zero" in exc.message else "INVALID_CAST_ARGUMENT", exc.message)
 
 
 # ---------------------------------------------------------------------------------------------- Trino's types

@@ -354,12 +354,18 @@ class _Spool:
 class _Adapter(HTTPAdapter):
     """requests' adapter, closing its connections when it closes: urllib3 2 leaves a cleared pool's
     connections to the garbage collector, so a pool that an error's traceback keeps would keep its socket.
-    With ``server_hostname`` (HTTPS through an SSH tunnel) it connects to the tunnel's local end and checks
-    the certificate against that name."""
+    It verifies certificates as the settings say. With ``server_hostname`` (HTTPS through an SSH tunnel) it
+    connects to the tunnel's local end and checks the certificate against that name."""
 
-    def __init__(self, server_hostname: str | None = None) -> None:
+    def __init__(self, verify: bool | str, server_hostname: str | None = None) -> None:
+        self._verify = verify
         self._server_hostname = server_hostname
         super().__init__()
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        # The settings' verify and ca_cert, whatever REQUESTS_CA_BUNDLE says (requests lets it win otherwise).
+        kwargs["verify"] = self._verify
+        return super().send(request, *args, **kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         if self._server_hostname is not None:
@@ -506,9 +512,10 @@ class TrinoSource(SqlConnector[TrinoSettings, _Coordinator]):
     def _http(self) -> requests.Session:
         s = self.settings
         http = requests.Session()
-        http.verify = s.ca_cert or s.verify
-        http.mount("http://", _Adapter())
-        http.mount("https://", _Adapter(s.host if s.tunnelled else None))
+        verify = s.ca_cert or s.verify
+        http.verify = verify
+        http.mount("http://", _Adapter(verify))
+        http.mount("https://", _Adapter(verify, s.host if s.tunnelled else None))
         return http
 
     def _where(self) -> str:
