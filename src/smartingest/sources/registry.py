@@ -22,6 +22,7 @@ CONNECTORS: dict[str, tuple[str, str, str | None]] = {
     "redshift": ("smartingest.sources.redshift", "RedshiftSource", "redshift"),
     "snowflake": ("smartingest.sources.snowflake", "SnowflakeSource", "snowflake"),
     "trino": ("smartingest.sources.trino", "TrinoSource", "trino"),
+    "firebolt": ("smartingest.sources.firebolt", "FireboltSource", "firebolt"),
 }
 
 
