@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
+import firebolt.db
 from firebolt.client.auth import ClientCredentials
-from firebolt.db import Connection, Cursor, connect
 from firebolt.utils import exception as fb
 from pydantic import Field, SecretStr
 
@@ -207,8 +207,8 @@ class _Result:
 class _Session:
     """One call's connection to the engine and the cursor its statements go through."""
 
-    connection: Connection
-    cursor: Cursor
+    connection: firebolt.db.Connection
+    cursor: firebolt.db.Cursor
 
     def result(self, sql: str) -> _Result:
         # The cursor's own request (the engine's URL, the database, the session's settings) and its error
@@ -243,7 +243,7 @@ class FireboltSource(SqlConnector[FireboltSettings, _Session]):
     def _session(self) -> Iterator[_Session]:
         s = self.settings
         with translate_errors(self._translate):
-            connection = connect(
+            connection = firebolt.db.connect(
                 # No token cache on disk: the secret is kept encrypted by smartingest, not by the SDK.
                 auth=ClientCredentials(s.client_id, s.client_secret.get_secret_value(), use_token_cache=False),
                 account_name=s.account_name,
