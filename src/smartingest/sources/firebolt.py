@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import firebolt.db
 import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
-import firebolt.db
 from firebolt.client.auth import ClientCredentials
 from firebolt.utils import exception as fb
 from pydantic import Field, SecretStr
