@@ -54,7 +54,7 @@ class FakeEngine:
         self._db = duckdb.connect()
         if schema != "main":
             self._db.execute(f'CREATE SCHEMA "{schema}"')
-        self._db.execute(f"SET search_path = '\"{schema}\",main'")
+        self._db.execute(f'SET search_path = \'"{schema}",main\'')
         self._db.execute(
             f'CREATE TABLE "{schema}".people (id BIGINT PRIMARY KEY, name VARCHAR, balance DECIMAL(12,2), '
             "score DOUBLE, active BOOLEAN, born DATE, updated_at TIMESTAMPTZ, attrs JSON)"
@@ -63,7 +63,7 @@ class FakeEngine:
         self._db.executemany(f'INSERT INTO "{schema}".people VALUES (?, ?, ?, ?, ?, ?, ?, ?)', rows)
         self._db.execute(f'CREATE VIEW "{schema}".people_view AS SELECT id, name, balance FROM "{schema}".people')
         self._db.execute(
-            f"CREATE TABLE \"{schema}\".numbers AS SELECT i::INTEGER AS id, 'n' || i AS label "
+            f'CREATE TABLE "{schema}".numbers AS SELECT i::INTEGER AS id, \'n\' || i AS label '
             f"FROM range(1, {NUMBERS_ROWS + 1}) r(i)"
         )
 
@@ -105,7 +105,8 @@ class FakeEngine:
         """(schema, name) of the dataset's tables and views."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY 1, 2",
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_schema = ? ORDER BY 1, 2",
                 [self.schema],
             ).fetchall()
         return [(str(s), str(n)) for s, n in rows]
