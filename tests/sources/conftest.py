@@ -1,5 +1,6 @@
 """Fixtures for the source connector tests: the same small dataset in PostgreSQL (read also as Redshift), SQLite,
-DuckDB, MariaDB, Snowflake and ClickHouse (its fixtures in ``clickhouse_fixtures``).
+DuckDB, MariaDB, Snowflake, ClickHouse (its fixtures in ``clickhouse_fixtures``), and the fakes of Trino and
+Firebolt over FakeEngine (``trino_fixtures``, ``firebolt_fixtures``).
 
 PostgreSQL is the real server at 127.0.0.1:5432 (user postgres, trust auth, database ``test``); every session
 works in its own schema ``smartingest_src_<random>``, dropped at the end. SQLite and DuckDB use temp files.
@@ -33,8 +34,10 @@ from smartingest.sources.snowflake import SnowflakeSource
 from smartingest.sources.sqlite import SqliteSource
 
 from .clickhouse_fixtures import clickhouse_case, clickhouse_database, clickhouse_server  # noqa: F401
+from .firebolt_fixtures import firebolt_api, firebolt_case, firebolt_network  # noqa: F401
 from .snowflake_fixtures import Emulator, fresh_database, lay_out_dataset, snowflake_released
 from .sshd import SSHD, Bastion, running_sshd
+from .trino_fixtures import trino_case, trino_coordinator  # noqa: F401
 
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
 UTC = dt.UTC
@@ -76,8 +79,8 @@ class Case:
     # What ``is_released`` observes, where it is less than "no session of the source's is open on the server".
     released_means: str = "no session of the source's is open on the server"
     # The value rules (docs/values.md) at the source: a query in the database's SQL and what each of its
-    # columns must read as (an exact decimal, the calendar's edge dates, NaN, nesting); None for a connector
-    # tested against a fake, whose values would be the fake engine's.
+    # columns must read as (an exact decimal, the calendar's edge dates, NaN, nesting); every case in REAL has
+    # them (a fake's values would be its engine's, not the database's).
     values: tuple[str, dict[str, Any]] | None = None
 
 
@@ -490,21 +493,21 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
     return rows
 
 
-@pytest.fixture(
-    params=[
-        "postgres",
-        "sqlite",
-        "duckdb",
-        "mysql",
-        "planetscale",
-        "singlestore",
-        "redshift",
-        "snowflake",
-        "clickhouse",
-    ]
-)
+# The connectors that really run here (a server, a file, an emulator, a real engine behind a test server),
+# and those tested against a fake at their driver's or HTTP boundary (contract only).
+REAL = ["postgres", "sqlite", "duckdb", "mysql", "planetscale", "singlestore", "redshift", "snowflake", "clickhouse"]
+FAKED = ["trino", "firebolt"]
+
+
+@pytest.fixture(params=REAL + FAKED)
 def case(request: pytest.FixtureRequest) -> Case:
     """Each contract test runs once per connector."""
+    return request.getfixturevalue(f"{request.param}_case")
+
+
+@pytest.fixture(params=REAL)
+def real_case(request: pytest.FixtureRequest) -> Case:
+    """A connector that really runs here: its values are the database's own."""
     return request.getfixturevalue(f"{request.param}_case")
 
 

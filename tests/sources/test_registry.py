@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from smartingest.config.models import SourceConfig
-from smartingest.errors import MissingDriverError
+from smartingest.errors import ConfigError, MissingDriverError
 from smartingest.sources.registry import CONNECTORS, open_source, settings_model
 
 WITH_EXTRA = sorted(name for name, (_, _, extra) in CONNECTORS.items() if extra)
@@ -46,3 +46,18 @@ def test_a_missing_driver_names_the_install_command(source_type: str, monkeypatc
     assert command in str(err.value) and repr(source_type) in str(err.value)
     with pytest.raises(MissingDriverError, match=re.escape(command)):
         settings_model(source_type)
+
+
+def test_a_type_that_is_gone_says_why_and_keeps_the_list_of_valid_types() -> None:
+    with pytest.raises(ConfigError) as err:
+        open_source("old", SourceConfig(type="rockset"))
+    message = str(err.value)
+    assert message.startswith(
+        "sources.old.type: unknown source type 'rockset' (rockset: Rockset was shut down in 2024;"
+    )
+    assert f"valid: {', '.join(sorted(CONNECTORS))})" in message
+    with pytest.raises(ConfigError, match=r"rockset: Rockset was shut down in 2024; .*valid: "):
+        settings_model("rockset")
+    with pytest.raises(ConfigError) as plain:
+        open_source("x", SourceConfig(type="nosuchdb"))
+    assert "shut down" not in str(plain.value) and "valid: " in str(plain.value)

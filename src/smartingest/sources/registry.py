@@ -23,7 +23,21 @@ CONNECTORS: dict[str, tuple[str, str, str | None]] = {
     "clickhouse": ("smartingest.sources.clickhouse", "ClickHouseSource", "clickhouse"),
     "redshift": ("smartingest.sources.redshift", "RedshiftSource", "redshift"),
     "snowflake": ("smartingest.sources.snowflake", "SnowflakeSource", "snowflake"),
+    "trino": ("smartingest.sources.trino", "TrinoSource", "trino"),
+    "firebolt": ("smartingest.sources.firebolt", "FireboltSource", "firebolt"),
 }
+
+# Types that once were sources and cannot be any more: why, said with the unknown-type error.
+GONE: dict[str, str] = {
+    "rockset": "Rockset was shut down in 2024; its service ended in September 2024 after its acquisition by "
+    "OpenAI, so there is no connector (read the data from where it now lives)",
+}
+
+
+def unknown_type(source_type: str) -> str:
+    """The unknown-type message: why, for a type that is gone, and the valid types."""
+    why = f"{source_type}: {GONE[source_type]}; " if source_type in GONE else ""
+    return f"unknown source type {source_type!r} ({why}valid: {', '.join(sorted(CONNECTORS))})"
 
 
 def open_source(name: str, config: SourceConfig) -> Source:
@@ -33,9 +47,7 @@ def open_source(name: str, config: SourceConfig) -> Source:
     MissingDriverError when the connector's optional dependency is not installed.
     """
     if config.type not in CONNECTORS:
-        raise ConfigError(
-            f"sources.{name}.type: unknown source type {config.type!r} (valid: {', '.join(sorted(CONNECTORS))})"
-        )
+        raise ConfigError(f"sources.{name}.type: {unknown_type(config.type)}")
     connector = _connector_class(config.type)
     try:
         settings = connector.Settings.model_validate(config.connector_settings())
@@ -48,7 +60,7 @@ def settings_model(source_type: str) -> type[BaseModel]:
     """The pydantic model of a connector's settings (what a form for that source type asks). Raises
     ConfigError for an unknown type, MissingDriverError when its driver is not installed."""
     if source_type not in CONNECTORS:
-        raise ConfigError(f"unknown source type {source_type!r} (valid: {', '.join(sorted(CONNECTORS))})")
+        raise ConfigError(unknown_type(source_type))
     settings: type[BaseModel] = _connector_class(source_type).Settings
     return settings
 
