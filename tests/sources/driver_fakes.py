@@ -38,6 +38,11 @@ class DialectEngine(FakeEngine):
             for statement in setup:
                 self._db.execute(statement)
 
+    def column_types(self, sql: str) -> list[str]:
+        """DuckDB's type of each column of a statement of the dialect (what a fake shows as its database's)."""
+        with self._lock:
+            return [str(t) for t in self._db.sql(self.translate(sql)).types]
+
     def referenced_tables(self, sql: str) -> set[str]:
         """The bare names (lower case) of the tables a statement of the dialect reads; none when it does not parse."""
         try:

@@ -27,6 +27,7 @@ CONNECTORS: dict[str, tuple[str, str, str | None]] = {
     "firebolt": ("smartingest.sources.firebolt", "FireboltSource", "firebolt"),
     "sqlserver": ("smartingest.sources.sqlserver", "SqlServerSource", "sqlserver"),
     "synapse": ("smartingest.sources.sqlserver", "SynapseSource", "sqlserver"),
+    "oracle": ("smartingest.sources.oracle", "OracleSource", "oracle"),
 }
 
 # Types that once were sources and cannot be any more: why, said with the unknown-type error.
