@@ -496,7 +496,7 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
 # The connectors that really run here (a server, a file, an emulator, a real engine behind a test server),
 # and those tested against a fake at their driver's or HTTP boundary (contract only).
 REAL = ["postgres", "sqlite", "duckdb", "mysql", "planetscale", "singlestore", "redshift", "snowflake", "clickhouse"]
-FAKED = ["trino", "firebolt", "sqlserver", "synapse", "oracle"]
+FAKED = ["trino", "firebolt", "sqlserver", "synapse", "oracle", "teradata"]
 
 
 @pytest.fixture(params=REAL + FAKED)
@@ -541,6 +541,4 @@ def tunnelled(case: Case, bastion: Bastion) -> Case:
 
 
 # The fakes at the driver boundary run FakeEngine, which reads the dataset above: imported once it is defined.
-from .sqlserver_fixtures import fake_mssql, fake_synapse, sqlserver_case, sqlserver_server, synapse_case  # noqa: E402, F401, I001
-from .sqlserver_fixtures import synapse_server  # noqa: E402, F401
-from .oracle_fixtures import fake_oracle, oracle_case, oracle_server  # noqa: E402, F401
+from .driver_fixtures import *  # noqa: E402, F403
