@@ -281,7 +281,7 @@ _TRANSIENT = frozenset({2631, 3120, 3598, 3603, 8024})  # deadlock, recovery, co
 _WRITE_VERB = re.compile(r"does not have (INSERT|UPDATE|DELETE|CREATE \w+|DROP \w+) access", re.I)
 _DATABASE_ERROR = re.compile(r"\[Teradata Database\] \[Error (\d+)\]")
 _DRIVER_ERROR = re.compile(r"\[Teradata (?:SQL Driver|Security)\].*?\[SQLState (\w+)\]", re.S)
-_PREFIX = re.compile(r"^(?:\[[^\]]*\] )+")
+_NOISE = re.compile(r"\[(?:Version|Session|Teradata [A-Za-z ]+|SQLState) ?[^\]]*\] ")  # kept: [Error n]
 
 
 def map_teradata_error(
@@ -305,7 +305,7 @@ def map_teradata_error(
     if not isinstance(exc, teradatasql.Error):
         return None
     raw = str(exc)
-    text = one_line(_PREFIX.sub("", raw.split("\n at ", 1)[0]))
+    text = one_line(_NOISE.sub("", raw.split("\n at ", 1)[0]))
     found = _DATABASE_ERROR.search(raw)
     code = int(found[1]) if found else None
     where = f"Teradata at {settings.host}:{settings.port}"
