@@ -226,7 +226,7 @@ class FakeCursor:
             conn.time_zone = sql.split("= ", 1)[1].strip("'")
         elif sql.startswith("ALTER SESSION SET CURRENT_SCHEMA = "):
             schema = sql.split("= ", 1)[1].strip('"')
-            if schema not in {u for u in ("SMARTINGEST", "CTXSYS", "READER")}:
+            if schema not in ("SMARTINGEST", "CTXSYS", "READER"):
                 raise ora(1435, "user does not exist")
             conn.current_schema = schema
         else:

@@ -99,6 +99,14 @@ class _TdsSettings(SshTunnelSettings):
     def encrypted(self) -> bool:
         return True
 
+    def profile_keys(self) -> dict[str, str]:
+        """The connection-string keys only this profile sends."""
+        return {}
+
+    def session_statements(self) -> list[str]:
+        """The statements each session of this profile starts with."""
+        return []
+
 
 class SqlServerSettings(_TdsSettings):
     """Connection settings of a SQL Server, Azure SQL Database or Managed Instance source."""
@@ -115,6 +123,14 @@ class SqlServerSettings(_TdsSettings):
     @property
     def encrypted(self) -> bool:
         return self.encrypt
+
+    def profile_keys(self) -> dict[str, str]:
+        return {"ApplicationIntent": self.application_intent}
+
+    def session_statements(self) -> list[str]:
+        # mssql-python names itself as the program: the name goes in the session's context instead.
+        name = self.application_name.replace("'", "''")
+        return [f"EXEC sys.sp_set_session_context @key = N'application_name', @value = N'{name}', @read_only = 1"]
 
 
 class SynapseSettings(_TdsSettings):
@@ -167,7 +183,7 @@ class SqlServerSource(SqlConnector[_TdsSettings, Any]):
             try:
                 with translate_errors(self._translate):
                     conn.timeout = s.query_timeout_seconds or 0  # every cursor of the connection takes it
-                    for statement in self._session_statements():
+                    for statement in s.session_statements():
                         cursor = conn.cursor()
                         try:
                             cursor.execute(statement)
@@ -239,31 +255,15 @@ class SqlServerSource(SqlConnector[_TdsSettings, Any]):
             keys["UID"] = s.user
         if s.password is not None:
             keys["PWD"] = s.password.get_secret_value()
-        return keys | self._profile_keys()
-
-    def _profile_keys(self) -> dict[str, str]:
-        settings = self.settings
-        assert isinstance(settings, SqlServerSettings)
-        return {"ApplicationIntent": settings.application_intent}
-
-    def _session_statements(self) -> list[str]:
-        settings = self.settings
-        assert isinstance(settings, SqlServerSettings)
-        name = settings.application_name.replace("'", "''")
-        return [f"EXEC sys.sp_set_session_context @key = N'application_name', @value = N'{name}', @read_only = 1"]
+        return keys | s.profile_keys()
 
 
 class SynapseSource(SqlServerSource):
-    """An Azure Synapse SQL pool: SQL Server's connector under Synapse's profile (see the module docstring)."""
+    """An Azure Synapse SQL pool: SQL Server's connector under Synapse's profile (its settings say what
+    differs; see the module docstring)."""
 
     Settings = SynapseSettings
     PRODUCT = "Azure Synapse"
-
-    def _profile_keys(self) -> dict[str, str]:
-        return {}
-
-    def _session_statements(self) -> list[str]:
-        return []
 
 
 # ---------------------------------------------------------------------------------------------- error mapping
