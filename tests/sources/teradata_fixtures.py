@@ -11,7 +11,7 @@ refused, a default database that does not exist, no SELECT access, an object or 
 a syntax error (``TOP 0`` included: TOP takes a nonzero positive number, says Teradata's manual), the request
 aborted at its ``request_timeout``; a description with Teradata's type names; and values as the driver gives
 them with ``teradata_values=false``: DECIMAL, DATE and TIMESTAMP as their text, BOOLEAN (which Teradata does not
-have) as BYTEINT.
+have) as BYTEINT (Decimal, date and datetime objects without that parameter).
 
 What it cannot show: Teradata's own parser and type system (its SQL as sqlglot reads it, run by DuckDB),
 FastExport's sessions (the escape is recorded, the rows come the same way), TLS and TDGSS encryption.
@@ -108,7 +108,8 @@ class FakeTeradatasql:
         except BaseException:
             sock.close()
             raise
-        return FakeConnection(self.server, sock, int(parameters.get("request_timeout", "0")))
+        values_as_text = parameters.get("teradata_values", "true") == "false"
+        return FakeConnection(self.server, sock, int(parameters.get("request_timeout", "0")), values_as_text)
 
     def _logon(self, parameters: dict[str, str]) -> None:
         if self.server.logins.get(parameters.get("user", "").lower()) != parameters.get("password"):
@@ -119,10 +120,13 @@ class FakeTeradatasql:
 
 
 class FakeConnection:
-    def __init__(self, server: FakeTeradataServer, sock: socket.socket, request_timeout: int) -> None:
+    def __init__(
+        self, server: FakeTeradataServer, sock: socket.socket, request_timeout: int, values_as_text: bool
+    ) -> None:
         self.server = server
         self.sock = sock
         self.request_timeout = request_timeout
+        self.values_as_text = values_as_text  # teradata_values=false
 
     def cursor(self) -> FakeCursor:
         return FakeCursor(self)
@@ -171,7 +175,8 @@ class FakeCursor:
             [name, str, None, 0, precision, scale, True]
             for name, (_, precision, scale) in zip(table.column_names, kinds, strict=True)
         ]
-        self._rows = iter([tuple(_as_driver_gives(v) for v in row.values()) for row in table.to_pylist()])
+        give = _as_text if self.conn.values_as_text else _as_python
+        self._rows = iter([tuple(give(v) for v in row.values()) for row in table.to_pylist()])
 
     def fetchmany(self, size: int = 1) -> list[tuple[Any, ...]]:
         return [row for _, row in zip(range(size), self._rows, strict=False)]
@@ -199,8 +204,13 @@ def _teradata_type(duck: str) -> tuple[str, int, int]:
     return named.get(duck, (duck, 0, 0))
 
 
-def _as_driver_gives(value: Any) -> Any:
-    """A value as teradatasql gives it with teradata_values=false."""
+def _as_python(value: Any) -> Any:
+    """A value as teradatasql gives it by default: Decimal, date and datetime objects; BYTEINT for a boolean."""
+    return int(value) if isinstance(value, bool) else value
+
+
+def _as_text(value: Any) -> Any:
+    """A value as teradatasql gives it with teradata_values=false: DECIMAL, DATE and TIMESTAMP as their text."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, Decimal):
