@@ -52,6 +52,9 @@ class DialectEngine(FakeEngine):
         return {t.name.lower() for statement in parsed for t in statement.find_all(exp.Table)}
 
 
+GREETING = b"+"  # what the server sends once it has counted a connection
+
+
 class _Holder(socketserver.BaseRequestHandler):
     """Holds a client's socket open until the client closes it, counted meanwhile."""
 
@@ -61,6 +64,7 @@ class _Holder(socketserver.BaseRequestHandler):
         with self.server.lock:
             self.server.open += 1
         try:
+            self.request.sendall(GREETING)  # counted: the client may go on (see dial)
             while self.request.recv(4096):
                 pass
         except OSError:
@@ -130,8 +134,16 @@ class FakeServer:
 
 
 def dial(host: str, port: int, timeout: float) -> socket.socket:
-    """The real TCP connection a fake driver opens to its server; OSError as the network answers."""
-    return socket.create_connection((host, port), timeout=timeout)
+    """The real TCP connection a fake driver opens to its server; OSError as the network answers. It returns
+    once the server has counted the connection (its greeting read), so a count right after sees it."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    try:
+        if sock.recv(len(GREETING)) != GREETING:
+            raise ConnectionResetError(f"{host}:{port} closed the connection")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def closed_port() -> int:

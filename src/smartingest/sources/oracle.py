@@ -38,7 +38,15 @@ from pydantic import Field, SecretStr, model_validator
 from smartingest.columns import JSON_TEXT
 from smartingest.config.models import ModelConfig
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
-from smartingest.sources._common import BatchStream, close_quietly, one_line, rebatch, source_error, translate_errors
+from smartingest.sources._common import (
+    BatchStream,
+    close_quietly,
+    one_line,
+    query_timeout_error,
+    rebatch,
+    source_error,
+    translate_errors,
+)
 from smartingest.sources.base import MAX_TABLES, describe_model
 from smartingest.sources.sql import SqlConnector, quote_identifier
 from smartingest.sources.tunnel import SshTunnelSettings, tunnel_to
@@ -379,9 +387,7 @@ def _connection_error(full_code: str, code: int | None, text: str, settings: Ora
 
 def _query_error(full_code: str, code: int | None, text: str, settings: OracleSettings, subject: str) -> SourceError:
     if full_code == _DPY_TIMEOUT or code in _TIMEOUTS:
-        timeout = settings.query_timeout_seconds
-        message = f"{subject} ran longer than query_timeout_seconds ({timeout}): {text}; raise it or speed the query up"
-        return source_error(SourceError, message, transient=False)
+        return query_timeout_error(subject, settings.query_timeout_seconds, text)
     if code in _TRANSIENT:
         return source_error(SourceError, f"{_where(settings)} failed temporarily: {text}", transient=True)
     if code in _MISSING:

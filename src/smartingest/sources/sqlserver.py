@@ -45,6 +45,7 @@ from smartingest.sources._common import (
     Normaliser,
     close_quietly,
     one_line,
+    query_timeout_error,
     rebatch,
     source_error,
     translate_errors,
@@ -374,11 +375,7 @@ def _query_error(
     if number in _PRIVILEGE_NUMBERS:
         return SourceAuthError(f"the login may not read {subject}: {text}; fix: {_grant(text, settings)}")
     if "Timeout expired" in exc.driver_error:
-        timeout = settings.query_timeout_seconds
-        message = (
-            f"{subject} ran longer than query_timeout_seconds ({timeout}): {text}; raise it or make the query faster"
-        )
-        return source_error(SourceError, message, transient=False)
+        return query_timeout_error(subject, settings.query_timeout_seconds, text)
     if number in _TRANSIENT_NUMBERS or _UNREACHABLE.search(text):
         return source_error(SourceError, f"{where} failed temporarily: {text}", transient=True)
     if number in _WRITE_NUMBERS:

@@ -40,7 +40,14 @@ from pydantic import Field, SecretStr, model_validator
 from smartingest.columns import JSON_TEXT
 from smartingest.config.models import ModelConfig
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
-from smartingest.sources._common import BatchStream, close_quietly, one_line, source_error, translate_errors
+from smartingest.sources._common import (
+    BatchStream,
+    close_quietly,
+    one_line,
+    query_timeout_error,
+    source_error,
+    translate_errors,
+)
 from smartingest.sources.base import describe_model
 from smartingest.sources.sql import SqlConnector
 from smartingest.sources.tunnel import SshTunnelSettings, tunnel_to
@@ -348,11 +355,8 @@ def _request_error(code: int, text: str, where: str, settings: TeradataSettings,
     if code == _ABORTED:
         timeout = settings.query_timeout_seconds
         if timeout is not None:
-            message = (
-                f"{subject} was aborted: it ran longer than query_timeout_seconds ({timeout}), or an administrator "
-                f"or workload rule aborted it: {text}; raise it or speed the query up"
-            )
-            return source_error(SourceError, message, transient=False)
+            # Teradata says the same when an administrator or a workload rule aborts the request.
+            return query_timeout_error(subject, timeout, f"{text} (or an administrator or workload rule aborted it)")
         return source_error(SourceError, f"{where} aborted {subject}: {text}", transient=True)
     if code in _TRANSIENT:
         return source_error(SourceError, f"{where} failed temporarily: {text}", transient=True)
