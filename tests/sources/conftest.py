@@ -1,6 +1,7 @@
 """Fixtures for the source connector tests: the same small dataset in PostgreSQL (read also as Redshift), SQLite,
-DuckDB, MariaDB, Snowflake, ClickHouse (its fixtures in ``clickhouse_fixtures``), and the fakes of Trino and
-Firebolt over FakeEngine (``trino_fixtures``, ``firebolt_fixtures``).
+DuckDB, MariaDB, Snowflake, ClickHouse (its fixtures in ``clickhouse_fixtures``), the fakes of Trino and
+Firebolt over FakeEngine (``trino_fixtures``, ``firebolt_fixtures``), and the fakes of the SQL Server, Oracle
+and Teradata drivers over FakeEngine (``driver_fixtures``).
 
 PostgreSQL is the real server at 127.0.0.1:5432 (user postgres, trust auth, database ``test``); every session
 works in its own schema ``smartingest_src_<random>``, dropped at the end. SQLite and DuckDB use temp files.
