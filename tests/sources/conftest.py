@@ -1,6 +1,7 @@
 """Fixtures for the source connector tests: the same small dataset in PostgreSQL (read also as Redshift), SQLite,
-DuckDB, MariaDB, Snowflake, ClickHouse (its fixtures in ``clickhouse_fixtures``), and the fakes of Trino and
-Firebolt over FakeEngine (``trino_fixtures``, ``firebolt_fixtures``).
+DuckDB, MariaDB, Snowflake, ClickHouse (its fixtures in ``clickhouse_fixtures``), the fakes of Trino and
+Firebolt over FakeEngine (``trino_fixtures``, ``firebolt_fixtures``), and the fakes of the SQL Server, Oracle
+and Teradata drivers over FakeEngine (``driver_fixtures``).
 
 PostgreSQL is the real server at 127.0.0.1:5432 (user postgres, trust auth, database ``test``); every session
 works in its own schema ``smartingest_src_<random>``, dropped at the end. SQLite and DuckDB use temp files.
@@ -496,7 +497,7 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
 # The connectors that really run here (a server, a file, an emulator, a real engine behind a test server),
 # and those tested against a fake at their driver's or HTTP boundary (contract only).
 REAL = ["postgres", "sqlite", "duckdb", "mysql", "planetscale", "singlestore", "redshift", "snowflake", "clickhouse"]
-FAKED = ["trino", "firebolt"]
+FAKED = ["trino", "firebolt", "sqlserver", "synapse", "oracle", "teradata"]
 
 
 @pytest.fixture(params=REAL + FAKED)
@@ -538,3 +539,7 @@ def tunnelled(case: Case, bastion: Bastion) -> Case:
     settings = case.settings | tunnel_settings(bastion)
     source = type(case.source)(type(case.source).Settings(**settings))  # type: ignore[attr-defined]
     return Case(case.name, source, case.schema_name, case.types, case.rows, case.is_released, settings)
+
+
+# The fakes at the driver boundary run FakeEngine, which reads the dataset above: imported once it is defined.
+from .driver_fixtures import *  # noqa: E402, F403

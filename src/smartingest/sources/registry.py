@@ -25,6 +25,10 @@ CONNECTORS: dict[str, tuple[str, str, str | None]] = {
     "snowflake": ("smartingest.sources.snowflake", "SnowflakeSource", "snowflake"),
     "trino": ("smartingest.sources.trino", "TrinoSource", "trino"),
     "firebolt": ("smartingest.sources.firebolt", "FireboltSource", "firebolt"),
+    "sqlserver": ("smartingest.sources.sqlserver", "SqlServerSource", "sqlserver"),
+    "synapse": ("smartingest.sources.sqlserver", "SynapseSource", "sqlserver"),
+    "oracle": ("smartingest.sources.oracle", "OracleSource", "oracle"),
+    "teradata": ("smartingest.sources.teradata", "TeradataSource", "teradata"),
 }
 
 # Types that once were sources and cannot be any more: why, said with the unknown-type error.

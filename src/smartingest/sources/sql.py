@@ -119,7 +119,7 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
 
     def schema(self, model: ModelConfig) -> pa.Schema:
         """The model's columns and types as ``read`` gives them (the model run for no rows)."""
-        query = limited(self.model_sql(model), 0, self.DIALECT)
+        query = self._limited(self.model_sql(model), 0)
         with self._session() as conn:
             stream = self._stream(conn, query, model, 1)
             stream.close()
@@ -127,7 +127,7 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
 
     def preview(self, model: ModelConfig, limit: int = PREVIEW_ROWS) -> pa.Table:
         """The model's first ``limit`` rows, typed as ``read`` types them."""
-        query = limited(self.model_sql(model), limit, self.DIALECT)
+        query = self._limited(self.model_sql(model), limit)
         with self._session() as conn:
             stream = self._stream(conn, query, model, max(int(limit), 1))
             try:
@@ -147,6 +147,11 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
             refuse_writes(sql, self.DIALECT, model)
             return sql
         return "SELECT * FROM " + ".".join(self.quote(part) for part in (model.table or "").split("."))
+
+    def _limited(self, query: str, limit: int) -> str:
+        """``query``'s first ``limit`` rows (none: only its columns) in this database's SQL; sqlglot's
+        wrapper unless the database needs another (Teradata refuses ``TOP 0``)."""
+        return limited(query, limit, self.DIALECT)
 
     # ------------------------------------------------------------------------------------------ the driver's parts
 
