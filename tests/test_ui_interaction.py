@@ -21,6 +21,16 @@ def _type(page: Page, text: str) -> None:
     page.keyboard.type(text)
 
 
+def arrow_to(page: Page, label: str, option: str) -> None:
+    """Move the focused select to ``option`` with the arrow keys, one step at a time (each step is a change)."""
+    options: list[str] = page.get_by_label(label).evaluate("s => [...s.options].map(o => o.value || o.text)")
+    steps = options.index(option) - page.get_by_label(label).evaluate("s => s.selectedIndex")
+    for _ in range(abs(steps)):
+        page.keyboard.press("ArrowDown" if steps > 0 else "ArrowUp")
+        page.wait_for_load_state()
+    expect(page.get_by_label(label)).to_have_value(option)
+
+
 def test_a_source_is_added_and_a_sync_reset_from_the_keyboard_alone(page: Page, ui_api, pg, sandbox):
     create_customers(pg, 2)
     page.goto(f"{ui_api.url}/sources")
@@ -32,10 +42,10 @@ def test_a_source_is_added_and_a_sync_reset_from_the_keyboard_alone(page: Page, 
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_have_text("Add a source")
     page.get_by_label("Source type").focus()
-    page.keyboard.press("End")  # the form follows the type in place: the page stays, so does the focus
-    expect(page.get_by_label("Path (required)", exact=True)).to_be_visible()  # sqlite, last of the list
+    arrow_to(page, "Source type", "sqlite")  # the form follows the type in place: the page stays, so does the focus
+    expect(page.get_by_label("Path (required)", exact=True)).to_be_visible()
     expect(page.get_by_label("Source type")).to_be_focused()
-    page.keyboard.press("p")  # the first type starting with p: postgres
+    arrow_to(page, "Source type", "postgres")
     expect(page.get_by_label("Host", exact=True)).to_be_visible()
     for label, value in (("Name", "warehouse"), ("Host", "127.0.0.1"), ("Port", "5432"), ("Database", "test")):
         tab_to(page, label)

@@ -13,7 +13,14 @@ import pytest
 from mssql_python.exceptions import InterfaceError, OperationalError, ProgrammingError
 
 from smartingest.config.models import ModelConfig, SourceConfig
-from smartingest.errors import ConfigError, ModelError, SourceAuthError, SourceConnectionError, SourceError
+from smartingest.errors import (
+    ConfigError,
+    MissingDriverError,
+    ModelError,
+    SourceAuthError,
+    SourceConnectionError,
+    SourceError,
+)
 from smartingest.sources._common import Normaliser
 from smartingest.sources.registry import open_source
 from smartingest.sources.sqlserver import (
@@ -330,3 +337,14 @@ def test_errors_not_the_drivers_are_left_alone_and_the_password_is_never_shown()
     assert "s3cret" not in str(map_sqlserver_error(leaked, SETTINGS))
     assert isinstance(map_sqlserver_error(InterfaceError("Connection is closed", ""), SETTINGS), SourceError)
     assert isinstance(map_sqlserver_error(ProgrammingError("x", "y"), SETTINGS, PEOPLE), ModelError)
+
+
+def test_a_driver_that_cannot_load_its_odbc_library_names_the_package() -> None:
+    # What mssql-python raises at connect on a Linux machine without libltdl (its wheel's ODBC driver needs it).
+    failed = OperationalError(
+        "Driver Error: Connection operation failed",
+        "DDBC Error: Failed to load the driver. Please read the documentation to install the required dependencies.",
+    )
+    settings = SqlServerSource.Settings(host="db.internal", database="app", user="reader", password="x")
+    mapped = map_sqlserver_error(failed, settings, connecting=True)
+    assert isinstance(mapped, MissingDriverError) and "apt-get install libltdl7" in str(mapped)

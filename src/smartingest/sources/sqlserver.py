@@ -38,7 +38,7 @@ from mssql_python.exceptions import Exception as MssqlError
 from pydantic import Field, SecretStr, model_validator
 
 from smartingest.config.models import ModelConfig
-from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
+from smartingest.errors import MissingDriverError, ModelError, SourceAuthError, SourceConnectionError, SourceError
 from smartingest.sources._common import (
     BatchStream,
     Converter,
@@ -331,6 +331,12 @@ def map_sqlserver_error(
     if not isinstance(exc, MssqlError):
         return None
     text = one_line(exc.ddbc_error or exc.driver_error)
+    if "Failed to load the driver" in text:
+        # The wheel's ODBC driver needs the system's libltdl; without it nothing can connect.
+        return MissingDriverError(
+            f"{product}'s driver cannot load its ODBC library: apt-get install libltdl7 (Debian, Ubuntu), "
+            f"or your system's libltdl package ({text})"
+        )
     number = _number(text)
     mapped = (
         _login_error(number, text, where, settings)
