@@ -47,7 +47,8 @@ from smartingest.sources._common import (
     source_error,
     translate_errors,
 )
-from smartingest.sources.base import MAX_TABLES, describe_model
+from smartingest.sources.base import describe_model
+from smartingest.sources.names import ORACLE
 from smartingest.sources.sql import SqlConnector, quote_identifier
 from smartingest.sources.tunnel import SshTunnelSettings, tunnel_to
 
@@ -97,18 +98,8 @@ with warnings.catch_warnings():
 
 # ---------------------------------------------------------------------------------------------- identifiers
 
-_STORED_UNQUOTED = re.compile(r"[A-Z][A-Z0-9_$#]*")  # how Oracle stores a name written unquoted
-_WRITTEN_UNQUOTED = re.compile(r"[a-z][a-z0-9_$#]*")
-
-
-def shown_name(stored: str) -> str:
-    """The name smartingest shows for a name as Oracle stores it (``EMAIL`` -> ``email``)."""
-    return stored.lower() if _STORED_UNQUOTED.fullmatch(stored) else stored
-
-
-def stored_name(shown: str) -> str:
-    """The name Oracle stores for a name smartingest shows (``email`` -> ``EMAIL``)."""
-    return shown.upper() if _WRITTEN_UNQUOTED.fullmatch(shown) else shown
+shown_name = ORACLE.shown  # ``EMAIL`` -> ``email`` (see sources/names.py)
+stored_name = ORACLE.resolved  # ``email`` -> ``EMAIL``
 
 
 # ------------------------------------------------------------------------------------------------- the plan
@@ -212,21 +203,13 @@ class OracleSource(SqlConnector[OracleSettings, Any]):
 
     Settings = OracleSettings
     DIALECT = "oracle"
+    NAMES = ORACLE
     PING = "SELECT 1 FROM DUAL"
 
     def __repr__(self) -> str:  # never show the password
         s = self.settings
         database = f"service_name={s.service_name!r}" if s.service_name else f"sid={s.sid!r}"
         return f"OracleSource(host={s.host!r}, port={s.port}, {database}, user={s.user!r})"
-
-    def quote(self, identifier: str) -> str:
-        """An identifier as Oracle stores it (see the module docstring), quoted."""
-        return quote_identifier(stored_name(identifier), self.DIALECT)
-
-    def tables(self, limit: int = MAX_TABLES) -> list[str]:
-        """The tables and views the user may read as ``schema.name``, shown as models name them, sorted."""
-        listed = super().tables(limit)
-        return sorted(".".join(shown_name(part) for part in name.split(".", 1)) for name in listed)
 
     # ------------------------------------------------------------------------------------------ the driver's parts
 

@@ -51,8 +51,9 @@ from smartingest.sources._common import (
     source_error,
     translate_errors,
 )
-from smartingest.sources.base import MAX_TABLES, describe_model
-from smartingest.sources.sql import SqlConnector, quote_identifier
+from smartingest.sources.base import describe_model
+from smartingest.sources.names import SNOWFLAKE
+from smartingest.sources.sql import SqlConnector
 
 Protocol = Literal["https", "http"]
 
@@ -110,24 +111,8 @@ with warnings.catch_warnings():
 
 # ---------------------------------------------------------------------------------------------- identifiers
 
-_STORED_UNQUOTED = re.compile(r"[A-Z_][A-Z0-9_$]*")  # how Snowflake stores a name written unquoted
-_WRITTEN_UNQUOTED = re.compile(r"[a-z_][a-z0-9_$]*")
-
-
-def shown_name(stored: str) -> str:
-    """The name smartingest shows for a name as Snowflake stores it (``EMAIL`` -> ``email``)."""
-    return stored.lower() if _STORED_UNQUOTED.fullmatch(stored) else stored
-
-
-def stored_name(shown: str) -> str:
-    """The name Snowflake stores for a name smartingest shows (``email`` -> ``EMAIL``)."""
-    return shown.upper() if _WRITTEN_UNQUOTED.fullmatch(shown) else shown
-
-
-def _shown_names(stored: list[str]) -> list[str]:
-    # A result holding both ID and "id" keeps ID as it is: the two must stay apart.
-    taken = set(stored)
-    return [shown if (shown := shown_name(name)) == name or shown not in taken else name for name in stored]
+shown_name = SNOWFLAKE.shown  # ``EMAIL`` -> ``email`` (see sources/names.py)
+stored_name = SNOWFLAKE.resolved  # ``email`` -> ``EMAIL``
 
 
 # ------------------------------------------------------------------------------------------------- the plan
@@ -177,7 +162,7 @@ def _plan(description: list[Any] | None, subject: str) -> list[_Column]:
     """Each column's name and plain type, from the driver's description of the result (no rows read)."""
     if not description:
         raise ModelError(f"{subject} is not a query that returns rows")
-    names = _shown_names([meta.name for meta in description])
+    names = SNOWFLAKE.shown_all([meta.name for meta in description])
     return [
         _column(name, FIELD_ID_TO_NAME[meta.type_code] or f"#{meta.type_code}", meta.precision, meta.scale, subject)
         for name, meta in zip(names, description, strict=True)
@@ -220,19 +205,11 @@ class SnowflakeSource(SqlConnector[SnowflakeSettings, SnowflakeConnection]):
 
     Settings = SnowflakeSettings
     DIALECT = "snowflake"
+    NAMES = SNOWFLAKE
 
     def __repr__(self) -> str:  # never show the password or the key's passphrase
         s = self.settings
         return f"SnowflakeSource(account={s.account!r}, user={s.user!r}, database={s.database!r})"
-
-    def quote(self, identifier: str) -> str:
-        """An identifier as Snowflake stores it (see the module docstring), quoted."""
-        return quote_identifier(stored_name(identifier), self.DIALECT)
-
-    def tables(self, limit: int = MAX_TABLES) -> list[str]:
-        """The database's tables and views as ``schema.name``, shown as models name them, sorted."""
-        listed = super().tables(limit)
-        return sorted(".".join(shown_name(part) for part in name.split(".", 1)) for name in listed)
 
     # ------------------------------------------------------------------------------------------ the driver's parts
 

@@ -31,6 +31,7 @@ from smartingest.config.models import ModelConfig, Strict
 from smartingest.errors import ModelError, SourceError
 from smartingest.sources._common import BatchStream, translate_errors
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, MAX_TABLES, PREVIEW_ROWS, check_primary_key, describe_model
+from smartingest.sources.names import UpperCaseNames
 
 Conn = TypeVar("Conn")
 SettingsT = TypeVar("SettingsT", bound=Strict)
@@ -87,6 +88,9 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
     Settings: ClassVar[type[Strict]]
     DIALECT: ClassVar[str]  # sqlglot's name of the database's SQL
     PING: ClassVar[str] = "SELECT 1"  # the trivial query a connection test runs
+    # Set for a database that stores unquoted names in upper case: names are shown in lower case and
+    # resolved back when SQL is written (see sources/names.py).
+    NAMES: ClassVar[UpperCaseNames | None] = None
 
     def __init__(self, settings: SettingsT) -> None:
         self.settings = settings
@@ -96,6 +100,9 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
         return self.DIALECT
 
     def quote(self, identifier: str) -> str:
+        """An identifier quoted the dialect's way (as the database stores it, where it folds names)."""
+        if self.NAMES is not None:
+            identifier = self.NAMES.resolved(identifier)
         return quote_identifier(identifier, self.DIALECT)
 
     # ------------------------------------------------------------------------------------------------ public API
@@ -138,7 +145,10 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
     def tables(self, limit: int = MAX_TABLES) -> list[str]:
         """The tables and views a model could read, sorted, at most ``limit``; system schemas left out."""
         with self._session() as conn, translate_errors(self._translate):
-            return [str(row[0]) for row in self._rows(conn, self._tables_sql(int(limit)))]
+            listed = [str(row[0]) for row in self._rows(conn, self._tables_sql(int(limit)))]
+        if self.NAMES is None:
+            return listed
+        return sorted(self.NAMES.shown_qualified(name) for name in listed)
 
     def model_sql(self, model: ModelConfig) -> str:
         """The query that reads a model: its SQL (refused when it would write), or every column of its table."""
