@@ -219,11 +219,6 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
                     watchdog.cancel()
                 raise
 
-    def _rows(self, conn: pymysql.connections.Connection, query: str) -> list[tuple[Any, ...]]:
-        with conn.cursor() as cur:
-            cur.execute(query)
-            return list(cur.fetchall())
-
     def _tables_sql(self, limit: int) -> str:
         # One database per source: its tables and views, by their bare names.
         return (

@@ -243,11 +243,6 @@ class OracleSource(SqlConnector[OracleSettings, Any]):
         schema = pa.schema([c.field for c in columns])
         return BatchStream(schema, rebatch(_conformed(frames, columns, schema), batch_rows), translate, frames.close)
 
-    def _rows(self, conn: Any, query: str) -> list[tuple[Any, ...]]:
-        with conn.cursor() as cursor:
-            cursor.execute(query)
-            return [tuple(row) for row in cursor.fetchall()]
-
     def _tables_sql(self, limit: int) -> str:
         # Tables and views the user may read, without the schemas Oracle maintains (SYS, MDSYS...).
         return (

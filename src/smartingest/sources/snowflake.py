@@ -240,11 +240,6 @@ class SnowflakeSource(SqlConnector[SnowflakeSettings, SnowflakeConnection]):
         batches = rebatch(_conformed(tables, columns, subject), batch_rows)
         return BatchStream(pa.schema([c.field for c in columns]), batches, translate, on_close=cur.close)
 
-    def _rows(self, conn: SnowflakeConnection, query: str) -> list[tuple[Any, ...]]:
-        with conn.cursor() as cur:
-            cur.execute(query)
-            return [tuple(row) for row in cur.fetchall()]
-
     def _tables_sql(self, limit: int) -> str:
         # Snowflake's information_schema.tables lists views too; the union with .views costs nothing and also
         # finds them where an information schema lists only tables (the emulator the tests run against).

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from smartingest.config.models import ModelConfig, Strict
 from smartingest.errors import ModelError, SourceError
-from smartingest.sources._common import BatchStream, translate_errors
+from smartingest.sources._common import BatchStream, close_quietly, translate_errors
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, MAX_TABLES, PREVIEW_ROWS, check_primary_key, describe_model
 from smartingest.sources.names import UpperCaseNames
 
@@ -173,9 +173,15 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
     def _stream(self, conn: Conn, query: str, model: ModelConfig, batch_rows: int) -> BatchStream:
         """Start ``query`` (the model's, or a limited form of it) and return its normalised batches."""
 
-    @abstractmethod
     def _rows(self, conn: Conn, query: str) -> list[tuple[Any, ...]]:
-        """The rows of a small query (a connection test, the table list)."""
+        """The rows of a small query (a connection test, the table list): through a DB-API cursor, unless the
+        connector's driver has another way."""
+        cursor = conn.cursor()  # type: ignore[attr-defined]
+        try:
+            cursor.execute(query)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            close_quietly(cursor.close)
 
     @abstractmethod
     def _tables_sql(self, limit: int) -> str:

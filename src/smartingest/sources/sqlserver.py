@@ -217,14 +217,6 @@ class SqlServerSource(SqlConnector[_TdsSettings, Any]):
         batches = rebatch(map(normalise, reader), batch_rows)
         return BatchStream(normalise.schema, batches, translate, on_close=release)
 
-    def _rows(self, conn: Any, query: str) -> list[tuple[Any, ...]]:
-        cursor = conn.cursor()
-        try:
-            cursor.execute(query)
-            return [tuple(row) for row in cursor.fetchall()]
-        finally:
-            close_quietly(cursor.close)
-
     def _tables_sql(self, limit: int) -> str:
         # INFORMATION_SCHEMA.TABLES lists tables and views, only those the login may see.
         return (

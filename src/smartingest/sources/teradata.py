@@ -220,11 +220,6 @@ class TeradataSource(SqlConnector[TeradataSettings, Any]):
         schema = pa.schema([c.field for c in columns])
         return BatchStream(schema, _batches(cursor, columns, batch_rows, subject), translate, on_close=cursor.close)
 
-    def _rows(self, conn: Any, query: str) -> list[tuple[Any, ...]]:
-        with conn.cursor() as cursor:
-            cursor.execute(query)
-            return [tuple(row) for row in cursor.fetchall()]
-
     def _tables_sql(self, limit: int) -> str:
         # TablesVX lists what the user may access; Teradata's own databases are left out.
         return (
