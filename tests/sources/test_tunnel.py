@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pyarrow as pa
 import pytest
 
@@ -52,9 +53,13 @@ def test_a_read_left_early_through_the_tunnel_releases_everything(
     assert not _forwarders(), "the tunnel's process outlived the read"
 
 
-def _forwarders() -> list[str]:
-    found = subprocess.run(["pgrep", "-f", "smartingest.sources.ssh_forwarder"], capture_output=True, text=True)
-    return found.stdout.split()
+def _forwarders() -> list[psutil.Process]:
+    """This process's tunnel children still alive."""
+    return [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if child.is_running() and "smartingest.sources.ssh_forwarder" in " ".join(child.cmdline())
+    ]
 
 
 def test_the_private_key_may_be_given_as_text_and_encrypted(
