@@ -33,6 +33,7 @@ from smartingest.sources.snowflake import SnowflakeSource
 from smartingest.sources.sqlite import SqliteSource
 
 from .clickhouse_fixtures import clickhouse_case, clickhouse_database, clickhouse_server  # noqa: F401
+from .databricks_fixtures import databricks_case, databricks_fake, databricks_server  # noqa: F401
 from .snowflake_fixtures import Emulator, fresh_database, lay_out_dataset, snowflake_released
 from .sshd import SSHD, Bastion, running_sshd
 
@@ -420,7 +421,7 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
     return rows
 
 
-@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql", "redshift", "snowflake", "clickhouse"])
+@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql", "redshift", "snowflake", "clickhouse", "databricks"])
 def case(request: pytest.FixtureRequest) -> Case:
     """Each contract test runs once per connector."""
     return request.getfixturevalue(f"{request.param}_case")

@@ -21,6 +21,7 @@ CONNECTORS: dict[str, tuple[str, str, str | None]] = {
     "clickhouse": ("smartingest.sources.clickhouse", "ClickHouseSource", "clickhouse"),
     "redshift": ("smartingest.sources.redshift", "RedshiftSource", "redshift"),
     "snowflake": ("smartingest.sources.snowflake", "SnowflakeSource", "snowflake"),
+    "databricks": ("smartingest.sources.databricks", "DatabricksSource", None),
 }
 
 
