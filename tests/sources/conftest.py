@@ -32,6 +32,7 @@ from smartingest.sources.redshift import RedshiftSource
 from smartingest.sources.snowflake import SnowflakeSource
 from smartingest.sources.sqlite import SqliteSource
 
+from .athena_fixtures import athena_case, athena_fake, athena_server, moto_s3  # noqa: F401
 from .clickhouse_fixtures import clickhouse_case, clickhouse_database, clickhouse_server  # noqa: F401
 from .databricks_fixtures import databricks_case, databricks_fake, databricks_server  # noqa: F401
 from .snowflake_fixtures import Emulator, fresh_database, lay_out_dataset, snowflake_released
@@ -421,7 +422,9 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
     return rows
 
 
-@pytest.fixture(params=["postgres", "sqlite", "duckdb", "mysql", "redshift", "snowflake", "clickhouse", "databricks"])
+@pytest.fixture(
+    params=["postgres", "sqlite", "duckdb", "mysql", "redshift", "snowflake", "clickhouse", "databricks", "athena"]
+)
 def case(request: pytest.FixtureRequest) -> Case:
     """Each contract test runs once per connector."""
     return request.getfixturevalue(f"{request.param}_case")

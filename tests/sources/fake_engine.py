@@ -84,6 +84,14 @@ class FakeEngine:
             except duckdb.Error as exc:
                 raise EngineError("data", str(exc)) from exc
 
+    def describe(self, sql: str) -> list[tuple[str, str]]:
+        """(name, DuckDB type) of each column of a statement's result, without running it (Arrow results lose
+        what a fake's database would say of some columns, e.g. that one is JSON)."""
+        duck = self.translate(sql)
+        with self._lock:
+            relation = self._db.sql(duck)
+            return [(str(n), str(t)) for n, t in zip(relation.columns, relation.types, strict=True)]
+
     def translate(self, sql: str) -> str:
         """The statement as DuckDB SQL; EngineError("syntax") when the dialect cannot parse it."""
         try:

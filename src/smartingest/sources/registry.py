@@ -22,6 +22,7 @@ CONNECTORS: dict[str, tuple[str, str, str | None]] = {
     "redshift": ("smartingest.sources.redshift", "RedshiftSource", "redshift"),
     "snowflake": ("smartingest.sources.snowflake", "SnowflakeSource", "snowflake"),
     "databricks": ("smartingest.sources.databricks", "DatabricksSource", None),
+    "athena": ("smartingest.sources.athena", "AthenaSource", "athena"),
 }
 
 
