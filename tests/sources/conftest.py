@@ -33,6 +33,7 @@ from smartingest.sources.snowflake import SnowflakeSource
 from smartingest.sources.sqlite import SqliteSource
 
 from .athena_fixtures import athena_case, athena_fake, athena_server, moto_s3  # noqa: F401
+from .bigquery_fixtures import bigquery_case, bigquery_fake, bigquery_server  # noqa: F401
 from .clickhouse_fixtures import clickhouse_case, clickhouse_database, clickhouse_server  # noqa: F401
 from .databricks_fixtures import databricks_case, databricks_fake, databricks_server  # noqa: F401
 from .snowflake_fixtures import Emulator, fresh_database, lay_out_dataset, snowflake_released
@@ -423,7 +424,18 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
 
 
 @pytest.fixture(
-    params=["postgres", "sqlite", "duckdb", "mysql", "redshift", "snowflake", "clickhouse", "databricks", "athena"]
+    params=[
+        "postgres",
+        "sqlite",
+        "duckdb",
+        "mysql",
+        "redshift",
+        "snowflake",
+        "clickhouse",
+        "databricks",
+        "athena",
+        "bigquery",
+    ]
 )
 def case(request: pytest.FixtureRequest) -> Case:
     """Each contract test runs once per connector."""

@@ -23,6 +23,7 @@ CONNECTORS: dict[str, tuple[str, str, str | None]] = {
     "snowflake": ("smartingest.sources.snowflake", "SnowflakeSource", "snowflake"),
     "databricks": ("smartingest.sources.databricks", "DatabricksSource", None),
     "athena": ("smartingest.sources.athena", "AthenaSource", "athena"),
+    "bigquery": ("smartingest.sources.bigquery", "BigQuerySource", "bigquery"),
 }
 
 
