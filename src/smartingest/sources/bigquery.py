@@ -224,7 +224,9 @@ class BigQuerySource(SqlConnector[BigQuerySettings, BigQueryClients]):
         query = self.model_sql(model)
         with self._session() as clients, translate_errors(lambda exc: self._translate(exc, model)):
             config = self._job_config(dry_run=True)
-            job = clients.api.query(query, job_config=config, retry=self._retry(), timeout=self._request_timeout())
+            job = clients.api.query(
+                query, job_config=config, retry=self._retry(), timeout=self._request_timeout(), job_retry=None
+            )
             return planned_schema(_plan(job.schema, subject))
 
     def tables(self, limit: int = MAX_TABLES) -> list[str]:
@@ -306,7 +308,9 @@ class BigQuerySource(SqlConnector[BigQuerySettings, BigQueryClients]):
         SourceError names the setting."""
         s = self.settings
         started = time.monotonic()
-        job = conn.api.query(query, job_config=self._job_config(), retry=self._retry(), timeout=self._request_timeout())
+        job = conn.api.query(
+            query, job_config=self._job_config(), retry=self._retry(), timeout=self._request_timeout(), job_retry=None
+        )
         try:
             rows = job.result(retry=self._retry(), timeout=s.query_timeout_seconds, job_retry=None, max_results=0)
         except concurrent.futures.TimeoutError:
