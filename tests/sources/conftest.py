@@ -1,5 +1,6 @@
 """Fixtures for the source connector tests: the same small dataset in PostgreSQL (read also as Redshift), SQLite,
-DuckDB, MariaDB, Snowflake and ClickHouse (its fixtures in ``clickhouse_fixtures``).
+DuckDB, MariaDB, Snowflake and ClickHouse (its fixtures in ``clickhouse_fixtures``), and behind the fakes of
+Databricks, Athena and BigQuery (``databricks_fixtures``, ``athena_fixtures``, ``bigquery_fixtures``).
 
 PostgreSQL is the real server at 127.0.0.1:5432 (user postgres, trust auth, database ``test``); every session
 works in its own schema ``smartingest_src_<random>``, dropped at the end. SQLite and DuckDB use temp files.

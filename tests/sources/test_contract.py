@@ -1,5 +1,5 @@
 """The Source contract, run against every connector (PostgreSQL, SQLite, DuckDB, MySQL, Redshift, Snowflake,
-ClickHouse) on the same dataset."""
+ClickHouse, Databricks, Athena, BigQuery) on the same dataset."""
 
 from __future__ import annotations
 
