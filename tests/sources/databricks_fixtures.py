@@ -20,7 +20,8 @@ What it serves, as the API documents it:
 Injectable: ``hold`` keeps every statement RUNNING until cancelled (a slow query), ``denied_tables``
 refuses reading those tables as Unity Catalog does (INSUFFICIENT_PERMISSIONS), ``no_warehouse_permission``
 refuses the warehouse (403 PERMISSION_DENIED), ``expire_links`` makes each link's first fetch answer 403
-as an expired pre-signed URL does. ``statements``, ``cancelled``, ``downloads`` and ``open_connections``
+as an expired pre-signed URL does,
+``refuse_links`` makes every fetch answer so. ``statements``, ``cancelled``, ``downloads`` and ``open_connections``
 let the tests see what the connector did.
 """
 
@@ -79,6 +80,7 @@ class DatabricksFake:
         self.denied_tables: set[str] = set()
         self.no_warehouse_permission = False
         self.expire_links = False
+        self.refuse_links = False
         self.statements: dict[str, Statement] = {}
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, JSON body)
         self.cancelled: list[str] = []
@@ -113,6 +115,7 @@ class DatabricksFake:
         self.denied_tables = set()
         self.no_warehouse_permission = False
         self.expire_links = False
+        self.refuse_links = False
 
     def _opened(self, delta: int) -> None:
         with self._lock:
@@ -388,7 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
         if statement is None or index >= len(statement.chunks):
             self._text(404, "NoSuchKey")
             return
-        if self.fake.expire_links and key not in self.fake._fetched:
+        if self.fake.refuse_links or (self.fake.expire_links and key not in self.fake._fetched):
             self.fake._fetched.add(key)
             self._text(403, "AccessDenied: Request has expired")
             return

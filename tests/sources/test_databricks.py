@@ -129,6 +129,14 @@ def test_an_expired_link_is_asked_for_again(databricks_fake: DatabricksFake) -> 
     assert rows.column("id").to_pylist() == list(range(1, 5001))
 
 
+def test_a_link_refused_again_is_a_transient_connection_error(databricks_fake: DatabricksFake) -> None:
+    databricks_fake.refuse_links = True
+    with pytest.raises(SourceConnectionError, match=r"chunk 0 of the result could not be fetched .*HTTP 403") as err:
+        source(databricks_fake).preview(table("people"))
+    assert err.value.transient is True
+    assert not isinstance(err.value, SourceAuthError)  # the object store's refusal, not the workspace's
+
+
 def test_a_statement_over_its_timeout_is_cancelled_and_names_the_setting(databricks_fake: DatabricksFake) -> None:
     databricks_fake.hold = True
     src = source(databricks_fake, query_timeout_seconds=1)

@@ -312,8 +312,14 @@ class Workspace:
                     link = self._links(statement_id, int(link["chunk_index"]))[0]
                     continue
                 if response.status_code != httpx.codes.OK:
-                    response.read()
-                    raise _api_error(response)
+                    # The cloud's object store answered, not the workspace: its refusal is no credential's.
+                    text = one_line(response.read().decode(errors="replace")[:300])
+                    raise source_error(
+                        SourceConnectionError,
+                        f"chunk {link.get('chunk_index')} of the result could not be fetched from its link "
+                        f"(HTTP {response.status_code}): {text}",
+                        transient=True,
+                    )
                 yield from pa.ipc.open_stream(io.BufferedReader(_StreamedBody(response), 1 << 20))
                 return
 
