@@ -1,6 +1,7 @@
 """Fixtures for the source connector tests: the same small dataset in PostgreSQL (read also as Redshift), SQLite,
-DuckDB, MariaDB, Snowflake, ClickHouse (its fixtures in ``clickhouse_fixtures``), the fakes of Trino and
-Firebolt over FakeEngine (``trino_fixtures``, ``firebolt_fixtures``), and the fakes of the SQL Server, Oracle
+DuckDB, MariaDB, Snowflake, ClickHouse (its fixtures in ``clickhouse_fixtures``), the fakes of Trino,
+Firebolt, Databricks, Athena and BigQuery over FakeEngine (``trino_fixtures``, ``firebolt_fixtures``,
+``databricks_fixtures``, ``athena_fixtures``, ``bigquery_fixtures``), and the fakes of the SQL Server, Oracle
 and Teradata drivers over FakeEngine (``driver_fixtures``).
 
 PostgreSQL is the real server at 127.0.0.1:5432 (user postgres, trust auth, database ``test``); every session
@@ -34,7 +35,10 @@ from smartingest.sources.redshift import RedshiftSource
 from smartingest.sources.snowflake import SnowflakeSource
 from smartingest.sources.sqlite import SqliteSource
 
+from .athena_fixtures import athena_case, athena_fake, athena_server, moto_s3  # noqa: F401
+from .bigquery_fixtures import bigquery_case, bigquery_fake, bigquery_server  # noqa: F401
 from .clickhouse_fixtures import clickhouse_case, clickhouse_database, clickhouse_server  # noqa: F401
+from .databricks_fixtures import databricks_case, databricks_fake, databricks_server  # noqa: F401
 from .firebolt_fixtures import firebolt_api, firebolt_case, firebolt_network  # noqa: F401
 from .snowflake_fixtures import Emulator, fresh_database, lay_out_dataset, snowflake_released
 from .sshd import SSHD, Bastion, running_sshd
@@ -497,7 +501,7 @@ def _expected_rows(*, decimal: bool, native_dates: bool) -> list[dict[str, Any]]
 # The connectors that really run here (a server, a file, an emulator, a real engine behind a test server),
 # and those tested against a fake at their driver's or HTTP boundary (contract only).
 REAL = ["postgres", "sqlite", "duckdb", "mysql", "planetscale", "singlestore", "redshift", "snowflake", "clickhouse"]
-FAKED = ["trino", "firebolt", "sqlserver", "synapse", "oracle", "teradata"]
+FAKED = ["trino", "firebolt", "sqlserver", "synapse", "oracle", "teradata", "databricks", "athena", "bigquery"]
 
 
 @pytest.fixture(params=REAL + FAKED)

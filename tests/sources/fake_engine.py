@@ -84,6 +84,21 @@ class FakeEngine:
             except duckdb.Error as exc:
                 raise EngineError("data", str(exc)) from exc
 
+    def describe(self, sql: str) -> list[tuple[str, str]]:
+        """(name, DuckDB type) of each column of a statement's result, without running it (Arrow results lose
+        what a fake's database would say of some columns, e.g. that one is JSON)."""
+        duck = self.translate(sql)
+        with self._lock:
+            try:
+                relation = self._db.sql(duck)
+            except duckdb.CatalogException as exc:
+                raise _catalog_error(exc) from exc
+            except duckdb.BinderException as exc:
+                raise _binder_error(exc) from exc
+            except duckdb.Error as exc:
+                raise EngineError("syntax" if isinstance(exc, duckdb.ParserException) else "data", str(exc)) from exc
+            return [(str(n), str(t)) for n, t in zip(relation.columns, relation.types, strict=True)]
+
     def translate(self, sql: str) -> str:
         """The statement as DuckDB SQL; EngineError("syntax") when the dialect cannot parse it."""
         try:

@@ -1,5 +1,6 @@
 """The Source contract, run against every connector (PostgreSQL, SQLite, DuckDB, MySQL, Redshift, Snowflake,
-ClickHouse, Trino, Firebolt, SQL Server, Synapse, Oracle, Teradata) on the same dataset."""
+ClickHouse, Trino, Firebolt, SQL Server, Synapse, Oracle, Teradata, Databricks,
+Athena, BigQuery) on the same dataset."""
 
 from __future__ import annotations
 

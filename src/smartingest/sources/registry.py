@@ -29,6 +29,9 @@ CONNECTORS: dict[str, tuple[str, str, str | None]] = {
     "synapse": ("smartingest.sources.sqlserver", "SynapseSource", "sqlserver"),
     "oracle": ("smartingest.sources.oracle", "OracleSource", "oracle"),
     "teradata": ("smartingest.sources.teradata", "TeradataSource", "teradata"),
+    "databricks": ("smartingest.sources.databricks", "DatabricksSource", None),
+    "athena": ("smartingest.sources.athena", "AthenaSource", "athena"),
+    "bigquery": ("smartingest.sources.bigquery", "BigQuerySource", "bigquery"),
 }
 
 # Types that once were sources and cannot be any more: why, said with the unknown-type error.
