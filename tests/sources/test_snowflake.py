@@ -27,12 +27,12 @@ from smartingest.columns import is_json_text
 from smartingest.config.models import ModelConfig, SourceConfig
 from smartingest.errors import ConfigError, ModelError, SourceAuthError, SourceConnectionError, SourceError
 from smartingest.repository.project_file import ProjectFileRepository
+from smartingest.sources._result_plan import ResultColumn
 from smartingest.sources.registry import open_source, secret_keys
 from smartingest.sources.snowflake import (
     SnowflakeSettings,
     SnowflakeSource,
-    _Column,
-    _conform,
+    _conformed,
     _plan,
     map_snowflake_error,
     shown_name,
@@ -147,24 +147,30 @@ def test_expressions_have_the_types_of_their_numbers(snowflake_emulator: Emulato
     assert rows[0] == {"id": 1, "one": 1, "lit": Decimal("1.5"), "twice": Decimal("-24.68")}
 
 
+def _one(values: pa.Array, column: ResultColumn) -> pa.Array:
+    """One column of a chunk as the connector conforms it."""
+    chunk = pa.table({column.name: values})
+    return next(_conformed(iter([chunk]), [column], "model q")).column(0)
+
+
 @pytest.mark.parametrize(
     ("values", "column"),
     [
-        (pa.array([1, None, -3], pa.int8()), _Column("n", pa.int64())),
-        (pa.array([2**40], pa.int64()), _Column("n", pa.int64())),
-        (pa.array([Decimal(5)], pa.decimal128(38, 0)), _Column("n", pa.int64())),
-        (pa.array([Decimal("-12.34")], pa.decimal128(38, 2)), _Column("n", pa.decimal128(12, 2))),
+        (pa.array([1, None, -3], pa.int8()), ResultColumn("n", pa.int64())),
+        (pa.array([2**40], pa.int64()), ResultColumn("n", pa.int64())),
+        (pa.array([Decimal(5)], pa.decimal128(38, 0)), ResultColumn("n", pa.int64())),
+        (pa.array([Decimal("-12.34")], pa.decimal128(38, 2)), ResultColumn("n", pa.decimal128(12, 2))),
         (
             pa.array([1_700_000_000_123_456_789], pa.timestamp("ns", tz="Etc/UTC")),
-            _Column("t", pa.timestamp("us", "UTC")),
+            ResultColumn("t", pa.timestamp("us", "UTC")),
         ),
-        (pa.array([50_000], pa.time32("s")), _Column("t", pa.time64("us"))),
+        (pa.array([50_000], pa.time32("s")), ResultColumn("t", pa.time64("us"))),
     ],
 )
-def test_batches_take_the_planned_type_whatever_width_the_driver_sends(values: pa.Array, column: _Column) -> None:
+def test_batches_take_the_planned_type_whatever_width_the_driver_sends(values: pa.Array, column: ResultColumn) -> None:
     # Snowflake sends each chunk's integers in the narrowest width its values need, and scaled NUMBERs as
     # decimal128(38, s): every batch still has the one planned type.
-    conformed = _conform(values, column, "model q")
+    conformed = _one(values, column)
     assert conformed.type == column.type
     if not pa.types.is_temporal(column.type):
         assert conformed.to_pylist() == values.to_pylist()
@@ -173,8 +179,8 @@ def test_batches_take_the_planned_type_whatever_width_the_driver_sends(values: p
 
 
 def test_a_number_beyond_int64_fails_the_read_naming_the_column() -> None:
-    with pytest.raises(ModelError, match=r"column 'big' holds a value that does not fit int64.*TO_VARCHAR\(BIG\)"):
-        _conform(pa.array([Decimal(2**70)], pa.decimal128(38, 0)), _Column("big", pa.int64()), "model q")
+    with pytest.raises(ModelError, match=r"column 'big' holds a value that is not read as int64.*TO_VARCHAR\(BIG\)"):
+        _one(pa.array([Decimal(2**70)], pa.decimal128(38, 0)), ResultColumn("big", pa.int64()))
 
 
 def test_a_type_that_is_not_read_names_the_cast_that_reads_it() -> None:

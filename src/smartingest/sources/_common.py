@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import SecretStr
 
 from smartingest.columns import JSON_TEXT
 from smartingest.errors import SourceError
@@ -49,6 +50,19 @@ def query_timeout_error(subject: str, seconds: float | None, detail: str) -> Sou
         f"{subject} ran longer than query_timeout_seconds ({seconds}): {detail}; raise it or make the query faster",
         transient=False,
     )
+
+
+def scrub_secrets(error: E, settings: object) -> E:
+    """Belt and braces: no secret of a connector's settings (its ``SecretStr`` values) reaches a message, even
+    where a driver echoes one."""
+    message = str(error)
+    for name in getattr(type(settings), "model_fields", {}):
+        value = getattr(settings, name, None)
+        if isinstance(value, SecretStr) and (secret := value.get_secret_value()) and secret in message:
+            message = message.replace(secret, "***")
+    if message == str(error):
+        return error
+    return source_error(type(error), message, transient=error.transient)
 
 
 def one_line(text: str) -> str:

@@ -1,6 +1,6 @@
 """Results typed by a plan made from the database's own description of them, before the first row.
 
-The cloud warehouses (Databricks, BigQuery, Athena) describe a statement's result in their API's answer:
+The cloud warehouses (Snowflake, Databricks, BigQuery, Athena) describe a statement's result before its rows:
 each column's name and SQL type. A connector turns that description into one ``ResultColumn`` per column
 (its plain Arrow type), and every batch it then reads, whichever way it came (an Arrow chunk, a page of a
 REST answer, a CSV file), is conformed to that plan. So ``schema``, ``preview`` and ``read`` agree, an empty

@@ -46,7 +46,15 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from smartingest.config.models import ModelConfig, Strict
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
-from smartingest.sources._common import BatchStream, close_quietly, one_line, rebatch, source_error, translate_errors
+from smartingest.sources._common import (
+    BatchStream,
+    close_quietly,
+    one_line,
+    rebatch,
+    scrub_secrets,
+    source_error,
+    translate_errors,
+)
 from smartingest.sources._result_plan import ResultColumn, conformed, planned_schema
 from smartingest.sources.base import MAX_TABLES, describe_model
 from smartingest.sources.sql import SqlConnector
@@ -474,7 +482,7 @@ def map_athena_error(
             f"default chain (environment, profile, instance role): {exc}"
         )
     if isinstance(exc, botocore.exceptions.ClientError):
-        return _scrub(_client_error(exc, settings, where, subject), settings)
+        return scrub_secrets(_client_error(exc, settings, where, subject), settings)
     if isinstance(exc, botocore.exceptions.BotoCoreError):  # EndpointConnectionError, timeouts, a body cut short
         return SourceConnectionError(f"cannot reach {where} or its S3 results: {one_line(str(exc))}")
     if isinstance(exc, pa.ArrowInvalid):
@@ -531,18 +539,6 @@ _IAM_HINT = (
     "GetPartitions on catalog {s.catalog!r}; s3:GetObject and ListBucket on the tables' data; s3:GetObject, "
     "PutObject and GetBucketLocation on the query result location"
 )
-
-
-def _scrub(error: SourceError, settings: AthenaSettings) -> SourceError:
-    """Belt and braces: no secret of the settings ever reaches a message."""
-    message = str(error)
-    for secret in (settings.aws_secret_access_key, settings.aws_session_token):
-        value = secret.get_secret_value() if secret is not None else ""
-        if value and value in message:
-            message = message.replace(value, "***")
-    if message == str(error):
-        return error
-    return source_error(type(error), message, transient=error.transient)
 
 
 __all__ = ["AthenaSettings", "AthenaSource", "QueryFailed", "map_athena_error"]

@@ -53,7 +53,15 @@ from pydantic import Field, SecretStr, model_validator
 
 from smartingest.config.models import ModelConfig, Strict
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
-from smartingest.sources._common import BatchStream, close_quietly, one_line, rebatch, source_error, translate_errors
+from smartingest.sources._common import (
+    BatchStream,
+    close_quietly,
+    one_line,
+    rebatch,
+    scrub_secrets,
+    source_error,
+    translate_errors,
+)
 from smartingest.sources._result_plan import ResultColumn, conformed, planned_schema
 from smartingest.sources.base import MAX_TABLES, describe_model
 from smartingest.sources.sql import SqlConnector
@@ -483,7 +491,9 @@ def _timed_out(subject: str, settings: BigQuerySettings, detail: str) -> SourceE
 
 
 def _scrub(error: SourceError, settings: BigQuerySettings) -> SourceError:
-    """Belt and braces: no part of the key ever reaches a message."""
+    """Belt and braces: no secret of the settings reaches a message, nor the private key inside the service
+    account's JSON (a message would quote the key, not the whole document)."""
+    error = scrub_secrets(error, settings)
     if settings.credentials_json is None:
         return error
     message = str(error)

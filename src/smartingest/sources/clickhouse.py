@@ -44,6 +44,7 @@ from smartingest.sources._common import (
     one_line,
     query_timeout_error,
     rebatch,
+    scrub_secrets,
     source_error,
     translate_errors,
     uuid_to_string,
@@ -465,7 +466,7 @@ def map_clickhouse_error(
         mapped = ModelError(f"{subject} cannot be read: {detail}")
     else:
         mapped = SourceError(f"{where} failed: {detail}")
-    return _scrub(mapped, settings)
+    return scrub_secrets(mapped, settings)
 
 
 def _subject(model: ModelConfig | None) -> str:
@@ -494,14 +495,6 @@ def _transport_error(exc: BaseException, where: str, detail: str) -> SourceError
     if cause is not None:
         return SourceConnectionError(f"cannot reach {where}: {one_line(str(cause))}")
     return SourceError(f"{where} failed: {detail}")
-
-
-def _scrub(error: SourceError, settings: ClickHouseSettings) -> SourceError:
-    """Belt and braces: make sure the password never reaches a message."""
-    secret = settings.password.get_secret_value() if settings.password else ""
-    if secret and secret in str(error):
-        return source_error(type(error), str(error).replace(secret, "***"), transient=error.transient)
-    return error
 
 
 __all__ = ["ClickHouseSettings", "ClickHouseSource", "map_clickhouse_error"]

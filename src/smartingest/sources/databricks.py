@@ -40,7 +40,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from smartingest.config.models import ModelConfig, Strict
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
-from smartingest.sources._common import BatchStream, one_line, rebatch, source_error, translate_errors
+from smartingest.sources._common import BatchStream, one_line, rebatch, scrub_secrets, source_error, translate_errors
 from smartingest.sources._result_plan import ResultColumn, conformed, planned_schema
 from smartingest.sources.base import describe_model
 from smartingest.sources.sql import SqlConnector
@@ -501,7 +501,7 @@ def map_databricks_error(
         mapped = _statement_error(exc, settings, subject)
     else:
         return None
-    return _scrub(mapped, settings)
+    return scrub_secrets(mapped, settings)
 
 
 def _request_error(exc: DatabricksApiError, settings: DatabricksSettings, where: str) -> SourceError:
@@ -552,18 +552,6 @@ def _grants(settings: DatabricksSettings) -> str:
         f"GRANT USE CATALOG ON CATALOG {catalog} TO `<principal>`; GRANT USE SCHEMA ON SCHEMA {schema} TO "
         f"`<principal>`; GRANT SELECT ON SCHEMA {schema} TO `<principal>`"
     )
-
-
-def _scrub(error: SourceError, settings: DatabricksSettings) -> SourceError:
-    """Belt and braces: no secret of the settings ever reaches a message."""
-    message = str(error)
-    for secret in (settings.access_token, settings.client_secret):
-        value = secret.get_secret_value() if secret is not None else ""
-        if value and value in message:
-            message = message.replace(value, "***")
-    if message == str(error):
-        return error
-    return source_error(type(error), message, transient=error.transient)
 
 
 __all__ = ["DatabricksSettings", "DatabricksSource", "map_databricks_error"]

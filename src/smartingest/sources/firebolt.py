@@ -41,6 +41,7 @@ from smartingest.sources._common import (
     close_quietly,
     one_line,
     rebatch,
+    scrub_secrets,
     source_error,
     translate_errors,
 )
@@ -348,7 +349,7 @@ def map_firebolt_error(
         mapped = _described(one_line(str(exc)), None, settings, subject, where)
     else:
         return None
-    return _scrub(mapped, settings)
+    return scrub_secrets(mapped, settings)
 
 
 def _structured(exc: fb.FireboltStructuredError, settings: FireboltSettings, subject: str, where: str) -> SourceError:
@@ -379,14 +380,6 @@ def _described(text: str, code: str | None, settings: FireboltSettings, subject:
     if means(_NO_RELATION) or means(_NO_COLUMN) or subject != "the query":
         return ModelError(f"{subject} cannot be read: {text}")
     return SourceError(f"{where} failed: {text}")
-
-
-def _scrub(error: SourceError, settings: FireboltSettings) -> SourceError:
-    """Belt and braces: make sure the client secret never reaches a message."""
-    secret = settings.client_secret.get_secret_value()
-    if secret and secret in str(error):
-        return source_error(type(error), str(error).replace(secret, "***"), transient=error.transient)
-    return error
 
 
 __all__ = ["FireboltSettings", "FireboltSource", "chunk_batch", "map_firebolt_error", "plan_column"]

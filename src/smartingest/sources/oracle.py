@@ -44,6 +44,7 @@ from smartingest.sources._common import (
     one_line,
     query_timeout_error,
     rebatch,
+    scrub_secrets,
     source_error,
     translate_errors,
 )
@@ -339,7 +340,7 @@ def map_oracle_error(
     mapped = _connection_error(full_code, code, text, settings) or _query_error(
         full_code, code, text, settings, subject
     )
-    return _scrub(mapped, settings)
+    return scrub_secrets(mapped, settings)
 
 
 def _where(settings: OracleSettings) -> str:
@@ -382,16 +383,6 @@ def _query_error(full_code: str, code: int | None, text: str, settings: OracleSe
     if code == _INVALID_IDENTIFIER or code is not None or full_code.startswith(_DPY_MODEL):
         return ModelError(f"{subject} cannot be read: {text}")
     return SourceError(f"{_where(settings)} failed: {text}")
-
-
-def _scrub(error: SourceError, settings: OracleSettings) -> SourceError:
-    """Belt and braces: no secret of the settings ever reaches a message."""
-    message = str(error)
-    for secret in (settings.password, settings.wallet_password):
-        value = secret.get_secret_value() if secret is not None else ""
-        if value and value in message:
-            message = message.replace(value, "***")
-    return error if message == str(error) else source_error(type(error), message, transient=error.transient)
 
 
 __all__ = ["OracleSettings", "OracleSource", "map_oracle_error", "shown_name", "stored_name"]

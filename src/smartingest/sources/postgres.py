@@ -32,6 +32,7 @@ from smartingest.sources._common import (
     one_line,
     query_timeout_error,
     rebatch,
+    scrub_secrets,
     source_error,
     translate_errors,
 )
@@ -471,7 +472,7 @@ def classify_postgres_error(
         mapped = ModelError(f"{_subject(model)} cannot be read: {detail} (SQLSTATE {state})")
     else:
         mapped = SourceError(f"{vendor} at {where} failed: {detail} (SQLSTATE {state})")
-    return _scrub(mapped, settings)
+    return scrub_secrets(mapped, settings)
 
 
 # SQLSTATE classes that mean the model's SQL or its data is wrong: syntax/access rule, data exception, feature
@@ -481,18 +482,6 @@ _MODEL_CLASSES = ("42", "22", "0A", "21", "2F", "38", "39", "3F", "25", "P0")
 
 def _subject(model: ModelConfig | None) -> str:
     return f"model {describe_model(model)}" if model is not None else "the query"
-
-
-def _scrub(error: SourceError, settings: PostgresLike) -> SourceError:
-    """Belt and braces: make sure the password never reaches a message."""
-    if settings.password is None:
-        return error
-    secret = settings.password.get_secret_value()
-    message = str(error)
-    if secret and secret in message:
-        replacement = source_error(type(error), message.replace(secret, "***"), transient=error.transient)
-        return replacement
-    return error
 
 
 __all__ = [

@@ -26,7 +26,6 @@ import contextlib
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -39,7 +38,6 @@ from pydantic import Field, SecretStr, model_validator
 from snowflake.connector.connection import SnowflakeConnection
 from snowflake.connector.constants import FIELD_ID_TO_NAME
 
-from smartingest.columns import JSON_TEXT
 from smartingest.config.models import ModelConfig, Strict
 from smartingest.errors import ModelError, SourceAuthError, SourceConnectionError, SourceError
 from smartingest.sources._common import (
@@ -48,9 +46,11 @@ from smartingest.sources._common import (
     one_line,
     query_timeout_error,
     rebatch,
+    scrub_secrets,
     source_error,
     translate_errors,
 )
+from smartingest.sources._result_plan import ResultColumn, conformed
 from smartingest.sources.base import describe_model
 from smartingest.sources.names import SNOWFLAKE
 from smartingest.sources.sql import SqlConnector
@@ -131,34 +131,21 @@ _PLAIN_KINDS: dict[str, pa.DataType] = {
 }
 
 
-@dataclass(frozen=True)
-class _Column:
-    """One column of a result: the name shown, its plain Arrow type, whether it holds JSON text."""
-
-    name: str
-    type: pa.DataType
-    json: bool = False
-
-    @property
-    def field(self) -> pa.Field:
-        return pa.field(self.name, self.type, metadata=JSON_TEXT if self.json else None)
-
-
-def _column(name: str, kind: str, precision: int | None, scale: int | None, subject: str) -> _Column:
+def _column(name: str, kind: str, precision: int | None, scale: int | None, subject: str) -> ResultColumn:
     if kind == "FIXED":
         # NUMBER(p, 0), INT included (NUMBER(38, 0)), as int64: a value beyond it fails the read, named.
-        return _Column(name, pa.int64() if not scale else pa.decimal128(precision or 38, scale))
+        return ResultColumn(name, pa.int64() if not scale else pa.decimal128(precision or 38, scale))
     if kind in _JSON_KINDS:
-        return _Column(name, pa.string(), json=True)
+        return ResultColumn(name, pa.string(), json=True)
     if kind in _PLAIN_KINDS:
-        return _Column(name, _PLAIN_KINDS[kind])
+        return ResultColumn(name, _PLAIN_KINDS[kind])
     raise ModelError(
         f"{subject}: column {name!r} is of Snowflake type {kind}, which is not read as such: cast it in the "
         f"model's SQL (TO_VARCHAR({stored_name(name)}), or ST_ASGEOJSON for GEOGRAPHY and GEOMETRY)"
     )
 
 
-def _plan(description: list[Any] | None, subject: str) -> list[_Column]:
+def _plan(description: list[Any] | None, subject: str) -> list[ResultColumn]:
     """Each column's name and plain type, from the driver's description of the result (no rows read)."""
     if not description:
         raise ModelError(f"{subject} is not a query that returns rows")
@@ -169,32 +156,11 @@ def _plan(description: list[Any] | None, subject: str) -> list[_Column]:
     ]
 
 
-def _conform(values: pa.Array, column: _Column, subject: str) -> pa.Array:
-    """The driver's values as the column's planned type (exact, except temporal values cut to microseconds)."""
-    if values.type == column.type:
-        return values
-    if column.json and not pa.types.is_string(values.type):
-        raise ModelError(
-            f"{subject}: column {column.name!r} comes as a structured type ({values.type}): cast it to VARIANT in "
-            "the model's SQL"
-        )
-    # Snowflake keeps up to nanoseconds, Arrow's plain types here microseconds: the extra digits are cut.
-    temporal = pa.types.is_temporal(column.type)
-    try:
-        return values.cast(column.type, safe=not temporal)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise ModelError(
-            f"{subject}: column {column.name!r} holds a value that does not fit {column.type} ({one_line(str(exc))}); "
-            f"cast it in the model's SQL, e.g. TO_VARCHAR({stored_name(column.name)})"
-        ) from exc
-
-
-def _conformed(tables: Iterator[pa.Table], columns: list[_Column], subject: str) -> Iterator[pa.RecordBatch]:
-    schema = pa.schema([c.field for c in columns])
-    for table in tables:
-        for batch in table.to_batches():
-            arrays = [_conform(batch.column(i), c, subject) for i, c in enumerate(columns)]
-            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+def _conformed(tables: Iterator[pa.Table], columns: list[ResultColumn], subject: str) -> Iterator[pa.RecordBatch]:
+    """The driver's chunks as the planned types (Snowflake keeps up to nanoseconds, the plan microseconds: the
+    extra digits are cut)."""
+    batches = (batch for table in tables for batch in table.to_batches())
+    return conformed(batches, columns, subject, lambda name: f"TO_VARCHAR({stored_name(name)})")
 
 
 # ------------------------------------------------------------------------------------------------ the connector
@@ -354,7 +320,7 @@ def map_snowflake_error(
     detail = one_line(exc.raw_msg or str(exc))
     subject = f"model {describe_model(model)}" if model is not None else "the query"
     mapped = _login_error(errno, state, detail, settings) or _query_error(errno, state, detail, settings, subject)
-    return _scrub(mapped, settings)
+    return scrub_secrets(mapped, settings)
 
 
 def _login_error(errno: int, state: str, detail: str, settings: SnowflakeSettings) -> SourceError | None:
@@ -422,18 +388,6 @@ def _grants(settings: SnowflakeSettings) -> str:
         f"TO ROLE {role}; GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO ROLE {role}; GRANT SELECT ON ALL VIEWS "
         f"IN SCHEMA {schema} TO ROLE {role}"
     )
-
-
-def _scrub(error: SourceError, settings: SnowflakeSettings) -> SourceError:
-    """Belt and braces: no secret of the settings ever reaches a message."""
-    message = str(error)
-    for secret in (settings.password, settings.private_key_passphrase):
-        value = secret.get_secret_value() if secret is not None else ""
-        if value and value in message:
-            message = message.replace(value, "***")
-    if message == str(error):
-        return error
-    return source_error(type(error), message, transient=error.transient)
 
 
 __all__ = ["SnowflakeSettings", "SnowflakeSource", "map_snowflake_error", "shown_name", "stored_name"]

@@ -47,6 +47,7 @@ from smartingest.sources._common import (
     one_line,
     query_timeout_error,
     rebatch,
+    scrub_secrets,
     source_error,
     translate_errors,
 )
@@ -335,7 +336,7 @@ def map_sqlserver_error(
         if connecting
         else _query_error(exc, number, text, where, settings, subject)
     )
-    return _scrub(mapped, settings)
+    return scrub_secrets(mapped, settings)
 
 
 def _number(text: str) -> int | None:
@@ -390,14 +391,6 @@ def _grant(text: str, settings: _TdsSettings) -> str:
     found = _OBJECT.search(text)
     schema = found[2] if found else "dbo"
     return f"GRANT SELECT ON SCHEMA::[{schema}] TO [{settings.user or '<identity>'}]"
-
-
-def _scrub(error: SourceError, settings: _TdsSettings) -> SourceError:
-    """Belt and braces: the password never reaches a message."""
-    secret = settings.password.get_secret_value() if settings.password else ""
-    if secret and secret in str(error):
-        return source_error(type(error), str(error).replace(secret, "***"), transient=error.transient)
-    return error
 
 
 __all__ = ["SqlServerSettings", "SqlServerSource", "SynapseSettings", "SynapseSource", "map_sqlserver_error"]

@@ -45,6 +45,7 @@ from smartingest.sources._common import (
     close_quietly,
     one_line,
     query_timeout_error,
+    scrub_secrets,
     source_error,
     translate_errors,
 )
@@ -318,7 +319,7 @@ def map_teradata_error(
         mapped = _logon_error(code, text, where, settings)
     else:
         mapped = _request_error(code, text, where, settings, subject)
-    return _scrub(mapped, settings)
+    return scrub_secrets(mapped, settings)
 
 
 def _driver_error(raw: str, text: str, where: str, settings: TeradataSettings) -> SourceError:
@@ -358,14 +359,6 @@ def _request_error(code: int, text: str, where: str, settings: TeradataSettings,
     if code in _SYNTAX:
         return ModelError(f"{subject} has a syntax error: {text}")
     return ModelError(f"{subject} cannot be read: {text}")
-
-
-def _scrub(error: SourceError, settings: TeradataSettings) -> SourceError:
-    """Belt and braces: the password never reaches a message."""
-    secret = settings.password.get_secret_value() if settings.password else ""
-    if secret and secret in str(error):
-        return source_error(type(error), str(error).replace(secret, "***"), transient=error.transient)
-    return error
 
 
 __all__ = ["TeradataSettings", "TeradataSource", "map_teradata_error"]

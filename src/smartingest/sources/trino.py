@@ -50,6 +50,7 @@ from smartingest.sources._common import (
     close_quietly,
     one_line,
     rebatch,
+    scrub_secrets,
     source_error,
     translate_errors,
 )
@@ -571,7 +572,7 @@ def map_trino_error(
         mapped = SourceConnectionError(f"cannot reach {where}: {one_line(str(_reason(exc)))}")
     else:
         return None
-    return _scrub(mapped, settings)
+    return scrub_secrets(mapped, settings)
 
 
 def _query_error(
@@ -621,14 +622,6 @@ def _reason(exc: BaseException) -> BaseException:
         if not isinstance(inner, BaseException) or inner is seen:
             return seen
         seen = inner
-
-
-def _scrub(error: SourceError, settings: TrinoSettings) -> SourceError:
-    """Belt and braces: make sure the password never reaches a message."""
-    secret = settings.password.get_secret_value() if settings.password else ""
-    if secret and secret in str(error):
-        return source_error(type(error), str(error).replace(secret, "***"), transient=error.transient)
-    return error
 
 
 __all__ = ["TrinoSettings", "TrinoSource", "map_trino_error", "page_batch", "plan_column"]
