@@ -1,8 +1,9 @@
 """The SQL family of connectors: what every connector that reads models through a SQL database shares.
 
 A connector of the family provides its driver's parts: a session (opened read-only where the database
-allows it), the stream of a query's Arrow batches, a small query's rows, the query that lists its tables,
-and its one error translation. It inherits the rest, the same for every database:
+allows it), the stream of a query's Arrow batches, the query that lists its tables, and its one error
+translation; a small query's rows come through a DB-API cursor unless it says otherwise, and a database that
+stores unquoted names in upper case says so (``NAMES``). It inherits the rest, the same for every database:
 
 * ``read`` streams the model and checks its primary key before the first batch; the session closes with
   the call, also after an error or an early exit;
