@@ -95,3 +95,6 @@ def test_session_statements_are_run_and_only_set_statements_are_taken(mariadb_da
     for bad in ("DROP TABLE people", "SET @a = 1; DROP TABLE people"):
         with pytest.raises(ValidationError, match="is not one SET statement"):
             MySQLSource.Settings(**MARIADB, database=mariadb_database, session_statements=[bad])
+    for undoing in ("SET SESSION TRANSACTION READ WRITE", "SET SESSION transaction_read_only = 0"):
+        with pytest.raises(ValidationError, match="read-only mode"):
+            MySQLSource.Settings(**MARIADB, database=mariadb_database, session_statements=[undoing])

@@ -92,6 +92,8 @@ class MySQLSettings(SshTunnelSettings):
         for statement in statements:
             if not re.match(r"\s*SET\s", statement, re.I) or ";" in statement:
                 raise ValueError(f"{statement!r} is not one SET statement: a session may only be configured")
+            if re.search(r"\bTRANSACTION\b|\btransaction_read_only\b|\btx_read_only\b", statement, re.I):
+                raise ValueError(f"{statement!r} would change the session's read-only mode, which stays as it is")
         return statements
 
     @model_validator(mode="after")
