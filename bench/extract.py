@@ -11,8 +11,9 @@ For each database, one line per way of reading, medians over the rounds:
   MariaDB (its fastest way to stream a result as text);
 
 with rows/s, the ratio to the client dump (under 1: faster than the database's own client) and the growth
-of the reading process's resident memory. The table: ten columns of the kinds a users model has (bigint key,
-text, decimal(12,2), double, boolean, timestamp).
+of the reading process's resident memory. The table is the users benchmark's (bench/users_sync.py): ten
+columns of the kinds a users model has (bigint key, text, numeric(12,2), numeric, boolean, timestamptz), the
+same values in MariaDB (DECIMAL(12,2), DOUBLE, DATETIME).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import json
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -34,10 +37,13 @@ from smartingest.config.models import ModelConfig
 from smartingest.sources.mysql import MySQLSource
 from smartingest.sources.postgres import PostgresSource
 
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+sys.path.insert(0, str(Path(__file__).parent))
+import users_sync
+
+PG_DSN = users_sync.DSN
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
 NAME = "smartingest_bench_extract"
-COLUMNS = "id, email, first_name, last_name, city, plan, ltv, score, active, signed_up_at"
+COLUMNS = users_sync.COLUMNS
 
 
 def query(qualifier: str) -> str:
@@ -48,22 +54,7 @@ def query(qualifier: str) -> str:
 
 
 def create_postgres(rows: int, schema: str = NAME) -> None:
-    with psycopg.connect(PG_DSN, autocommit=True) as con:
-        con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        con.execute(f"CREATE SCHEMA {schema}")
-        con.execute(
-            f"""CREATE TABLE {schema}.users AS
-                SELECT i::bigint AS id, 'user' || i || '@example.com' AS email, 'First' || (i % 5000) AS first_name,
-                       'Last' || (i % 7919) AS last_name,
-                       (ARRAY['Paris','Austin','Osaka','Lagos','Lima'])[1 + i % 5] AS city,
-                       (ARRAY['free','pro','team','enterprise'])[1 + i % 4] AS plan,
-                       ((i * 7919) % 100000 / 100.0)::numeric(12,2) AS ltv, (i % 1000) / 7.0 AS score,
-                       i % 3 = 0 AS active,
-                       timestamp '2023-01-01 00:00:00' + (i % 100000) * interval '1 minute' AS signed_up_at
-                FROM generate_series(1::bigint, {rows}::bigint) AS i"""
-        )
-        con.execute(f"ALTER TABLE {schema}.users ADD PRIMARY KEY (id)")
-        con.execute(f"ANALYZE {schema}.users")
+    users_sync.create_table(rows, schema)  # the users benchmark's table, in a schema of this one's
 
 
 def create_mariadb(rows: int, database: str = NAME) -> None:

@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -42,6 +42,8 @@ import psutil
 import pyarrow as pa
 import pytest
 from moto.server import ThreadedMotoServer
+
+from .loopback import CountingHandler, released
 
 ACCESS_KEY, SECRET_KEY = "AKIDSMARTINGEST0TEST", "athena-Secret-0123456789"
 DATABASE = "sales"
@@ -326,25 +328,13 @@ def _quoted(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class _Handler(CountingHandler):
     @property
     def fake(self) -> AthenaFake:
         return self.server.fake  # type: ignore[attr-defined, no-any-return]
 
-    def setup(self) -> None:
-        super().setup()
-        self.fake._opened(1)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.fake._opened(-1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    def count(self, delta: int) -> None:
+        self.fake._opened(delta)
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -499,10 +489,7 @@ def athena_released(fake: AthenaFake, wait: float = 2.0) -> bool:
     def held() -> bool:
         return bool(fake.open_connections() or fake.running() or s3_connections(fake.s3_url))
 
-    deadline = time.monotonic() + wait
-    while held() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return not held()
+    return released(held, wait)
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -49,6 +49,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import jwt
 from google.cloud.bigquery_storage_v1 import types
+
+from .loopback import CountingHandler, released
 
 PROJECT, DATASET = "acme-analytics", "marts"
 ANON = "_smartingest_anon"
@@ -411,31 +413,14 @@ def _wire(table: pa.Table, json_columns: set[str]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class _Handler(CountingHandler):
     @property
     def fake(self) -> BigQueryFake:
         return self.server.fake  # type: ignore[attr-defined, no-any-return]
 
-    @property
-    def counted(self) -> bool:
-        return self.server is self.fake._http
-
-    def setup(self) -> None:
-        super().setup()
-        if self.counted:
-            self.fake._count("_open", 1)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            if self.counted:
-                self.fake._count("_open", -1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    def count(self, delta: int) -> None:
+        if self.server is self.fake._http:  # the REST API's connections; the token endpoint's are not the source's
+            self.fake._count("_open", delta)
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -582,10 +567,7 @@ def bigquery_released(fake: BigQueryFake, wait: float = 2.0) -> bool:
     def held() -> bool:
         return bool(fake.open_connections() or fake.active_reads() or fake.running())
 
-    deadline = time.monotonic() + wait
-    while held() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return not held()
+    return released(held, wait)
 
 
 @pytest.fixture

@@ -33,11 +33,12 @@ import shutil
 import ssl
 import tempfile
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 import chdb
+
+from .loopback import CountingHandler
 
 _CODE = re.compile(r"Code: (\d+)\.")
 _FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
@@ -135,25 +136,13 @@ class ClickHouseHttpShim:
             self._open += delta
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the client's connection pool expects
-
+class _Handler(CountingHandler):
     @property
     def shim(self) -> ClickHouseHttpShim:
         return self.server.shim  # type: ignore[attr-defined, no-any-return]
 
-    def setup(self) -> None:
-        super().setup()
-        self.shim._opened(1)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.shim._opened(-1)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: pytest shows failures, not requests
-        pass
+    def count(self, delta: int) -> None:
+        self.shim._opened(delta)
 
     def do_GET(self) -> None:
         # GET /ping and GET / answer "Ok." (clickhouse-connect's ping); the client posts its queries.

@@ -7,7 +7,6 @@ import datetime as dt
 import ipaddress
 import secrets
 import ssl
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,6 +23,7 @@ from cryptography.x509.oid import NameOID
 from smartingest.sources.clickhouse import ClickHouseSource
 
 from .chdb_http import ClickHouseHttpShim, engine
+from .loopback import released
 
 CLICKHOUSE_USER, CLICKHOUSE_PASSWORD = "reader", "r3ader-Pa55"
 
@@ -91,11 +91,7 @@ def clickhouse_database() -> Iterator[str]:
 
 def clickhouse_released(server: ClickHouseHttpShim, wait: float = 2.0) -> bool:
     """Whether no client connection to ``server`` is open (after a moment to notice a close)."""
-    # A connection leaves the server's count once its socket is closed: allow it a moment to notice.
-    deadline = time.monotonic() + wait
-    while server.open_connections() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return server.open_connections() == 0
+    return released(server.open_connections, wait)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -40,6 +39,7 @@ from .bigquery_fixtures import bigquery_case, bigquery_fake, bigquery_server  # 
 from .clickhouse_fixtures import clickhouse_case, clickhouse_database, clickhouse_server  # noqa: F401
 from .databricks_fixtures import databricks_case, databricks_fake, databricks_server  # noqa: F401
 from .firebolt_fixtures import firebolt_api, firebolt_case, firebolt_network  # noqa: F401
+from .loopback import released
 from .snowflake_fixtures import Emulator, fresh_database, lay_out_dataset, snowflake_released
 from .sshd import SSHD, Bastion, running_sshd
 from .trino_fixtures import trino_case, trino_coordinator  # noqa: F401
@@ -132,10 +132,7 @@ def pg_sessions(application_name: str) -> int:
 
 def _pg_released(application_name: str, wait: float = 2.0) -> bool:
     # A backend leaves pg_stat_activity a moment after the client closes; allow it that moment.
-    deadline = time.monotonic() + wait
-    while pg_sessions(application_name) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return pg_sessions(application_name) == 0
+    return released(lambda: pg_sessions(application_name), wait)
 
 
 NAN = float("nan")
@@ -379,10 +376,7 @@ def _mariadb_released(database: str, wait: float = 2.0) -> bool:
             cur.execute("SELECT count(*) FROM information_schema.processlist WHERE db = %s", (database,))
             return int(cur.fetchone()[0])
 
-    deadline = time.monotonic() + wait
-    while sessions() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return sessions() == 0
+    return released(sessions, wait)
 
 
 @pytest.fixture

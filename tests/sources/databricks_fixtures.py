@@ -32,15 +32,16 @@ import json
 import re
 import secrets
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow as pa
 import pytest
+
+from .loopback import CountingHandler, released
 
 if TYPE_CHECKING:  # imported when a fake starts: fake_engine reads the dataset from conftest, which loads this
     from .fake_engine import EngineError
@@ -291,25 +292,13 @@ def _manifest_type(typ: pa.DataType) -> dict[str, Any]:
     return {"type_name": name, "type_text": text}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class _Handler(CountingHandler):
     @property
     def fake(self) -> DatabricksFake:
         return self.server.fake  # type: ignore[attr-defined, no-any-return]
 
-    def setup(self) -> None:
-        super().setup()
-        self.fake._opened(1)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.fake._opened(-1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    def count(self, delta: int) -> None:
+        self.fake._opened(delta)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -452,10 +441,7 @@ def databricks_settings(fake: DatabricksFake, **overrides: Any) -> dict[str, Any
 
 def databricks_released(fake: DatabricksFake, wait: float = 2.0) -> bool:
     """No connection of the source's is open and none of its statements still runs."""
-    deadline = time.monotonic() + wait
-    while (fake.open_connections() or fake.running()) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return fake.open_connections() == 0 and not fake.running()
+    return released(lambda: fake.open_connections() or fake.running(), wait)
 
 
 @pytest.fixture

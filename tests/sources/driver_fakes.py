@@ -27,6 +27,7 @@ import sqlglot
 from sqlglot import exp
 
 from .fake_engine import EngineError, FakeEngine
+from .loopback import released
 
 
 class DialectEngine(FakeEngine):
@@ -109,10 +110,7 @@ class FakeServer:
 
     def released(self, wait: float = 2.0) -> bool:
         """Whether no connection is open (after a moment to see a close arrive)."""
-        deadline = time.monotonic() + wait
-        while self.open_connections() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self.open_connections() == 0
+        return released(self.open_connections, wait)
 
     def close(self) -> None:
         self._listener.shutdown()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,8 @@ import pyarrow as pa
 import pytest
 
 from smartingest.sources.firebolt import FireboltSource
+
+from .loopback import released
 
 if TYPE_CHECKING:  # imported when used: the fake's engine reads the dataset from conftest, which imports this
     from .firebolt_http import FireboltApi
@@ -65,10 +66,7 @@ def firebolt_settings(api: FireboltApi, **overrides: Any) -> dict[str, Any]:
 
 def firebolt_released(api: FireboltApi, wait: float = 2.0) -> bool:
     """No statement of the source's running on the fake engine and none of its connections open."""
-    deadline = time.monotonic() + wait
-    while (api.running() or api.open_connections()) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return api.running() == 0 and api.open_connections() == 0
+    return released(lambda: api.running() or api.open_connections(), wait)
 
 
 @pytest.fixture

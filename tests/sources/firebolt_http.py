@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from .fake_engine import EngineError, FakeEngine
+from .loopback import CountingHandler
 
 DOMAIN = "firebolt.test"
 _USE = re.compile(r'^\s*USE\s+(DATABASE|ENGINE)\s+"?([^"\s;]+)"?\s*;?\s*$', re.IGNORECASE)
@@ -219,25 +220,13 @@ def _encode(value: Any) -> str:
 # ----------------------------------------------------------------------------------------------- HTTP layer
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class _Handler(CountingHandler):
     @property
     def api(self) -> FireboltApi:
         return self.server.api  # type: ignore[attr-defined, no-any-return]
 
-    def setup(self) -> None:
-        super().setup()
-        self.api.counted("_open", 1)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.api.counted("_open", -1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    def count(self, delta: int) -> None:
+        self.api.counted("_open", delta)
 
     def _host(self) -> str:
         return (self.headers.get("Host") or "").split(".")[0]

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 import pyarrow as pa
 import pytest
 
+from .loopback import released
+
 PASSWORD = "snow-Pa55"
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -240,10 +242,7 @@ def emulator_sessions(database: str) -> int:
 
 
 def snowflake_released(database: str, wait: float = 2.0) -> bool:
-    deadline = time.monotonic() + wait
-    while emulator_sessions(database) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return emulator_sessions(database) == 0
+    return released(lambda: emulator_sessions(database), wait)
 
 
 def fresh_database(prefix: str) -> str:

@@ -3,7 +3,6 @@ the contract's dataset in catalog ``memory``, schema ``sales``."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +10,8 @@ import pyarrow as pa
 import pytest
 
 from smartingest.sources.trino import TrinoSource
+
+from .loopback import released
 
 if TYPE_CHECKING:  # imported when used: the fake's engine reads the dataset from conftest, which imports this
     from .trino_http import TrinoCoordinator
@@ -46,10 +47,7 @@ def trino_settings(coordinator: TrinoCoordinator, **overrides: Any) -> dict[str,
 
 def trino_released(coordinator: TrinoCoordinator, wait: float = 2.0) -> bool:
     """No query of the source's still running on the coordinator and none of its connections open."""
-    deadline = time.monotonic() + wait
-    while (coordinator.running() or coordinator.open_connections()) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return coordinator.running() == 0 and coordinator.open_connections() == 0
+    return released(lambda: coordinator.running() or coordinator.open_connections(), wait)
 
 
 TRINO_TYPES = {

@@ -36,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -46,6 +46,7 @@ import zstandard
 from sqlglot import exp
 
 from .fake_engine import EngineError, FakeEngine
+from .loopback import CountingHandler
 
 KNOWN_PROPERTIES = frozenset(
     {"query_max_execution_time", "query_max_run_time", "query_max_memory", "join_distribution_type"}
@@ -460,25 +461,13 @@ def _type_text(signature: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------------- HTTP layer
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class _Handler(CountingHandler):
     @property
     def coordinator(self) -> TrinoCoordinator:
         return self.server.coordinator  # type: ignore[attr-defined, no-any-return]
 
-    def setup(self) -> None:
-        super().setup()
-        self.coordinator.opened(1)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.coordinator.opened(-1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    def count(self, delta: int) -> None:
+        self.coordinator.opened(delta)
 
     def _base(self) -> str:
         return f"{self.coordinator.scheme}://{self.headers.get('Host')}"
