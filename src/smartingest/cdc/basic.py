@@ -20,10 +20,9 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -34,15 +33,11 @@ from smartingest.cdc.base import (
     OP,
     PK,
     SAME_BEFORE,
-    ChangeCounts,
-    Column,
     HashSpec,
-    InvalidRow,
-    as_arrow,
 )
-from smartingest.cdc.hashing import HASH_SCHEME, hash_sql, key_text_sql, literal, quote, row_hash_sql
+from smartingest.cdc.hashing import HASH_SCHEME, hash_sql, literal, quote, row_hash_sql
+from smartingest.cdc.staging import KEY, Feed, StagedChangeSet, one, open_staging
 from smartingest.cdc.state_store import LocalStateStore, StateStore
-from smartingest.codes import ReasonCode
 from smartingest.config.models import DEFAULT_CDC_MEMORY_LIMIT, ModelConfig
 from smartingest.errors import ModelError, StateError
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
@@ -50,7 +45,6 @@ from smartingest.sources.base import DEFAULT_BATCH_ROWS, Source
 SNAPSHOT_FILE = "snapshot.parquet"
 CHECKPOINT_GLOB = "checkpoint-*.parquet"
 REMOVED = "__removed"  # in a checkpoint: the key left the snapshot
-KEY = "__key"  # the primary key in its own type (a struct for a composite key)
 # A run's commit adds its acknowledged rows as one more checkpoint while the checkpoints stay under a tenth
 # of the base file (and few): a run that changed 1% costs 1%, not a rewrite of the whole snapshot. Past
 # that, the commit folds them into a new base file.
@@ -105,17 +99,8 @@ class BasicChangeDetector:
         _remove_stale_staging(sync_dir)
         self.store.pull(sync_key, sync_dir)
         staging = sync_dir / f"staging-{uuid.uuid4().hex}"
-        staging.mkdir()
-        # A database file, not :memory:: DuckDB evicts a file's table pages under memory_limit, so the
-        # run's memory stays bounded however large the model grows (in-memory tables cannot be evicted).
-        con = duckdb.connect(str(staging / "staging.duckdb"))
+        con = open_staging(staging, self.memory_limit, self.threads)
         try:
-            # No progress bar: DuckDB would draw it on stdout, into `sync run --json` output.
-            con.execute("SET enable_progress_bar = false")
-            con.execute(f"SET memory_limit = {literal(self.memory_limit)}")
-            con.execute(f"SET threads = {int(self.threads)}")
-            con.execute(f"SET temp_directory = {literal(str(staging / 'tmp'))}")
-            con.execute("SET preserve_insertion_order = false")
             change_set = BasicChangeSet(con, staging, self.snapshot_path(sync_key), spec, self.store, sync_key)
             change_set.stage(source, model, full_resync, on_rows)
             change_set.diff()
@@ -158,14 +143,14 @@ class BasicChangeDetector:
         with duckdb.connect() as con:
             con.execute("SET enable_progress_bar = false")
             query = snapshot_query(con, path, None)
-            size = 0 if query is None else int(_one(con.execute(f"SELECT count(*) FROM ({query.sql})"))[0])
+            size = 0 if query is None else int(one(con.execute(f"SELECT count(*) FROM ({query.sql})"))[0])
         if len(_SIZES) > 4096:
             _SIZES.clear()
         _SIZES[str(path)] = (files, size)
         return size
 
 
-class BasicChangeSet:
+class BasicChangeSet(StagedChangeSet):
     """A planned change set staged in a DuckDB file; see ChangeSet for the contract."""
 
     def __init__(
@@ -177,22 +162,14 @@ class BasicChangeSet:
         store: StateStore | None = None,
         sync_key: str = "",
     ) -> None:
+        super().__init__(con, staging, spec)
         self.store: StateStore = store or LocalStateStore()
         self.sync_key = sync_key
-        self.con = con
-        self.staging = staging
         self.snapshot = snapshot
-        self.spec = spec
-        self.counts = ChangeCounts(0, 0, 0, 0, 0, 0)
-        self.new_baseline: str | None = None
-        self.remapped: str | None = None
-        self.added_parts: tuple[str, ...] = ()
-        self.same_before = 0
         self.folded_through = 0  # the last checkpoint the loaded snapshot includes
         self.loaded: SnapshotQuery | None = None
         self._out: list[pa.Table] = []  # key columns of rows changes() handed out, not yet checkpointed
         self._out_lock = threading.Lock()  # changes() and checkpoint() run on different threads
-        self._generation = 0  # verdicts settled since the last checkpoint carry this number
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -244,7 +221,7 @@ class BasicChangeSet:
             self.load_snapshot(self._key_type(schema))
             if not full_resync:
                 self.added_parts = self._parts_added(schema.names)
-            feed = _Feed(first, iterator, on_rows)
+            feed = Feed(first, iterator, on_rows)
             self.con.register("source_rows", pa.RecordBatchReader.from_batches(schema, feed))
             try:
                 # The join's hash table is built on the snapshot (keys and hashes): left to itself, DuckDB
@@ -289,31 +266,6 @@ class BasicChangeSet:
             return str(description[0][1])
         finally:
             self.con.unregister("empty_model")
-
-    def _key_sql(self, alias: str) -> str:
-        """The key of a row of ``alias``: its column, or a struct of its columns (null if any part is)."""
-        columns = self.spec.key_columns
-        if len(columns) == 1:
-            return f"{alias}.{quote(columns[0])}"
-        parts = ", ".join(f"{quote(c)} := {alias}.{quote(c)}" for c in columns)
-        any_null = " OR ".join(f"{alias}.{quote(c)} IS NULL" for c in columns)
-        return f"CASE WHEN {any_null} THEN NULL ELSE struct_pack({parts}) END"
-
-    def _pk_text_sql(self, key: str) -> str:
-        """The text form of a key, as the ledger and the snapshot store it: a JSON array for a composite key."""
-        return key_text_sql(self.spec.key_columns, key)
-
-    def _ident_sql(self, alias: str) -> str:
-        """The identifier of a row of ``alias`` as the destination compares it, or NULL without one."""
-        identity = self.spec.identity
-        if identity is None:
-            return "NULL::VARCHAR"
-        text = f"CAST({alias}.{quote(identity.column)} AS VARCHAR)"
-        if identity.trim:
-            text = f"trim({text})"
-        if identity.ignore_case:
-            text = f"lower({text})"
-        return f"nullif({text}, '')"
 
     def _staging_sql(self, columns: list[str], full_resync: bool) -> str:
         # Keys stay in their native type (an integer join is much cheaper than a text one); only the
@@ -375,118 +327,43 @@ class BasicChangeSet:
                   AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = st.{KEY})
                   AND NOT EXISTS (SELECT 1 FROM dup_idents i WHERE i.{IDENT} = st.{IDENT})"""
         matched = f"{KEY} IS NOT NULL AND ({OP} IS NULL OR {OP} = 'changed')"
-        queried, valid_rows, matched_rows = _one(
+        queried, valid_rows, matched_rows = one(
             con.execute(f"SELECT count(*), count(*) FILTER ({valid}), count(*) FILTER ({matched}) FROM staged st")
         )
-        # The changes are views over staging, not a copy of it (on a first run, a copy of every row): the
-        # valid candidates (checked for validity only when some row is invalid) and the removed keys.
-        # ``change_keys`` leaves the rows packed, for what needs only keys, hashes and operations.
-        # BY NAME leaves the model's columns null for removed rows: only the key and the identifier the
-        # destination knows them by are left of them.
+        # The candidates are a view over staging, not a copy of it (on a first run, a copy of every row),
+        # checked for validity only when some row is invalid.
         keep = f"{OP} IS NOT NULL" + ("" if queried == valid_rows else f" AND {valid}")
         # When every snapshot row met its one model row (keys unique), nothing was removed: no anti join.
-        unique = not _one(con.execute("SELECT count(*) FROM dup_keys"))[0]
-        everyone_met = unique and matched_rows == _one(con.execute("SELECT count(*) FROM snap"))[0]
+        unique = not one(con.execute("SELECT count(*) FROM dup_keys"))[0]
+        everyone_met = unique and matched_rows == one(con.execute("SELECT count(*) FROM snap"))[0]
         con.execute(
             f"""CREATE TABLE removed AS SELECT s.{KEY}, s.{PK}, s.{HASH}, s.{IDENT}
                 FROM snap s {"WHERE false" if everyone_met else f"ANTI JOIN staged k ON k.{KEY} = s.{KEY}"}"""
         )
-        columns = f"{KEY}, {self._pk_text_sql(KEY)} AS {PK}, {HASH}, {IDENT}, {OP}, {SAME_BEFORE}"
-        removed_rows = f"""SELECT {KEY}, {PK}, {HASH}, {IDENT}, 'removed' AS {OP}, NULL::BOOLEAN AS {SAME_BEFORE}
-                           FROM removed"""
-        con.execute(f"CREATE VIEW change_keys AS SELECT {columns} FROM staged st WHERE {keep} UNION ALL {removed_rows}")
-        con.execute(
-            f"""CREATE VIEW changes AS SELECT unnest(__row), {columns} FROM staged st WHERE {keep}
-                UNION ALL BY NAME {removed_rows}"""
-        )
-        # Each verdict carries the checkpoint it belongs to (``_generation``): a checkpoint takes the current
-        # generation's and starts the next, without moving rows.
-        con.execute(f"CREATE TEMP TABLE verdicts ({PK} VARCHAR, {OP} VARCHAR, commits BOOLEAN, generation INTEGER)")
-        tallies = con.execute(
-            f"SELECT {OP}, count(*), count(*) FILTER ({SAME_BEFORE}) FROM change_keys GROUP BY {OP}"
-        ).fetchall()
-        ops = {op: n for op, n, _ in tallies}
-        self.same_before = sum(int(same) for _, _, same in tallies)
-        invalid = int(queried) - int(valid_rows)
-        added, changed, removed = (int(ops.get(op, 0)) for op in ("added", "changed", "removed"))
-        self.counts = ChangeCounts(
-            queried=int(queried),
-            invalid=invalid,
-            unchanged=int(queried) - invalid - added - changed,
-            added=added,
-            changed=changed,
-            removed=removed,
-        )
+        con.execute(f"CREATE VIEW candidates AS SELECT * FROM staged st WHERE {keep}")
+        self.define_changes(int(queried), int(queried) - int(valid_rows))
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def invalid_rows(self) -> Iterator[InvalidRow]:
-        name = ", ".join(self.spec.key_columns)
-        pk = self._pk_text_sql(f"k.{KEY}")
-        identity = self.spec.identity
-        field = literal(identity.field if identity else "identifier")
-        compared = " (compared ignoring case)" if identity and identity.ignore_case else ""
-        cursor = self.con.execute(
-            f"""SELECT NULL AS pk, 'primary key ' || {literal(name)} || ' is null' AS reason,
-                       {literal(ReasonCode.NULL_KEY)} AS code
-                FROM staged WHERE {KEY} IS NULL
+    def _invalid_sql(self) -> str:
+        return f"""SELECT {self._null_key_line()} FROM staged WHERE {KEY} IS NULL
                 UNION ALL
-                SELECT {pk}, 'primary key ' || {literal(name)} || ' = ' || {pk}
-                       || ' appears ' || d.n || ' times in the model (every copy is skipped until it is unique)',
-                       {literal(ReasonCode.DUPLICATE_KEY)}
+                SELECT {self._duplicate_key_line(f"k.{KEY}", "d.n")}
                 FROM staged k JOIN dup_keys d ON d.{KEY} = k.{KEY}
                 UNION ALL
-                SELECT {pk}, {field} || ' ''' || i.{IDENT} || '''' || {literal(compared)}
-                       || ' is also the identifier of the row(s) with primary key '
-                       || array_to_string(list_filter(i.keys[:11], lambda x: x <> {pk})[:10], ', ')
-                       || CASE WHEN len(i.keys) > 11 THEN ' and ' || (len(i.keys) - 11) || ' more' ELSE '' END
-                       || ': rows sharing an identifier would overwrite each other in Iterable '
-                       || '(every copy is skipped until it is unique)',
-                       {literal(ReasonCode.SHARED_IDENTIFIER)}
+                SELECT {self._shared_identifier_line(f"k.{KEY}", f"i.{IDENT}", "i.keys")}
                 FROM staged k JOIN dup_idents i ON i.{IDENT} = k.{IDENT}
                 WHERE k.{KEY} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = k.{KEY})"""
-        )
-        while rows := cursor.fetchmany(10_000):
-            for pk_text, reason, code in rows:
-                yield InvalidRow(pk_text, reason, ReasonCode(code))
 
-    def changes(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        # A cursor of its own: verdicts are written on the main connection while this result streams.
+    def _handed_out(self, batch: pa.RecordBatch) -> None:
         # What a checkpoint needs of each row handed out (its key, hash and identifier) is kept aside until
         # the row is checkpointed or settled otherwise, so a checkpoint joins its verdicts with those rows
         # only, not with the whole change set.
-        with self.con.cursor() as cursor:
-            for batch in cursor.sql("SELECT * FROM changes").to_arrow_reader(batch_rows):
-                handed_out = pa.Table.from_batches([batch.select([KEY, PK, HASH, IDENT, OP])])
-                with self._out_lock:
-                    self._out.append(handed_out)
-                yield batch.drop_columns([KEY])
-
-    def sample(self, limit: int) -> pa.Table:
-        """A few added or changed rows, for plans."""
-        return self.con.sql(
-            f"SELECT * EXCLUDE ({KEY}) FROM changes WHERE {OP} <> 'removed' LIMIT {int(limit)}"
-        ).to_arrow_table()
+        handed_out = pa.Table.from_batches([batch.select([KEY, PK, HASH, IDENT, OP])])
+        with self._out_lock:
+            self._out.append(handed_out)
 
     # -- committing -------------------------------------------------------------------------------
-
-    def settle(self, pks: Column[str], ops: Column[str], commit: Column[bool]) -> None:
-        if not len(pks):
-            return
-        settled = pa.table(
-            {PK: as_arrow(pks, pa.string()), OP: as_arrow(ops, pa.string()), "commits": as_arrow(commit, pa.bool_())}
-        )
-        self.con.register("settled", settled)
-        self.con.execute(f"INSERT INTO verdicts SELECT *, {self._generation} FROM settled")
-        self.con.unregister("settled")
-
-    def unsettled(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        # Read whole before yielding (keys and operations only): the verdicts live in this connection's
-        # temporary tables, and the caller settles (writes to it) while it goes through them.
-        table = self.con.sql(
-            f"SELECT c.{PK}, c.{OP} FROM change_keys c ANTI JOIN verdicts v ON v.{PK} = c.{PK} AND v.{OP} = c.{OP}"
-        ).to_arrow_table()
-        yield from table.to_batches(max_chunksize=batch_rows)
 
     def checkpoint(self) -> int:
         """Make the rows acknowledged since the last checkpoint durable: one checkpoint file of them
@@ -504,11 +381,11 @@ class BasicChangeSet:
         # Rows settled without being handed out by changes() (a caller that knew their keys) are looked up
         # in the whole change set: rare, and only then the larger join.
         others = f"SELECT {PK}, {OP} FROM {acks} a ANTI JOIN handed_out h ON h.{PK} = a.{PK} AND h.{OP} = a.{OP}"
-        if _one(con.execute(f"SELECT count(*) FROM ({others})"))[0]:
+        if one(con.execute(f"SELECT count(*) FROM ({others})"))[0]:
             rows += f" UNION ALL SELECT {columns} FROM change_keys c SEMI JOIN ({others}) o"
             rows += f" ON o.{PK} = c.{PK} AND o.{OP} = c.{OP}"
         written = 0
-        if _one(con.execute(f"SELECT count(*) FROM {acks}"))[0]:  # nothing acknowledged: no file
+        if one(con.execute(f"SELECT count(*) FROM {acks}"))[0]:  # nothing acknowledged: no file
             number = max([self.folded_through, *checkpoint_numbers(self.snapshot.parent)]) + 1
             path = checkpoint_path(self.snapshot.parent, number)
             tmp = path.with_name(path.name + ".tmp")
@@ -570,7 +447,7 @@ class BasicChangeSet:
             return False
         written = sum(_parquet_rows(self.con, literal(str(path))) for path in pending)
         fresh = f"SELECT count(*) FROM verdicts WHERE commits AND generation = {self._generation}"
-        return (written + int(_one(self.con.execute(fresh))[0])) * FOLD_SHARE_INVERSE <= loaded.base_rows
+        return (written + int(one(self.con.execute(fresh))[0])) * FOLD_SHARE_INVERSE <= loaded.base_rows
 
     def _kv(self, **extra: str) -> str:
         """The KV_METADATA clause of a snapshot or checkpoint file: what its hashes and keys belong to."""
@@ -584,40 +461,6 @@ class BasicChangeSet:
             **extra,
         }
         return "{" + ", ".join(f"{name}: {literal(value)}" for name, value in pairs.items()) + "}"
-
-    def close(self) -> None:
-        try:
-            self.con.close()
-        finally:
-            shutil.rmtree(self.staging, ignore_errors=True)
-
-
-class _Feed:
-    """The source's batches as an iterator DuckDB can pull, keeping the source's own error if it fails."""
-
-    def __init__(
-        self, first: pa.RecordBatch | None, rest: Iterator[pa.RecordBatch], on_rows: Callable[[int], None] | None
-    ) -> None:
-        self.first = first
-        self.rest = rest
-        self.on_rows = on_rows
-        self.error: BaseException | None = None
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        try:
-            if self.first is not None:
-                yield self._counted(self.first)
-                self.first = None
-            for batch in self.rest:
-                yield self._counted(batch)
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-    def _counted(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        if self.on_rows:
-            self.on_rows(batch.num_rows)
-        return batch
 
 
 @dataclass(frozen=True)
@@ -738,7 +581,7 @@ def snapshot_query(
 
 def _parquet_rows(con: duckdb.DuckDBPyConnection, path_literal: str) -> int:
     """A Parquet file's row count, from its footer."""
-    return int(_one(con.execute(f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata({path_literal})"))[0])
+    return int(one(con.execute(f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata({path_literal})"))[0])
 
 
 def _kv_metadata(con: duckdb.DuckDBPyConnection, path_literal: str) -> dict[str, str]:
@@ -767,14 +610,6 @@ def baseline_change(stored: str | None, current: str) -> str | None:
 def _empty_keys(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """No rows, with the columns (and types) of ``change_keys``."""
     return con.sql(f"SELECT {KEY}, {PK}, {HASH}, {IDENT}, {OP} FROM change_keys LIMIT 0").to_arrow_table()
-
-
-def _one(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
-    """The one row an aggregate query returns (read to the end: the connection is used again after it)."""
-    rows = cursor.fetchall()
-    if not rows:
-        raise StateError("DuckDB returned no row for an aggregate query")
-    return tuple(rows[0])
 
 
 def _fsync(path: Path) -> None:
