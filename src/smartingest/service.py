@@ -180,7 +180,9 @@ def sync_summary(ws: Workspace, name: str, runs: list[RunRecord] | None = None) 
         runs = ws.ledger.list_runs(sync_id=target.id, limit=SUMMARY_RUNS)
     last = [run for run in runs if run.finished_at is not None][:1]
     try:
-        detector = detector_for(target.source, ws.state_dir, state_store=target.state_store)
+        detector = detector_for(
+            target.source, ws.state_dir, state_store=target.state_store, source_name=target.source_name
+        )
         snapshot_rows: int | None = detector.snapshot_size(target.id)
     except (ConfigError, StateError):  # an engine this version cannot run, a store that does not answer
         snapshot_rows = None
@@ -304,7 +306,9 @@ def reset(ws: Workspace, name: str) -> bool:
     """Forget a sync's CDC snapshot (sends nothing); the next run sends every row. Returns whether one existed."""
     target = sync_target(ws, name)
     with sync_lease(ws.ledger.engine, target.id, name, "reset"), sync_lock(ws.state_dir, target.id):
-        return detector_for(target.source, ws.state_dir, state_store=target.state_store).reset(target.id)
+        return detector_for(
+            target.source, ws.state_dir, state_store=target.state_store, source_name=target.source_name
+        ).reset(target.id)
 
 
 def list_runs(ws: Workspace, sync: str | None = None, status: str | None = None, limit: int = 20) -> list[RunRecord]:

@@ -117,15 +117,39 @@ class BasicChangeDetector:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
-    def reset(self, sync_key: str) -> bool:
+    def replace_snapshot(
+        self, sync_key: str, con: duckdb.DuckDBPyConnection, rows_sql: str, written: dict[str, str]
+    ) -> None:
+        """Make the rows of ``rows_sql`` (__key, __pk, __hash, __ident) the sync's whole snapshot, its file
+        saying it was ``written`` under those pairs (see ``written_pairs``); its checkpoints are dropped."""
         path = self.snapshot_path(sync_key)
         self.store.pull(sync_key, path.parent)
-        checkpoints = list(path.parent.glob(CHECKPOINT_GLOB))
-        existed = path.exists() or bool(checkpoints)
-        self.store.delete_all(sync_key)
-        path.unlink(missing_ok=True)
-        for checkpoint in checkpoints:
+        folded = max([0, *checkpoint_numbers(path.parent)])
+        tmp = path.with_name(path.name + ".tmp")
+        kv = kv_clause(written, folded_through=str(folded))
+        con.execute(f"COPY ({rows_sql}) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {kv})")
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _fsync(path.parent)
+        self.store.push(sync_key, path)
+        stale = [checkpoint_path(path.parent, n) for n in checkpoint_numbers(path.parent) if n <= folded]
+        for checkpoint in stale:
             checkpoint.unlink(missing_ok=True)
+        self.store.delete(sync_key, [checkpoint.name for checkpoint in stale])
+
+    def reset(self, sync_key: str, others: bool = True) -> bool:
+        """Forget the snapshot (see ChangeDetector.reset); ``others``: also every other file the state store
+        keeps for the sync. Returns whether a snapshot existed."""
+        path = self.snapshot_path(sync_key)
+        self.store.pull(sync_key, path.parent)
+        files = [path, *path.parent.glob(CHECKPOINT_GLOB)]
+        existed = any(f.exists() for f in files)
+        if others:
+            self.store.delete_all(sync_key)
+        else:
+            self.store.delete(sync_key, [f.name for f in files if f.exists()])
+        for file in files:
+            file.unlink(missing_ok=True)
         return existed
 
     def snapshot_size(self, sync_key: str) -> int:
@@ -451,16 +475,28 @@ class BasicChangeSet(StagedChangeSet):
 
     def _kv(self, **extra: str) -> str:
         """The KV_METADATA clause of a snapshot or checkpoint file: what its hashes and keys belong to."""
-        pairs = {
-            "hash_scheme": HASH_SCHEME,
-            "baseline": self.spec.baseline,
-            "mapping_fingerprint": self.spec.fingerprint,
-            # What a later run needs to recompute this file's hashes when its mappings only add parts.
-            "mapping_parts": json.dumps(dict(self.spec.parts), sort_keys=True),
-            "hash_columns": json.dumps(list(self.spec.columns)),
-            **extra,
-        }
-        return "{" + ", ".join(f"{name}: {literal(value)}" for name, value in pairs.items()) + "}"
+        return kv_clause(
+            written_pairs(self.spec.baseline, self.spec.fingerprint, self.spec.parts, self.spec.columns), **extra
+        )
+
+
+def written_pairs(
+    baseline: str, fingerprint: str, parts: tuple[tuple[str, str], ...], columns: tuple[str, ...]
+) -> dict[str, str]:
+    """What a snapshot file says it was written under."""
+    return {
+        "hash_scheme": HASH_SCHEME,
+        "baseline": baseline,
+        "mapping_fingerprint": fingerprint,
+        # What a later run needs to recompute this file's hashes when its mappings only add parts.
+        "mapping_parts": json.dumps(dict(parts), sort_keys=True),
+        "hash_columns": json.dumps(list(columns)),
+    }
+
+
+def kv_clause(pairs: dict[str, str], **extra: str) -> str:
+    """The KV_METADATA clause of a snapshot or checkpoint file."""
+    return "{" + ", ".join(f"{name}: {literal(value)}" for name, value in {**pairs, **extra}.items()) + "}"
 
 
 @dataclass(frozen=True)

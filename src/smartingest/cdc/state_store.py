@@ -29,6 +29,7 @@ from smartingest.errors import MissingDriverError, StateError
 
 _STATE_FILES = ("snapshot.parquet", "checkpoint-")  # what a store keeps of a sync's directory
 _ETAGS = ".remote-etags.json"
+_MARKER = "engine.json"  # which engine holds the snapshot (cdc/switch.py)
 
 
 class StateStore(Protocol):
@@ -102,7 +103,8 @@ class S3StateStore:
             self._call("download", sync_key, name, partial(self.client.download_file, self.bucket, key, str(tmp)))
             os.replace(tmp, local)
         for local in directory.iterdir():
-            if local.name.startswith(_STATE_FILES) and local.suffix == ".parquet" and local.name not in remote:
+            ours = local.name == _MARKER or (local.name.startswith(_STATE_FILES) and local.suffix == ".parquet")
+            if ours and local.name not in remote:
                 local.unlink()
         etags_path.write_text(json.dumps(remote))
 

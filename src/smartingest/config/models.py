@@ -49,9 +49,15 @@ class SourceConfig(BaseModel):
     engine: Literal["basic", "lightning"] = Field(
         "basic", description="Sync engine: basic (diff in the local state store) or lightning (in the warehouse)."
     )
+    planner_schema: str = Field(
+        "smartingest_planner",
+        min_length=1,
+        max_length=63,
+        description="Where the Lightning engine keeps its snapshots in the source (a schema; a database in MySQL).",
+    )
 
     def connector_settings(self) -> dict[str, Any]:
-        """The connector-specific keys (everything but ``id``, ``type`` and ``engine``)."""
+        """The connector-specific keys (everything but ``id``, ``type``, ``engine`` and ``planner_schema``)."""
         return dict(self.model_extra or {})
 
 

@@ -24,7 +24,9 @@ import pyarrow as pa
 
 from smartingest.cdc.base import ChangeCounts, ChangeDetector, ChangeSet, HashSpec, Identity
 from smartingest.cdc.basic import BasicChangeDetector
+from smartingest.cdc.lightning import LightningChangeDetector
 from smartingest.cdc.state_store import LocalStateStore, S3StateStore
+from smartingest.cdc.switch import EngineSwitch
 from smartingest.codes import RowStatus, RunStatus
 from smartingest.config.models import (
     DEFAULT_CDC_MEMORY_LIMIT,
@@ -47,7 +49,7 @@ from smartingest.engine.lock import sync_lock
 from smartingest.engine.progress import NoProgress, Progress, RecordedProgress
 from smartingest.engine.resend import resend_note
 from smartingest.engine.settler import CHANGE_BATCH_ROWS, Settler
-from smartingest.errors import ConfigError, RunNotQueuedError, SmartIngestError, SyncLockedError
+from smartingest.errors import RunNotQueuedError, SmartIngestError, SyncLockedError
 from smartingest.iterable.client import IterableClient
 from smartingest.iterable.ratelimit import LocalPacing, Pacing, RedisPacing
 from smartingest.iterable.writer import Record
@@ -161,12 +163,19 @@ def detector_for(
     state_dir: Path,
     memory_limit: str = DEFAULT_CDC_MEMORY_LIMIT,
     state_store: StateStoreConfig | None = None,
+    source_name: str = "source",
 ) -> ChangeDetector:
-    """The CDC engine the source is configured with, its state kept in ``state_store`` (default: locally)."""
-    if source.engine == "lightning":
-        raise ConfigError("engine: lightning is not available yet; set the source's engine to basic")
+    """The CDC engine the source is configured with (carrying the snapshot over after a switch), its local
+    state kept in ``state_store`` (default: locally)."""
     store = S3StateStore(state_store) if isinstance(state_store, S3StateStoreConfig) else LocalStateStore()
-    return BasicChangeDetector(Path(state_dir) / "cdc", memory_limit=memory_limit, store=store)
+    directory = Path(state_dir) / "cdc"
+    basic = BasicChangeDetector(directory, memory_limit=memory_limit, store=store)
+
+    def lightning() -> LightningChangeDetector:
+        connection = open_source(source_name, source)
+        return LightningChangeDetector(connection, source.type, directory, source.planner_schema, memory_limit)
+
+    return EngineSwitch(source.engine, basic, lightning)
 
 
 # -- phases -------------------------------------------------------------------------------------------
@@ -451,7 +460,9 @@ class _Run:
             with self.timer.phase("query_and_plan"):
                 self.progress.phase("reading")
                 target = self.target
-                detector = detector_for(target.source, self.state_dir, target.cdc_memory_limit, target.state_store)
+                detector = detector_for(
+                    target.source, self.state_dir, target.cdc_memory_limit, target.state_store, target.source_name
+                )
                 self.change_set = detector.plan(
                     self.target.id, source, self.target.model, spec, full_resync, self.progress.advance
                 )

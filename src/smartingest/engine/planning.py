@@ -33,7 +33,9 @@ def plan_sync(target: SyncTarget, state_dir: Path, engine: Engine, samples: int 
         check = check_destination(target.destination)
         if check.ok:
             warnings += asyncio.run(_inspect(target, plan))
-        detector = detector_for(target.source, state_dir, target.cdc_memory_limit, target.state_store)
+        detector = detector_for(
+            target.source, state_dir, target.cdc_memory_limit, target.state_store, target.source_name
+        )
         change_set = detector.plan(target.id, source, target.model, spec)
         warnings += [m for m in (change_set.new_baseline, resend_note(change_set, plan)) if m]
         try:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
 from smartingest.config.models import ModelConfig
 from smartingest.errors import ModelError
+from smartingest.sources._common import BatchStream
 
 DEFAULT_BATCH_ROWS = 65_536
 PREVIEW_ROWS = 100
@@ -59,12 +60,51 @@ class Source(Protocol):
         ...
 
 
+class Planner(Protocol):
+    """A read-write session on a SQL source, for the Lightning engine's own schema in it.
+
+    It runs the SQL the engine writes; a model's own SQL only ever appears in it as a subquery of a
+    SELECT. Errors are the connector's, translated as ``read`` translates them (a missing privilege is a
+    SourceAuthError).
+    """
+
+    dialect: str
+
+    def quote(self, identifier: str) -> str:
+        """An identifier quoted the dialect's way, as written (no case folding)."""
+        ...
+
+    def execute(self, sql: str) -> None:
+        """Run one statement that returns no rows."""
+        ...
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of a small query."""
+        ...
+
+    def stream(self, sql: str, model: ModelConfig, batch_rows: int = DEFAULT_BATCH_ROWS) -> BatchStream:
+        """A query's rows as Arrow batches typed as ``read`` types the model's (errors name ``model``)."""
+        ...
+
+    def load(self, schema: str, table: str, data: pa.Table) -> None:
+        """Replace table ``schema.table`` with ``data`` (created with the columns' Arrow types)."""
+        ...
+
+
 @runtime_checkable
 class SqlSource(Source, Protocol):
     """A source that can run SQL the engine writes (the Lightning engine's planner needs it)."""
 
     def dialect(self) -> str:
         """sqlglot's name of the source's SQL dialect (postgres, sqlite, duckdb, mysql...)."""
+        ...
+
+    def model_sql(self, model: ModelConfig) -> str:
+        """The query that reads a model (its SQL, or every column of its table)."""
+        ...
+
+    def planner(self) -> AbstractContextManager[Planner]:
+        """A read-write session for the Lightning engine; ConfigError where this connector has none."""
         ...
 
 

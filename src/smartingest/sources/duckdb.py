@@ -90,7 +90,7 @@ class DuckDBSource(SqlConnector[DuckDBSettings, duckdb.DuckDBPyConnection]):
     # ------------------------------------------------------------------------------------------ the driver's parts
 
     @contextlib.contextmanager
-    def _session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _session(self, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         path = self.path
         if not path.is_file():
             what = "is a directory, not" if path.is_dir() else "does not exist; expected"
@@ -99,7 +99,7 @@ class DuckDBSource(SqlConnector[DuckDBSettings, duckdb.DuckDBPyConnection]):
                 SourceConnectionError, f"DuckDB path {str(path)!r} {what} a database file", transient=not path.is_dir()
             )
         with translate_errors(self._translate):
-            conn = duckdb.connect(str(path), read_only=True, config=dict(_SESSION_CONFIG))
+            conn = duckdb.connect(str(path), read_only=read_only, config=dict(_SESSION_CONFIG))
             # DuckDB draws a progress bar on stdout for long queries, which would corrupt `--json` output.
             conn.execute("SET enable_progress_bar = false")
         timeout = self.settings.query_timeout_seconds
@@ -127,6 +127,19 @@ class DuckDBSource(SqlConnector[DuckDBSettings, duckdb.DuckDBPyConnection]):
         normalise = Normaliser(reader.schema)
         batches = rebatch((normalise(b) for b in reader), batch_rows)
         return BatchStream(normalise.schema, batches, translate, on_close=reader.close)
+
+    def _planner_session(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._session(read_only=False)
+
+    def _execute(self, conn: duckdb.DuckDBPyConnection, sql: str) -> None:
+        conn.execute(sql)
+
+    def _load(self, conn: duckdb.DuckDBPyConnection, schema: str, table: str, data: pa.Table) -> None:
+        conn.register("smartingest_load", data)
+        try:
+            conn.execute(f"CREATE TABLE {self.quote(schema)}.{self.quote(table)} AS SELECT * FROM smartingest_load")
+        finally:
+            conn.unregister("smartingest_load")
 
     def _rows(self, conn: duckdb.DuckDBPyConnection, query: str) -> list[tuple[Any, ...]]:
         return conn.sql(query).fetchall()

@@ -168,7 +168,7 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
     # ------------------------------------------------------------------------------------------ the driver's parts
 
     @contextlib.contextmanager
-    def _session(self) -> Iterator[pymysql.connections.Connection]:
+    def _session(self, read_only: bool = True) -> Iterator[pymysql.connections.Connection]:
         s = self.settings
         with tunnel_to(s, s.host, s.port) as (host, port):
             with translate_errors(self._translate):
@@ -186,11 +186,26 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
                 )
             try:
                 with translate_errors(self._translate), conn.cursor() as cur:
-                    for statement in self._session_settings(conn.get_server_info()):
+                    for statement in self._session_settings(conn.get_server_info(), read_only):
                         cur.execute(statement)
                 yield conn
             finally:
                 close_quietly(conn.close)
+
+    def _planner_session(self) -> contextlib.AbstractContextManager[pymysql.connections.Connection]:
+        return self._session(read_only=False)
+
+    def _load(self, conn: pymysql.connections.Connection, schema: str, table: str, data: pa.Table) -> None:
+        qualified = f"{self.quote(schema)}.{self.quote(table)}"
+        columns = ", ".join(f"{self.quote(f.name)} {_mysql_type(f.type)}" for f in data.schema)
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE {qualified} ({columns})")
+            # PyMySQL sends executemany's rows as multi-row INSERTs, each under max_allowed_packet.
+            names = ", ".join(self.quote(name) for name in data.column_names)
+            marks = ", ".join(["%s"] * data.num_columns)
+            for batch in data.to_batches(max_chunksize=10_000):
+                rows = list(zip(*(column.to_pylist() for column in batch.columns), strict=True))
+                cur.executemany(f"INSERT INTO {qualified} ({names}) VALUES ({marks})", rows)
 
     def _stream(
         self, conn: pymysql.connections.Connection, query: str, model: ModelConfig, batch_rows: int
@@ -234,8 +249,9 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
 
     # ------------------------------------------------------------------------------------------------- internals
 
-    def _session_settings(self, server: str) -> list[str]:
-        statements = ["SET SESSION TRANSACTION READ ONLY", "SET time_zone = '+00:00'"]
+    def _session_settings(self, server: str, read_only: bool = True) -> list[str]:
+        statements = ["SET SESSION TRANSACTION READ ONLY"] if read_only else []
+        statements.append("SET time_zone = '+00:00'")
         timeout = self.settings.query_timeout_seconds
         if timeout is not None:
             if "mariadb" in server.lower():
@@ -347,7 +363,10 @@ class PlanetScaleSource(MySQLSource):
     VENDOR = "PlanetScale"
     PREPARES = False
 
-    def _session_settings(self, server: str) -> list[str]:
+    def _planner_session(self) -> contextlib.AbstractContextManager[pymysql.connections.Connection]:
+        return SqlConnector._planner_session(self)  # not yet: the Lightning engine is tested on MySQL and MariaDB
+
+    def _session_settings(self, server: str, read_only: bool = True) -> list[str]:
         # No read-only session statement: a PlanetScale password's role (reader) is what keeps it read-only.
         return ["SET time_zone = '+00:00'", *self.settings.session_statements]
 
@@ -372,7 +391,10 @@ class SingleStoreSource(MySQLSource):
     PREPARES = False  # server-side PREPARE and user variables are only partly supported
     ZONED_TIMESTAMPS = False  # TIMESTAMP is stored as written, without a zone: read like DATETIME
 
-    def _session_settings(self, server: str) -> list[str]:
+    def _planner_session(self) -> contextlib.AbstractContextManager[pymysql.connections.Connection]:
+        return SqlConnector._planner_session(self)  # not yet: the Lightning engine is tested on MySQL and MariaDB
+
+    def _session_settings(self, server: str, read_only: bool = True) -> list[str]:
         # No read-only session and no statement timeout variable: the user's grants keep it read-only, the
         # watchdog below keeps the timeout.
         return list(self.settings.session_statements)
@@ -387,6 +409,25 @@ class SingleStoreSource(MySQLSource):
                 _kill_statement(conn, mark, "QUERY")
 
         return _Watchdog(timeout, end)
+
+
+def _mysql_type(arrow: pa.DataType) -> str:
+    """The MySQL column type a table loaded from Arrow gets for ``arrow``."""
+    if pa.types.is_boolean(arrow):
+        return "BOOLEAN"
+    if pa.types.is_integer(arrow):
+        return "BIGINT UNSIGNED" if pa.types.is_unsigned_integer(arrow) else "BIGINT"
+    if pa.types.is_floating(arrow):
+        return "DOUBLE"
+    if pa.types.is_decimal(arrow):
+        return f"DECIMAL({min(arrow.precision, 65)}, {min(arrow.scale, 30)})"
+    if pa.types.is_date(arrow):
+        return "DATE"
+    if pa.types.is_timestamp(arrow):
+        return "DATETIME(6)"
+    if pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow):
+        return "LONGBLOB"
+    return "LONGTEXT"
 
 
 def _kill_statement(conn: pymysql.connections.Connection, mark: str, what: str = "CONNECTION") -> None:

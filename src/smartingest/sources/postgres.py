@@ -141,22 +141,31 @@ class PostgresSource(SqlConnector[PostgresSettings, pg_dbapi.Connection]):
         return "postgresql://?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
 
     @contextlib.contextmanager
-    def _session(self) -> Iterator[pg_dbapi.Connection]:
-        """Open a read-only autocommit session; closed on exit whatever happened."""
+    def _session(self, read_only: bool = True) -> Iterator[pg_dbapi.Connection]:
+        """Open an autocommit session, read-only unless the Lightning engine asks; closed on exit whatever
+        happened."""
         with tunnel_to(self.settings, self.settings.host, self.settings.port) as endpoint:
             with translate_errors(self._translate):
                 conn = pg_dbapi.connect(self._uri(endpoint), autocommit=True)
             try:
                 with translate_errors(self._translate):
-                    self._prepare_session(conn)
+                    self._prepare_session(conn, read_only)
                 yield conn
             finally:
                 close_quietly(conn.close)
 
-    def _prepare_session(self, conn: pg_dbapi.Connection) -> None:
+    def _planner_session(self) -> contextlib.AbstractContextManager[pg_dbapi.Connection]:
+        return self._session(read_only=False)
+
+    def _load(self, conn: pg_dbapi.Connection, schema: str, table: str, data: pa.Table) -> None:
+        # COPY in binary, through ADBC's bulk ingestion.
+        with conn.cursor() as cur:
+            cur.adbc_ingest(table, data, mode="create", db_schema_name=schema)
+
+    def _prepare_session(self, conn: pg_dbapi.Connection, read_only: bool = True) -> None:
         # set_config in a SELECT rather than libpq's startup ``options``: poolers such as PgBouncer reject
         # unknown startup parameters. Session scope (false) since each statement is its own transaction.
-        settings = ["set_config('default_transaction_read_only', 'on', false)"]
+        settings = [f"set_config('default_transaction_read_only', '{'on' if read_only else 'off'}', false)"]
         if self.settings.query_timeout_seconds is not None:
             timeout = f"{max(round(self.settings.query_timeout_seconds * 1000), 1)}ms"
             settings.append(f"set_config('statement_timeout', {_literal(timeout)}, false)")

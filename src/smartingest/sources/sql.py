@@ -12,7 +12,9 @@ stores unquoted names in upper case says so (``NAMES``). It inherits the rest, t
   user wrote it, so SQL that sqlglot cannot parse still runs;
 * a model's SQL that would write (INSERT, DELETE, CREATE... anywhere in it) or holds several statements
   is refused before it reaches a database that has no read-only session to refuse it;
-* table names are quoted the dialect's way.
+* table names are quoted the dialect's way;
+* ``planner`` opens the read-write session the Lightning engine plans in, where the connector provides one
+  (``_planner_session``, and ``_load`` for a table of Arrow rows).
 
 sqlglot is imported when a connector first needs it: the command line starts without it.
 """
@@ -29,7 +31,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import pyarrow as pa
 
 from smartingest.config.models import ModelConfig, Strict
-from smartingest.errors import ModelError, SourceError
+from smartingest.errors import ConfigError, ModelError, SourceError
 from smartingest.sources._common import BatchStream, close_quietly, translate_errors
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, MAX_TABLES, PREVIEW_ROWS, check_primary_key, describe_model
 from smartingest.sources.names import UpperCaseNames
@@ -164,6 +166,12 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
         wrapper unless the database needs another (Teradata refuses ``TOP 0``)."""
         return limited(query, limit, self.DIALECT)
 
+    @contextlib.contextmanager
+    def planner(self) -> Iterator[SqlPlanner[Conn]]:
+        """A read-write session for the Lightning engine (see sources.base.Planner), closed on exit."""
+        with self._planner_session() as conn:
+            yield SqlPlanner(self, conn)
+
     # ------------------------------------------------------------------------------------------ the driver's parts
 
     @abstractmethod
@@ -184,6 +192,24 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
         finally:
             close_quietly(cursor.close)
 
+    def _planner_session(self) -> AbstractContextManager[Conn]:
+        """A read-write connection for the Lightning engine (same settings as ``_session`` otherwise)."""
+        raise ConfigError(
+            f"the Lightning engine does not run on {self.DIALECT} sources yet: set the source's engine to basic"
+        )
+
+    def _execute(self, conn: Conn, sql: str) -> None:
+        """Run one statement that returns no rows."""
+        cursor = conn.cursor()  # type: ignore[attr-defined]
+        try:
+            cursor.execute(sql)
+        finally:
+            close_quietly(cursor.close)
+
+    def _load(self, conn: Conn, schema: str, table: str, data: pa.Table) -> None:
+        """Create table ``schema.table`` (names as written) with ``data``'s columns and rows."""
+        raise ConfigError(f"the Lightning engine cannot write to {self.DIALECT} sources yet")
+
     @abstractmethod
     def _tables_sql(self, limit: int) -> str:
         """One column of table names (``schema.name``, or the bare name where there is one namespace)."""
@@ -191,3 +217,32 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
     @abstractmethod
     def _translate(self, exc: BaseException, model: ModelConfig | None = None) -> SourceError | None:
         """The driver's error as one of the error tree's (None for an exception that is not the driver's)."""
+
+
+class SqlPlanner(Generic[Conn]):
+    """A read-write session on a SqlConnector's database (sources.base.Planner), for the Lightning engine."""
+
+    def __init__(self, connector: SqlConnector[Any, Conn], conn: Conn) -> None:
+        self.connector = connector
+        self.conn = conn
+        self.dialect = connector.DIALECT
+
+    def quote(self, identifier: str) -> str:
+        return quote_identifier(identifier, self.dialect)
+
+    def execute(self, sql: str) -> None:
+        with translate_errors(self.connector._translate):
+            self.connector._execute(self.conn, sql)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        with translate_errors(self.connector._translate):
+            return self.connector._rows(self.conn, sql)
+
+    def stream(self, sql: str, model: ModelConfig, batch_rows: int = DEFAULT_BATCH_ROWS) -> BatchStream:
+        return self.connector._stream(self.conn, sql, model, max(int(batch_rows), 1))
+
+    def load(self, schema: str, table: str, data: pa.Table) -> None:
+        qualified = f"{self.quote(schema)}.{self.quote(table)}"
+        with translate_errors(self.connector._translate):
+            self.connector._execute(self.conn, f"DROP TABLE IF EXISTS {qualified}")
+            self.connector._load(self.conn, schema, table, data)

@@ -1,0 +1,823 @@
+"""The Lightning CDC engine: the snapshot in a schema of ours inside the source, the diff there as SQL.
+
+Per sync, the planner schema (``smartingest_planner`` unless the source says otherwise) holds
+``snapshot_<sync>`` (the primary key's columns, in the model's own types, with ``__hash`` and
+``__ident``: what Iterable acknowledged), ``plan_<sync>`` (the acknowledged changes of the run being
+committed) and one row of ``smartingest_syncs`` saying what the snapshot was written under (hash scheme,
+baseline, mappings). The schema and the tables are created on first use.
+
+A run asks the database, each as one query that only reads the model, for: the rows whose hash differs
+from the snapshot's (added or changed; their own columns, hash and identifier), the snapshot's keys no
+row has any more (removed), the count of rows and of null keys, the keys more than one row has, and the
+rows whose identifier another row has too. Only those leave the database, as Arrow; the change set is
+then staged locally as the Basic engine stages its own (cdc/staging.py), so reading and settling it are
+the same for both engines and so are the invalid rows and their reasons.
+
+Committing loads the keys Iterable acknowledged, with their new hash and identifier (or that they left),
+into ``plan_<sync>`` and merges them into the snapshot in one transaction of two set-based statements
+(delete the keys, insert the rows that stay), with the sync's row of ``smartingest_syncs``: a run that
+stops before leaves the snapshot as it was; a checkpoint is such a merge of what was acknowledged since
+the last one. The model's own tables are only ever read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from smartingest.cdc.base import HASH, IDENT, OP, PK, SAME_BEFORE, HashSpec
+from smartingest.cdc.basic import RESERVED_COLUMNS, BasicChangeDetector, baseline_change, snapshot_query, written_pairs
+from smartingest.cdc.hashing import hash_sql, quote
+from smartingest.cdc.staging import KEY, ROW, Feed, StagedChangeSet, one, open_staging
+from smartingest.cdc.warehouse import Warehouse, is_distinct, string_literal, warehouse_for
+from smartingest.config.models import DEFAULT_CDC_MEMORY_LIMIT, ModelConfig
+from smartingest.errors import ConfigError, ModelError, SourceAuthError, SourceError, StateError
+from smartingest.sources.base import DEFAULT_BATCH_ROWS, Planner, Source, SqlSource
+
+DEFAULT_PLANNER_SCHEMA = "smartingest_planner"
+SYNCS_TABLE = "smartingest_syncs"
+REMOVED = "__removed"
+BEFORE = "__before"
+_MODEL = "m"  # the alias the model's query has in the planner's SQL
+_PROBE_VIEW = "smartingest_model_probe"
+_NULL_INTEGER = "CASE WHEN 1 = 0 THEN 1 END"  # a null integer every dialect types (MySQL casts to no INTEGER)
+
+
+def table_names(sync_key: str) -> tuple[str, str]:
+    """The snapshot and plan tables of a sync: its key made a plain lower-case name, with a digest of it
+    so that two keys never share a table, within the 63 characters every database allows."""
+    slug = re.sub(r"[^a-z0-9_]+", "_", sync_key.lower()).strip("_")[:40]
+    digest = hashlib.sha256(sync_key.encode()).hexdigest()[:8]
+    return f"snapshot_{slug}_{digest}", f"plan_{slug}_{digest}"
+
+
+@dataclass(frozen=True)
+class WrittenUnder:
+    """The sync's row of ``smartingest_syncs``: what its snapshot was written under."""
+
+    hash_scheme: str
+    baseline: str
+    fingerprint: str
+    parts: dict[str, str]
+    hash_columns: tuple[str, ...]
+    key_types: dict[str, str]  # the snapshot's key columns and their declared types
+
+    @classmethod
+    def of(cls, row: tuple[Any, ...]) -> WrittenUnder:
+        scheme, baseline, fingerprint, parts, columns, key_types = (str(v or "") for v in row)
+        try:
+            return cls(
+                scheme,
+                baseline,
+                fingerprint,
+                json.loads(parts or "{}"),
+                tuple(json.loads(columns or "[]")),
+                json.loads(key_types or "{}"),
+            )
+        except ValueError:  # not ours to fail on: then nothing is known of the mappings
+            return cls(scheme, baseline, fingerprint, {}, (), {})
+
+
+class LightningChangeDetector:
+    """Change detection inside the source's own database; see the module docstring."""
+
+    def __init__(
+        self,
+        source: Source,
+        source_type: str,
+        state_dir: Path,
+        planner_schema: str = DEFAULT_PLANNER_SCHEMA,
+        memory_limit: str = DEFAULT_CDC_MEMORY_LIMIT,
+        threads: int = 2,
+    ) -> None:
+        if not isinstance(source, SqlSource):
+            raise ConfigError(f"the Lightning engine needs a SQL source; {source_type} sources are read with basic")
+        self.source = source
+        self.warehouse = warehouse_for(source.dialect(), source_type)
+        self.state_dir = Path(state_dir)
+        self.schema = planner_schema
+        self.memory_limit = memory_limit
+        self.threads = threads
+
+    def plan(
+        self,
+        sync_key: str,
+        source: Source,
+        model: ModelConfig,
+        spec: HashSpec,
+        full_resync: bool = False,
+        on_rows: Callable[[int], None] | None = None,
+    ) -> LightningChangeSet:
+        """Diff the model against the snapshot in the database (see ChangeDetector.plan)."""
+        directory = self.state_dir / sync_key
+        directory.mkdir(parents=True, exist_ok=True)
+        for leftover in directory.glob("staging-*"):  # a killed run's; the caller holds the sync's lock
+            _remove_tree(leftover)
+        staging = directory / f"staging-{uuid.uuid4().hex}"
+        con = open_staging(staging, self.memory_limit, self.threads)
+        change_set = LightningChangeSet(con, staging, spec, self, sync_key)
+        try:
+            change_set.stage(model, full_resync, on_rows)
+        except duckdb.OutOfMemoryException as exc:
+            change_set.close()
+            raise StateError(
+                f"staging the change set needs more memory than cdc_memory_limit ({self.memory_limit}) allows: "
+                f"raise cdc_memory_limit in the project file ({exc})"
+            ) from exc
+        except BaseException:
+            change_set.close()
+            raise
+        return change_set
+
+    def reset(self, sync_key: str) -> bool:
+        snapshot, plan = table_names(sync_key)
+        with self.session("forget the snapshot") as planner:
+            if not self._schema_exists(planner):
+                return False
+            existed = self.written_under(planner, sync_key) is not None
+            planner.execute(f"DROP TABLE IF EXISTS {self.table(planner, snapshot)}")
+            planner.execute(f"DROP TABLE IF EXISTS {self.table(planner, plan)}")
+            if existed:
+                planner.execute(
+                    f"DELETE FROM {self.table(planner, SYNCS_TABLE)} "
+                    f"WHERE sync_key = {string_literal(sync_key, self.warehouse.dialect)}"
+                )
+            return existed
+
+    def snapshot_size(self, sync_key: str) -> int:
+        snapshot, _ = table_names(sync_key)
+        try:
+            with self.source.planner() as planner:
+                if not self._schema_exists(planner) or self.written_under(planner, sync_key) is None:
+                    return 0
+                return int(planner.rows(f"SELECT count(*) FROM {self.table(planner, snapshot)}")[0][0])
+        except SourceError as exc:
+            raise StateError(f"the Lightning snapshot could not be counted: {exc}") from exc
+
+    # -- carrying a snapshot over from the Basic engine, and back --------------------------------------
+
+    @contextmanager
+    def _helper(self, sync_key: str, spec: HashSpec) -> Iterator[LightningChangeSet]:
+        """A change set that plans nothing, for its SQL and its local staging database."""
+        directory = self.state_dir / sync_key
+        directory.mkdir(parents=True, exist_ok=True)
+        staging = directory / f"staging-{uuid.uuid4().hex}"
+        helper = LightningChangeSet(
+            open_staging(staging, self.memory_limit, self.threads), staging, spec, self, sync_key
+        )
+        try:
+            yield helper
+        finally:
+            helper.close()
+
+    def carry_from_basic(self, basic: BasicChangeDetector, sync_key: str, model: ModelConfig, spec: HashSpec) -> int:
+        """Make the Basic engine's snapshot of the sync this engine's, so that switching sends nothing twice.
+
+        Each key of the Basic snapshot keeps, as its hash, this database's hash of its row when the row
+        is as the Basic snapshot holds it (the Basic hash of the row, computed here on the rows read out
+        once, is the one stored), and no hash otherwise (the row is then sent as changed, as it would
+        have been). The hashes are taken under the mappings the Basic snapshot was written under, which
+        the new snapshot records, so a later run judges mapping changes as the Basic engine would have.
+        Returns how many keys were carried over (0: the Basic engine had no snapshot for this baseline).
+        """
+        source = self.source
+        assert isinstance(source, SqlSource)
+        schema = source.schema(model)
+        with self._helper(sync_key, spec) as helper:
+            con = helper.con
+            path = basic.snapshot_path(sync_key)
+            basic.store.pull(sync_key, path.parent)
+            try:
+                found = snapshot_query(con, path, helper.key_type(schema), spec.baseline)
+                if found is None or found.new_baseline is not None:
+                    return 0
+                con.execute(f"CREATE TABLE snap AS {found.sql}")
+            except duckdb.Error as exc:
+                raise StateError(f"the CDC snapshot {path} is unreadable ({exc}): run `sync reset`") from exc
+            under = found.written_under
+            fingerprint, columns = under.fingerprint, under.hash_columns
+            model_sql = source.model_sql(model)
+            with self.session("carry the Basic engine's snapshot over") as planner:
+                self.ensure_schema(planner)
+                helper.scheme = self.warehouse.scheme(str(planner.rows(self.warehouse.version)[0][0]))
+                if fingerprint is not None and columns is not None and set(columns) <= set(schema.names):
+                    helper.stage_hashed_rows(planner, model, model_sql, fingerprint, columns)
+                    kept = f"CASE WHEN s.{HASH} = h.basic_hash THEN h.lightning_hash END"
+                    joined = f"snap s LEFT JOIN hashed h ON h.{KEY} = s.{KEY}"
+                else:  # the Basic snapshot does not say how its hashes were made: keep the keys
+                    kept, joined = f"CAST(NULL AS {self.warehouse.hash_type})", "snap s"
+                rows = con.sql(
+                    f"SELECT {helper.unpacked_keys('s')}, {kept} AS {HASH}, s.{IDENT} FROM {joined} "
+                    f"WHERE s.{KEY} IS NOT NULL"
+                ).to_arrow_table()
+                written = WrittenUnder(
+                    helper.scheme, spec.baseline, fingerprint or "", under.parts or {}, columns or (), {}
+                )
+                helper.replace_snapshot(planner, model_sql, rows, written)
+            return rows.num_rows
+
+    def carry_to_basic(self, basic: BasicChangeDetector, sync_key: str, model: ModelConfig, spec: HashSpec) -> int:
+        """Make this engine's snapshot of the sync the Basic engine's (the mirror of ``carry_from_basic``,
+        reading only: the snapshot in the database is left as it is). Returns how many keys were carried."""
+        source = self.source
+        assert isinstance(source, SqlSource)
+        schema = source.schema(model)
+        with self._helper(sync_key, spec) as helper, source.planner() as planner:
+            con = helper.con
+            if not self._schema_exists(planner):
+                return 0
+            under = self.written_under(planner, sync_key)
+            if under is None:
+                return 0
+            q = planner.quote
+            snapshot = self.table(planner, helper.snapshot_table)
+            keys = ", ".join(q(c) for c in spec.key_columns)
+            stream = planner.stream(f"SELECT {keys}, {q(HASH)}, {q(IDENT)} FROM {snapshot}", model)
+            try:
+                con.register("found", pa.RecordBatchReader.from_batches(stream.schema, stream))
+                key_type = helper.key_type(schema)
+                con.execute(
+                    f"""CREATE TABLE lsnap AS SELECT TRY_CAST({helper._key_sql("found")} AS {key_type}) AS {KEY},
+                               {HASH}, {IDENT} FROM found"""
+                )
+                con.unregister("found")
+            finally:
+                stream.close()
+            scheme = self.warehouse.scheme(str(planner.rows(self.warehouse.version)[0][0]))
+            columns = under.hash_columns
+            if under.hash_scheme == scheme and columns and set(columns) <= set(schema.names):
+                helper.stage_hashed_rows(planner, model, source.model_sql(model), under.fingerprint, columns)
+                kept = f"CASE WHEN l.{HASH} = h.lightning_hash THEN h.basic_hash END"
+                joined = f"lsnap l LEFT JOIN hashed h ON h.{KEY} = l.{KEY}"
+            else:
+                kept, joined = "NULL::UBIGINT", "lsnap l"
+            rows = (
+                f"SELECT l.{KEY}, {helper._pk_text_sql(f'l.{KEY}')} AS {PK}, {kept} AS {HASH}, l.{IDENT} "
+                f"FROM {joined} WHERE l.{KEY} IS NOT NULL"
+            )
+            carried = int(one(con.execute(f"SELECT count(*) FROM ({rows})"))[0])
+            parts = tuple(sorted(under.parts.items()))
+            written = written_pairs(under.baseline, under.fingerprint, parts, columns)
+            basic.replace_snapshot(sync_key, con, rows, written)
+            return carried
+
+    # -- the planner schema -----------------------------------------------------------------------
+
+    def table(self, planner: Planner, name: str) -> str:
+        return f"{planner.quote(self.schema)}.{planner.quote(name)}"
+
+    @contextmanager
+    def session(self, doing: str) -> Iterator[Planner]:
+        """A planner session; a missing privilege becomes an error naming the GRANT that gives it."""
+        with self.source.planner() as planner:
+            try:
+                yield planner
+            except SourceAuthError as exc:
+                raise self._privilege_error(planner, doing, exc) from exc
+
+    def _privilege_error(self, planner: Planner, doing: str, exc: SourceAuthError) -> SourceAuthError:
+        w = self.warehouse
+        try:
+            user = str(planner.rows(w.current_user)[0][0])
+            exists = self._schema_exists(planner)
+        except SourceError:
+            user, exists = "<the source's user>", True
+        grant = w.grant(self.schema, exists, user, "")
+        return SourceAuthError(
+            f"the Lightning engine cannot {doing} in the {w.schema_noun} {self.schema!r} of this source, where it "
+            f"keeps its snapshots ({exc}). Run `{grant}` as an administrator, or set the source's planner_schema "
+            f"to a {w.schema_noun} this user may write, or its engine to basic (read-only)"
+        )
+
+    def _schema_exists(self, planner: Planner) -> bool:
+        return bool(planner.rows(self.warehouse.schema_exists(self.schema))[0][0])
+
+    def ensure_schema(self, planner: Planner) -> None:
+        """Create the planner schema and its table of syncs when they are missing."""
+        if not self._schema_exists(planner):
+            planner.execute(self.warehouse.create_schema(planner.quote(self.schema)))
+        text = "VARCHAR(255)"
+        columns = ", ".join(
+            f"{name} {self.warehouse.ident_type}"
+            for name in ("hash_scheme", "baseline", "fingerprint", "parts", "hash_columns", "key_types")
+        )
+        planner.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table(planner, SYNCS_TABLE)} "
+            f"(sync_key {text} PRIMARY KEY, {columns}, committed_at {text})"
+        )
+
+    def written_under(self, planner: Planner, sync_key: str) -> WrittenUnder | None:
+        """The sync's row of smartingest_syncs, or None when it has no snapshot (or the schema no such table)."""
+        snapshot, _ = table_names(sync_key)
+        tables = planner.rows(self.warehouse.column_types(self.schema, SYNCS_TABLE))
+        if not tables or not planner.rows(self.warehouse.column_types(self.schema, snapshot)):
+            return None
+        rows = planner.rows(
+            "SELECT hash_scheme, baseline, fingerprint, parts, hash_columns, key_types "
+            f"FROM {self.table(planner, SYNCS_TABLE)} "
+            f"WHERE sync_key = {string_literal(sync_key, self.warehouse.dialect)}"
+        )
+        return WrittenUnder.of(rows[0]) if rows else None
+
+
+class LightningChangeSet(StagedChangeSet):
+    """A change set the database planned, staged locally; see the module docstring and ChangeSet."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        staging: Path,
+        spec: HashSpec,
+        detector: LightningChangeDetector,
+        sync_key: str,
+    ) -> None:
+        super().__init__(con, staging, spec)
+        self.detector = detector
+        self.warehouse: Warehouse = detector.warehouse
+        self.sync_key = sync_key
+        self.snapshot_table, self.plan_table = table_names(sync_key)
+        self.scheme = ""
+        self.key_types: dict[str, str] = {}
+        self.start_over = False  # the first merge empties the snapshot (another baseline or key type)
+        self.null_keys = 0
+
+    # -- planning ---------------------------------------------------------------------------------
+
+    def stage(self, model: ModelConfig, full_resync: bool, on_rows: Callable[[int], None] | None) -> None:
+        detector, w = self.detector, self.warehouse
+        source = detector.source
+        assert isinstance(source, SqlSource)
+        schema = source.schema(model)
+        self._check_columns(schema)
+        model_sql = source.model_sql(model)
+        with detector.session("create its tables") as planner:
+            detector.ensure_schema(planner)
+            self.scheme = w.scheme(str(planner.rows(w.version)[0][0]))
+            written = detector.written_under(planner, self.sync_key)
+            self._ensure_snapshot(planner, model_sql, written)
+            compare = self._compare(written, schema, full_resync)
+            hashed = {*self.spec.columns, *(written.hash_columns if written and self.added_parts else ())}
+            hashable = self._hashable(planner, model_sql, sorted(hashed))
+            self._stage_candidates(planner, model, model_sql, schema, hashable, written, compare, on_rows)
+            self._stage_invalid(planner, model, model_sql)
+            removals = written is not None and not self.start_over
+            if removals:
+                self._stage_removed(planner, model, model_sql)
+        self._diff(removals)
+
+    def _check_columns(self, schema: pa.Schema) -> None:
+        names = schema.names
+        missing = [c for c in (*self.spec.key_columns, *self.spec.columns) if c not in names]
+        if missing:
+            raise ModelError(f"the model has no column {missing[0]!r} (columns: {', '.join(names)})")
+        clash = [c for c in names if c in (*RESERVED_COLUMNS, BEFORE, REMOVED)]
+        if clash:
+            raise ModelError(f"the model's column {clash[0]!r} uses a reserved name: rename it in the model")
+
+    def _hashable(self, planner: Planner, model_sql: str, columns: list[str]) -> dict[str, bool]:
+        """Whether the database hashes each of ``columns``' type itself (where it can say; else its text is
+        hashed). The same columns give the same answer run after run, so hashes stay comparable."""
+        probe = getattr(self.warehouse, "hashable", None)
+        if probe is None or not columns:
+            return dict.fromkeys(columns, True)
+        listed = ", ".join(f"{_MODEL}.{planner.quote(c)}" for c in columns)
+        try:
+            planner.execute(
+                f"CREATE OR REPLACE TEMPORARY VIEW {_PROBE_VIEW} AS SELECT {listed} FROM (\n{model_sql}\n) {_MODEL}"
+            )
+            found = {str(name): bool(ok) for name, ok in planner.rows(probe(_PROBE_VIEW))}
+            planner.execute(f"DROP VIEW IF EXISTS {_PROBE_VIEW}")
+        except SourceError:  # the model's SQL is not a view's (it fails below with its own error if it is bad)
+            return dict.fromkeys(columns, False)
+        return {c: found.get(c, False) for c in columns}
+
+    def _ensure_snapshot(self, planner: Planner, model_sql: str, written: WrittenUnder | None) -> None:
+        """Create the snapshot table when the sync has none, its key columns typed as the model's are."""
+        self.new_baseline = baseline_change(written.baseline, self.spec.baseline) if written else None
+        key_types = self._model_key_types(planner, model_sql)
+        if written is not None and written.key_types and written.key_types != key_types:
+            self.new_baseline = (
+                "new snapshot: the model's primary key changed type since the snapshot was written "
+                f"({written.key_types} -> {key_types}); every row is sent as added and nothing is removed"
+            )
+        if written is not None and self.new_baseline is None:
+            self.key_types = written.key_types or key_types
+            return
+        self.start_over = written is not None
+        self.key_types = key_types
+        if written is None:
+            self._create_snapshot(planner, model_sql)
+
+    def _model_key_types(self, planner: Planner, model_sql: str) -> dict[str, str]:
+        """The declared types of the model's key columns, as a table made from them gets them."""
+        probe = f"{self.plan_table}_types"
+        keys = ", ".join(f"{_MODEL}.{planner.quote(c)}" for c in self.spec.key_columns)
+        table = self.detector.table(planner, probe)
+        planner.execute(f"DROP TABLE IF EXISTS {table}")
+        planner.execute(f"CREATE TABLE {table} AS SELECT {keys} FROM (\n{model_sql}\n) {_MODEL} WHERE 1 = 0")
+        try:
+            return {
+                str(name): str(type_)
+                for name, type_ in planner.rows(self.warehouse.column_types(self.detector.schema, probe))
+            }
+        finally:
+            planner.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def _create_snapshot(self, planner: Planner, model_sql: str) -> None:
+        w, table = self.warehouse, self.detector.table(planner, self.snapshot_table)
+        keys = ", ".join(f"{_MODEL}.{planner.quote(c)}" for c in self.spec.key_columns)
+        planner.execute(f"DROP TABLE IF EXISTS {table}")
+        planner.execute(f"CREATE TABLE {table} AS SELECT {keys} FROM (\n{model_sql}\n) {_MODEL} WHERE 1 = 0")
+        planner.execute(f"ALTER TABLE {table} ADD COLUMN {planner.quote(HASH)} {w.hash_type}")
+        planner.execute(f"ALTER TABLE {table} ADD COLUMN {planner.quote(IDENT)} {w.ident_type}")
+        if w.indexes:
+            try:
+                planner.execute(w.primary_key(table, [planner.quote(c) for c in self.spec.key_columns]))
+            except SourceAuthError:
+                raise
+            except SourceError:  # a key type the database cannot index whole (MySQL's TEXT): joins still work
+                pass
+
+    def _compare(self, written: WrittenUnder | None, schema: pa.Schema, full_resync: bool) -> bool:
+        """Whether rows are compared with the snapshot's hashes (else every matched row is changed)."""
+        if written is None or self.new_baseline is not None:
+            return False
+        if written.hash_scheme != self.scheme:
+            return False  # hashes of another scheme cannot be compared: keep the keys, send every row once more
+        if written.fingerprint != self.spec.fingerprint:
+            self.remapped = (
+                "the mappings (or settings that shape requests) changed since the snapshot was written: every row "
+                "is compared under the new ones, and sent again"
+            )
+            if not full_resync:
+                self.added_parts = self._parts_added(written, schema.names)
+        return not full_resync
+
+    def _parts_added(self, written: WrittenUnder, columns: list[str]) -> tuple[str, ...]:
+        """The parts the mappings added since the snapshot was written, when that is all they changed
+        (see BasicChangeSet._parts_added)."""
+        now = dict(self.spec.parts)
+        if not written.parts or not now or not written.hash_columns:
+            return ()
+        if any(now.get(name) != digest for name, digest in written.parts.items()):
+            return ()
+        if any(column not in columns for column in written.hash_columns):
+            return ()
+        return tuple(sorted(set(now) - set(written.parts)))
+
+    def _hash(self, planner: Planner, fingerprint: str, columns: tuple[str, ...], hashable: dict[str, bool]) -> str:
+        quoted = [f"{_MODEL}.{planner.quote(c)}" for c in columns]
+        return self.warehouse.row_hash(fingerprint, quoted, [hashable[c] for c in columns])
+
+    def _ident(self, planner: Planner) -> str:
+        identity = self.spec.identity
+        if identity is None:
+            return f"CAST(NULL AS {self.warehouse.text_type})"
+        return self.warehouse.ident(f"{_MODEL}.{planner.quote(identity.column)}", identity)
+
+    def _keys_match(self, planner: Planner, a: str, b: str) -> str:
+        return " AND ".join(f"{a}.{planner.quote(c)} = {b}.{planner.quote(c)}" for c in self.spec.key_columns)
+
+    def _key_present(self, planner: Planner, alias: str) -> str:
+        return " AND ".join(f"{alias}.{planner.quote(c)} IS NOT NULL" for c in self.spec.key_columns)
+
+    def _stage_candidates(
+        self,
+        planner: Planner,
+        model: ModelConfig,
+        model_sql: str,
+        schema: pa.Schema,
+        hashable: dict[str, bool],
+        written: WrittenUnder | None,
+        compare: bool,
+        on_rows: Callable[[int], None] | None,
+    ) -> None:
+        """Stream the rows to send out of the database into table ``cand``."""
+        w, q = self.warehouse, planner.quote
+        snapshot = self.detector.table(planner, self.snapshot_table)
+        extra = ""
+        if self.added_parts and written is not None:
+            before = self._hash(planner, written.fingerprint, written.hash_columns, hashable)
+            extra = f", {before} AS {q(BEFORE)}"
+        row_hash = self._hash(planner, self.spec.fingerprint, self.spec.columns, hashable)
+        rows = (
+            f"SELECT {_MODEL}.*, {row_hash} AS {q(HASH)}, {self._ident(planner)} AS {q(IDENT)}{extra} "
+            f"FROM (\n{model_sql}\n) {_MODEL}"
+        )
+        columns = ", ".join(f"r.{q(c)}" for c in schema.names)
+        first_key = q(self.spec.key_columns[0])
+        if written is None or self.start_over:
+            query = (
+                f"SELECT {columns}, r.{q(HASH)}, r.{q(IDENT)}, 'added' AS {q(OP)}, "
+                f"{_NULL_INTEGER} AS {q(SAME_BEFORE)} FROM ({rows}) r WHERE {self._key_present(planner, 'r')}"
+            )
+        else:
+            same = (
+                f"CASE WHEN s.{first_key} IS NOT NULL THEN CASE WHEN s.{q(HASH)} = r.{q(BEFORE)} THEN 1 ELSE 0 END END"
+                if extra
+                else _NULL_INTEGER
+            )
+            differs = is_distinct(f"s.{q(HASH)}", f"r.{q(HASH)}", w.dialect) if compare else "1 = 1"
+            query = (
+                f"SELECT {columns}, r.{q(HASH)}, r.{q(IDENT)}, "
+                f"CASE WHEN s.{first_key} IS NULL THEN 'added' ELSE 'changed' END AS {q(OP)}, "
+                f"{same} AS {q(SAME_BEFORE)} "
+                f"FROM ({rows}) r LEFT JOIN {snapshot} s ON {self._keys_match(planner, 's', 'r')} "
+                f"WHERE {self._key_present(planner, 'r')} AND {differs}"
+            )
+        stream = planner.stream(query, model, DEFAULT_BATCH_ROWS)
+        try:
+            feed = Feed(None, iter(stream), on_rows)
+            self.con.register("found", pa.RecordBatchReader.from_batches(stream.schema, feed))
+            packed = ", ".join(f"{quote(c)} := f.{quote(c)}" for c in schema.names)
+            try:
+                self.con.execute(
+                    f"""CREATE TABLE cand AS SELECT {self._key_sql("f")} AS {KEY}, f.{HASH}, f.{IDENT}, f.{OP},
+                               CAST(f.{SAME_BEFORE} AS BOOLEAN) AS {SAME_BEFORE}, struct_pack({packed}) AS {ROW}
+                        FROM found f"""
+                )
+            except duckdb.Error as exc:
+                if feed.error is not None:
+                    raise feed.error from None
+                raise StateError(f"staging the change set failed: {exc}") from exc
+            finally:
+                self.con.unregister("found")
+        finally:
+            stream.close()
+
+    def _load(self, name: str, stream: Iterator[pa.RecordBatch], schema: pa.Schema) -> None:
+        """A small result of the database as local table ``name``."""
+        table = pa.Table.from_batches(list(stream), schema=schema)
+        self.con.register("loaded", table)
+        try:
+            self.con.execute(f"CREATE TABLE {name} AS SELECT * FROM loaded")
+        finally:
+            self.con.unregister("loaded")
+
+    def _fetch(self, planner: Planner, model: ModelConfig, name: str, query: str) -> None:
+        stream = planner.stream(query, model, DEFAULT_BATCH_ROWS)
+        try:
+            self._load(name, stream, stream.schema)
+        finally:
+            stream.close()
+
+    def _stage_invalid(self, planner: Planner, model: ModelConfig, model_sql: str) -> None:
+        """The counts, the duplicated keys, and the rows whose identifier another row has."""
+        q = planner.quote
+        keys = ", ".join(f"{_MODEL}.{q(c)}" for c in self.spec.key_columns)
+        null_key = " OR ".join(f"{_MODEL}.{q(c)} IS NULL" for c in self.spec.key_columns)
+        present = self._key_present(planner, _MODEL)
+        self._fetch(
+            planner,
+            model,
+            "tally",
+            f"SELECT COUNT(*) AS queried, SUM(CASE WHEN {null_key} THEN 1 ELSE 0 END) AS null_keys "
+            f"FROM (\n{model_sql}\n) {_MODEL}",
+        )
+        self._fetch(
+            planner,
+            model,
+            "dup_raw",
+            f"SELECT {keys}, COUNT(*) AS n FROM (\n{model_sql}\n) {_MODEL} WHERE {present} GROUP BY {keys} "
+            "HAVING COUNT(*) > 1",
+        )
+        if self.spec.identity is None:
+            return
+        ident = self._ident(planner)
+        self._fetch(
+            planner,
+            model,
+            "shared_raw",
+            f"SELECT {keys}, {ident} AS {q(IDENT)} FROM (\n{model_sql}\n) {_MODEL} WHERE {present} AND {ident} IN ("
+            f"SELECT i.v FROM (SELECT {ident} AS v FROM (\n{model_sql}\n) {_MODEL} WHERE {present}) i "
+            "WHERE i.v IS NOT NULL GROUP BY i.v HAVING COUNT(*) > 1)",
+        )
+
+    def _stage_removed(self, planner: Planner, model: ModelConfig, model_sql: str) -> None:
+        q = planner.quote
+        keys = ", ".join(f"s.{q(c)}" for c in self.spec.key_columns)
+        snapshot = self.detector.table(planner, self.snapshot_table)
+        self._fetch(
+            planner,
+            model,
+            "removed_raw",
+            f"SELECT {keys}, s.{q(IDENT)} FROM {snapshot} s WHERE NOT EXISTS "
+            f"(SELECT 1 FROM (\n{model_sql}\n) {_MODEL} WHERE {self._keys_match(planner, _MODEL, 's')})",
+        )
+
+    def _diff(self, removals: bool) -> None:
+        """Stage what the database found as the tables StagedChangeSet reads, and count."""
+        con = self.con
+        con.execute(f"CREATE TABLE dup_keys AS SELECT {self._key_sql('d')} AS {KEY}, d.n FROM dup_raw d")
+        if self.spec.identity is None:
+            con.execute(f"CREATE TABLE shared AS SELECT {KEY}, {IDENT} FROM cand LIMIT 0")
+        else:
+            con.execute(
+                f"""CREATE TABLE shared AS
+                    SELECT * FROM (SELECT {self._key_sql("r")} AS {KEY}, r.{IDENT} FROM shared_raw r) s
+                    WHERE NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = s.{KEY})"""
+            )
+        con.execute(
+            f"""CREATE TABLE dup_idents AS SELECT {IDENT}, list({self._pk_text_sql(KEY)} ORDER BY {KEY}) AS keys
+                FROM shared GROUP BY {IDENT} HAVING count(*) > 1"""
+        )
+        con.execute(
+            f"CREATE TABLE shared_rows AS SELECT * FROM shared s SEMI JOIN dup_idents i ON i.{IDENT} = s.{IDENT}"
+        )
+        if removals:
+            con.execute(
+                f"""CREATE TABLE removed AS SELECT {KEY}, {self._pk_text_sql(KEY)} AS {PK}, NULL AS {HASH}, {IDENT}
+                    FROM (SELECT {self._key_sql("r")} AS {KEY}, r.{IDENT} FROM removed_raw r)"""
+            )
+        else:
+            con.execute(
+                f"CREATE TABLE removed AS SELECT {KEY}, NULL::VARCHAR AS {PK}, {HASH}, {IDENT} FROM cand LIMIT 0"
+            )
+        con.execute(
+            f"""CREATE VIEW candidates AS SELECT * FROM cand c
+                WHERE NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = c.{KEY})
+                  AND NOT EXISTS (SELECT 1 FROM dup_idents i WHERE i.{IDENT} = c.{IDENT})"""
+        )
+        queried, null_keys = one(con.execute("SELECT coalesce(queried, 0), coalesce(null_keys, 0) FROM tally"))
+        duplicated = one(con.execute("SELECT coalesce(sum(n), 0) FROM dup_keys"))[0]
+        sharing = one(con.execute("SELECT count(*) FROM shared_rows"))[0]
+        self.null_keys = int(null_keys)
+        self.define_changes(int(queried), int(null_keys) + int(duplicated) + int(sharing))
+
+    def _invalid_sql(self) -> str:
+        return f"""SELECT {self._null_key_line()} FROM range({self.null_keys})
+                UNION ALL
+                SELECT {self._duplicate_key_line(f"d.{KEY}", "d.n")} FROM dup_keys d, range(d.n)
+                UNION ALL
+                SELECT {self._shared_identifier_line(f"k.{KEY}", f"i.{IDENT}", "i.keys")}
+                FROM shared_rows k JOIN dup_idents i ON i.{IDENT} = k.{IDENT}"""
+
+    # -- committing -------------------------------------------------------------------------------
+
+    def checkpoint(self) -> int:
+        """Merge the rows acknowledged since the last checkpoint into the snapshot (see the module docstring)."""
+        generation = self._generation
+        acked = self._acknowledged(generation)
+        if acked.num_rows == 0 and not self.start_over:
+            self._generation += 1
+            return 0
+        self._merge(acked)
+        self._generation += 1
+        return sum(1 for removed in acked.column(REMOVED).to_pylist() if not removed)
+
+    def commit(self) -> None:
+        self.checkpoint()
+
+    def _acknowledged(self, generation: int) -> pa.Table:
+        """The key columns, hash and identifier of the rows acknowledged in a generation (or that they left)."""
+        keys = self.unpacked_keys("c")
+        acks = f"SELECT {PK}, {OP} FROM verdicts WHERE commits AND generation = {generation}"
+        return self.con.sql(
+            f"""SELECT {keys}, c.{HASH}, c.{IDENT}, c.{OP} = 'removed' AS {REMOVED}
+                FROM change_keys c SEMI JOIN ({acks}) a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}"""
+        ).to_arrow_table()
+
+    def _merge(self, acked: pa.Table) -> None:
+        """Load ``acked`` into the plan table and merge it into the snapshot, in one transaction."""
+        detector, w = self.detector, self.warehouse
+        with detector.session("write its snapshot") as planner:
+            q = planner.quote
+            snapshot = detector.table(planner, self.snapshot_table)
+            plan = detector.table(planner, self.plan_table)
+            planner.load(detector.schema, self.plan_table, acked)
+            keys = ", ".join(q(c) for c in self.spec.key_columns)
+            loaded = ", ".join(w.key_cast(f"p.{q(c)}", self.key_types.get(c, "")) for c in self.spec.key_columns)
+            matches = " AND ".join(
+                f"{snapshot}.{q(c)} = {w.key_cast(f'p.{q(c)}', self.key_types.get(c, ''))}"
+                for c in self.spec.key_columns
+            )
+            statements = [w.begin]
+            if self.start_over:
+                statements.append(f"DELETE FROM {snapshot}")
+            statements += [
+                f"DELETE FROM {snapshot} WHERE EXISTS (SELECT 1 FROM {plan} p WHERE {matches})",
+                f"INSERT INTO {snapshot} ({keys}, {q(HASH)}, {q(IDENT)}) "
+                f"SELECT {loaded}, p.{q(HASH)}, p.{q(IDENT)} FROM {plan} p WHERE NOT p.{q(REMOVED)}",
+                *self._record_written(planner),
+                "COMMIT",
+            ]
+            try:
+                for statement in statements:
+                    planner.execute(statement)
+            except BaseException:
+                with suppress(SourceError):
+                    planner.execute("ROLLBACK")
+                raise
+            planner.execute(f"DROP TABLE IF EXISTS {plan}")
+        self.start_over = False
+
+    def replace_snapshot(self, planner: Planner, model_sql: str, rows: pa.Table, under: WrittenUnder) -> None:
+        """Make ``rows`` (the key columns, __hash and __ident) the sync's whole snapshot, written ``under``."""
+        w, q = self.warehouse, planner.quote
+        self.key_types = self._model_key_types(planner, model_sql)
+        self._create_snapshot(planner, model_sql)
+        snapshot = self.detector.table(planner, self.snapshot_table)
+        plan = self.detector.table(planner, self.plan_table)
+        planner.load(self.detector.schema, self.plan_table, rows)
+        keys = ", ".join(q(c) for c in self.spec.key_columns)
+        loaded = ", ".join(w.key_cast(f"p.{q(c)}", self.key_types.get(c, "")) for c in self.spec.key_columns)
+        statements = [
+            w.begin,
+            f"INSERT INTO {snapshot} ({keys}, {q(HASH)}, {q(IDENT)}) "
+            f"SELECT {loaded}, p.{q(HASH)}, p.{q(IDENT)} FROM {plan} p",
+            *self._record_written(planner, under),
+            "COMMIT",
+        ]
+        try:
+            for statement in statements:
+                planner.execute(statement)
+        except BaseException:
+            with suppress(SourceError):
+                planner.execute("ROLLBACK")
+            raise
+        planner.execute(f"DROP TABLE IF EXISTS {plan}")
+
+    def key_type(self, schema: pa.Schema) -> str:
+        """DuckDB's name for the type of the model's primary key (a STRUCT for a composite key)."""
+        self.con.register("empty_model", schema.empty_table())
+        try:
+            return str(self.con.execute(f"SELECT {self._key_sql('empty_model')} FROM empty_model").description[0][1])
+        finally:
+            self.con.unregister("empty_model")
+
+    def stage_hashed_rows(
+        self, planner: Planner, model: ModelConfig, model_sql: str, fingerprint: str, columns: tuple[str, ...]
+    ) -> None:
+        """Local table ``hashed``: each row of the model whose key is valid and unique, by ``__key``, with
+        its hash as the Basic engine computes it (``basic_hash``) and as this database does (``lightning_hash``),
+        both under ``fingerprint`` and ``columns``."""
+        q = planner.quote
+        hashable = self._hashable(planner, model_sql, sorted(set(columns)))
+        listed = list(dict.fromkeys([*self.spec.key_columns, *columns]))
+        query = (
+            f"SELECT {', '.join(f'{_MODEL}.{q(c)}' for c in listed)}, "
+            f"{self._hash(planner, fingerprint, columns, hashable)} AS {q(HASH)} "
+            f"FROM (\n{model_sql}\n) {_MODEL} WHERE {self._key_present(planner, _MODEL)}"
+        )
+        stream = planner.stream(query, model, DEFAULT_BATCH_ROWS)
+        try:
+            self.con.register("found", pa.RecordBatchReader.from_batches(stream.schema, stream))
+            try:
+                self.con.execute(
+                    f"""CREATE TABLE hashed AS
+                        SELECT {self._key_sql("found")} AS {KEY}, {hash_sql(fingerprint, columns)} AS basic_hash,
+                               {HASH} AS lightning_hash
+                        FROM found QUALIFY count(*) OVER (PARTITION BY {KEY}) = 1"""
+                )
+            finally:
+                self.con.unregister("found")
+        finally:
+            stream.close()
+
+    def unpacked_keys(self, alias: str) -> str:
+        """The key columns of ``alias``'s ``__key``, each under its own name."""
+        columns = self.spec.key_columns
+        if len(columns) == 1:
+            return f"{alias}.{KEY} AS {quote(columns[0])}"
+        return ", ".join(f"{alias}.{KEY}.{quote(c)} AS {quote(c)}" for c in columns)
+
+    def _record_written(self, planner: Planner, under: WrittenUnder | None = None) -> list[str]:
+        """The statements that make the sync's row of smartingest_syncs say what the snapshot is written under
+        (this run's spec unless ``under`` says otherwise)."""
+        d = self.warehouse.dialect
+        syncs = self.detector.table(planner, SYNCS_TABLE)
+        spec = self.spec
+        if under is None:
+            under = WrittenUnder("", spec.baseline, spec.fingerprint, dict(spec.parts), spec.columns, {})
+        values = [
+            self.sync_key,
+            self.scheme,
+            under.baseline,
+            under.fingerprint,
+            json.dumps(under.parts, sort_keys=True),
+            json.dumps(list(under.hash_columns)),
+            json.dumps(self.key_types, sort_keys=True),
+            dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        ]
+        literals = ", ".join(string_literal(v, d) for v in values)
+        return [
+            f"DELETE FROM {syncs} WHERE sync_key = {string_literal(self.sync_key, d)}",
+            f"INSERT INTO {syncs} (sync_key, hash_scheme, baseline, fingerprint, parts, hash_columns, key_types, "
+            f"committed_at) VALUES ({literals})",
+        ]
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

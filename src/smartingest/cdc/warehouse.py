@@ -1,0 +1,238 @@
+"""The SQL the Lightning engine writes, where databases differ: the row hash, the identifier, null-safe
+comparisons, the planner schema and the GRANT that lets us use it.
+
+Each database hashes a row with its own fastest deterministic function over typed values, so the hashes
+of one database are only ever compared with that database's (the hash scheme, with the server's
+version where its hash is not promised to stay, is stored with the snapshot: another scheme means the
+keys are kept and every row is compared anew). What sqlglot writes well (quoting, casts, null-safe
+comparison), it writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from smartingest.cdc.base import Identity
+from smartingest.errors import ConfigError
+
+
+def string_literal(text: str, dialect: str) -> str:
+    """A string literal of the dialect (quotes doubled; MySQL's backslashes escaped too)."""
+    from sqlglot import exp
+
+    return exp.Literal.string(text).sql(dialect=dialect)
+
+
+@cache
+def _cast_template(type_name: str, dialect: str) -> str:
+    from sqlglot import exp
+
+    return exp.cast(exp.column("smartingest_x"), type_name).sql(dialect=dialect)
+
+
+def cast(expression: str, type_name: str, dialect: str) -> str:
+    """``CAST(expression AS type)`` as the dialect writes it."""
+    return _cast_template(type_name, dialect).replace("smartingest_x", f"({expression})", 1)
+
+
+@cache
+def _distinct_template(dialect: str) -> str:
+    from sqlglot import exp
+
+    return exp.NullSafeNEQ(this=exp.column("smartingest_a"), expression=exp.column("smartingest_b")).sql(
+        dialect=dialect
+    )
+
+
+def is_distinct(a: str, b: str, dialect: str) -> str:
+    """True when ``a`` and ``b`` differ, a null differing from any value and equal to another null."""
+    return _distinct_template(dialect).replace("smartingest_a", f"({a})", 1).replace("smartingest_b", f"({b})", 1)
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """What the Lightning engine's SQL needs to know of one database."""
+
+    dialect: str  # sqlglot's name
+    hash_type: str  # the column type the hashes are stored in
+    text_type: str  # a type any value casts to as its text
+    ident_type: str  # the column type identifiers are stored in
+    version: str  # a query of the server's version
+    begin: str = "BEGIN"
+    current_user: str = "SELECT current_user"
+    schema_noun: str = "schema"  # what the planner schema is called here (MySQL: a database)
+    indexes: bool = True  # whether the snapshot gets a primary key (joins probe it)
+
+    def scheme(self, version: str) -> str:
+        """The name of the hash scheme, for a server of this version."""
+        return f"lightning/1 {self.dialect}"
+
+    def row_hash(self, fingerprint: str, columns: Sequence[str], hashable: Sequence[bool]) -> str:
+        """An expression hashing ``columns`` (quoted expressions) under ``fingerprint``; ``hashable`` says,
+        column by column, whether the database hashes the column's type itself (else its text is hashed)."""
+        raise NotImplementedError
+
+    def ident(self, column: str, identity: Identity) -> str:
+        """The identifier of a row as the destination compares it (text, null when empty)."""
+        text = cast(column, self.text_type, self.dialect)
+        if identity.trim:
+            text = f"TRIM({text})"
+        if identity.ignore_case:
+            text = f"LOWER({text})"
+        return f"NULLIF({text}, '')"
+
+    def schema_exists(self, schema: str) -> str:
+        """A query whose one row says whether the schema exists (1) or not (0)."""
+        return (
+            "SELECT count(*) FROM information_schema.schemata "
+            f"WHERE schema_name = {string_literal(schema, self.dialect)}"
+        )
+
+    def create_schema(self, quoted: str) -> str:
+        return f"CREATE SCHEMA IF NOT EXISTS {quoted}"
+
+    def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
+        """The statement an administrator runs so that ``user`` may keep the planner schema."""
+        raise NotImplementedError
+
+    def column_types(self, schema: str, table: str) -> str:
+        """A query of a table's columns and their declared types, in order."""
+        return (
+            "SELECT column_name, data_type FROM information_schema.columns "
+            f"WHERE table_schema = {string_literal(schema, self.dialect)} "
+            f"AND table_name = {string_literal(table, self.dialect)} ORDER BY ordinal_position"
+        )
+
+    def key_cast(self, expression: str, declared: str) -> str:
+        """A loaded key value, compared with a snapshot key of the ``declared`` type."""
+        return cast(expression, declared, self.dialect)
+
+    def primary_key(self, table: str, columns: Sequence[str]) -> str:
+        return f"ALTER TABLE {table} ADD PRIMARY KEY ({', '.join(columns)})"
+
+
+class Postgres(Warehouse):
+    def scheme(self, version: str) -> str:
+        # hash_record_extended hashes each value with its type's extended hash function, those hash
+        # partitioning uses: kept within a major version, so the major version names the scheme.
+        return f"lightning/1 postgres {version.split('.')[0]} hash_record_extended"
+
+    def row_hash(self, fingerprint: str, columns: Sequence[str], hashable: Sequence[bool]) -> str:
+        values = [string_literal(fingerprint, self.dialect) + "::text"]
+        values += [c if ok else f"{c}::text" for c, ok in zip(columns, hashable, strict=True)]
+        return f"hash_record_extended(ROW({', '.join(values)}), 0)"
+
+    def schema_exists(self, schema: str) -> str:
+        # pg_namespace lists every schema; information_schema only those the role may use.
+        return f"SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = {string_literal(schema, self.dialect)}"
+
+    def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
+        quoted = '"' + schema.replace('"', '""') + '"'
+        role = '"' + user.replace('"', '""') + '"'
+        if exists:
+            return f"GRANT USAGE, CREATE ON SCHEMA {quoted} TO {role}"
+        return f"CREATE SCHEMA {quoted} AUTHORIZATION {role}"
+
+    def column_types(self, schema: str, table: str) -> str:
+        return (
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
+            f"WHERE a.attrelid = to_regclass({string_literal(_pg_qualified(schema, table), self.dialect)}) "
+            "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+        )
+
+    def key_cast(self, expression: str, declared: str) -> str:
+        return f"CAST(({expression}) AS {declared})"  # format_type's own words: PostgreSQL reads them back
+
+    def hashable(self, view: str) -> str:
+        """A query of each column of a temporary view: its name, and whether its type has a hash function
+        (a type without one, json or point, is hashed as its text)."""
+        return f"""SELECT a.attname, EXISTS (
+                       SELECT 1 FROM pg_catalog.pg_opclass o JOIN pg_catalog.pg_am am ON am.oid = o.opcmethod
+                       WHERE am.amname = 'hash' AND o.opcdefault
+                         AND o.opcintype = coalesce(nullif(t.typbasetype, 0), a.atttypid))
+                   FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+                   WHERE a.attrelid = {string_literal("pg_temp." + view, self.dialect)}::regclass
+                     AND a.attnum > 0 ORDER BY a.attnum"""
+
+
+class MySQL(Warehouse):
+    def scheme(self, version: str) -> str:
+        return "lightning/1 mysql md5-60"
+
+    def row_hash(self, fingerprint: str, columns: Sequence[str], hashable: Sequence[bool]) -> str:
+        # No 64-bit hash of typed values: the MD5 of each value's bytes, length-prefixed (so that no two
+        # rows write the same bytes) with a null written as '-', cut to 60 bits (a positive BIGINT).
+        # Binary strings: no collation to mix.
+        parts = [string_literal(fingerprint, self.dialect)]
+        for column in columns:
+            value = f"CAST({column} AS BINARY)"
+            parts.append(f"COALESCE(CONCAT(LENGTH({value}), ':', {value}), '-')")
+        return f"CAST(CONV(LEFT(MD5(CONCAT_WS('|', {', '.join(parts)})), 15), 16, 10) AS SIGNED)"
+
+    def schema_exists(self, schema: str) -> str:
+        return (
+            "SELECT count(*) FROM information_schema.schemata "
+            f"WHERE schema_name = {string_literal(schema, self.dialect)}"
+        )
+
+    def create_schema(self, quoted: str) -> str:
+        return f"CREATE DATABASE IF NOT EXISTS {quoted}"
+
+    def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
+        name, _, host = user.partition("@")
+        quoted = "`" + schema.replace("`", "``") + "`"
+        return f"GRANT ALL PRIVILEGES ON {quoted}.* TO '{name}'@'{host or '%'}'"
+
+    def column_types(self, schema: str, table: str) -> str:
+        return (
+            "SELECT column_name, column_type FROM information_schema.columns "
+            f"WHERE table_schema = {string_literal(schema, self.dialect)} "
+            f"AND table_name = {string_literal(table, self.dialect)} ORDER BY ordinal_position"
+        )
+
+    def key_cast(self, expression: str, declared: str) -> str:
+        return expression  # MySQL compares across types itself, and CAST takes only a few type names
+
+
+class DuckDB(Warehouse):
+    def scheme(self, version: str) -> str:
+        return f"lightning/1 duckdb {version} hash"  # hash() is not promised across releases
+
+    def row_hash(self, fingerprint: str, columns: Sequence[str], hashable: Sequence[bool]) -> str:
+        return f"hash({', '.join([string_literal(fingerprint, self.dialect), *columns])})"
+
+    def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
+        return "make the database file writable by the user the engine runs as"
+
+
+WAREHOUSES: dict[str, Warehouse] = {
+    "postgres": Postgres("postgres", "BIGINT", "TEXT", "TEXT", "SELECT current_setting('server_version')"),
+    "mysql": MySQL(
+        "mysql",
+        "BIGINT",
+        "CHAR",
+        "LONGTEXT",
+        "SELECT VERSION()",
+        begin="START TRANSACTION",
+        current_user="SELECT CURRENT_USER()",
+        schema_noun="database",
+    ),
+    "duckdb": DuckDB("duckdb", "UBIGINT", "VARCHAR", "VARCHAR", "SELECT version()", indexes=False),
+}
+
+
+def warehouse_for(dialect: str, source_type: str) -> Warehouse:
+    """The Lightning SQL of a source's dialect; ConfigError where the engine does not run yet."""
+    try:
+        return WAREHOUSES[dialect]
+    except KeyError:
+        raise ConfigError(
+            f"the Lightning engine does not run on {source_type} sources yet (it runs on "
+            f"{', '.join(sorted(WAREHOUSES))}): set the source's engine to basic"
+        ) from None
+
+
+def _pg_qualified(schema: str, table: str) -> str:
+    return '"' + schema.replace('"', '""') + '"."' + table.replace('"', '""') + '"'

@@ -1,0 +1,219 @@
+"""The CDC contract suite's fixtures: one model on a real database, read by each engine through the same
+seam (``detector_for``, as a run builds it), and a run of it that reports what it found.
+
+Databases: DuckDB (a file per test), PostgreSQL (a schema per test) and MariaDB (a database per test),
+each with the Lightning engine's planner schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pymysql
+import pytest
+
+from smartingest.cdc.base import OP, PK, ChangeCounts, ChangeDetector, HashSpec, Identity
+from smartingest.config.models import ModelConfig, SourceConfig
+from smartingest.engine.pipeline import detector_for
+from smartingest.sources.registry import open_source
+from tests.conftest import PG_DSN
+
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+SYNC = "sync-1"
+SPEC = HashSpec("id", ("email", "plan"), "fingerprint-1", Identity("email", "email", ignore_case=True, trim=True))
+
+
+class Database:
+    """A database holding the model's table ``users``, and a planner schema for the Lightning engine."""
+
+    kind: str
+    planner_schema: str
+
+    def execute(self, statement: str) -> None:
+        raise NotImplementedError
+
+    def source(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def table(self, name: str = "users") -> str:
+        return name
+
+    def close(self) -> None:
+        pass
+
+    def create_users(self, rows: int, table: str = "users") -> None:
+        self.execute(f"CREATE TABLE {self.table(table)} (id BIGINT, email VARCHAR(100), plan VARCHAR(20))")
+        if rows:
+            self.insert(table, [(i, f"u{i}@x.io", "free") for i in range(1, rows + 1)])
+
+    def insert(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        values = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
+        self.execute(f"INSERT INTO {self.table(table)} VALUES {values}")
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+class DuckDBDatabase(Database):
+    kind = "duckdb"
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "source.duckdb"
+        self.planner_schema = "smartingest_planner"
+
+    def execute(self, statement: str) -> None:
+        with duckdb.connect(str(self.path)) as con:
+            con.execute(statement)
+
+    def source(self) -> dict[str, Any]:
+        return {"type": "duckdb", "path": str(self.path)}
+
+
+class PostgresDatabase(Database):
+    kind = "postgres"
+
+    def __init__(self) -> None:
+        token = uuid.uuid4().hex[:10]
+        self.schema = f"cdc_{token}"
+        self.planner_schema = f"cdc_planner_{token}"
+        self.con = psycopg.connect(PG_DSN, autocommit=True)
+        self.con.execute(f"CREATE SCHEMA {self.schema}")
+
+    def execute(self, statement: str) -> None:
+        self.con.execute(statement)  # type: ignore[arg-type]
+
+    def table(self, name: str = "users") -> str:
+        return f"{self.schema}.{name}"
+
+    def source(self) -> dict[str, Any]:
+        return {"type": "postgres", "host": "127.0.0.1", "database": "test", "user": "postgres"}
+
+    def close(self) -> None:
+        self.con.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+        self.con.execute(f"DROP SCHEMA IF EXISTS {self.planner_schema} CASCADE")
+        self.con.close()
+
+
+class MariaDBDatabase(Database):
+    kind = "mariadb"
+
+    def __init__(self) -> None:
+        token = uuid.uuid4().hex[:10]
+        self.database = f"cdc_{token}"
+        self.planner_schema = f"cdc_planner_{token}"
+        self.con = pymysql.connect(**MARIADB, autocommit=True)
+        self.execute(f"CREATE DATABASE {self.database}")
+
+    def execute(self, statement: str) -> None:
+        with self.con.cursor() as cur:
+            cur.execute(statement)
+
+    def table(self, name: str = "users") -> str:
+        return f"{self.database}.{name}"
+
+    def source(self) -> dict[str, Any]:
+        return {"type": "mysql", "host": "127.0.0.1", "database": self.database, "user": "root"}
+
+    def close(self) -> None:
+        self.execute(f"DROP DATABASE IF EXISTS {self.database}")
+        self.execute(f"DROP DATABASE IF EXISTS {self.planner_schema}")
+        self.con.close()
+
+
+def open_database(kind: str, directory: Path) -> Database:
+    if kind == "duckdb":
+        return DuckDBDatabase(directory)
+    if kind == "postgres":
+        return PostgresDatabase()
+    return MariaDBDatabase()
+
+
+@dataclass
+class Run:
+    """What one run found and sent: the counts, the (key, operation) pairs handed out, the invalid rows."""
+
+    counts: ChangeCounts
+    rows: list[tuple[str, str]]
+    invalid: list[tuple[str | None, str]]
+    batches: list[Any]
+    new_baseline: str | None = None
+    remapped: str | None = None
+
+    @property
+    def ops(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for pk, op in self.rows:
+            found.setdefault(op, []).append(pk)
+        return {op: sorted(pks) for op, pks in found.items()}
+
+
+class Harness:
+    """A model on a database, synced by one engine (which a test may switch)."""
+
+    def __init__(self, db: Database, engine: str, state_dir: Path) -> None:
+        self.db = db
+        self.engine = engine
+        self.state_dir = state_dir
+        self.model = ModelConfig(source="db", table=db.table(), primary_key="id")
+
+    def config(self) -> SourceConfig:
+        return SourceConfig.model_validate(
+            {**self.db.source(), "engine": self.engine, "planner_schema": self.db.planner_schema}
+        )
+
+    def detector(self) -> ChangeDetector:
+        return detector_for(self.config(), self.state_dir, source_name="db")
+
+    def run(
+        self,
+        spec: HashSpec = SPEC,
+        acknowledge: Callable[[str, str], bool] = lambda pk, op: True,
+        full_resync: bool = False,
+        commit: bool = True,
+        model: ModelConfig | None = None,
+    ) -> Run:
+        """Plan, read every change, settle each as ``acknowledge`` says, and commit (unless told not to: a run
+        that dies before its commit)."""
+        source = open_source("db", self.config())
+        change_set = self.detector().plan(SYNC, source, model or self.model, spec, full_resync)
+        try:
+            batches = list(change_set.changes(7))
+            rows = [
+                (pk, op)
+                for batch in batches
+                for pk, op in zip(batch.column(PK).to_pylist(), batch.column(OP).to_pylist(), strict=True)
+            ]
+            change_set.settle([pk for pk, _ in rows], [op for _, op in rows], [acknowledge(pk, op) for pk, op in rows])
+            if commit:
+                change_set.commit()
+            invalid = sorted(((r.pk, r.reason) for r in change_set.invalid_rows()), key=lambda r: (r[0] or "", r[1]))
+            return Run(change_set.counts, rows, invalid, batches, change_set.new_baseline, change_set.remapped)
+        finally:
+            change_set.close()
+
+
+@pytest.fixture(params=["duckdb", "postgres", "mariadb"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    database = open_database(request.param, tmp_path)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+@pytest.fixture(params=["basic", "lightning"])
+def harness(request: pytest.FixtureRequest, db: Database, tmp_path: Path) -> Harness:
+    return Harness(db, request.param, tmp_path / "state")
