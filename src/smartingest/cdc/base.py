@@ -118,6 +118,9 @@ class ChangeSet(Protocol):
     Changed rows then carry SAME_BEFORE, true where only those parts need sending."""
     same_before: int
     """How many changed rows are flagged SAME_BEFORE."""
+    rows_read: int
+    """How many rows planning read out of the source (every row for Basic; for Lightning, what its queries
+    returned: the changed rows, the removed keys, the invalid rows' keys)."""
 
     def invalid_rows(self) -> Iterator[InvalidRow]:
         """Every invalid row with its reason."""

@@ -366,6 +366,7 @@ class BasicChangeSet(StagedChangeSet):
         )
         con.execute(f"CREATE VIEW candidates AS SELECT * FROM staged st WHERE {keep}")
         self.define_changes(int(queried), int(queried) - int(valid_rows))
+        self.rows_read = int(queried)
 
     # -- reading ----------------------------------------------------------------------------------
 

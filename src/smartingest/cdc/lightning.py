@@ -554,12 +554,14 @@ class LightningChangeSet(StagedChangeSet):
                 raise StateError(f"staging the change set failed: {exc}") from exc
             finally:
                 self.con.unregister("found")
+            self.rows_read += int(one(self.con.execute("SELECT count(*) FROM cand"))[0])
         finally:
             stream.close()
 
     def _load(self, name: str, stream: Iterator[pa.RecordBatch], schema: pa.Schema) -> None:
         """A small result of the database as local table ``name``."""
         table = pa.Table.from_batches(list(stream), schema=schema)
+        self.rows_read += table.num_rows
         self.con.register("loaded", table)
         try:
             self.con.execute(f"CREATE TABLE {name} AS SELECT * FROM loaded")

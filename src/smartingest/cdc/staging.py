@@ -77,6 +77,7 @@ class StagedChangeSet:
         self.remapped: str | None = None
         self.added_parts: tuple[str, ...] = ()
         self.same_before = 0
+        self.rows_read = 0
         self._generation = 0  # verdicts settled since the last checkpoint carry this number
 
     # -- SQL of a row's key and identifier ---------------------------------------------------------

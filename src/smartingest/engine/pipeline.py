@@ -104,6 +104,7 @@ class RunResult:
     error: str | None = None
     delivery: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    rows_read: int | None = None  # rows planning read out of the source (None: planning did not happen)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +116,7 @@ class RunResult:
             "delivery": self.delivery,
             "warnings": self.warnings,
             "error": self.error,
+            "rows_read": self.rows_read,
         }
 
 
@@ -537,4 +539,5 @@ class _Run:
             self.error,
             self.delivery,
             list(self.warnings),
+            self.change_set.rows_read if self.change_set is not None else None,
         )
