@@ -190,7 +190,8 @@ class LightningChangeDetector:
         once, is the one stored), and no hash otherwise (the row is then sent as changed, as it would
         have been). The hashes are taken under the mappings the Basic snapshot was written under, which
         the new snapshot records, so a later run judges mapping changes as the Basic engine would have.
-        Returns how many keys were carried over (0: the Basic engine had no snapshot for this baseline).
+        Returns how many keys were carried over (0: the Basic engine had no snapshot for this baseline; a
+        snapshot an earlier switch left in the database is then dropped).
         """
         source = self.source
         assert isinstance(source, SqlSource)
@@ -202,6 +203,7 @@ class LightningChangeDetector:
             try:
                 found = snapshot_query(con, path, helper.key_type(schema), spec.baseline)
                 if found is None or found.new_baseline is not None:
+                    self.reset(sync_key)  # what an earlier switch left here is older than what Basic sent since
                     return 0
                 con.execute(f"CREATE TABLE snap AS {found.sql}")
             except duckdb.Error as exc:

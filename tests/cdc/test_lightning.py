@@ -1,0 +1,102 @@
+"""What is the Lightning engine's own: the privileges it needs (and the GRANT that gives them), the tables
+it keeps in the planner schema, and that it only ever reads the model."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import psycopg
+import pymysql
+import pytest
+
+from smartingest.config.models import ModelConfig, SourceConfig
+from smartingest.engine.pipeline import detector_for
+from smartingest.errors import ConfigError, SourceAuthError
+from smartingest.sources.registry import open_source
+from tests.cdc.conftest import MARIADB, SPEC, SYNC, Harness, MariaDBDatabase, PostgresDatabase
+from tests.conftest import PG_DSN
+
+
+def test_postgres_names_the_grant_a_role_needs_and_runs_once_it_has_it(tmp_path: Path):
+    db = PostgresDatabase()
+    role = f"cdc_reader_{uuid.uuid4().hex[:8]}"
+    try:
+        db.create_users(5)
+        db.execute(f"CREATE ROLE {role} LOGIN")
+        db.execute(f"GRANT USAGE ON SCHEMA {db.schema} TO {role}")
+        db.execute(f"GRANT SELECT ON {db.table()} TO {role}")  # the model may only be read
+        harness = Harness(db, "lightning", tmp_path / "state")
+        harness.db.source = lambda: {"type": "postgres", "host": "127.0.0.1", "database": "test", "user": role}  # type: ignore[method-assign]
+
+        with pytest.raises(SourceAuthError) as missing:
+            harness.run()
+        assert f'CREATE SCHEMA "{db.planner_schema}" AUTHORIZATION "{role}"' in str(missing.value)
+        assert "engine to basic" in str(missing.value)
+
+        db.execute(f"CREATE SCHEMA {db.planner_schema}")  # there, but not the role's to write in
+        with pytest.raises(SourceAuthError) as not_writable:
+            harness.run()
+        assert f'GRANT USAGE, CREATE ON SCHEMA "{db.planner_schema}" TO "{role}"' in str(not_writable.value)
+
+        db.execute(f'GRANT USAGE, CREATE ON SCHEMA {db.planner_schema} TO "{role}"')
+        assert harness.run().counts.added == 5
+        db.execute(f"UPDATE {db.table()} SET plan = 'pro' WHERE id = 1")
+        assert harness.run().ops == {"changed": ["1"]}
+    finally:
+        db.close()
+        with psycopg.connect(PG_DSN, autocommit=True) as con:
+            con.execute(f"DROP OWNED BY {role}")
+            con.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_mariadb_names_the_grant_a_user_needs(tmp_path: Path):
+    db = MariaDBDatabase()
+    user = f"cdc_{uuid.uuid4().hex[:8]}"
+    try:
+        db.create_users(3)
+        db.execute(f"CREATE USER '{user}'@'%'")
+        db.execute(f"GRANT SELECT ON {db.database}.* TO '{user}'@'%'")
+        harness = Harness(db, "lightning", tmp_path / "state")
+        harness.db.source = lambda: {"type": "mysql", "host": "127.0.0.1", "database": db.database, "user": user}  # type: ignore[method-assign]
+
+        with pytest.raises(SourceAuthError) as missing:
+            harness.run()
+        assert f"GRANT ALL PRIVILEGES ON `{db.planner_schema}`.* TO '{user}'@'" in str(missing.value)
+
+        db.execute(f"GRANT ALL PRIVILEGES ON {db.planner_schema}.* TO '{user}'@'%'")
+        assert harness.run().counts.added == 3
+    finally:
+        db.close()
+        with pymysql.connect(**MARIADB, autocommit=True) as con, con.cursor() as cur:
+            cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+def test_the_planner_schema_holds_a_snapshot_and_a_row_per_sync(tmp_path: Path):
+    db = PostgresDatabase()
+    try:
+        db.create_users(4)
+        Harness(db, "lightning", tmp_path / "state").run()
+        with psycopg.connect(PG_DSN, autocommit=True) as con:
+            tables = {
+                r[0]
+                for r in con.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (db.planner_schema,)
+                )
+            }
+            assert "smartingest_syncs" in tables
+            snapshot = next(t for t in tables if t.startswith("snapshot_"))
+            assert not any(t.startswith("plan_") for t in tables)  # the plan is dropped once merged
+            assert con.execute(f"SELECT count(*) FROM {db.planner_schema}.{snapshot}").fetchone() == (4,)
+            row = con.execute(f"SELECT sync_key, hash_scheme FROM {db.planner_schema}.smartingest_syncs").fetchone()
+            assert row is not None and row[0] == SYNC and "hash_record_extended" in row[1]
+    finally:
+        db.close()
+
+
+def test_sources_the_engine_does_not_run_on_say_so(tmp_path: Path):
+    config = SourceConfig.model_validate({"type": "sqlite", "path": str(tmp_path / "x.db"), "engine": "lightning"})
+    detector = detector_for(config, tmp_path / "state", source_name="db")
+    model = ModelConfig(source="db", table="users", primary_key="id")
+    with pytest.raises(ConfigError, match=r"does not run on sqlite sources yet.*set the source.s engine to basic"):
+        detector.plan(SYNC, open_source("db", config), model, SPEC)
