@@ -60,11 +60,16 @@ def test_a_source_is_added_tested_and_edited_without_its_password_reaching_the_p
     check_page(page, (PASSWORD,))
     page.get_by_text("More settings").click()
     page.get_by_label("Application name").fill("smartingest-ui")
+    expect(page.get_by_label("Planner schema")).to_have_value("smartingest_planner")
+    page.get_by_label(re.compile("Lightning: keeps")).check()
+    page.get_by_label("Planner schema").fill("marketing_planner")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status")).to_contain_text("Saved")
     stored = service.open_workspace(home=ui_api.home).config.sources["warehouse"]
     assert stored.connector_settings()["password"] == PASSWORD  # kept, though not typed again
     assert stored.connector_settings()["application_name"] == "smartingest-ui"
+    assert (stored.engine, stored.planner_schema) == ("lightning", "marketing_planner")
+    expect(page.get_by_role("row", name=re.compile("warehouse"))).to_contain_text("lightning")
 
 
 def test_a_source_in_use_is_not_deleted_and_says_why(page: Page, ui_api, pg):

@@ -19,7 +19,14 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from smartingest.codes import RunStatus
 from smartingest.config.loader import format_validation_error, with_sync
-from smartingest.config.models import DestinationConfig, ModelConfig, ProjectConfig, SourceConfig, require
+from smartingest.config.models import (  # noqa: F401 - DEFAULT_PLANNER_SCHEMA: for the front ends
+    DEFAULT_PLANNER_SCHEMA,
+    DestinationConfig,
+    ModelConfig,
+    ProjectConfig,
+    SourceConfig,
+    require,
+)
 from smartingest.config.syncs import SYNC_MODELS, CatalogFieldType, placeholder_mappings
 from smartingest.engine import destination, probe
 from smartingest.engine.destination import DestinationCheck

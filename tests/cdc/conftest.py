@@ -184,11 +184,12 @@ class Harness:
         full_resync: bool = False,
         commit: bool = True,
         model: ModelConfig | None = None,
+        sync: str = SYNC,
     ) -> Run:
         """Plan, read every change, settle each as ``acknowledge`` says, and commit (unless told not to: a run
         that dies before its commit)."""
         source = open_source("db", self.config())
-        change_set = self.detector().plan(SYNC, source, model or self.model, spec, full_resync)
+        change_set = self.detector().plan(sync, source, model or self.model, spec, full_resync)
         try:
             batches = list(change_set.changes(7))
             rows = [

@@ -42,11 +42,10 @@ from smartingest.cdc.basic import RESERVED_COLUMNS, BasicChangeDetector, baselin
 from smartingest.cdc.hashing import hash_sql, quote
 from smartingest.cdc.staging import KEY, ROW, Feed, StagedChangeSet, one, open_staging
 from smartingest.cdc.warehouse import Warehouse, is_distinct, string_literal, warehouse_for
-from smartingest.config.models import DEFAULT_CDC_MEMORY_LIMIT, ModelConfig
+from smartingest.config.models import DEFAULT_CDC_MEMORY_LIMIT, DEFAULT_PLANNER_SCHEMA, ModelConfig
 from smartingest.errors import ConfigError, ModelError, SourceAuthError, SourceError, StateError
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, Planner, Source, SqlSource
 
-DEFAULT_PLANNER_SCHEMA = "smartingest_planner"
 SYNCS_TABLE = "smartingest_syncs"
 REMOVED = "__removed"
 BEFORE = "__before"

@@ -10,6 +10,7 @@ comparison), it writes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -117,7 +118,14 @@ class Postgres(Warehouse):
     def scheme(self, version: str) -> str:
         # hash_record_extended hashes each value with its type's extended hash function, those hash
         # partitioning uses: kept within a major version, so the major version names the scheme.
-        return f"lightning/1 postgres {version.split('.')[0]} hash_record_extended"
+        found = re.match(r"\d+", version.strip())
+        major = found.group() if found else ""
+        if not major or int(major) < 14:
+            raise ConfigError(
+                f"the Lightning engine needs PostgreSQL 14 or later (this server: {version}): "
+                "set the source's engine to basic"
+            )
+        return f"lightning/1 postgres {major} hash_record_extended"
 
     def row_hash(self, fingerprint: str, columns: Sequence[str], hashable: Sequence[bool]) -> str:
         values = [string_literal(fingerprint, self.dialect) + "::text"]

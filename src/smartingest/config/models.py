@@ -37,6 +37,7 @@ from smartingest.errors import ConfigError, UnknownNameError
 # What the Basic engine's DuckDB may hold before it spills to disk: at a million rows the diff runs as fast
 # with 128 MB as with 256 MB (docs/performance.md), and every MB here is a MB of the run's peak memory.
 DEFAULT_CDC_MEMORY_LIMIT = "128MB"
+DEFAULT_PLANNER_SCHEMA = "smartingest_planner"  # where the Lightning engine keeps its snapshots in a source
 
 
 class SourceConfig(BaseModel):
@@ -50,7 +51,7 @@ class SourceConfig(BaseModel):
         "basic", description="Sync engine: basic (diff in the local state store) or lightning (in the warehouse)."
     )
     planner_schema: str = Field(
-        "smartingest_planner",
+        DEFAULT_PLANNER_SCHEMA,
         min_length=1,
         max_length=63,
         description="Where the Lightning engine keeps its snapshots in the source (a schema; a database in MySQL).",

@@ -51,7 +51,11 @@ def _source_settings(definition: dict[str, Any]) -> type[BaseModel]:
 
 
 def _source_fixed(form: dict[str, str]) -> dict[str, Any]:
-    return {"type": form.get("type") or "postgres", "engine": form.get("engine") or "basic"}
+    fixed = {"type": form.get("type") or "postgres", "engine": form.get("engine") or "basic"}
+    planner_schema = (form.get("planner_schema") or "").strip()
+    if planner_schema and planner_schema != service.DEFAULT_PLANNER_SCHEMA:
+        fixed["planner_schema"] = planner_schema
+    return fixed
 
 
 def _test_source(ws: service.Workspace, name: str, definition: dict[str, Any]) -> str:
@@ -133,8 +137,8 @@ DESTINATIONS = DefinitionKind(
 )
 ENGINES = {
     "basic": "Basic: reads the model and keeps what was sent beside smartingest (read-only access is enough).",
-    "lightning": "Lightning: keeps what was sent in a schema inside the source and diffs there "
-    "(not available in this version).",
+    "lightning": "Lightning: keeps what was sent in a schema inside the source and diffs there, so only "
+    "changed rows leave it (needs the right to create tables in that schema).",
 }
 
 
