@@ -439,6 +439,25 @@ class BasicChangeSet(StagedChangeSet):
         tmp = self.snapshot.with_name(self.snapshot.name + ".tmp")
         folded = max([self.folded_through, *checkpoint_numbers(self.snapshot.parent)])
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW acks AS SELECT {PK}, {OP} FROM verdicts WHERE commits")
+        # A snapshot says the mappings of the last run that committed a row to it (or made it): a run that
+        # had nothing acknowledged leaves that as it was.
+        kept = self.loaded.written_under if self.loaded is not None and self.new_baseline is None else None
+        if (
+            kept is not None
+            and kept.fingerprint is not None
+            and not one(self.con.execute("SELECT count(*) FROM acks"))[0]
+        ):
+            kv = kv_clause(
+                written_pairs(
+                    self.spec.baseline,
+                    kept.fingerprint,
+                    tuple(sorted((kept.parts or {}).items())),
+                    kept.hash_columns or (),
+                ),
+                folded_through=str(folded),
+            )
+        else:
+            kv = self._kv(folded_through=str(folded))
         self.con.execute(
             f"""COPY (
                   SELECT s.{KEY}, s.{PK}, s.{HASH}, s.{IDENT} FROM snap s ANTI JOIN acks a ON a.{PK} = s.{PK}
@@ -447,7 +466,7 @@ class BasicChangeSet(StagedChangeSet):
                   FROM change_keys c SEMI JOIN acks a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
                   WHERE c.{OP} <> 'removed'
                 ) TO {literal(str(tmp))}
-                (FORMAT parquet, COMPRESSION zstd, KV_METADATA {self._kv(folded_through=str(folded))})"""
+                (FORMAT parquet, COMPRESSION zstd, KV_METADATA {kv})"""
         )
         _fsync(tmp)
         os.replace(tmp, self.snapshot)

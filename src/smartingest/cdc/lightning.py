@@ -352,6 +352,7 @@ class LightningChangeSet(StagedChangeSet):
         self.scheme = ""
         self.key_types: dict[str, str] = {}
         self.start_over = False  # the first merge empties the snapshot (another baseline or key type)
+        self.recorded = False  # whether smartingest_syncs has the sync's row
         self.null_keys = 0
 
     # -- planning ---------------------------------------------------------------------------------
@@ -367,6 +368,7 @@ class LightningChangeSet(StagedChangeSet):
             detector.ensure_schema(planner)
             self.scheme = w.scheme(str(planner.rows(w.version)[0][0]))
             written = detector.written_under(planner, self.sync_key)
+            self.recorded = written is not None
             self._ensure_snapshot(planner, model_sql, written)
             compare = self._compare(written, schema, full_resync)
             hashed = {*self.spec.columns, *(written.hash_columns if written and self.added_parts else ())}
@@ -673,7 +675,9 @@ class LightningChangeSet(StagedChangeSet):
         """Merge the rows acknowledged since the last checkpoint into the snapshot (see the module docstring)."""
         generation = self._generation
         acked = self._acknowledged(generation)
-        if acked.num_rows == 0 and not self.start_over:
+        # Nothing acknowledged: the snapshot stays as it was, and so does what it says it was written under,
+        # unless it is new (or starts over) and has yet to say it.
+        if acked.num_rows == 0 and self.recorded and not self.start_over:
             self._generation += 1
             return 0
         self._merge(acked)
@@ -725,6 +729,7 @@ class LightningChangeSet(StagedChangeSet):
                 raise
             planner.execute(f"DROP TABLE IF EXISTS {plan}")
         self.start_over = False
+        self.recorded = True
 
     def replace_snapshot(self, planner: Planner, model_sql: str, rows: pa.Table, under: WrittenUnder) -> None:
         """Make ``rows`` (the key columns, __hash and __ident) the sync's whole snapshot, written ``under``."""
