@@ -100,3 +100,26 @@ def test_sources_the_engine_does_not_run_on_say_so(tmp_path: Path):
     model = ModelConfig(source="db", table="users", primary_key="id")
     with pytest.raises(ConfigError, match=r"does not run on sqlite sources yet.*set the source.s engine to basic"):
         detector.plan(SYNC, open_source("db", config), model, SPEC)
+
+
+def test_a_table_with_the_models_primary_key_is_diffed_without_scanning_it_for_duplicates(tmp_path: Path):
+    db = PostgresDatabase()
+    try:
+        db.execute(f"CREATE TABLE {db.table()} (id BIGINT PRIMARY KEY, email VARCHAR(100), plan VARCHAR(20))")
+        db.insert("users", [(i, f"u{i}@x.io", "free") for i in range(1, 21)])
+        harness = Harness(db, "lightning", tmp_path / "state")
+        harness.run()
+        db.execute(f"UPDATE {db.table()} SET plan = 'pro', email = 'U{1}@x.io' WHERE id IN (1, 2)")
+        change_set = harness.detector().plan(SYNC, open_source("db", harness.config()), harness.model, SPEC)
+        try:
+            staged = {row[0] for row in change_set.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            # The primary key rules out duplicates, the counts rule out removed keys, and identifiers are
+            # looked up for the changed rows only: none of those scans of the whole model ran.
+            assert not {"dup_raw", "removed_raw", "shared_raw"} & staged
+            assert "held_idents" in staged
+            assert (change_set.counts.changed, change_set.counts.invalid) == (0, 2)  # rows 1 and 2 share u1@x.io
+            assert change_set.rows_read == 2 + 1 + 1  # the changed rows, the counts, row 1's snapshot identifier
+        finally:
+            change_set.close()
+    finally:
+        db.close()

@@ -48,6 +48,7 @@ from smartingest.sources.base import DEFAULT_BATCH_ROWS, Planner, Source, SqlSou
 
 SYNCS_TABLE = "smartingest_syncs"
 REMOVED = "__removed"
+ADDED = "__added"
 BEFORE = "__before"
 _MODEL = "m"  # the alias the model's query has in the planner's SQL
 _PROBE_VIEW = "smartingest_model_probe"
@@ -72,10 +73,13 @@ class WrittenUnder:
     parts: dict[str, str]
     hash_columns: tuple[str, ...]
     key_types: dict[str, str]  # the snapshot's key columns and their declared types
+    # Whether two of the snapshot's keys may hold one identifier (then shared identifiers are looked for
+    # among every row; else among the changed rows and the snapshot rows with their identifiers).
+    idents_shared: bool = True
 
     @classmethod
     def of(cls, row: tuple[Any, ...]) -> WrittenUnder:
-        scheme, baseline, fingerprint, parts, columns, key_types = (str(v or "") for v in row)
+        scheme, baseline, fingerprint, parts, columns, key_types, shared = (str(v or "") for v in row)
         try:
             return cls(
                 scheme,
@@ -84,6 +88,7 @@ class WrittenUnder:
                 json.loads(parts or "{}"),
                 tuple(json.loads(columns or "[]")),
                 json.loads(key_types or "{}"),
+                shared != "no",
             )
         except ValueError:  # not ours to fail on: then nothing is known of the mappings
             return cls(scheme, baseline, fingerprint, {}, (), {})
@@ -284,6 +289,8 @@ class LightningChangeDetector:
         """A planner session; a missing privilege becomes an error naming the GRANT that gives it."""
         with self.source.planner() as planner:
             try:
+                for setting in self.warehouse.session:
+                    planner.execute(setting)
                 yield planner
             except SourceAuthError as exc:
                 raise self._privilege_error(planner, doing, exc) from exc
@@ -312,7 +319,15 @@ class LightningChangeDetector:
         text = "VARCHAR(255)"
         columns = ", ".join(
             f"{name} {self.warehouse.ident_type}"
-            for name in ("hash_scheme", "baseline", "fingerprint", "parts", "hash_columns", "key_types")
+            for name in (
+                "hash_scheme",
+                "baseline",
+                "fingerprint",
+                "parts",
+                "hash_columns",
+                "key_types",
+                "idents_shared",
+            )
         )
         planner.execute(
             f"CREATE TABLE IF NOT EXISTS {self.table(planner, SYNCS_TABLE)} "
@@ -326,7 +341,7 @@ class LightningChangeDetector:
         if not tables or not planner.rows(self.warehouse.column_types(self.schema, snapshot)):
             return None
         rows = planner.rows(
-            "SELECT hash_scheme, baseline, fingerprint, parts, hash_columns, key_types "
+            "SELECT hash_scheme, baseline, fingerprint, parts, hash_columns, key_types, idents_shared "
             f"FROM {self.table(planner, SYNCS_TABLE)} "
             f"WHERE sync_key = {string_literal(sync_key, self.warehouse.dialect)}"
         )
@@ -353,6 +368,7 @@ class LightningChangeSet(StagedChangeSet):
         self.key_types: dict[str, str] = {}
         self.start_over = False  # the first merge empties the snapshot (another baseline or key type)
         self.recorded = False  # whether smartingest_syncs has the sync's row
+        self.idents_shared = True  # see WrittenUnder.idents_shared: what the next merge records
         self.null_keys = 0
 
     # -- planning ---------------------------------------------------------------------------------
@@ -374,18 +390,30 @@ class LightningChangeSet(StagedChangeSet):
             hashed = {*self.spec.columns, *(written.hash_columns if written and self.added_parts else ())}
             hashable = self._hashable(planner, model_sql, sorted(hashed))
             self._stage_candidates(planner, model, model_sql, schema, hashable, written, compare, on_rows)
-            self._stage_invalid(planner, model, model_sql)
+            self._stage_counts(planner, model, model_sql)
+            unique = self._keys_unique(planner, model)
+            if not unique:
+                self._stage_duplicates(planner, model, model_sql)
             removals = written is not None and not self.start_over
-            if removals:
+            if removals and not self._all_met(planner, unique):
                 self._stage_removed(planner, model, model_sql)
-        self._diff(removals)
+            else:
+                self._no_removed()
+            self.idents_shared = written.idents_shared if written is not None and not self.start_over else False
+            if self.spec.identity is not None:
+                covered = self.spec.identity.column in self.spec.columns
+                if compare and self.remapped is None and covered and not self.idents_shared:
+                    self._stage_identifiers_of_changes(planner, model)
+                else:
+                    self._stage_identifiers(planner, model, model_sql)
+        self._diff()
 
     def _check_columns(self, schema: pa.Schema) -> None:
         names = schema.names
         missing = [c for c in (*self.spec.key_columns, *self.spec.columns) if c not in names]
         if missing:
             raise ModelError(f"the model has no column {missing[0]!r} (columns: {', '.join(names)})")
-        clash = [c for c in names if c in (*RESERVED_COLUMNS, BEFORE, REMOVED)]
+        clash = [c for c in names if c in (*RESERVED_COLUMNS, BEFORE, REMOVED, ADDED)]
         if clash:
             raise ModelError(f"the model's column {clash[0]!r} uses a reserved name: rename it in the model")
 
@@ -452,6 +480,8 @@ class LightningChangeSet(StagedChangeSet):
                 raise
             except SourceError:  # a key type the database cannot index whole (MySQL's TEXT): joins still work
                 pass
+            if self.spec.identity is not None:  # looked up by the changed rows' identifiers
+                planner.execute(w.index(table, planner.quote(f"{self.snapshot_table}_ident"), planner.quote(IDENT)))
 
     def _compare(self, written: WrittenUnder | None, schema: pa.Schema, full_resync: bool) -> bool:
         """Whether rows are compared with the snapshot's hashes (else every matched row is changed)."""
@@ -578,12 +608,8 @@ class LightningChangeSet(StagedChangeSet):
         finally:
             stream.close()
 
-    def _stage_invalid(self, planner: Planner, model: ModelConfig, model_sql: str) -> None:
-        """The counts, the duplicated keys, and the rows whose identifier another row has."""
-        q = planner.quote
-        keys = ", ".join(f"{_MODEL}.{q(c)}" for c in self.spec.key_columns)
-        null_key = " OR ".join(f"{_MODEL}.{q(c)} IS NULL" for c in self.spec.key_columns)
-        present = self._key_present(planner, _MODEL)
+    def _stage_counts(self, planner: Planner, model: ModelConfig, model_sql: str) -> None:
+        null_key = " OR ".join(f"{_MODEL}.{planner.quote(c)} IS NULL" for c in self.spec.key_columns)
         self._fetch(
             planner,
             model,
@@ -591,15 +617,45 @@ class LightningChangeSet(StagedChangeSet):
             f"SELECT COUNT(*) AS queried, SUM(CASE WHEN {null_key} THEN 1 ELSE 0 END) AS null_keys "
             f"FROM (\n{model_sql}\n) {_MODEL}",
         )
+
+    def _keys_unique(self, planner: Planner, model: ModelConfig) -> bool:
+        """Whether the database guarantees the model's keys unique and not null (a table's primary key)."""
+        query = getattr(self.warehouse, "primary_key_of", None)
+        if query is None or model.table is None:
+            return False
+        try:
+            columns = {str(row[0]) for row in planner.rows(query(model.table))}
+        except SourceError:
+            return False
+        return bool(columns) and columns == set(self.spec.key_columns)
+
+    def _stage_duplicates(self, planner: Planner, model: ModelConfig, model_sql: str) -> None:
+        keys = ", ".join(f"{_MODEL}.{planner.quote(c)}" for c in self.spec.key_columns)
         self._fetch(
             planner,
             model,
             "dup_raw",
-            f"SELECT {keys}, COUNT(*) AS n FROM (\n{model_sql}\n) {_MODEL} WHERE {present} GROUP BY {keys} "
-            "HAVING COUNT(*) > 1",
+            f"SELECT {keys}, COUNT(*) AS n FROM (\n{model_sql}\n) {_MODEL} "
+            f"WHERE {self._key_present(planner, _MODEL)} GROUP BY {keys} HAVING COUNT(*) > 1",
         )
-        if self.spec.identity is None:
-            return
+
+    def _all_met(self, planner: Planner, unique: bool) -> bool:
+        """Whether every snapshot key met its one model row, so that none was removed: the keys are unique
+        and the rows that met a snapshot key (those not added) are as many as the snapshot's keys."""
+        if not unique and self.con.execute("SELECT count(*) FROM dup_raw").fetchall()[0][0]:
+            return False
+        queried, null_keys = one(self.con.execute("SELECT coalesce(queried, 0), coalesce(null_keys, 0) FROM tally"))
+        added = one(self.con.execute(f"SELECT count(*) FROM cand WHERE {OP} = 'added'"))[0]
+        snapshot = self.detector.table(planner, self.snapshot_table)
+        held = int(planner.rows(f"SELECT COUNT(*) FROM {snapshot}")[0][0])
+        return int(queried) - int(null_keys) - int(added) == held
+
+    def _stage_identifiers(self, planner: Planner, model: ModelConfig, model_sql: str) -> None:
+        """Local ``ident_rows``: every row whose identifier another row with a key has (one scan groups the
+        identifiers, another lists their rows)."""
+        q = planner.quote
+        keys = ", ".join(f"{_MODEL}.{q(c)}" for c in self.spec.key_columns)
+        present = self._key_present(planner, _MODEL)
         ident = self._ident(planner)
         self._fetch(
             planner,
@@ -608,6 +664,51 @@ class LightningChangeSet(StagedChangeSet):
             f"SELECT {keys}, {ident} AS {q(IDENT)} FROM (\n{model_sql}\n) {_MODEL} WHERE {present} AND {ident} IN ("
             f"SELECT i.v FROM (SELECT {ident} AS v FROM (\n{model_sql}\n) {_MODEL} WHERE {present}) i "
             "WHERE i.v IS NOT NULL GROUP BY i.v HAVING COUNT(*) > 1)",
+        )
+        self.con.execute(
+            f"CREATE TABLE ident_rows AS SELECT {self._key_sql('r')} AS {KEY}, r.{IDENT} FROM shared_raw r"
+        )
+        if self.idents_shared:  # a full look: the snapshot can say again whether it holds a shared identifier
+            snapshot = self.detector.table(planner, self.snapshot_table)
+            self.idents_shared = bool(
+                planner.rows(
+                    f"SELECT COUNT(*) FROM (SELECT {q(IDENT)} FROM {snapshot} WHERE {q(IDENT)} IS NOT NULL "
+                    f"GROUP BY {q(IDENT)} HAVING COUNT(*) > 1) d"
+                )[0][0]
+            )
+
+    def _stage_identifiers_of_changes(self, planner: Planner, model: ModelConfig) -> None:
+        """Local ``ident_rows`` without reading every row: a row that did not change has the identifier the
+        snapshot holds for its key (the identifier's column is hashed), and no two snapshot keys share one
+        (``idents_shared`` is false, else every row is looked at), so an identifier is shared only where a
+        changed row has it: by another changed row, or by a snapshot key with it that neither changed nor
+        left (looked up by the changed rows' identifiers)."""
+        if self.idents_shared:
+            raise AssertionError("the snapshot may hold a shared identifier: look at every row")
+        con, q = self.con, planner.quote
+        idents = con.sql(f"SELECT DISTINCT {IDENT} AS v FROM cand WHERE {IDENT} IS NOT NULL").to_arrow_table()
+        con.execute(f"CREATE TABLE ident_rows AS SELECT {KEY}, {IDENT} FROM cand")
+        if not idents.num_rows:
+            return
+        table = f"{self.plan_table}_idents"
+        planner.load(self.detector.schema, table, idents)
+        try:
+            keys = ", ".join(f"s.{q(c)}" for c in self.spec.key_columns)
+            snapshot = self.detector.table(planner, self.snapshot_table)
+            looked_up = self.detector.table(planner, table)
+            self._fetch(
+                planner,
+                model,
+                "held_idents",
+                f"SELECT {keys}, s.{q(IDENT)} FROM {snapshot} s WHERE s.{q(IDENT)} IN (SELECT i.v FROM {looked_up} i)",
+            )
+        finally:
+            planner.execute(f"DROP TABLE IF EXISTS {self.detector.table(planner, table)}")
+        con.execute(
+            f"""INSERT INTO ident_rows SELECT h.{KEY}, h.{IDENT}
+                FROM (SELECT {self._key_sql("r")} AS {KEY}, r.{IDENT} FROM held_idents r) h
+                WHERE NOT EXISTS (SELECT 1 FROM cand c WHERE c.{KEY} = h.{KEY})
+                  AND NOT EXISTS (SELECT 1 FROM removed d WHERE d.{KEY} = h.{KEY})"""
         )
 
     def _stage_removed(self, planner: Planner, model: ModelConfig, model_sql: str) -> None:
@@ -621,18 +722,29 @@ class LightningChangeSet(StagedChangeSet):
             f"SELECT {keys}, s.{q(IDENT)} FROM {snapshot} s WHERE NOT EXISTS "
             f"(SELECT 1 FROM (\n{model_sql}\n) {_MODEL} WHERE {self._keys_match(planner, _MODEL, 's')})",
         )
+        self.con.execute(
+            f"""CREATE TABLE removed AS SELECT {KEY}, {self._pk_text_sql(KEY)} AS {PK}, NULL AS {HASH}, {IDENT}
+                FROM (SELECT {self._key_sql("r")} AS {KEY}, r.{IDENT} FROM removed_raw r)"""
+        )
 
-    def _diff(self, removals: bool) -> None:
+    def _no_removed(self) -> None:
+        self.con.execute(
+            f"CREATE TABLE removed AS SELECT {KEY}, NULL::VARCHAR AS {PK}, {HASH}, {IDENT} FROM cand LIMIT 0"
+        )
+
+    def _diff(self) -> None:
         """Stage what the database found as the tables StagedChangeSet reads, and count."""
         con = self.con
-        con.execute(f"CREATE TABLE dup_keys AS SELECT {self._key_sql('d')} AS {KEY}, d.n FROM dup_raw d")
+        if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'dup_raw'").fetchall()[0][0]:
+            con.execute(f"CREATE TABLE dup_keys AS SELECT {self._key_sql('d')} AS {KEY}, d.n FROM dup_raw d")
+        else:
+            con.execute(f"CREATE TABLE dup_keys AS SELECT {KEY}, 0::BIGINT AS n FROM cand LIMIT 0")
         if self.spec.identity is None:
             con.execute(f"CREATE TABLE shared AS SELECT {KEY}, {IDENT} FROM cand LIMIT 0")
         else:
             con.execute(
-                f"""CREATE TABLE shared AS
-                    SELECT * FROM (SELECT {self._key_sql("r")} AS {KEY}, r.{IDENT} FROM shared_raw r) s
-                    WHERE NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = s.{KEY})"""
+                f"""CREATE TABLE shared AS SELECT s.{KEY}, s.{IDENT} FROM ident_rows s
+                    WHERE s.{IDENT} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = s.{KEY})"""
             )
         con.execute(
             f"""CREATE TABLE dup_idents AS SELECT {IDENT}, list({self._pk_text_sql(KEY)} ORDER BY {KEY}) AS keys
@@ -641,15 +753,6 @@ class LightningChangeSet(StagedChangeSet):
         con.execute(
             f"CREATE TABLE shared_rows AS SELECT * FROM shared s SEMI JOIN dup_idents i ON i.{IDENT} = s.{IDENT}"
         )
-        if removals:
-            con.execute(
-                f"""CREATE TABLE removed AS SELECT {KEY}, {self._pk_text_sql(KEY)} AS {PK}, NULL AS {HASH}, {IDENT}
-                    FROM (SELECT {self._key_sql("r")} AS {KEY}, r.{IDENT} FROM removed_raw r)"""
-            )
-        else:
-            con.execute(
-                f"CREATE TABLE removed AS SELECT {KEY}, NULL::VARCHAR AS {PK}, {HASH}, {IDENT} FROM cand LIMIT 0"
-            )
         con.execute(
             f"""CREATE VIEW candidates AS SELECT * FROM cand c
                 WHERE NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = c.{KEY})
@@ -692,7 +795,7 @@ class LightningChangeSet(StagedChangeSet):
         keys = self.unpacked_keys("c")
         acks = f"SELECT {PK}, {OP} FROM verdicts WHERE commits AND generation = {generation}"
         return self.con.sql(
-            f"""SELECT {keys}, c.{HASH}, c.{IDENT}, c.{OP} = 'removed' AS {REMOVED}
+            f"""SELECT {keys}, c.{HASH}, c.{IDENT}, c.{OP} = 'removed' AS {REMOVED}, c.{OP} = 'added' AS {ADDED}
                 FROM change_keys c SEMI JOIN ({acks}) a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}"""
         ).to_arrow_table()
 
@@ -714,14 +817,23 @@ class LightningChangeSet(StagedChangeSet):
             if self.start_over:
                 statements.append(f"DELETE FROM {snapshot}")
             statements += [
-                f"DELETE FROM {snapshot} WHERE EXISTS (SELECT 1 FROM {plan} p WHERE {matches})",
+                # A key added this run was not in the snapshot (and is merged once): only the others are replaced.
+                f"DELETE FROM {snapshot} WHERE EXISTS (SELECT 1 FROM {plan} p WHERE NOT p.{q(ADDED)} AND {matches})",
                 f"INSERT INTO {snapshot} ({keys}, {q(HASH)}, {q(IDENT)}) "
                 f"SELECT {loaded}, p.{q(HASH)}, p.{q(IDENT)} FROM {plan} p WHERE NOT p.{q(REMOVED)}",
-                *self._record_written(planner),
-                "COMMIT",
             ]
+            # Whether a row merged now holds an identifier another snapshot key holds (a key whose own
+            # row changed since, unacknowledged): later runs then look for shared identifiers in every row.
+            collides = (
+                f"SELECT COUNT(*) FROM {snapshot} JOIN {plan} p ON p.{q(IDENT)} = {snapshot}.{q(IDENT)} "
+                f"WHERE NOT p.{q(REMOVED)} AND NOT ({matches})"
+            )
             try:
                 for statement in statements:
+                    planner.execute(statement)
+                if self.spec.identity is not None and not self.idents_shared:
+                    self.idents_shared = bool(planner.rows(collides)[0][0])
+                for statement in [*self._record_written(planner), "COMMIT"]:
                     planner.execute(statement)
             except BaseException:
                 with suppress(SourceError):
@@ -741,15 +853,19 @@ class LightningChangeSet(StagedChangeSet):
         planner.load(self.detector.schema, self.plan_table, rows)
         keys = ", ".join(q(c) for c in self.spec.key_columns)
         loaded = ", ".join(w.key_cast(f"p.{q(c)}", self.key_types.get(c, "")) for c in self.spec.key_columns)
-        statements = [
-            w.begin,
-            f"INSERT INTO {snapshot} ({keys}, {q(HASH)}, {q(IDENT)}) "
-            f"SELECT {loaded}, p.{q(HASH)}, p.{q(IDENT)} FROM {plan} p",
-            *self._record_written(planner, under),
-            "COMMIT",
-        ]
+        shared = (
+            f"SELECT COUNT(*) FROM (SELECT p.{q(IDENT)} FROM {plan} p WHERE p.{q(IDENT)} IS NOT NULL "
+            f"GROUP BY p.{q(IDENT)} HAVING COUNT(*) > 1) d"
+        )
         try:
-            for statement in statements:
+            self.idents_shared = bool(planner.rows(shared)[0][0])
+            for statement in [
+                w.begin,
+                f"INSERT INTO {snapshot} ({keys}, {q(HASH)}, {q(IDENT)}) "
+                f"SELECT {loaded}, p.{q(HASH)}, p.{q(IDENT)} FROM {plan} p",
+                *self._record_written(planner, under),
+                "COMMIT",
+            ]:
                 planner.execute(statement)
         except BaseException:
             with suppress(SourceError):
@@ -818,12 +934,13 @@ class LightningChangeSet(StagedChangeSet):
             json.dumps(list(under.hash_columns)),
             json.dumps(self.key_types, sort_keys=True),
             dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "yes" if self.idents_shared else "no",
         ]
         literals = ", ".join(string_literal(v, d) for v in values)
         return [
             f"DELETE FROM {syncs} WHERE sync_key = {string_literal(self.sync_key, d)}",
             f"INSERT INTO {syncs} (sync_key, hash_scheme, baseline, fingerprint, parts, hash_columns, key_types, "
-            f"committed_at) VALUES ({literals})",
+            f"committed_at, idents_shared) VALUES ({literals})",
         ]
 
 

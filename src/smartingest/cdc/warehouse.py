@@ -65,6 +65,7 @@ class Warehouse:
     current_user: str = "SELECT current_user"
     schema_noun: str = "schema"  # what the planner schema is called here (MySQL: a database)
     indexes: bool = True  # whether the snapshot gets a primary key (joins probe it)
+    session: tuple[str, ...] = ()  # statements that start a planner session
 
     def scheme(self, version: str) -> str:
         """The name of the hash scheme, for a server of this version."""
@@ -113,6 +114,9 @@ class Warehouse:
     def primary_key(self, table: str, columns: Sequence[str]) -> str:
         return f"ALTER TABLE {table} ADD PRIMARY KEY ({', '.join(columns)})"
 
+    def index(self, table: str, name: str, column: str) -> str:
+        return f"CREATE INDEX {name} ON {table} ({column})"
+
 
 class Postgres(Warehouse):
     def scheme(self, version: str) -> str:
@@ -152,6 +156,15 @@ class Postgres(Warehouse):
 
     def key_cast(self, expression: str, declared: str) -> str:
         return f"CAST(({expression}) AS {declared})"  # format_type's own words: PostgreSQL reads them back
+
+    def primary_key_of(self, table: str) -> str:
+        """A query of the primary key's columns of a model's table (none for a view or a query)."""
+        quoted = ".".join('"' + part.replace('"', '""') + '"' for part in table.split("."))
+        return (
+            "SELECT a.attname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
+            "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            f"WHERE i.indisprimary AND i.indrelid = to_regclass({string_literal(quoted, self.dialect)})"
+        )
 
     def hashable(self, view: str) -> str:
         """A query of each column of a temporary view: its name, and whether its type has a hash function
@@ -203,6 +216,17 @@ class MySQL(Warehouse):
     def key_cast(self, expression: str, declared: str) -> str:
         return expression  # MySQL compares across types itself, and CAST takes only a few type names
 
+    def index(self, table: str, name: str, column: str) -> str:
+        return f"CREATE INDEX {name} ON {table} ({column}(191))"  # a prefix: text is indexed by its start
+
+    def primary_key_of(self, table: str) -> str:
+        schema, _, name = table.rpartition(".")
+        where = f"table_schema = {string_literal(schema, self.dialect)}" if schema else "table_schema = DATABASE()"
+        return (
+            "SELECT column_name FROM information_schema.key_column_usage "
+            f"WHERE {where} AND table_name = {string_literal(name, self.dialect)} AND constraint_name = 'PRIMARY'"
+        )
+
 
 class DuckDB(Warehouse):
     def scheme(self, version: str) -> str:
@@ -216,7 +240,16 @@ class DuckDB(Warehouse):
 
 
 WAREHOUSES: dict[str, Warehouse] = {
-    "postgres": Postgres("postgres", "BIGINT", "TEXT", "TEXT", "SELECT current_setting('server_version')"),
+    "postgres": Postgres(
+        "postgres",
+        "BIGINT",
+        "TEXT",
+        "TEXT",
+        "SELECT current_setting('server_version')",
+        # The planner cannot know that few rows pass the diff's hash comparison; at its default cost of
+        # passing a row between processes it would diff a large model on one core.
+        session=("SET parallel_tuple_cost = 0.001",),
+    ),
     "mysql": MySQL(
         "mysql",
         "BIGINT",
