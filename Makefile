@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test lint format bench bench-ui bench-extract install browser sshd screenshots
+.PHONY: demo test lint format bench bench-ui bench-extract bench-lightning install browser sshd screenshots
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -54,6 +54,10 @@ bench: install
 # Reading a model out of PostgreSQL and MariaDB, against each database's own client dumping the same query.
 bench-extract: install
 	$(UV) run --frozen python bench/extract.py $(ARGS)
+
+# The 1%-changed run with the Basic and the Lightning engines, against COPY (--rows 1000000,10000000 for both sizes).
+bench-lightning: install
+	$(UV) run --frozen python bench/lightning.py $(ARGS)
 
 # The web UI's pages with 100 syncs and a million-row run, against the same pages small.
 bench-ui: install

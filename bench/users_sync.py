@@ -110,6 +110,16 @@ def copy_command(schema: str) -> list[str] | None:
     return [psql, "-X", "-q", DSN, "-c", f"\\copy ({model_sql(schema)}) to /dev/null"]
 
 
+def measure_copy(schema: str = SCHEMA) -> dict[str, Any]:
+    """One COPY of the model: psql's ``\\copy`` to /dev/null in a process of its own (its seconds and peak
+    RSS), or psycopg's ``COPY TO STDOUT`` in this one (seconds only) without psql."""
+    command = copy_command(schema)
+    if command is None:
+        return {"seconds": time_copy(schema), "via": "psycopg COPY TO STDOUT"}
+    seconds, peak, _ = run_process(command)
+    return {"seconds": seconds, "peak_rss_mib": peak, "via": "psql \\copy to /dev/null"}
+
+
 def run_process(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, bytes]:
     """(seconds, peak RSS in MiB, stdout) of one process, its max RSS from wait4; raises if it fails."""
     start = time.perf_counter()
@@ -135,22 +145,33 @@ def _read_all(proc: subprocess.Popen) -> tuple[bytes, bytes]:
 
 
 def write_project(
-    directory: Path, url: str, concurrency: int, schema: str, name: str, rate_limit_scale: float = NO_RATE_LIMITS
+    directory: Path,
+    url: str,
+    concurrency: int,
+    schema: str,
+    name: str,
+    rate_limit_scale: float = NO_RATE_LIMITS,
+    engine: str = "basic",
+    planner_schema: str | None = None,
 ) -> Path:
-    """A project file syncing the model to ``url`` with ``concurrency`` requests in flight."""
+    """A project file syncing the model to ``url`` with ``concurrency`` requests in flight, its source
+    planned by ``engine`` (the Lightning engine keeping its snapshots in ``planner_schema`` when given)."""
+    source: dict[str, Any] = {
+        "type": "postgres",
+        "host": "127.0.0.1",
+        "port": 5432,
+        "database": "test",
+        "user": "postgres",
+    }
+    if engine != "basic":
+        source["engine"] = engine
+    if planner_schema is not None:
+        source["planner_schema"] = planner_schema
     project = directory / f"{name}.yaml"
     project.write_text(
         json.dumps(
             {
-                "sources": {
-                    "pg": {
-                        "type": "postgres",
-                        "host": "127.0.0.1",
-                        "port": 5432,
-                        "database": "test",
-                        "user": "postgres",
-                    }
-                },
+                "sources": {"pg": source},
                 "models": {"users": {"source": "pg", "sql": model_sql(schema), "primary_key": "id"}},
                 "destinations": {
                     "iterable": {
@@ -216,12 +237,7 @@ def one_round(args: argparse.Namespace, sink: sink_module.SinkProcess, work: Pat
     samples: dict[str, dict] = {}
     rows = args.rows
 
-    command = copy_command(args.schema)
-    if command is not None:
-        seconds, peak, _ = run_process(command)
-        samples["copy"] = {"seconds": seconds, "peak_rss_mib": peak, "via": "psql \\copy to /dev/null"}
-    else:
-        samples["copy"] = {"seconds": time_copy(args.schema), "via": "psycopg COPY TO STDOUT"}
+    samples["copy"] = measure_copy(args.schema)
 
     sink.reset()
     script = [sys.executable, str(BENCH / "handwritten.py"), "--url", sink.url, "--api-key", API_KEY]

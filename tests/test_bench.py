@@ -222,3 +222,31 @@ def test_the_extract_benchmark_reads_every_row_of_both_databases_beside_their_cl
         assert set(ways) == {"connector", "client dump"}
         assert ways["client dump"]["x_client_dump"] == 1.0
         assert all(line["seconds"] > 0 for line in ways.values())
+
+
+def test_the_lightning_benchmark_times_both_engines_changed_runs_against_copy_on_two_sizes(tmp_path, schema):
+    report_path = tmp_path / "report.json"
+    command = [sys.executable, str(BENCH / "lightning.py"), "--rows", "300,500", "--schema", schema]
+    command += ["--report", str(report_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert list(report["sizes"]) == ["300", "500"]
+    for rows, size in ((300, report["sizes"]["300"]), (500, report["sizes"]["500"])):
+        lines = size["lines"]
+        assert list(lines) == ["copy", "basic_changed", "lightning_changed", "basic_first", "lightning_first"]
+        assert size["changed_rows"] == rows // 100
+        for engine in ("basic", "lightning"):
+            assert lines[f"{engine}_first"]["sink"]["distinct_users"] == rows
+            assert lines[f"{engine}_changed"]["sink"]["distinct_users"] == rows // 100
+            assert lines[f"{engine}_changed"]["peak_rss_mib"] > 0
+            assert set(lines[f"{engine}_changed"]["phases"]) >= {"query_and_plan", "outside_phases"}
+        # Basic reads every row out of the database; Lightning the changes and the tally's one row.
+        assert lines["copy"]["rows_read"] == lines["basic_changed"]["rows_read"] == rows
+        assert lines["lightning_changed"]["rows_read"] == rows // 100 + 1
+        assert lines["copy"]["x_copy"] == 1.0 and all(line["seconds"] > 0 for line in lines.values())
+    assert "| Lightning, 1%-changed run |" in done.stdout
+    # The planner schema goes with the table (the fixture drops the table's schema only).
+    with users_sync.psycopg.connect(users_sync.DSN) as con:
+        found = con.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (f"{schema}_planner",))
+        assert found.fetchone() == (0,)
