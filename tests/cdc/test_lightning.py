@@ -118,7 +118,8 @@ def test_a_table_with_the_models_primary_key_is_diffed_without_scanning_it_for_d
             assert not {"dup_raw", "removed_raw", "shared_raw"} & staged
             assert "held_idents" in staged
             assert (change_set.counts.changed, change_set.counts.invalid) == (0, 2)  # rows 1 and 2 share u1@x.io
-            assert change_set.rows_read == 2 + 1 + 1  # the changed rows, the counts, row 1's snapshot identifier
+            # The changed rows, the counts, and row 1's snapshot entry: row 2 now has its identifier.
+            assert change_set.rows_read == 2 + 1 + 1
         finally:
             change_set.close()
     finally:

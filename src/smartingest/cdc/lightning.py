@@ -685,8 +685,10 @@ class LightningChangeSet(StagedChangeSet):
         left (looked up by the changed rows' identifiers)."""
         if self.idents_shared:
             raise AssertionError("the snapshot may hold a shared identifier: look at every row")
-        con, q = self.con, planner.quote
-        idents = con.sql(f"SELECT DISTINCT {IDENT} AS v FROM cand WHERE {IDENT} IS NOT NULL").to_arrow_table()
+        con, q, w = self.con, planner.quote, self.warehouse
+        idents = con.sql(
+            f"SELECT {self.unpacked_keys('c')}, c.{IDENT} FROM cand c WHERE c.{IDENT} IS NOT NULL"
+        ).to_arrow_table()
         con.execute(f"CREATE TABLE ident_rows AS SELECT {KEY}, {IDENT} FROM cand")
         if not idents.num_rows:
             return
@@ -694,13 +696,18 @@ class LightningChangeSet(StagedChangeSet):
         planner.load(self.detector.schema, table, idents)
         try:
             keys = ", ".join(f"s.{q(c)}" for c in self.spec.key_columns)
+            same_key = " AND ".join(
+                f"s.{q(c)} = {w.key_cast(f'i.{q(c)}', self.key_types.get(c, ''))}" for c in self.spec.key_columns
+            )
             snapshot = self.detector.table(planner, self.snapshot_table)
             looked_up = self.detector.table(planner, table)
+            # Only other keys holding a changed row's identifier: a changed row's own entry tells nothing.
             self._fetch(
                 planner,
                 model,
                 "held_idents",
-                f"SELECT {keys}, s.{q(IDENT)} FROM {snapshot} s WHERE s.{q(IDENT)} IN (SELECT i.v FROM {looked_up} i)",
+                f"SELECT {keys}, s.{q(IDENT)} FROM {snapshot} s WHERE EXISTS (SELECT 1 FROM {looked_up} i "
+                f"WHERE i.{q(IDENT)} = s.{q(IDENT)} AND NOT ({same_key}))",
             )
         finally:
             planner.execute(f"DROP TABLE IF EXISTS {self.detector.table(planner, table)}")
