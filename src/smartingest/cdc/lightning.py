@@ -369,6 +369,7 @@ class LightningChangeSet(StagedChangeSet):
         self.start_over = False  # the first merge empties the snapshot (another baseline or key type)
         self.recorded = False  # whether smartingest_syncs has the sync's row
         self.idents_shared = True  # see WrittenUnder.idents_shared: what the next merge records
+        self.fresh = False  # the snapshot holds nothing from before this run (it is new, or starts over)
         self.null_keys = 0
 
     # -- planning ---------------------------------------------------------------------------------
@@ -391,21 +392,30 @@ class LightningChangeSet(StagedChangeSet):
             hashable = self._hashable(planner, model_sql, sorted(hashed))
             self._stage_candidates(planner, model, model_sql, schema, hashable, written, compare, on_rows)
             self._stage_counts(planner, model, model_sql)
+            # Without a comparison every row with a key came out: what is left to find is found locally.
+            everything = not compare
             unique = self._keys_unique(planner, model)
-            if not unique:
+            if everything:
+                self._local_duplicates()
+            elif not unique:
                 self._stage_duplicates(planner, model, model_sql)
             removals = written is not None and not self.start_over
             if removals and not self._all_met(planner, unique):
                 self._stage_removed(planner, model, model_sql)
             else:
                 self._no_removed()
-            self.idents_shared = written.idents_shared if written is not None and not self.start_over else False
+            self.fresh = written is None or self.start_over
+            self.idents_shared = False if self.fresh else written is not None and written.idents_shared
             if self.spec.identity is not None:
                 covered = self.spec.identity.column in self.spec.columns
-                if compare and self.remapped is None and covered and not self.idents_shared:
+                if everything:
+                    self.con.execute(f"CREATE TABLE ident_rows AS SELECT {KEY}, {IDENT} FROM cand")
+                elif self.remapped is None and covered and not self.idents_shared:
                     self._stage_identifiers_of_changes(planner, model)
                 else:
                     self._stage_identifiers(planner, model, model_sql)
+                if self.idents_shared:  # a full look at the snapshot can say again whether it holds one
+                    self._recheck_snapshot_identifiers(planner)
         self._diff()
 
     def _check_columns(self, schema: pa.Schema) -> None:
@@ -668,14 +678,22 @@ class LightningChangeSet(StagedChangeSet):
         self.con.execute(
             f"CREATE TABLE ident_rows AS SELECT {self._key_sql('r')} AS {KEY}, r.{IDENT} FROM shared_raw r"
         )
-        if self.idents_shared:  # a full look: the snapshot can say again whether it holds a shared identifier
-            snapshot = self.detector.table(planner, self.snapshot_table)
-            self.idents_shared = bool(
-                planner.rows(
-                    f"SELECT COUNT(*) FROM (SELECT {q(IDENT)} FROM {snapshot} WHERE {q(IDENT)} IS NOT NULL "
-                    f"GROUP BY {q(IDENT)} HAVING COUNT(*) > 1) d"
-                )[0][0]
-            )
+
+    def _recheck_snapshot_identifiers(self, planner: Planner) -> None:
+        q = planner.quote
+        snapshot = self.detector.table(planner, self.snapshot_table)
+        self.idents_shared = bool(
+            planner.rows(
+                f"SELECT COUNT(*) FROM (SELECT {q(IDENT)} FROM {snapshot} WHERE {q(IDENT)} IS NOT NULL "
+                f"GROUP BY {q(IDENT)} HAVING COUNT(*) > 1) d"
+            )[0][0]
+        )
+
+    def _local_duplicates(self) -> None:
+        self.con.execute(
+            f"""CREATE TABLE dup_raw AS SELECT {self.unpacked_keys("d")}, d.n
+                FROM (SELECT {KEY}, count(*) AS n FROM cand GROUP BY {KEY} HAVING count(*) > 1) d"""
+        )
 
     def _stage_identifiers_of_changes(self, planner: Planner, model: ModelConfig) -> None:
         """Local ``ident_rows`` without reading every row: a row that did not change has the identifier the
@@ -838,7 +856,8 @@ class LightningChangeSet(StagedChangeSet):
             try:
                 for statement in statements:
                     planner.execute(statement)
-                if self.spec.identity is not None and not self.idents_shared:
+                # A snapshot that holds this run's rows only cannot: they were checked against each other.
+                if self.spec.identity is not None and not self.idents_shared and not self.fresh:
                     self.idents_shared = bool(planner.rows(collides)[0][0])
                 for statement in [*self._record_written(planner), "COMMIT"]:
                     planner.execute(statement)
