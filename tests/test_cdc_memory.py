@@ -1,4 +1,4 @@
-"""The Basic engine's memory limit is a real bound, and running out of it is a clear error."""
+"""The engines' memory limit is a real bound on their local staging, and running out of it is a clear error."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from smartingest.cdc.base import HashSpec
+from smartingest.cdc.base import HashSpec, Identity
 from smartingest.cdc.basic import BasicChangeDetector
+from smartingest.cdc.lightning import LightningChangeDetector
 from smartingest.config.models import ModelConfig, SourceConfig
 from smartingest.errors import StateError
 from smartingest.sources.registry import open_source
 
 MODEL = ModelConfig(source="db", table="wide", primary_key="id")
-SPEC = HashSpec("id", ("payload",), "fp")
+# The payload is each row's identifier too: shared identifiers are looked for among a million rows.
+SPEC = HashSpec("id", ("payload",), "fp", Identity("payload", "email", ignore_case=True))
 
 
 @pytest.fixture
@@ -30,8 +32,15 @@ def wide_source(tmp_path: Path):
     return open_source("db", SourceConfig.model_validate({"type": "duckdb", "path": str(path)}))
 
 
-def test_a_model_larger_than_the_memory_limit_is_diffed_by_spilling(wide_source, tmp_path):
-    detector = BasicChangeDetector(tmp_path / "state", memory_limit="48MB")
+def _detector(engine: str, source, state: Path, memory_limit: str):
+    if engine == "basic":
+        return BasicChangeDetector(state, memory_limit=memory_limit)
+    return LightningChangeDetector(source, "duckdb", state, memory_limit=memory_limit)
+
+
+@pytest.mark.parametrize("engine", ["basic", "lightning"])
+def test_a_model_larger_than_the_memory_limit_is_diffed_by_spilling(wide_source, tmp_path, engine):
+    detector = _detector(engine, wide_source, tmp_path / "state", "48MB")
     change_set = detector.plan("wide", wide_source, MODEL, SPEC)
     try:
         assert change_set.counts.added == 1_000_000
@@ -40,8 +49,9 @@ def test_a_model_larger_than_the_memory_limit_is_diffed_by_spilling(wide_source,
         change_set.close()
 
 
-def test_too_little_memory_is_a_clear_error(wide_source, tmp_path):
-    detector = BasicChangeDetector(tmp_path / "state", memory_limit="1MB")
+@pytest.mark.parametrize("engine", ["basic", "lightning"])
+def test_too_little_memory_is_a_clear_error(wide_source, tmp_path, engine):
+    detector = _detector(engine, wide_source, tmp_path / "state", "1MB")
     with pytest.raises(StateError, match="cdc_memory_limit"):
         detector.plan("wide", wide_source, MODEL, SPEC)
     assert list((tmp_path / "state" / "wide").glob("staging-*")) == []

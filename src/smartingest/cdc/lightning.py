@@ -6,12 +6,17 @@ Per sync, the planner schema (``smartingest_planner`` unless the source says oth
 committed) and one row of ``smartingest_syncs`` saying what the snapshot was written under (hash scheme,
 baseline, mappings). The schema and the tables are created on first use.
 
-A run asks the database, each as one query that only reads the model, for: the rows whose hash differs
-from the snapshot's (added or changed; their own columns, hash and identifier), the snapshot's keys no
-row has any more (removed), the count of rows and of null keys, the keys more than one row has, and the
-rows whose identifier another row has too. Only those leave the database, as Arrow; the change set is
-then staged locally as the Basic engine stages its own (cdc/staging.py), so reading and settling it are
-the same for both engines and so are the invalid rows and their reasons.
+A run asks the database, in queries that only read the model, for the rows whose hash differs from the
+snapshot's (added or changed: their own columns, hash and identifier) and for the count of rows and of
+null keys; then, unless the answer is known without reading every row again, for the keys more than one
+row has (none where the model is a table whose primary key is the model's), the snapshot's keys no row
+has any more (none where the keys are unique and as many rows met a snapshot key as it holds), and the
+rows whose identifier another row has too (while the snapshot records that no two of its keys share one,
+only the snapshot's other keys holding a changed row's identifier can: those are looked up). When every
+row came out (a first run, a full resync), duplicates and shared identifiers are found locally. Only
+those rows leave the database, as Arrow; the change set is then staged locally as the Basic engine stages
+its own (cdc/staging.py), so reading and settling it are the same for both engines and so are the invalid
+rows and their reasons.
 
 Committing loads the keys Iterable acknowledged, with their new hash and identifier (or that they left),
 into ``plan_<sync>`` and merges them into the snapshot in one transaction of two set-based statements
@@ -224,15 +229,17 @@ class LightningChangeDetector:
                     joined = f"snap s LEFT JOIN hashed h ON h.{KEY} = s.{KEY}"
                 else:  # the Basic snapshot does not say how its hashes were made: keep the keys
                     kept, joined = f"CAST(NULL AS {self.warehouse.hash_type})", "snap s"
-                rows = con.sql(
+                kept_rows = (
                     f"SELECT {helper.unpacked_keys('s')}, {kept} AS {HASH}, s.{IDENT} FROM {joined} "
                     f"WHERE s.{KEY} IS NOT NULL"
-                ).to_arrow_table()
+                )
+                carried = int(one(con.execute(f"SELECT count(*) FROM ({kept_rows})"))[0])
                 written = WrittenUnder(
                     helper.scheme, spec.baseline, fingerprint or "", under.parts or {}, columns or (), {}
                 )
-                helper.replace_snapshot(planner, model_sql, rows, written)
-            return rows.num_rows
+                with con.cursor() as cursor:  # streamed into the database: the snapshot may be large
+                    helper.replace_snapshot(planner, model_sql, cursor.sql(kept_rows).to_arrow_reader(), written)
+            return carried
 
     def carry_to_basic(self, basic: BasicChangeDetector, sync_key: str, model: ModelConfig, spec: HashSpec) -> int:
         """Make this engine's snapshot of the sync the Basic engine's (the mirror of ``carry_from_basic``,
@@ -591,6 +598,8 @@ class LightningChangeSet(StagedChangeSet):
                                CAST(f.{SAME_BEFORE} AS BOOLEAN) AS {SAME_BEFORE}, struct_pack({packed}) AS {ROW}
                         FROM found f"""
                 )
+            except duckdb.OutOfMemoryException:
+                raise  # plan() says which setting to raise
             except duckdb.Error as exc:
                 if feed.error is not None:
                     raise feed.error from None
@@ -765,15 +774,19 @@ class LightningChangeSet(StagedChangeSet):
         else:
             con.execute(f"CREATE TABLE dup_keys AS SELECT {KEY}, 0::BIGINT AS n FROM cand LIMIT 0")
         if self.spec.identity is None:
-            con.execute(f"CREATE TABLE shared AS SELECT {KEY}, {IDENT} FROM cand LIMIT 0")
+            con.execute(f"CREATE VIEW shared AS SELECT {KEY}, {IDENT} FROM cand LIMIT 0")
         else:
             con.execute(
-                f"""CREATE TABLE shared AS SELECT s.{KEY}, s.{IDENT} FROM ident_rows s
+                f"""CREATE VIEW shared AS SELECT s.{KEY}, s.{IDENT} FROM ident_rows s
                     WHERE s.{IDENT} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = s.{KEY})"""
             )
+        # As the Basic engine does: the identifiers' hashes grouped first (integers group fast and small),
+        # their text and keys listed only for the few candidates.
         con.execute(
-            f"""CREATE TABLE dup_idents AS SELECT {IDENT}, list({self._pk_text_sql(KEY)} ORDER BY {KEY}) AS keys
-                FROM shared GROUP BY {IDENT} HAVING count(*) > 1"""
+            f"""CREATE TABLE dup_idents AS
+                WITH multi AS (SELECT hash({IDENT}) AS h FROM shared GROUP BY h HAVING count(*) > 1)
+                SELECT {IDENT}, list({self._pk_text_sql(KEY)} ORDER BY {KEY}) AS keys
+                FROM shared WHERE hash({IDENT}) IN (SELECT h FROM multi) GROUP BY {IDENT} HAVING count(*) > 1"""
         )
         con.execute(
             f"CREATE TABLE shared_rows AS SELECT * FROM shared s SEMI JOIN dup_idents i ON i.{IDENT} = s.{IDENT}"
@@ -869,7 +882,9 @@ class LightningChangeSet(StagedChangeSet):
         self.start_over = False
         self.recorded = True
 
-    def replace_snapshot(self, planner: Planner, model_sql: str, rows: pa.Table, under: WrittenUnder) -> None:
+    def replace_snapshot(
+        self, planner: Planner, model_sql: str, rows: pa.RecordBatchReader, under: WrittenUnder
+    ) -> None:
         """Make ``rows`` (the key columns, __hash and __ident) the sync's whole snapshot, written ``under``."""
         w, q = self.warehouse, planner.quote
         self.key_types = self._model_key_types(planner, model_sql)

@@ -86,8 +86,8 @@ class Planner(Protocol):
         """A query's rows as Arrow batches typed as ``read`` types the model's (errors name ``model``)."""
         ...
 
-    def load(self, schema: str, table: str, data: pa.Table) -> None:
-        """Replace table ``schema.table`` with ``data`` (created with the columns' Arrow types)."""
+    def load(self, schema: str, table: str, data: pa.Table | pa.RecordBatchReader) -> None:
+        """Replace table ``schema.table`` with ``data`` (created with the columns' Arrow types), streamed."""
         ...
 
 

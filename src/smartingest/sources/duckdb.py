@@ -134,7 +134,7 @@ class DuckDBSource(SqlConnector[DuckDBSettings, duckdb.DuckDBPyConnection]):
     def _execute(self, conn: duckdb.DuckDBPyConnection, sql: str) -> None:
         conn.execute(sql)
 
-    def _load(self, conn: duckdb.DuckDBPyConnection, schema: str, table: str, data: pa.Table) -> None:
+    def _load(self, conn: duckdb.DuckDBPyConnection, schema: str, table: str, data: pa.RecordBatchReader) -> None:
         conn.register("smartingest_load", data)
         try:
             conn.execute(f"CREATE TABLE {self.quote(schema)}.{self.quote(table)} AS SELECT * FROM smartingest_load")

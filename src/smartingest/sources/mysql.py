@@ -195,17 +195,19 @@ class MySQLSource(SqlConnector[MySQLSettings, pymysql.connections.Connection]):
     def _planner_session(self) -> contextlib.AbstractContextManager[pymysql.connections.Connection]:
         return self._session(read_only=False)
 
-    def _load(self, conn: pymysql.connections.Connection, schema: str, table: str, data: pa.Table) -> None:
+    def _load(self, conn: pymysql.connections.Connection, schema: str, table: str, data: pa.RecordBatchReader) -> None:
         qualified = f"{self.quote(schema)}.{self.quote(table)}"
         columns = ", ".join(f"{self.quote(f.name)} {_mysql_type(f.type)}" for f in data.schema)
         with conn.cursor() as cur:
             cur.execute(f"CREATE TABLE {qualified} ({columns})")
             # PyMySQL sends executemany's rows as multi-row INSERTs, each under max_allowed_packet.
-            names = ", ".join(self.quote(name) for name in data.column_names)
-            marks = ", ".join(["%s"] * data.num_columns)
-            for batch in data.to_batches(max_chunksize=10_000):
-                rows = list(zip(*(column.to_pylist() for column in batch.columns), strict=True))
-                cur.executemany(f"INSERT INTO {qualified} ({names}) VALUES ({marks})", rows)
+            names = ", ".join(self.quote(name) for name in data.schema.names)
+            marks = ", ".join(["%s"] * len(data.schema))
+            for batch in data:
+                for start in range(0, batch.num_rows, 10_000):
+                    part = batch.slice(start, 10_000)
+                    rows = list(zip(*(column.to_pylist() for column in part.columns), strict=True))
+                    cur.executemany(f"INSERT INTO {qualified} ({names}) VALUES ({marks})", rows)
 
     def _stream(
         self, conn: pymysql.connections.Connection, query: str, model: ModelConfig, batch_rows: int

@@ -157,7 +157,7 @@ class PostgresSource(SqlConnector[PostgresSettings, pg_dbapi.Connection]):
     def _planner_session(self) -> contextlib.AbstractContextManager[pg_dbapi.Connection]:
         return self._session(read_only=False)
 
-    def _load(self, conn: pg_dbapi.Connection, schema: str, table: str, data: pa.Table) -> None:
+    def _load(self, conn: pg_dbapi.Connection, schema: str, table: str, data: pa.RecordBatchReader) -> None:
         # COPY in binary, through ADBC's bulk ingestion.
         with conn.cursor() as cur:
             cur.adbc_ingest(table, data, mode="create", db_schema_name=schema)

@@ -206,7 +206,7 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
         finally:
             close_quietly(cursor.close)
 
-    def _load(self, conn: Conn, schema: str, table: str, data: pa.Table) -> None:
+    def _load(self, conn: Conn, schema: str, table: str, data: pa.RecordBatchReader) -> None:
         """Create table ``schema.table`` (names as written) with ``data``'s columns and rows."""
         raise ConfigError(f"the Lightning engine cannot write to {self.DIALECT} sources yet")
 
@@ -241,8 +241,9 @@ class SqlPlanner(Generic[Conn]):
     def stream(self, sql: str, model: ModelConfig, batch_rows: int = DEFAULT_BATCH_ROWS) -> BatchStream:
         return self.connector._stream(self.conn, sql, model, max(int(batch_rows), 1))
 
-    def load(self, schema: str, table: str, data: pa.Table) -> None:
+    def load(self, schema: str, table: str, data: pa.Table | pa.RecordBatchReader) -> None:
         qualified = f"{self.quote(schema)}.{self.quote(table)}"
+        reader = data.to_reader() if isinstance(data, pa.Table) else data
         with translate_errors(self.connector._translate):
             self.connector._execute(self.conn, f"DROP TABLE IF EXISTS {qualified}")
-            self.connector._load(self.conn, schema, table, data)
+            self.connector._load(self.conn, schema, table, reader)
