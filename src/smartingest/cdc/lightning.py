@@ -845,6 +845,8 @@ class LightningChangeSet(StagedChangeSet):
             snapshot = detector.table(planner, self.snapshot_table)
             plan = detector.table(planner, self.plan_table)
             planner.load(detector.schema, self.plan_table, acked)
+            if w.analyze:  # a table just loaded has no statistics: the merge would be planned for any size
+                planner.execute(f"{w.analyze} {plan}")
             keys = ", ".join(q(c) for c in self.spec.key_columns)
             loaded = ", ".join(w.key_cast(f"p.{q(c)}", self.key_types.get(c, "")) for c in self.spec.key_columns)
             matches = " AND ".join(
@@ -863,8 +865,8 @@ class LightningChangeSet(StagedChangeSet):
             # Whether a row merged now holds an identifier another snapshot key holds (a key whose own
             # row changed since, unacknowledged): later runs then look for shared identifiers in every row.
             collides = (
-                f"SELECT COUNT(*) FROM {snapshot} JOIN {plan} p ON p.{q(IDENT)} = {snapshot}.{q(IDENT)} "
-                f"WHERE NOT p.{q(REMOVED)} AND NOT ({matches})"
+                f"SELECT COUNT(*) FROM {plan} p WHERE NOT p.{q(REMOVED)} AND EXISTS (SELECT 1 FROM {snapshot} "
+                f"WHERE {snapshot}.{q(IDENT)} = p.{q(IDENT)} AND NOT ({matches}))"
             )
             try:
                 for statement in statements:

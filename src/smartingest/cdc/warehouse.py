@@ -66,6 +66,7 @@ class Warehouse:
     schema_noun: str = "schema"  # what the planner schema is called here (MySQL: a database)
     indexes: bool = True  # whether the snapshot gets a primary key (joins probe it)
     session: tuple[str, ...] = ()  # statements that start a planner session
+    analyze: str = ""  # the statement (before a table's name) that gathers a table's statistics
 
     def scheme(self, version: str) -> str:
         """The name of the hash scheme, for a server of this version."""
@@ -249,6 +250,7 @@ WAREHOUSES: dict[str, Warehouse] = {
         # The planner cannot know that few rows pass the diff's hash comparison; at its default cost of
         # passing a row between processes it would diff a large model on one core.
         session=("SET parallel_tuple_cost = 0.001",),
+        analyze="ANALYZE",
     ),
     "mysql": MySQL(
         "mysql",
