@@ -490,6 +490,8 @@ class LightningChangeSet(StagedChangeSet):
         planner.execute(f"CREATE TABLE {table} AS SELECT {keys} FROM (\n{model_sql}\n) {_MODEL} WHERE 1 = 0")
         planner.execute(f"ALTER TABLE {table} ADD COLUMN {planner.quote(HASH)} {w.hash_type}")
         planner.execute(f"ALTER TABLE {table} ADD COLUMN {planner.quote(IDENT)} {w.ident_type}")
+        for statement in w.after_create(table):
+            planner.execute(statement)
         if w.indexes:
             try:
                 planner.execute(w.primary_key(table, [planner.quote(c) for c in self.spec.key_columns]))
@@ -853,28 +855,38 @@ class LightningChangeSet(StagedChangeSet):
                 f"{snapshot}.{q(c)} = {w.key_cast(f'p.{q(c)}', self.key_types.get(c, ''))}"
                 for c in self.spec.key_columns
             )
-            statements = [w.begin]
-            if self.start_over:
-                statements.append(f"DELETE FROM {snapshot}")
-            statements += [
-                # A key added this run was not in the snapshot (and is merged once): only the others are replaced.
-                f"DELETE FROM {snapshot} WHERE EXISTS (SELECT 1 FROM {plan} p WHERE NOT p.{q(ADDED)} AND {matches})",
-                f"INSERT INTO {snapshot} ({keys}, {q(HASH)}, {q(IDENT)}) "
-                f"SELECT {loaded}, p.{q(HASH)}, p.{q(IDENT)} FROM {plan} p WHERE NOT p.{q(REMOVED)}",
-            ]
-            # Whether a row merged now holds an identifier another snapshot key holds (a key whose own
-            # row changed since, unacknowledged): later runs then look for shared identifiers in every row.
-            collides = (
-                f"SELECT COUNT(*) FROM {plan} p WHERE NOT p.{q(REMOVED)} AND EXISTS (SELECT 1 FROM {snapshot} "
-                f"WHERE {snapshot}.{q(IDENT)} = p.{q(IDENT)} AND NOT ({matches}))"
+            # Whether a row merged now takes an identifier another snapshot key holds (a key whose own row
+            # changed since, unacknowledged): later runs then look for shared identifiers in every row. Asked
+            # before the merge, and only of rows whose identifier is not the one their key already holds.
+            same = " AND ".join(
+                f"s0.{q(c)} = {w.key_cast(f'p.{q(c)}', self.key_types.get(c, ''))}" for c in self.spec.key_columns
             )
+            collides = (
+                f"SELECT COUNT(*) FROM {plan} p WHERE NOT p.{q(REMOVED)} AND p.{q(IDENT)} IS NOT NULL "
+                f"AND NOT EXISTS (SELECT 1 FROM {snapshot} s0 WHERE {same} AND s0.{q(IDENT)} = p.{q(IDENT)}) "
+                f"AND EXISTS (SELECT 1 FROM {snapshot} WHERE {snapshot}.{q(IDENT)} = p.{q(IDENT)} AND NOT ({matches}))"
+            )
+            statements = [f"DELETE FROM {snapshot}"] if self.start_over else []
+            statements += [
+                f"DELETE FROM {snapshot} WHERE EXISTS (SELECT 1 FROM {plan} p WHERE p.{q(REMOVED)} AND {matches})",
+                # A changed row is updated where it lies (an index left as it is where its identifier is the
+                # same); a key added this run was not in the snapshot, and a run merges each key once.
+                w.update_from(
+                    snapshot,
+                    f"{plan} p",
+                    [(q(HASH), f"p.{q(HASH)}"), (q(IDENT), f"p.{q(IDENT)}")],
+                    matches,
+                    f"NOT p.{q(REMOVED)} AND NOT p.{q(ADDED)}",
+                ),
+                f"INSERT INTO {snapshot} ({keys}, {q(HASH)}, {q(IDENT)}) "
+                f"SELECT {loaded}, p.{q(HASH)}, p.{q(IDENT)} FROM {plan} p WHERE p.{q(ADDED)}",
+            ]
             try:
-                for statement in statements:
-                    planner.execute(statement)
+                planner.execute(w.begin)
                 # A snapshot that holds this run's rows only cannot: they were checked against each other.
                 if self.spec.identity is not None and not self.idents_shared and not self.fresh:
                     self.idents_shared = bool(planner.rows(collides)[0][0])
-                for statement in [*self._record_written(planner), "COMMIT"]:
+                for statement in [*statements, *self._record_written(planner), "COMMIT"]:
                     planner.execute(statement)
             except BaseException:
                 with suppress(SourceError):

@@ -118,6 +118,16 @@ class Warehouse:
     def index(self, table: str, name: str, column: str) -> str:
         return f"CREATE INDEX {name} ON {table} ({column})"
 
+    def after_create(self, table: str) -> list[str]:
+        """Statements that tune a snapshot table once it is made."""
+        return []
+
+    def update_from(self, table: str, source: str, assignments: list[tuple[str, str]], matches: str, where: str) -> str:
+        """UPDATE ``table`` with the rows of ``source`` (a table and its alias) that ``matches`` pairs with its
+        own, where ``where`` holds; ``matches`` names ``table`` by its full name."""
+        sets = ", ".join(f"{column} = {value}" for column, value in assignments)
+        return f"UPDATE {table} SET {sets} FROM {source} WHERE {matches} AND {where}"
+
 
 class Postgres(Warehouse):
     def scheme(self, version: str) -> str:
@@ -157,6 +167,11 @@ class Postgres(Warehouse):
 
     def key_cast(self, expression: str, declared: str) -> str:
         return f"CAST(({expression}) AS {declared})"  # format_type's own words: PostgreSQL reads them back
+
+    def after_create(self, table: str) -> list[str]:
+        # Room in each page for a changed row's new version: an update that leaves the indexed columns as
+        # they were then touches no index (a heap-only tuple).
+        return [f"ALTER TABLE {table} SET (fillfactor = 85)"]
 
     def primary_key_of(self, table: str) -> str:
         """A query of the primary key's columns of a model's table (none for a view or a query)."""
@@ -219,6 +234,10 @@ class MySQL(Warehouse):
 
     def index(self, table: str, name: str, column: str) -> str:
         return f"CREATE INDEX {name} ON {table} ({column}(191))"  # a prefix: text is indexed by its start
+
+    def update_from(self, table: str, source: str, assignments: list[tuple[str, str]], matches: str, where: str) -> str:
+        sets = ", ".join(f"{table}.{column} = {value}" for column, value in assignments)
+        return f"UPDATE {table} JOIN {source} ON {matches} SET {sets} WHERE {where}"
 
     def primary_key_of(self, table: str) -> str:
         schema, _, name = table.rpartition(".")
