@@ -124,3 +124,22 @@ def test_a_table_with_the_models_primary_key_is_diffed_without_scanning_it_for_d
             change_set.close()
     finally:
         db.close()
+
+
+def test_a_profile_the_engine_is_not_tested_on_says_so(tmp_path: Path):
+    db = MariaDBDatabase()
+    try:
+        db.create_users(2)
+        harness = Harness(db, "lightning", tmp_path / "state")
+        harness.db.source = lambda: {  # type: ignore[method-assign]
+            "type": "planetscale",
+            "host": "127.0.0.1",
+            "database": db.database,
+            "user": "root",
+            "ssl_mode": "disabled",
+            "session_statements": [],  # MariaDB has no Vitess workload to set
+        }
+        with pytest.raises(ConfigError, match=r"does not run on PlanetScale sources yet.*engine to basic"):
+            harness.run()
+    finally:
+        db.close()

@@ -194,9 +194,8 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
 
     def _planner_session(self) -> AbstractContextManager[Conn]:
         """A read-write connection for the Lightning engine (same settings as ``_session`` otherwise)."""
-        raise ConfigError(
-            f"the Lightning engine does not run on {self.DIALECT} sources yet: set the source's engine to basic"
-        )
+        name = type(self).__name__.removesuffix("Source")
+        raise ConfigError(f"the Lightning engine does not run on {name} sources yet: set the source's engine to basic")
 
     def _execute(self, conn: Conn, sql: str) -> None:
         """Run one statement that returns no rows."""
@@ -208,7 +207,9 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
 
     def _load(self, conn: Conn, schema: str, table: str, data: pa.RecordBatchReader) -> None:
         """Create table ``schema.table`` (names as written) with ``data``'s columns and rows."""
-        raise ConfigError(f"the Lightning engine cannot write to {self.DIALECT} sources yet")
+        raise ConfigError(
+            f"the Lightning engine cannot write to {type(self).__name__.removesuffix('Source')} sources yet"
+        )
 
     @abstractmethod
     def _tables_sql(self, limit: int) -> str:
