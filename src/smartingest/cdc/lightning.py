@@ -437,7 +437,7 @@ class LightningChangeSet(StagedChangeSet):
     def _hashable(self, planner: Planner, model_sql: str, columns: list[str]) -> dict[str, bool]:
         """Whether the database hashes each of ``columns``' type itself (where it can say; else its text is
         hashed). The same columns give the same answer run after run, so hashes stay comparable."""
-        probe = getattr(self.warehouse, "hashable", None)
+        probe = self.warehouse.hashable(_PROBE_VIEW)
         if probe is None or not columns:
             return dict.fromkeys(columns, True)
         listed = ", ".join(f"{_MODEL}.{planner.quote(c)}" for c in columns)
@@ -445,7 +445,7 @@ class LightningChangeSet(StagedChangeSet):
             planner.execute(
                 f"CREATE OR REPLACE TEMPORARY VIEW {_PROBE_VIEW} AS SELECT {listed} FROM (\n{model_sql}\n) {_MODEL}"
             )
-            found = {str(name): bool(ok) for name, ok in planner.rows(probe(_PROBE_VIEW))}
+            found = {str(name): bool(ok) for name, ok in planner.rows(probe)}
             planner.execute(f"DROP VIEW IF EXISTS {_PROBE_VIEW}")
         except SourceError:  # the model's SQL is not a view's (it fails below with its own error if it is bad)
             return dict.fromkeys(columns, False)
@@ -641,11 +641,11 @@ class LightningChangeSet(StagedChangeSet):
 
     def _keys_unique(self, planner: Planner, model: ModelConfig) -> bool:
         """Whether the database guarantees the model's keys unique and not null (a table's primary key)."""
-        query = getattr(self.warehouse, "primary_key_of", None)
-        if query is None or model.table is None:
+        query = self.warehouse.primary_key_of(model.table) if model.table is not None else None
+        if query is None:
             return False
         try:
-            columns = {str(row[0]) for row in planner.rows(query(model.table))}
+            columns = {str(row[0]) for row in planner.rows(query)}
         except SourceError:
             return False
         return bool(columns) and columns == set(self.spec.key_columns)

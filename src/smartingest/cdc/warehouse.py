@@ -122,6 +122,16 @@ class Warehouse:
         """Statements that tune a snapshot table once it is made."""
         return []
 
+    def primary_key_of(self, table: str) -> str | None:
+        """A query of the primary key's columns of a model's table (no rows for a view), or None where the
+        database cannot say."""
+        return None
+
+    def hashable(self, view: str) -> str | None:
+        """A query of each column of a temporary view: its name, and whether the row hash takes its type as
+        it is (else its text); None where every type is taken as it is."""
+        return None
+
     def update_from(self, table: str, source: str, assignments: list[tuple[str, str]], matches: str, where: str) -> str:
         """UPDATE ``table`` with the rows of ``source`` (a table and its alias) that ``matches`` pairs with its
         own, where ``where`` holds; ``matches`` names ``table`` by its full name."""
@@ -174,7 +184,6 @@ class Postgres(Warehouse):
         return [f"ALTER TABLE {table} SET (fillfactor = 85)"]
 
     def primary_key_of(self, table: str) -> str:
-        """A query of the primary key's columns of a model's table (none for a view or a query)."""
         quoted = ".".join('"' + part.replace('"', '""') + '"' for part in table.split("."))
         return (
             "SELECT a.attname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
@@ -183,8 +192,7 @@ class Postgres(Warehouse):
         )
 
     def hashable(self, view: str) -> str:
-        """A query of each column of a temporary view: its name, and whether its type has a hash function
-        (a type without one, json or point, is hashed as its text)."""
+        # A type without a hash function (json, point) is hashed as its text.
         return f"""SELECT a.attname, EXISTS (
                        SELECT 1 FROM pg_catalog.pg_opclass o JOIN pg_catalog.pg_am am ON am.oid = o.opcmethod
                        WHERE am.amname = 'hash' AND o.opcdefault
