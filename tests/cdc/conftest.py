@@ -1,7 +1,8 @@
 """The CDC contract suite's fixtures: one model on a real database, read by each engine through the same
 seam (``detector_for``, as a run builds it), and a run of it that reports what it found.
 
-Databases: DuckDB (a file per test), PostgreSQL (a schema per test) and MariaDB (a database per test),
+Databases: DuckDB (a file per test), PostgreSQL (a schema per test), Redshift (the Redshift connector on the
+local PostgreSQL, a schema per test: a profile, as tests/sources reads it) and MariaDB (a database per test),
 each with the Lightning engine's planner schema of its own, dropped afterwards.
 """
 
@@ -107,6 +108,22 @@ class PostgresDatabase(Database):
         self.con.close()
 
 
+class RedshiftDatabase(PostgresDatabase):
+    """The Redshift connector (and the Lightning engine's Redshift SQL) on the local PostgreSQL: a profile."""
+
+    kind = "redshift"
+
+    def source(self) -> dict[str, Any]:
+        return {
+            "type": "redshift",
+            "host": "127.0.0.1",
+            "port": 5432,
+            "database": "test",
+            "user": "postgres",
+            "sslmode": "disable",  # the test server has no certificate
+        }
+
+
 class MariaDBDatabase(Database):
     kind = "mariadb"
 
@@ -138,6 +155,8 @@ def open_database(kind: str, directory: Path) -> Database:
         return DuckDBDatabase(directory)
     if kind == "postgres":
         return PostgresDatabase()
+    if kind == "redshift":
+        return RedshiftDatabase()
     return MariaDBDatabase()
 
 
@@ -206,7 +225,7 @@ class Harness:
             change_set.close()
 
 
-@pytest.fixture(params=["duckdb", "postgres", "mariadb"])
+@pytest.fixture(params=["duckdb", "postgres", "redshift", "mariadb"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     database = open_database(request.param, tmp_path)
     try:

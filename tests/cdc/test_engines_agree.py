@@ -1,8 +1,8 @@
 """Both engines give identical change sets: random histories of inserts, updates and deletes (null and
 duplicate keys, identifiers shared but for case and spaces, nulls, rows Iterable refuses) applied to a real
-PostgreSQL and a real MariaDB model, each run planned by Basic and by Lightning side by side, each with
-its own snapshot, and compared run after run: counts, the changes and every column of them, and the
-invalid rows with their reasons."""
+PostgreSQL and a real MariaDB model (and the PostgreSQL one read as Redshift), each run planned by Basic
+and by Lightning side by side, each with its own snapshot, and compared run after run: counts, the changes
+and every column of them, and the invalid rows with their reasons."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from smartingest.cdc.base import HASH, OP, PK, HashSpec, Identity
 from smartingest.config.models import ModelConfig
-from tests.cdc.conftest import Database, Harness, MariaDBDatabase, PostgresDatabase
+from tests.cdc.conftest import Database, Harness, open_database
 
 SPECS = [
     HashSpec("id", ("email", "plan", "amount"), "fp-1", Identity("email", "email", ignore_case=True, trim=True)),
@@ -47,9 +47,9 @@ step = st.fixed_dictionaries(
 )
 
 
-@pytest.fixture(params=["postgres", "mariadb"])
-def database(request: pytest.FixtureRequest) -> Any:
-    db: Database = PostgresDatabase() if request.param == "postgres" else MariaDBDatabase()
+@pytest.fixture(params=["postgres", "redshift", "mariadb"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    db: Database = open_database(request.param, tmp_path)
     try:
         yield db
     finally:

@@ -14,7 +14,7 @@ from smartingest.config.models import ModelConfig, SourceConfig
 from smartingest.engine.pipeline import detector_for
 from smartingest.errors import ConfigError, SourceAuthError
 from smartingest.sources.registry import open_source
-from tests.cdc.conftest import MARIADB, SPEC, SYNC, Harness, MariaDBDatabase, PostgresDatabase
+from tests.cdc.conftest import MARIADB, SPEC, SYNC, Harness, MariaDBDatabase, PostgresDatabase, RedshiftDatabase
 from tests.conftest import PG_DSN
 
 
@@ -43,6 +43,37 @@ def test_postgres_names_the_grant_a_role_needs_and_runs_once_it_has_it(tmp_path:
         assert harness.run().counts.added == 5
         db.execute(f"UPDATE {db.table()} SET plan = 'pro' WHERE id = 1")
         assert harness.run().ops == {"changed": ["1"]}
+    finally:
+        db.close()
+        with psycopg.connect(PG_DSN, autocommit=True) as con:
+            con.execute(f"DROP OWNED BY {role}")
+            con.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_redshift_names_the_grant_a_user_needs_and_runs_once_it_has_it(tmp_path: Path):
+    db = RedshiftDatabase()
+    role = f"cdc_reader_{uuid.uuid4().hex[:8]}"
+    try:
+        db.create_users(4)
+        db.execute(f"CREATE ROLE {role} LOGIN")
+        db.execute(f"GRANT USAGE ON SCHEMA {db.schema} TO {role}")
+        db.execute(f"GRANT SELECT ON {db.table()} TO {role}")
+        harness = Harness(db, "lightning", tmp_path / "state")
+        harness.db.source = lambda: {**RedshiftDatabase.source(db), "user": role}  # type: ignore[method-assign]
+
+        with pytest.raises(SourceAuthError) as missing:
+            harness.run()
+        assert f'GRANT CREATE ON DATABASE "test" TO "{role}"' in str(missing.value)
+
+        db.execute(f"CREATE SCHEMA {db.planner_schema}")
+        with pytest.raises(SourceAuthError) as not_writable:
+            harness.run()
+        assert f'GRANT USAGE, CREATE ON SCHEMA "{db.planner_schema}" TO "{role}"' in str(not_writable.value)
+
+        db.execute(f'GRANT USAGE, CREATE ON SCHEMA {db.planner_schema} TO "{role}"')
+        assert harness.run().counts.added == 4
+        db.execute(f"UPDATE {db.table()} SET plan = 'pro' WHERE id = 2")
+        assert harness.run().ops == {"changed": ["2"]}
     finally:
         db.close()
         with psycopg.connect(PG_DSN, autocommit=True) as con:

@@ -102,3 +102,53 @@ def test_a_writing_model_is_refused_before_it_runs() -> None:
     # Redshift has no read-only session: the refusal is the SQL check's.
     with pytest.raises(ModelError, match="would write"), source().read(query("DELETE FROM t RETURNING 1 AS id")):
         pass
+
+
+def test_the_planner_loads_arrow_rows_in_chunks_of_bound_values() -> None:
+    """The Lightning engine's tables: created from the Arrow types, filled by multi-row INSERTs (more rows
+    than one INSERT takes), each value bound, not written into the SQL."""
+    import datetime as dt
+    import secrets
+
+    schema = f"smartingest_load_{secrets.token_hex(4)}"
+    rows = 2500
+    table = pa.table(
+        {
+            "id": pa.array(range(rows), pa.int64()),
+            "small": pa.array([i % 100 for i in range(rows)], pa.int16()),
+            "amount": pa.array([Decimal(i) / 100 for i in range(rows)], pa.decimal128(12, 2)),
+            "text": pa.array(["it's a \\ back'slash" if i == 1 else None if i == 2 else f"t{i}" for i in range(rows)]),
+            "flag": pa.array([i % 2 == 0 for i in range(rows)]),
+            "at": pa.array([dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)] * rows, pa.timestamp("us", tz="UTC")),
+            "day": pa.array([dt.date(2024, 1, 2)] * rows, pa.date32()),
+        }
+    )
+    with source().planner() as planner:
+        planner.execute(f"CREATE SCHEMA {schema}")
+        try:
+            planner.load(schema, "loaded", table)
+            planner.load(schema, "loaded", table.slice(0, 3))  # replaced
+            planner.load(schema, "empty", table.slice(0, 0))
+            assert planner.rows(f"SELECT count(*) FROM {schema}.loaded")[0][0] == 3
+            assert planner.rows(f"SELECT count(*) FROM {schema}.empty")[0][0] == 0
+            planner.load(schema, "loaded", table)
+            found = planner.rows(f"SELECT * FROM {schema}.loaded ORDER BY id")
+            assert len(found) == rows
+            assert found[1][:5] == (1, 1, Decimal("0.01"), "it's a \\ back'slash", False)
+            assert found[2][3] is None
+            assert found[0][5:] == (dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC), dt.date(2024, 1, 2))
+            types = planner.rows(
+                "SELECT data_type FROM information_schema.columns "
+                f"WHERE table_schema = '{schema}' AND table_name = 'loaded' ORDER BY ordinal_position"
+            )
+            assert [t[0] for t in types] == [
+                "bigint",
+                "smallint",
+                "numeric",
+                "character varying",
+                "boolean",
+                "timestamp with time zone",
+                "date",
+            ]
+        finally:
+            planner.execute(f"DROP SCHEMA {schema} CASCADE")

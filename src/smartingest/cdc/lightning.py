@@ -46,7 +46,7 @@ from smartingest.cdc.base import HASH, IDENT, OP, PK, SAME_BEFORE, HashSpec
 from smartingest.cdc.basic import RESERVED_COLUMNS, BasicChangeDetector, baseline_change, snapshot_query, written_pairs
 from smartingest.cdc.hashing import hash_sql, quote
 from smartingest.cdc.staging import KEY, ROW, Feed, StagedChangeSet, one, open_staging
-from smartingest.cdc.warehouse import Warehouse, is_distinct, string_literal, warehouse_for
+from smartingest.cdc.warehouse import Warehouse, warehouse_for
 from smartingest.config.models import DEFAULT_CDC_MEMORY_LIMIT, DEFAULT_PLANNER_SCHEMA, ModelConfig
 from smartingest.errors import ConfigError, ModelError, SourceAuthError, SourceError, StateError
 from smartingest.sources.base import DEFAULT_BATCH_ROWS, Planner, Source, SqlSource
@@ -161,7 +161,7 @@ class LightningChangeDetector:
             if existed:
                 planner.execute(
                     f"DELETE FROM {self.table(planner, SYNCS_TABLE)} "
-                    f"WHERE sync_key = {string_literal(sync_key, self.warehouse.dialect)}"
+                    f"WHERE sync_key = {self.warehouse.literal(sync_key)}"
                 )
             return existed
 
@@ -307,9 +307,10 @@ class LightningChangeDetector:
         try:
             user = str(planner.rows(w.current_user)[0][0])
             exists = self._schema_exists(planner)
+            database = str(planner.rows(w.current_database)[0][0]) if w.current_database else ""
         except SourceError:
-            user, exists = "<the source's user>", True
-        grant = w.grant(self.schema, exists, user, "")
+            user, exists, database = "<the source's user>", True, ""
+        grant = w.grant(self.schema, exists, user, database)
         return SourceAuthError(
             f"the Lightning engine cannot {doing} in the {w.schema_noun} {self.schema!r} of this source, where it "
             f"keeps its snapshots ({exc}). Run `{grant}` as an administrator, or set the source's planner_schema "
@@ -350,7 +351,7 @@ class LightningChangeDetector:
         rows = planner.rows(
             "SELECT hash_scheme, baseline, fingerprint, parts, hash_columns, key_types, idents_shared "
             f"FROM {self.table(planner, SYNCS_TABLE)} "
-            f"WHERE sync_key = {string_literal(sync_key, self.warehouse.dialect)}"
+            f"WHERE sync_key = {self.warehouse.literal(sync_key)}"
         )
         return WrittenUnder.of(rows[0]) if rows else None
 
@@ -581,7 +582,7 @@ class LightningChangeSet(StagedChangeSet):
                 if extra
                 else _NULL_INTEGER
             )
-            differs = is_distinct(f"s.{q(HASH)}", f"r.{q(HASH)}", w.dialect) if compare else "1 = 1"
+            differs = w.distinct(f"s.{q(HASH)}", f"r.{q(HASH)}") if compare else "1 = 1"
             query = (
                 f"SELECT {columns}, r.{q(HASH)}, r.{q(IDENT)}, "
                 f"CASE WHEN s.{first_key} IS NULL THEN 'added' ELSE 'changed' END AS {q(OP)}, "
@@ -975,7 +976,7 @@ class LightningChangeSet(StagedChangeSet):
     def _record_written(self, planner: Planner, under: WrittenUnder | None = None) -> list[str]:
         """The statements that make the sync's row of smartingest_syncs say what the snapshot is written under
         (this run's spec unless ``under`` says otherwise)."""
-        d = self.warehouse.dialect
+        literal = self.warehouse.literal
         syncs = self.detector.table(planner, SYNCS_TABLE)
         spec = self.spec
         if under is None:
@@ -991,9 +992,9 @@ class LightningChangeSet(StagedChangeSet):
             dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "yes" if self.idents_shared else "no",
         ]
-        literals = ", ".join(string_literal(v, d) for v in values)
+        literals = ", ".join(literal(v) for v in values)
         return [
-            f"DELETE FROM {syncs} WHERE sync_key = {string_literal(self.sync_key, d)}",
+            f"DELETE FROM {syncs} WHERE sync_key = {literal(self.sync_key)}",
             f"INSERT INTO {syncs} (sync_key, hash_scheme, baseline, fingerprint, parts, hash_columns, key_types, "
             f"committed_at, idents_shared) VALUES ({literals})",
         ]

@@ -67,6 +67,15 @@ class Warehouse:
     indexes: bool = True  # whether the snapshot gets a primary key (joins probe it)
     session: tuple[str, ...] = ()  # statements that start a planner session
     analyze: str = ""  # the statement (before a table's name) that gathers a table's statistics
+    current_database: str = ""  # a query of the session's database, where the GRANT names it
+
+    def literal(self, text: str) -> str:
+        """A string literal of this database's SQL."""
+        return string_literal(text, self.dialect)
+
+    def distinct(self, a: str, b: str) -> str:
+        """True when ``a`` and ``b`` differ, a null differing from any value and equal to another null."""
+        return is_distinct(a, b, self.dialect)
 
     def scheme(self, version: str) -> str:
         """The name of the hash scheme, for a server of this version."""
@@ -88,10 +97,7 @@ class Warehouse:
 
     def schema_exists(self, schema: str) -> str:
         """A query whose one row says whether the schema exists (1) or not (0)."""
-        return (
-            "SELECT count(*) FROM information_schema.schemata "
-            f"WHERE schema_name = {string_literal(schema, self.dialect)}"
-        )
+        return f"SELECT count(*) FROM information_schema.schemata WHERE schema_name = {self.literal(schema)}"
 
     def create_schema(self, quoted: str) -> str:
         return f"CREATE SCHEMA IF NOT EXISTS {quoted}"
@@ -104,8 +110,8 @@ class Warehouse:
         """A query of a table's columns and their declared types, in order."""
         return (
             "SELECT column_name, data_type FROM information_schema.columns "
-            f"WHERE table_schema = {string_literal(schema, self.dialect)} "
-            f"AND table_name = {string_literal(table, self.dialect)} ORDER BY ordinal_position"
+            f"WHERE table_schema = {self.literal(schema)} "
+            f"AND table_name = {self.literal(table)} ORDER BY ordinal_position"
         )
 
     def key_cast(self, expression: str, declared: str) -> str:
@@ -217,10 +223,7 @@ class MySQL(Warehouse):
         return f"CAST(CONV(LEFT(MD5(CONCAT_WS('|', {', '.join(parts)})), 15), 16, 10) AS SIGNED)"
 
     def schema_exists(self, schema: str) -> str:
-        return (
-            "SELECT count(*) FROM information_schema.schemata "
-            f"WHERE schema_name = {string_literal(schema, self.dialect)}"
-        )
+        return f"SELECT count(*) FROM information_schema.schemata WHERE schema_name = {self.literal(schema)}"
 
     def create_schema(self, quoted: str) -> str:
         return f"CREATE DATABASE IF NOT EXISTS {quoted}"
@@ -256,6 +259,50 @@ class MySQL(Warehouse):
         )
 
 
+class Redshift(Warehouse):
+    """Amazon Redshift: only SQL that Redshift and PostgreSQL both have, since it is tested on PostgreSQL (a
+    profile: see docs/sources.md)."""
+
+    def scheme(self, version: str) -> str:
+        return "lightning/1 redshift md5"  # MD5 of each value's text: the same on every release
+
+    def row_hash(self, fingerprint: str, columns: Sequence[str], hashable: Sequence[bool]) -> str:
+        # No hash of typed values (nor hash_record_extended): the MD5 of each value's text, length-prefixed
+        # (so that no two rows write the same text) with a null written as '-', joined by '|' (Redshift's
+        # CONCAT takes two arguments, and it has no CONCAT_WS): 32 hexadecimal digits.
+        parts = [self.literal(fingerprint)]
+        for column in columns:
+            text = cast(column, self.text_type, self.dialect)
+            parts.append(f"COALESCE(CAST(LENGTH({text}) AS VARCHAR(20)) || ':' || {text}, '-')")
+        joined = " || '|' || ".join(parts)
+        return f"MD5({joined})"
+
+    def literal(self, text: str) -> str:
+        # Quotes doubled; a backslash as CHR(92), since Redshift reads it as an escape in a literal and
+        # PostgreSQL (standard_conforming_strings) does not.
+        pieces = ["'" + piece.replace("'", "''") + "'" for piece in text.split("\\")]
+        return pieces[0] if len(pieces) == 1 else "(" + " || CHR(92) || ".join(pieces) + ")"
+
+    def distinct(self, a: str, b: str) -> str:
+        # Redshift has no IS DISTINCT FROM.
+        return f"(CASE WHEN ({a}) = ({b}) OR (({a}) IS NULL AND ({b}) IS NULL) THEN 0 ELSE 1 END) = 1"
+
+    def schema_exists(self, schema: str) -> str:
+        # pg_namespace lists every schema; information_schema only those the user may use.
+        return f"SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = {self.literal(schema)}"
+
+    def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
+        role = '"' + user.replace('"', '""') + '"'
+        if exists:
+            return f"GRANT USAGE, CREATE ON SCHEMA {_quoted(schema)} TO {role}"
+        return f"GRANT CREATE ON DATABASE {_quoted(database) if database else '<the database>'} TO {role}"
+
+    def key_cast(self, expression: str, declared: str) -> str:
+        # information_schema names a type without its length, precision or scale (a cast to DECIMAL would
+        # round to 0 places): loaded keys are compared, and inserted, with the database's own conversions.
+        return expression
+
+
 class DuckDB(Warehouse):
     def scheme(self, version: str) -> str:
         return f"lightning/1 duckdb {version} hash"  # hash() is not promised across releases
@@ -289,6 +336,16 @@ WAREHOUSES: dict[str, Warehouse] = {
         current_user="SELECT CURRENT_USER()",
         schema_noun="database",
     ),
+    "redshift": Redshift(
+        "redshift",
+        "VARCHAR(32)",
+        "VARCHAR(65535)",  # Redshift's longest (its TEXT is VARCHAR(256))
+        "VARCHAR(65535)",
+        "SELECT version()",
+        indexes=False,  # Redshift has no indexes (a primary key is not enforced): joins scan
+        analyze="ANALYZE",
+        current_database="SELECT current_database()",
+    ),
     "duckdb": DuckDB("duckdb", "UBIGINT", "VARCHAR", "VARCHAR", "SELECT version()", indexes=False),
 }
 
@@ -302,6 +359,10 @@ def warehouse_for(dialect: str, source_type: str) -> Warehouse:
             f"the Lightning engine does not run on {source_type} sources yet (it runs on "
             f"{', '.join(sorted(WAREHOUSES))}): set the source's engine to basic"
         ) from None
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _pg_qualified(schema: str, table: str) -> str:

@@ -13,6 +13,10 @@ Redshift has no read-only session setting (``default_transaction_read_only`` is 
 a model's SQL that would write is refused before it runs, and the user should hold only SELECT. Sessions
 are in UTC, with the query timeout the settings give (``statement_timeout``).
 
+The Lightning engine plans in the same psycopg session (nothing makes it read-only) and loads its tables
+(the keys Iterable acknowledged) with multi-row ``INSERT ... VALUES`` through bound parameters: Redshift has
+no ``COPY FROM STDIN``, and a COPY from S3 would need a bucket.
+
 What the description says decides how each column is read: DECIMAL as its exact text, turned into
 decimal128 of the column's precision and scale (connectorx forces every decimal into decimal128(38, 10));
 SUPER as its JSON text (``JSON_SERIALIZE``); GEOMETRY and GEOGRAPHY as GeoJSON; TIMETZ as text; every type
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -37,7 +42,7 @@ from smartingest.sources._common import BatchStream, close_quietly, one_line, tr
 from smartingest.sources.base import quote_double
 from smartingest.sources.cx_stream import PlannedColumn, connectorx_stream, planned_query, statement_mark
 from smartingest.sources.postgres import classify_postgres_error, numeric_type
-from smartingest.sources.sql import SqlConnector, limited
+from smartingest.sources.sql import SqlConnector, limited, quote_identifier
 from smartingest.sources.tunnel import SshTunnelSettings, tunnel_to
 
 # Type OIDs, by how connectorx reads them.
@@ -47,6 +52,9 @@ _JSON = frozenset({114, 3802})  # PostgreSQL's json and jsonb (Redshift has SUPE
 _SUPER = 4000
 _SPATIAL = frozenset({3000, 3001})  # Redshift's GEOMETRY and GEOGRAPHY
 _NOT_A_NUMBER = pa.array(["NaN", "Infinity", "-Infinity"])
+_LOAD_ROWS = 1000  # rows per INSERT of the Lightning engine's loads
+_LOAD_PARAMETERS = 32_767  # and at most this many bound values in one
+_TEXT = "VARCHAR(65535)"  # Redshift's longest VARCHAR (its TEXT is VARCHAR(256))
 
 SslMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -139,6 +147,32 @@ class RedshiftSource(SqlConnector[RedshiftSettings, psycopg.Connection[Any]]):
     def _rows(self, conn: psycopg.Connection[Any], query: str) -> list[tuple[Any, ...]]:
         return list(conn.execute(query).fetchall())
 
+    def _planner_session(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        return self._session()  # nothing makes the session read-only
+
+    def _execute(self, conn: psycopg.Connection[Any], sql: str) -> None:
+        conn.execute(sql)
+
+    def _load(self, conn: psycopg.Connection[Any], schema: str, table: str, data: pa.RecordBatchReader) -> None:
+        qualified = f"{quote_identifier(schema, self.DIALECT)}.{quote_identifier(table, self.DIALECT)}"
+        fields = list(data.schema)
+        names = ", ".join(quote_identifier(f.name, self.DIALECT) for f in fields)
+        declared = ", ".join(f"{quote_identifier(f.name, self.DIALECT)} {_sql_type(f.type)}" for f in fields)
+        conn.execute(f"CREATE TABLE {qualified} ({declared})")
+        if not fields:
+            return
+        chunk = max(1, min(_LOAD_ROWS, _LOAD_PARAMETERS // len(fields)))
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        for batch in data:
+            columns = [_python_values(batch.column(i)) for i in range(len(fields))]
+            rows = list(zip(*columns, strict=True))
+            for start in range(0, len(rows), chunk):
+                part = rows[start : start + chunk]
+                conn.execute(
+                    f"INSERT INTO {qualified} ({names}) VALUES {', '.join([row] * len(part))}",
+                    [value for values in part for value in values],
+                )
+
     def _tables_sql(self, limit: int) -> str:
         return (
             "SELECT table_schema || '.' || table_name FROM information_schema.tables "
@@ -208,6 +242,47 @@ def _column(name: str, oid: int, precision: int | None, scale: int | None) -> Pl
     if oid in _AS_IS:
         return PlannedColumn(name)
     return PlannedColumn(name, "CAST({} AS VARCHAR)")  # TIMETZ, intervals, enums... as the server writes them
+
+
+def _sql_type(type_: pa.DataType) -> str:
+    """The column type, in SQL Redshift and PostgreSQL both read, that holds an Arrow type's values."""
+    if pa.types.is_boolean(type_):
+        return "BOOLEAN"
+    if pa.types.is_int8(type_) or pa.types.is_int16(type_) or pa.types.is_uint8(type_):
+        return "SMALLINT"
+    if pa.types.is_int32(type_) or pa.types.is_uint16(type_):
+        return "INTEGER"
+    if pa.types.is_int64(type_) or pa.types.is_uint32(type_):
+        return "BIGINT"
+    if pa.types.is_uint64(type_):
+        return "DECIMAL(20, 0)"
+    if pa.types.is_float16(type_) or pa.types.is_float32(type_):
+        return "REAL"
+    if pa.types.is_float64(type_):
+        return "DOUBLE PRECISION"
+    if pa.types.is_decimal(type_) and type_.precision <= 38:
+        return f"DECIMAL({type_.precision}, {type_.scale})"
+    if pa.types.is_date(type_):
+        return "DATE"
+    if pa.types.is_timestamp(type_):
+        return "TIMESTAMPTZ" if type_.tz else "TIMESTAMP"
+    if pa.types.is_time(type_):
+        return "TIME"
+    return _TEXT  # strings, and every other type as its text (see _python_values)
+
+
+def _python_values(values: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """An Arrow column's values as psycopg binds them for the column type ``_sql_type`` gives."""
+    type_ = values.type
+    if pa.types.is_timestamp(type_) and type_.unit == "ns":
+        values = values.cast(pa.timestamp("us", tz=type_.tz), safe=False)
+    elif pa.types.is_time(type_) and type_.unit == "ns":
+        values = values.cast(pa.time64("us"), safe=False)
+    elif pa.types.is_decimal(type_) and type_.precision > 38:
+        values = values.cast(pa.string())
+    elif _sql_type(type_) == _TEXT and not (pa.types.is_string(type_) or pa.types.is_large_string(type_)):
+        values = values.cast(pa.string()) if not pa.types.is_null(type_) else pa.nulls(len(values), pa.string())
+    return values.to_pylist()
 
 
 def _decimal(precision: int | None, scale: int | None) -> Callable[[pa.Array], pa.Array]:
