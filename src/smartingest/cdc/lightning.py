@@ -400,8 +400,9 @@ class LightningChangeSet(StagedChangeSet):
             hashable = self._hashable(planner, model_sql, sorted(hashed))
             self._stage_candidates(planner, model, model_sql, schema, hashable, written, compare, on_rows)
             self._stage_counts(planner, model, model_sql)
-            # Without a comparison every row with a key came out: what is left to find is found locally.
-            everything = not compare
+            # Without a comparison, or under other mappings (every hash differs), every row with a key came
+            # out: what is left to find is found locally.
+            everything = not compare or self.remapped is not None
             unique = self._keys_unique(planner, model)
             if everything:
                 self._local_duplicates()
@@ -418,7 +419,7 @@ class LightningChangeSet(StagedChangeSet):
                 covered = self.spec.identity.column in self.spec.columns
                 if everything:
                     self.con.execute(f"CREATE TABLE ident_rows AS SELECT {KEY}, {IDENT} FROM cand")
-                elif self.remapped is None and covered and not self.idents_shared:
+                elif covered and not self.idents_shared:
                     self._stage_identifiers_of_changes(planner, model)
                 else:
                     self._stage_identifiers(planner, model, model_sql)
