@@ -55,6 +55,8 @@ SYNCS_TABLE = "smartingest_syncs"
 REMOVED = "__removed"
 ADDED = "__added"
 BEFORE = "__before"
+WAS = "__was"  # a changed row's identifier as the snapshot holds it
+NEW_IDENT = "__new_ident"  # in the plan table: the row's identifier is not the one its key held
 _MODEL = "m"  # the alias the model's query has in the planner's SQL
 _PROBE_VIEW = "smartingest_model_probe"
 _NULL_INTEGER = "CASE WHEN 1 = 0 THEN 1 END"  # a null integer every dialect types (MySQL casts to no INTEGER)
@@ -432,7 +434,7 @@ class LightningChangeSet(StagedChangeSet):
         missing = [c for c in (*self.spec.key_columns, *self.spec.columns) if c not in names]
         if missing:
             raise ModelError(f"the model has no column {missing[0]!r} (columns: {', '.join(names)})")
-        clash = [c for c in names if c in (*RESERVED_COLUMNS, BEFORE, REMOVED, ADDED)]
+        clash = [c for c in names if c in (*RESERVED_COLUMNS, BEFORE, REMOVED, ADDED, WAS, NEW_IDENT)]
         if clash:
             raise ModelError(f"the model's column {clash[0]!r} uses a reserved name: rename it in the model")
 
@@ -575,7 +577,8 @@ class LightningChangeSet(StagedChangeSet):
         if written is None or self.start_over:
             query = (
                 f"SELECT {columns}, r.{q(HASH)}, r.{q(IDENT)}, 'added' AS {q(OP)}, "
-                f"{_NULL_INTEGER} AS {q(SAME_BEFORE)} FROM ({rows}) r WHERE {self._key_present(planner, 'r')}"
+                f"{_NULL_INTEGER} AS {q(SAME_BEFORE)}, CAST(NULL AS {w.text_type}) AS {q(WAS)} "
+                f"FROM ({rows}) r WHERE {self._key_present(planner, 'r')}"
             )
         else:
             same = (
@@ -587,7 +590,7 @@ class LightningChangeSet(StagedChangeSet):
             query = (
                 f"SELECT {columns}, r.{q(HASH)}, r.{q(IDENT)}, "
                 f"CASE WHEN s.{first_key} IS NULL THEN 'added' ELSE 'changed' END AS {q(OP)}, "
-                f"{same} AS {q(SAME_BEFORE)} "
+                f"{same} AS {q(SAME_BEFORE)}, s.{q(IDENT)} AS {q(WAS)} "
                 f"FROM ({rows}) r LEFT JOIN {snapshot} s ON {self._keys_match(planner, 's', 'r')} "
                 f"WHERE {self._key_present(planner, 'r')} AND {differs}"
             )
@@ -599,7 +602,8 @@ class LightningChangeSet(StagedChangeSet):
             try:
                 self.con.execute(
                     f"""CREATE TABLE cand AS SELECT {self._key_sql("f")} AS {KEY}, f.{HASH}, f.{IDENT}, f.{OP},
-                               CAST(f.{SAME_BEFORE} AS BOOLEAN) AS {SAME_BEFORE}, struct_pack({packed}) AS {ROW}
+                               CAST(f.{SAME_BEFORE} AS BOOLEAN) AS {SAME_BEFORE}, struct_pack({packed}) AS {ROW},
+                               CAST(f.{WAS} AS VARCHAR) AS {WAS}
                         FROM found f"""
                 )
             except duckdb.OutOfMemoryException:
@@ -717,8 +721,11 @@ class LightningChangeSet(StagedChangeSet):
         if self.idents_shared:
             raise AssertionError("the snapshot may hold a shared identifier: look at every row")
         con, q, w = self.con, planner.quote, self.warehouse
+        # A changed row that keeps the identifier its key held shares it with no other snapshot key (none
+        # shares one): only identifiers new to their key are looked up.
         idents = con.sql(
-            f"SELECT {self.unpacked_keys('c')}, c.{IDENT} FROM cand c WHERE c.{IDENT} IS NOT NULL"
+            f"SELECT {self.unpacked_keys('c')}, c.{IDENT} FROM cand c "
+            f"WHERE c.{IDENT} IS NOT NULL AND c.{IDENT} IS DISTINCT FROM c.{WAS}"
         ).to_arrow_table()
         con.execute(f"CREATE TABLE ident_rows AS SELECT {KEY}, {IDENT} FROM cand")
         if not idents.num_rows:
@@ -837,8 +844,10 @@ class LightningChangeSet(StagedChangeSet):
         keys = self.unpacked_keys("c")
         acks = f"SELECT {PK}, {OP} FROM verdicts WHERE commits AND generation = {generation}"
         return self.con.sql(
-            f"""SELECT {keys}, c.{HASH}, c.{IDENT}, c.{OP} = 'removed' AS {REMOVED}, c.{OP} = 'added' AS {ADDED}
-                FROM change_keys c SEMI JOIN ({acks}) a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}"""
+            f"""SELECT {keys}, c.{HASH}, c.{IDENT}, c.{OP} = 'removed' AS {REMOVED}, c.{OP} = 'added' AS {ADDED},
+                       x.{WAS} IS DISTINCT FROM c.{IDENT} AS {NEW_IDENT}
+                FROM change_keys c SEMI JOIN ({acks}) a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
+                LEFT JOIN cand x ON x.{KEY} = c.{KEY} AND c.{OP} <> 'removed'"""
         ).to_arrow_table()
 
     def _merge(self, acked: pa.Table) -> None:
@@ -859,13 +868,10 @@ class LightningChangeSet(StagedChangeSet):
             )
             # Whether a row merged now takes an identifier another snapshot key holds (a key whose own row
             # changed since, unacknowledged): later runs then look for shared identifiers in every row. Asked
-            # before the merge, and only of rows whose identifier is not the one their key already holds.
-            same = " AND ".join(
-                f"s0.{q(c)} = {w.key_cast(f'p.{q(c)}', self.key_types.get(c, ''))}" for c in self.spec.key_columns
-            )
+            # before the merge, and only of rows whose identifier is not the one their key held at planning.
             collides = (
-                f"SELECT COUNT(*) FROM {plan} p WHERE NOT p.{q(REMOVED)} AND p.{q(IDENT)} IS NOT NULL "
-                f"AND NOT EXISTS (SELECT 1 FROM {snapshot} s0 WHERE {same} AND s0.{q(IDENT)} = p.{q(IDENT)}) "
+                f"SELECT COUNT(*) FROM {plan} p WHERE p.{q(NEW_IDENT)} AND NOT p.{q(REMOVED)} "
+                f"AND p.{q(IDENT)} IS NOT NULL "
                 f"AND EXISTS (SELECT 1 FROM {snapshot} WHERE {snapshot}.{q(IDENT)} = p.{q(IDENT)} AND NOT ({matches}))"
             )
             statements = [f"DELETE FROM {snapshot}"] if self.start_over else []
