@@ -174,3 +174,20 @@ def test_a_profile_the_engine_is_not_tested_on_says_so(tmp_path: Path):
             harness.run()
     finally:
         db.close()
+
+
+def test_a_key_that_changes_type_starts_a_new_snapshot(tmp_path: Path):
+    db = PostgresDatabase()
+    try:
+        db.create_users(5)
+        harness = Harness(db, "lightning", tmp_path / "state")
+        harness.run()
+        db.execute(f"ALTER TABLE {db.table()} ALTER COLUMN id TYPE text USING 'k' || id")
+        run = harness.run()
+        assert (run.counts.added, run.counts.removed) == (5, 0)
+        assert run.new_baseline is not None and "changed type" in run.new_baseline
+        again = harness.run()
+        assert (again.counts.unchanged, again.new_baseline) == (5, None)
+        assert harness.detector().snapshot_size(SYNC) == 5
+    finally:
+        db.close()

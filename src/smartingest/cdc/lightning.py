@@ -380,6 +380,7 @@ class LightningChangeSet(StagedChangeSet):
         self.recorded = False  # whether smartingest_syncs has the sync's row
         self.idents_shared = True  # see WrittenUnder.idents_shared: what the next merge records
         self.fresh = False  # the snapshot holds nothing from before this run (it is new, or starts over)
+        self.retype: str | None = None  # the model's SQL, when the snapshot table must be made for new key types
         self.null_keys = 0
 
     # -- planning ---------------------------------------------------------------------------------
@@ -460,6 +461,7 @@ class LightningChangeSet(StagedChangeSet):
         self.new_baseline = baseline_change(written.baseline, self.spec.baseline) if written else None
         key_types = self._model_key_types(planner, model_sql)
         if written is not None and written.key_types and written.key_types != key_types:
+            self.retype = model_sql  # the first merge makes the snapshot table again, for the new key types
             self.new_baseline = (
                 "new snapshot: the model's primary key changed type since the snapshot was written "
                 f"({written.key_types} -> {key_types}); every row is sent as added and nothing is removed"
@@ -856,6 +858,9 @@ class LightningChangeSet(StagedChangeSet):
         with detector.session("write its snapshot") as planner:
             q = planner.quote
             snapshot = detector.table(planner, self.snapshot_table)
+            if self.retype is not None:  # a crash after this leaves an empty snapshot, as this run would
+                self._create_snapshot(planner, self.retype)
+                self.retype = None
             plan = detector.table(planner, self.plan_table)
             planner.load(detector.schema, self.plan_table, acked)
             if w.analyze:  # a table just loaded has no statistics: the merge would be planned for any size
