@@ -169,3 +169,15 @@ def test_mappings_that_only_add_a_field_flag_the_rows_whose_columns_did_not_chan
     table = pa.Table.from_batches(run.batches).sort_by(PK)
     assert table.column(PK).to_pylist() == ["1", "2", "3", "4"]
     assert table.column(SAME_BEFORE).to_pylist() == [False, True, True, True]
+
+
+def test_an_identifier_shared_with_a_row_hashed_under_other_mappings_is_found(harness: Harness):
+    harness.db.create_users(3)
+    harness.run()
+    other = HashSpec("id", ("email", "plan"), "fingerprint-2", SPEC.identity)
+    harness.run(spec=other, acknowledge=lambda pk, op: pk == "1")  # rows 2 and 3 keep their first hashes
+    harness.db.execute(f"UPDATE {harness.db.table()} SET email = 'U2@x.io' WHERE id = 1")
+    run = harness.run()  # under the first mappings again: row 1 differs, rows 2 and 3 do not
+    counts = run.counts
+    assert (counts.invalid, counts.unchanged, counts.changed) == (2, 1, 0)
+    assert [pk for pk, _ in run.invalid] == ["1", "2"]

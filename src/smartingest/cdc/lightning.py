@@ -403,9 +403,10 @@ class LightningChangeSet(StagedChangeSet):
             hashable = self._hashable(planner, model_sql, sorted(hashed))
             self._stage_candidates(planner, model, model_sql, schema, hashable, written, compare, on_rows)
             self._stage_counts(planner, model, model_sql)
-            # Without a comparison, or under other mappings (every hash differs), every row with a key came
-            # out: what is left to find is found locally.
-            everything = not compare or self.remapped is not None
+            # Without a comparison every row with a key came out: what is left to find is found locally. (Not
+            # so under other mappings: rows left unacknowledged by a run under these mappings hold hashes
+            # made under them, and unchanged, stay in.)
+            everything = not compare
             unique = self._keys_unique(planner, model)
             if everything:
                 self._local_duplicates()
