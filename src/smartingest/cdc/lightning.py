@@ -19,8 +19,9 @@ its own (cdc/staging.py), so reading and settling it are the same for both engin
 rows and their reasons.
 
 Committing loads the keys Iterable acknowledged, with their new hash and identifier (or that they left),
-into ``plan_<sync>`` and merges them into the snapshot in one transaction of two set-based statements
-(delete the keys, insert the rows that stay), with the sync's row of ``smartingest_syncs``: a run that
+into ``plan_<sync>`` and merges them into the snapshot in one transaction of set-based statements
+(delete the removed keys, update the changed rows, insert the added ones), with the sync's row of
+``smartingest_syncs``: a run that
 stops before leaves the snapshot as it was; a checkpoint is such a merge of what was acknowledged since
 the last one. The model's own tables are only ever read.
 """
