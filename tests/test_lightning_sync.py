@@ -60,3 +60,19 @@ def test_a_lightning_sync_sends_only_changes_and_survives_switching_engines(
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as con:
             con.execute(f"DROP SCHEMA IF EXISTS {planner} CASCADE")
+
+
+def test_a_lightning_source_that_cannot_be_reached_leaves_the_sync_list_standing(pg, sandbox, workspace_factory):
+    planner = f"{pg.schema}_planner"
+    sql = f"select id, email, first_name, plan, ltv, city, signed_up_at from {pg.schema}.customers"
+    try:
+        create_customers(pg, 3)
+        ws = workspace_factory(sandbox.url, sql=sql, source=_source("lightning", planner))
+        assert service.run(ws, "customers_to_users").status == "succeeded"
+        assert service.sync_summary(ws, "customers_to_users").snapshot_rows == 3
+        unreachable = {**_source("lightning", planner), "port": 9, "connect_timeout_seconds": 2}
+        ws = workspace_factory(sandbox.url, sql=sql, source=unreachable)
+        assert service.sync_summary(ws, "customers_to_users").snapshot_rows is None  # unknown: the list stands
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA IF EXISTS {planner} CASCADE")

@@ -52,7 +52,7 @@ from smartingest.engine.slots import claim_slot
 from smartingest.engine.statuses import sync_status
 from smartingest.engine.suggest import Suggestions
 from smartingest.engine.suggest import suggest_mappings as suggest
-from smartingest.errors import ConfigError, StateError, UnknownNameError
+from smartingest.errors import ConfigError, SourceError, StateError, UnknownNameError
 from smartingest.repository.base import (
     KINDS,
     SECTIONS,
@@ -191,7 +191,7 @@ def sync_summary(ws: Workspace, name: str, runs: list[RunRecord] | None = None) 
             target.source, ws.state_dir, state_store=target.state_store, source_name=target.source_name
         )
         snapshot_rows: int | None = detector.snapshot_size(target.id)
-    except (ConfigError, StateError):  # an engine this version cannot run, a store that does not answer
+    except (ConfigError, StateError, SourceError):  # an engine it cannot run, a store or source not answering
         snapshot_rows = None
     schedule = sync.schedule
     return SyncSummary(
