@@ -18,8 +18,16 @@ from tests.cdc.conftest import MARIADB, SPEC, SYNC, Harness, MariaDBDatabase, Po
 from tests.conftest import PG_DSN
 
 
-def test_postgres_names_the_grant_a_role_needs_and_runs_once_it_has_it(tmp_path: Path):
-    db = PostgresDatabase()
+@pytest.mark.parametrize(
+    ("make", "first_grant"),
+    [
+        (PostgresDatabase, 'CREATE SCHEMA "{schema}" AUTHORIZATION "{role}"'),
+        (RedshiftDatabase, 'GRANT CREATE ON DATABASE "test" TO "{role}"'),
+    ],
+    ids=["postgres", "redshift"],
+)
+def test_the_grant_a_role_needs_is_named_and_the_run_works_once_it_has_it(tmp_path: Path, make, first_grant: str):
+    db = make()
     role = f"cdc_reader_{uuid.uuid4().hex[:8]}"
     try:
         db.create_users(5)
@@ -27,11 +35,11 @@ def test_postgres_names_the_grant_a_role_needs_and_runs_once_it_has_it(tmp_path:
         db.execute(f"GRANT USAGE ON SCHEMA {db.schema} TO {role}")
         db.execute(f"GRANT SELECT ON {db.table()} TO {role}")  # the model may only be read
         harness = Harness(db, "lightning", tmp_path / "state")
-        harness.db.source = lambda: {"type": "postgres", "host": "127.0.0.1", "database": "test", "user": role}  # type: ignore[method-assign]
+        harness.db.source = lambda: {**make.source(db), "user": role}  # type: ignore[method-assign]
 
         with pytest.raises(SourceAuthError) as missing:
             harness.run()
-        assert f'CREATE SCHEMA "{db.planner_schema}" AUTHORIZATION "{role}"' in str(missing.value)
+        assert first_grant.format(schema=db.planner_schema, role=role) in str(missing.value)
         assert "engine to basic" in str(missing.value)
 
         db.execute(f"CREATE SCHEMA {db.planner_schema}")  # there, but not the role's to write in
@@ -43,37 +51,6 @@ def test_postgres_names_the_grant_a_role_needs_and_runs_once_it_has_it(tmp_path:
         assert harness.run().counts.added == 5
         db.execute(f"UPDATE {db.table()} SET plan = 'pro' WHERE id = 1")
         assert harness.run().ops == {"changed": ["1"]}
-    finally:
-        db.close()
-        with psycopg.connect(PG_DSN, autocommit=True) as con:
-            con.execute(f"DROP OWNED BY {role}")
-            con.execute(f"DROP ROLE IF EXISTS {role}")
-
-
-def test_redshift_names_the_grant_a_user_needs_and_runs_once_it_has_it(tmp_path: Path):
-    db = RedshiftDatabase()
-    role = f"cdc_reader_{uuid.uuid4().hex[:8]}"
-    try:
-        db.create_users(4)
-        db.execute(f"CREATE ROLE {role} LOGIN")
-        db.execute(f"GRANT USAGE ON SCHEMA {db.schema} TO {role}")
-        db.execute(f"GRANT SELECT ON {db.table()} TO {role}")
-        harness = Harness(db, "lightning", tmp_path / "state")
-        harness.db.source = lambda: {**RedshiftDatabase.source(db), "user": role}  # type: ignore[method-assign]
-
-        with pytest.raises(SourceAuthError) as missing:
-            harness.run()
-        assert f'GRANT CREATE ON DATABASE "test" TO "{role}"' in str(missing.value)
-
-        db.execute(f"CREATE SCHEMA {db.planner_schema}")
-        with pytest.raises(SourceAuthError) as not_writable:
-            harness.run()
-        assert f'GRANT USAGE, CREATE ON SCHEMA "{db.planner_schema}" TO "{role}"' in str(not_writable.value)
-
-        db.execute(f'GRANT USAGE, CREATE ON SCHEMA {db.planner_schema} TO "{role}"')
-        assert harness.run().counts.added == 4
-        db.execute(f"UPDATE {db.table()} SET plan = 'pro' WHERE id = 2")
-        assert harness.run().ops == {"changed": ["2"]}
     finally:
         db.close()
         with psycopg.connect(PG_DSN, autocommit=True) as con:

@@ -137,9 +137,7 @@ class LightningChangeDetector:
         directory.mkdir(parents=True, exist_ok=True)
         for leftover in directory.glob("staging-*"):  # a killed run's; the caller holds the sync's lock
             _remove_tree(leftover)
-        staging = directory / f"staging-{uuid.uuid4().hex}"
-        con = open_staging(staging, self.memory_limit, self.threads)
-        change_set = LightningChangeSet(con, staging, spec, self, sync_key)
+        change_set = self._change_set(sync_key, spec)
         try:
             change_set.stage(model, full_resync, on_rows)
         except duckdb.OutOfMemoryException as exc:
@@ -180,15 +178,17 @@ class LightningChangeDetector:
 
     # -- carrying a snapshot over from the Basic engine, and back --------------------------------------
 
+    def _change_set(self, sync_key: str, spec: HashSpec) -> LightningChangeSet:
+        """An empty change set with a staging database of its own in the sync's state directory."""
+        staging = self.state_dir / sync_key / f"staging-{uuid.uuid4().hex}"
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        con = open_staging(staging, self.memory_limit, self.threads)
+        return LightningChangeSet(con, staging, spec, self, sync_key)
+
     @contextmanager
     def _helper(self, sync_key: str, spec: HashSpec) -> Iterator[LightningChangeSet]:
         """A change set that plans nothing, for its SQL and its local staging database."""
-        directory = self.state_dir / sync_key
-        directory.mkdir(parents=True, exist_ok=True)
-        staging = directory / f"staging-{uuid.uuid4().hex}"
-        helper = LightningChangeSet(
-            open_staging(staging, self.memory_limit, self.threads), staging, spec, self, sync_key
-        )
+        helper = self._change_set(sync_key, spec)
         try:
             yield helper
         finally:
