@@ -8,6 +8,7 @@ each with the Lightning engine's planner schema of its own, dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from smartingest.config.models import ModelConfig, SourceConfig
 from smartingest.engine.pipeline import detector_for
 from smartingest.sources.registry import open_source
 from tests.conftest import PG_DSN
+from tests.sources.snowflake_fixtures import Emulator, fresh_database
 
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
 SYNC = "sync-1"
@@ -150,7 +152,33 @@ class MariaDBDatabase(Database):
         self.con.close()
 
 
-def open_database(kind: str, directory: Path) -> Database:
+class SnowflakeDatabase(Database):
+    """A database of its own on the Snowflake emulator (tests/sources/snowflake_fixtures.py): fakesnow, so
+    DuckDB underneath, speaking Snowflake's SQL and wire protocol to the real driver."""
+
+    kind = "snowflake"
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.database = fresh_database("CDC")
+        self.planner_schema = "smartingest_planner"
+        self.con = emulator.admin(self.database)
+
+    def execute(self, statement: str) -> None:
+        with contextlib.closing(self.con.cursor()) as cur:
+            cur.execute(statement)
+
+    def source(self) -> dict[str, Any]:
+        return {"type": "snowflake", **self.emulator.settings(self.database)}
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def open_database(kind: str, directory: Path, request: pytest.FixtureRequest | None = None) -> Database:
+    if kind == "snowflake":
+        assert request is not None
+        return SnowflakeDatabase(request.getfixturevalue("snowflake_emulator"))
     if kind == "duckdb":
         return DuckDBDatabase(directory)
     if kind == "postgres":
@@ -225,9 +253,9 @@ class Harness:
             change_set.close()
 
 
-@pytest.fixture(params=["duckdb", "postgres", "redshift", "mariadb"])
+@pytest.fixture(params=["duckdb", "postgres", "redshift", "mariadb", "snowflake"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    database = open_database(request.param, tmp_path)
+    database = open_database(request.param, tmp_path, request)
     try:
         yield database
     finally:

@@ -47,9 +47,9 @@ step = st.fixed_dictionaries(
 )
 
 
-@pytest.fixture(params=["postgres", "redshift", "mariadb"])
+@pytest.fixture(params=["postgres", "redshift", "mariadb", "snowflake"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    db: Database = open_database(request.param, tmp_path)
+    db: Database = open_database(request.param, tmp_path, request)
     try:
         yield db
     finally:

@@ -3,6 +3,7 @@ it keeps in the planner schema, and that it only ever reads the model."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -14,8 +15,18 @@ from smartingest.config.models import ModelConfig, SourceConfig
 from smartingest.engine.pipeline import detector_for
 from smartingest.errors import ConfigError, SourceAuthError
 from smartingest.sources.registry import open_source
-from tests.cdc.conftest import MARIADB, SPEC, SYNC, Harness, MariaDBDatabase, PostgresDatabase, RedshiftDatabase
+from tests.cdc.conftest import (
+    MARIADB,
+    SPEC,
+    SYNC,
+    Harness,
+    MariaDBDatabase,
+    PostgresDatabase,
+    RedshiftDatabase,
+    SnowflakeDatabase,
+)
 from tests.conftest import PG_DSN
+from tests.sources.snowflake_fixtures import Emulator
 
 
 @pytest.mark.parametrize(
@@ -98,6 +109,32 @@ def test_the_planner_schema_holds_a_snapshot_and_a_row_per_sync(tmp_path: Path):
             assert con.execute(f"SELECT count(*) FROM {db.planner_schema}.{snapshot}").fetchone() == (4,)
             row = con.execute(f"SELECT sync_key, hash_scheme FROM {db.planner_schema}.smartingest_syncs").fetchone()
             assert row is not None and row[0] == SYNC and "hash_record_extended" in row[1]
+    finally:
+        db.close()
+
+
+def test_snowflake_keeps_its_tables_under_the_names_snowflake_stores_unquoted_ones_as(
+    tmp_path: Path, snowflake_emulator: Emulator
+):
+    db = SnowflakeDatabase(snowflake_emulator)
+    try:
+        db.create_users(3)
+        harness = Harness(db, "lightning", tmp_path / "state")
+        harness.model = ModelConfig(source="db", table="users", primary_key="id")  # resolved in PUBLIC
+        assert harness.run().counts.added == 3  # creating the planner schema left PUBLIC the current schema
+        with contextlib.closing(db.con.cursor()) as cur:
+            cur.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = 'SMARTINGEST_PLANNER' ORDER BY table_name, ordinal_position"
+            )
+            columns = cur.fetchall()
+        # The names written unquoted in a model's SQL (SELECT * FROM smartingest_planner.smartingest_syncs).
+        snapshot = [column for table, column in columns if table.startswith("SNAPSHOT_")]
+        assert snapshot == ["ID", "__HASH", "__IDENT"]
+        assert {table for table, _ in columns if not table.startswith("SNAPSHOT_")} == {"SMARTINGEST_SYNCS"}
+        db.execute("UPDATE users SET plan = 'pro' WHERE id = 2")
+        db.execute("DELETE FROM users WHERE id = 3")
+        assert harness.run().ops == {"changed": ["2"], "removed": ["3"]}
     finally:
         db.close()
 

@@ -313,7 +313,7 @@ class LightningChangeDetector:
             database = str(planner.rows(w.current_database)[0][0]) if w.current_database else ""
         except SourceError:
             user, exists, database = "<the source's user>", True, ""
-        grant = w.grant(self.schema, exists, user, database)
+        grant = w.grant(planner.stored(self.schema), exists, user, database)
         return SourceAuthError(
             f"the Lightning engine cannot {doing} in the {w.schema_noun} {self.schema!r} of this source, where it "
             f"keeps its snapshots ({exc}). Run `{grant}` as an administrator, or set the source's planner_schema "
@@ -321,12 +321,16 @@ class LightningChangeDetector:
         )
 
     def _schema_exists(self, planner: Planner) -> bool:
-        return bool(planner.rows(self.warehouse.schema_exists(self.schema))[0][0])
+        return bool(planner.rows(self.warehouse.schema_exists(planner.stored(self.schema)))[0][0])
 
     def ensure_schema(self, planner: Planner) -> None:
         """Create the planner schema and its table of syncs when they are missing."""
+        w = self.warehouse
         if not self._schema_exists(planner):
-            planner.execute(self.warehouse.create_schema(planner.quote(self.schema)))
+            current = planner.rows(w.current_schema)[0][0] if w.current_schema else None
+            planner.execute(w.create_schema(planner.quote(self.schema)))
+            if current:  # the model's unqualified names resolve in the schema they did
+                planner.execute(w.use_schema(str(current)))
         text = "VARCHAR(255)"
         columns = ", ".join(
             f"{name} {self.warehouse.ident_type}"
@@ -345,11 +349,17 @@ class LightningChangeDetector:
             f"(sync_key {text} PRIMARY KEY, {columns}, committed_at {text})"
         )
 
+    def columns_of(self, planner: Planner, table: str) -> list[tuple[Any, ...]]:
+        """The columns of a table of the planner schema and their declared types, in order (none: no table)."""
+        return planner.rows(self.warehouse.column_types(planner.stored(self.schema), planner.stored(table)))
+
+    def has_table(self, planner: Planner, table: str) -> bool:
+        return bool(self.columns_of(planner, table))
+
     def written_under(self, planner: Planner, sync_key: str) -> WrittenUnder | None:
         """The sync's row of smartingest_syncs, or None when it has no snapshot (or the schema no such table)."""
         snapshot, _ = table_names(sync_key)
-        tables = planner.rows(self.warehouse.column_types(self.schema, SYNCS_TABLE))
-        if not tables or not planner.rows(self.warehouse.column_types(self.schema, snapshot)):
+        if not self.has_table(planner, SYNCS_TABLE) or not self.has_table(planner, snapshot):
             return None
         rows = planner.rows(
             "SELECT hash_scheme, baseline, fingerprint, parts, hash_columns, key_types, idents_shared "
@@ -484,10 +494,7 @@ class LightningChangeSet(StagedChangeSet):
         planner.execute(f"DROP TABLE IF EXISTS {table}")
         planner.execute(f"CREATE TABLE {table} AS SELECT {keys} FROM (\n{model_sql}\n) {_MODEL} WHERE 1 = 0")
         try:
-            return {
-                str(name): str(type_)
-                for name, type_ in planner.rows(self.warehouse.column_types(self.detector.schema, probe))
-            }
+            return {planner.shown(str(name)): str(type_) for name, type_ in self.detector.columns_of(planner, probe)}
         finally:
             planner.execute(f"DROP TABLE IF EXISTS {table}")
 

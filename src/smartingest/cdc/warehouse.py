@@ -17,6 +17,7 @@ from functools import cache
 
 from smartingest.cdc.base import Identity
 from smartingest.errors import ConfigError
+from smartingest.sources.sql import quote_identifier
 
 
 def string_literal(text: str, dialect: str) -> str:
@@ -68,6 +69,7 @@ class Warehouse:
     session: tuple[str, ...] = ()  # statements that start a planner session
     analyze: str = ""  # the statement (before a table's name) that gathers a table's statistics
     current_database: str = ""  # a query of the session's database, where the GRANT names it
+    current_schema: str = ""  # a query of the session's schema, where creating a schema makes it the current one
 
     def literal(self, text: str) -> str:
         """A string literal of this database's SQL."""
@@ -101,6 +103,10 @@ class Warehouse:
 
     def create_schema(self, quoted: str) -> str:
         return f"CREATE SCHEMA IF NOT EXISTS {quoted}"
+
+    def use_schema(self, stored: str) -> str:
+        """The statement that makes a schema (its name as stored) the session's current one again."""
+        return f"USE SCHEMA {quote_stored(stored, self.dialect)}"
 
     def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
         """The statement an administrator runs so that ``user`` may keep the planner schema."""
@@ -303,6 +309,31 @@ class Redshift(Warehouse):
         return expression
 
 
+class Snowflake(Warehouse):
+    """Snowflake: unquoted names are stored in upper case (the planner resolves ours so), no indexes, and
+    DDL commits the open transaction (the merge's transaction holds none)."""
+
+    def scheme(self, version: str) -> str:
+        return "lightning/1 snowflake hash"
+
+    def row_hash(self, fingerprint: str, columns: Sequence[str], hashable: Sequence[bool]) -> str:
+        # HASH takes values of every type (VARIANT, ARRAY...) and is a signed 64-bit integer; its low 63 bits,
+        # non-negative, are read as a 64-bit integer whatever width the server gives the result.
+        return f"BITAND(HASH({', '.join([self.literal(fingerprint), *columns])}), 9223372036854775807)"
+
+    def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
+        role = quote_stored(user, self.dialect)
+        db = quote_stored(database, self.dialect) if database else "<the database>"
+        if exists:
+            return f"GRANT USAGE, CREATE TABLE ON SCHEMA {db}.{quote_stored(schema, self.dialect)} TO ROLE {role}"
+        return f"GRANT USAGE, CREATE SCHEMA ON DATABASE {db} TO ROLE {role}"
+
+    def key_cast(self, expression: str, declared: str) -> str:
+        # information_schema names a type without its precision and scale (NUMBER): keys are compared, and
+        # inserted, with Snowflake's own conversions.
+        return expression
+
+
 class DuckDB(Warehouse):
     def scheme(self, version: str) -> str:
         return f"lightning/1 duckdb {version} hash"  # hash() is not promised across releases
@@ -346,6 +377,17 @@ WAREHOUSES: dict[str, Warehouse] = {
         analyze="ANALYZE",
         current_database="SELECT current_database()",
     ),
+    "snowflake": Snowflake(
+        "snowflake",
+        "NUMBER(19, 0)",
+        "VARCHAR",
+        "VARCHAR",
+        "SELECT CURRENT_VERSION()",
+        current_user="SELECT CURRENT_ROLE()",  # privileges are granted to roles
+        indexes=False,  # Snowflake has no indexes, and its primary keys are not enforced
+        current_database="SELECT CURRENT_DATABASE()",
+        current_schema="SELECT CURRENT_SCHEMA()",  # CREATE SCHEMA makes the new schema the current one
+    ),
     "duckdb": DuckDB("duckdb", "UBIGINT", "VARCHAR", "VARCHAR", "SELECT version()", indexes=False),
 }
 
@@ -359,6 +401,11 @@ def warehouse_for(dialect: str, source_type: str) -> Warehouse:
             f"the Lightning engine does not run on {source_type} sources yet (it runs on "
             f"{', '.join(sorted(WAREHOUSES))}): set the source's engine to basic"
         ) from None
+
+
+def quote_stored(name: str, dialect: str) -> str:
+    """A name as the database stores it, quoted (kept as it is, whatever the database folds)."""
+    return quote_identifier(name, dialect)
 
 
 def _quoted(name: str) -> str:

@@ -71,7 +71,16 @@ class Planner(Protocol):
     dialect: str
 
     def quote(self, identifier: str) -> str:
-        """An identifier quoted the dialect's way, as written (no case folding)."""
+        """An identifier quoted the dialect's way, as the database stores it (a name written in lower case is
+        stored in upper case where the database folds unquoted names so: sources/names.py)."""
+        ...
+
+    def stored(self, name: str) -> str:
+        """A name as the database stores it (what its catalog's tables list), as ``quote`` resolves it."""
+        ...
+
+    def shown(self, name: str) -> str:
+        """A name the catalog lists, as results and models name it (the converse of ``stored``)."""
         ...
 
     def execute(self, sql: str) -> None:

@@ -53,9 +53,10 @@ from smartingest.sources._common import (
 from smartingest.sources._result_plan import ResultColumn, conformed
 from smartingest.sources.base import describe_model
 from smartingest.sources.names import SNOWFLAKE
-from smartingest.sources.sql import SqlConnector
+from smartingest.sources.sql import SqlConnector, loaded_type
 
 Protocol = Literal["https", "http"]
+_LOAD_ROWS = 2000  # rows per INSERT of the Lightning engine's loads (a statement's text is at most 1 MB)
 
 
 # ``schema`` is Snowflake's own word for the key; it shadows BaseModel's deprecated schema() method, never used on
@@ -205,6 +206,29 @@ class SnowflakeSource(SqlConnector[SnowflakeSettings, SnowflakeConnection]):
                 raise
         batches = rebatch(_conformed(tables, columns, subject), batch_rows)
         return BatchStream(pa.schema([c.field for c in columns]), batches, translate, on_close=cur.close)
+
+    def _planner_session(self) -> contextlib.AbstractContextManager[SnowflakeConnection]:
+        return self._session()  # nothing makes the session read-only
+
+    def _load(self, conn: SnowflakeConnection, schema: str, table: str, data: pa.RecordBatchReader) -> None:
+        # Names resolved as the planner's SQL resolves them (``id`` is ``ID``).
+        qualified = f"{self.quote(schema)}.{self.quote(table)}"
+        fields = list(data.schema)
+        declared = ", ".join(f"{self.quote(f.name)} {loaded_type(f.type, self.DIALECT)}" for f in fields)
+        names = ", ".join(self.quote(f.name) for f in fields)
+        marks = ", ".join(["%s"] * len(fields))
+        cur = conn.cursor()
+        try:
+            cur.execute(f"CREATE TABLE {qualified} ({declared})")
+            # The driver writes executemany's rows into one multi-row INSERT (pyformat binds on the client),
+            # under Snowflake's limit on a statement's length.
+            for batch in data:
+                for start in range(0, batch.num_rows, _LOAD_ROWS):
+                    part = batch.slice(start, _LOAD_ROWS)
+                    rows = list(zip(*(column.to_pylist() for column in part.columns), strict=True))
+                    cur.executemany(f"INSERT INTO {qualified} ({names}) VALUES ({marks})", rows)
+        finally:
+            close_quietly(cur.close)
 
     def _tables_sql(self, limit: int) -> str:
         # Snowflake's information_schema.tables lists views too; the union with .views costs nothing and also

@@ -63,6 +63,39 @@ def quote_identifier(identifier: str, dialect: str) -> str:
     return exp.to_identifier(identifier, quoted=True).sql(dialect=dialect)
 
 
+def loaded_type(arrow: pa.DataType, dialect: str) -> str:
+    """The column type, in the dialect's words, of a table the Lightning engine loads from Arrow values of
+    ``arrow`` (keys in the model's types, hashes, identifiers, flags)."""
+    return _loaded_type_name(_generic_type(arrow), dialect)
+
+
+def _generic_type(arrow: pa.DataType) -> str:
+    if pa.types.is_boolean(arrow):
+        return "BOOLEAN"
+    if pa.types.is_uint64(arrow):
+        return "DECIMAL(20, 0)"
+    if pa.types.is_integer(arrow):
+        return "BIGINT"
+    if pa.types.is_floating(arrow):
+        return "DOUBLE"
+    if pa.types.is_decimal(arrow):
+        return f"DECIMAL({min(arrow.precision, 38)}, {min(arrow.scale, 37)})"
+    if pa.types.is_date(arrow):
+        return "DATE"
+    if pa.types.is_timestamp(arrow):
+        return "TIMESTAMPTZ" if arrow.tz else "TIMESTAMP"
+    if pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow):
+        return "VARBINARY"
+    return "TEXT"
+
+
+@cache
+def _loaded_type_name(generic: str, dialect: str) -> str:
+    from sqlglot import exp
+
+    return exp.DataType.build(generic).sql(dialect=dialect)
+
+
 def refuse_writes(sql: str, dialect: str, model: ModelConfig) -> None:
     """Raise ModelError when a model's SQL holds several statements or would write. SQL that sqlglot
     cannot parse passes: the database judges it (and a read-only session refuses a write)."""
@@ -229,7 +262,15 @@ class SqlPlanner(Generic[Conn]):
         self.dialect = connector.DIALECT
 
     def quote(self, identifier: str) -> str:
-        return quote_identifier(identifier, self.dialect)
+        return self.connector.quote(identifier)
+
+    def stored(self, name: str) -> str:
+        names = self.connector.NAMES
+        return names.resolved(name) if names is not None else name
+
+    def shown(self, name: str) -> str:
+        names = self.connector.NAMES
+        return names.shown(name) if names is not None else name
 
     def execute(self, sql: str) -> None:
         with translate_errors(self.connector._translate):
