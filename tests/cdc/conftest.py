@@ -9,12 +9,14 @@ each with the Lightning engine's planner schema of its own, dropped afterwards.
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import chdb
 import duckdb
 import psycopg
 import pymysql
@@ -25,6 +27,7 @@ from smartingest.config.models import ModelConfig, SourceConfig
 from smartingest.engine.pipeline import detector_for
 from smartingest.sources.registry import open_source
 from tests.conftest import PG_DSN
+from tests.sources.chdb_http import ClickHouseHttpShim
 from tests.sources.snowflake_fixtures import Emulator, fresh_database
 
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
@@ -175,10 +178,57 @@ class SnowflakeDatabase(Database):
         self.con.close()
 
 
+class ClickHouseDatabase(Database):
+    """A database of its own on the ClickHouse engine (chdb) behind its HTTP shim (tests/sources/chdb_http.py).
+    Columns are Nullable unless declared otherwise (as the tests' other databases make them), and an UPDATE
+    is ClickHouse's mutation, waited for."""
+
+    kind = "clickhouse"
+
+    def __init__(self, server: ClickHouseHttpShim) -> None:
+        token = uuid.uuid4().hex[:10]
+        self.server = server
+        self.database = f"cdc_{token}"
+        self.planner_schema = f"cdc_planner_{token}"
+        self.execute(f"CREATE DATABASE {self.database}")
+
+    def execute(self, statement: str) -> None:
+        update = re.fullmatch(r"UPDATE (\S+) SET (.+?)(?: WHERE (.+))?", statement.strip(), re.DOTALL)
+        if update is not None:
+            statement = f"ALTER TABLE {update[1]} UPDATE {update[2]} WHERE {update[3] or '1'}"
+        con = chdb.connect(f"{self.server.engine.path}?data_type_default_nullable=1&mutations_sync=2")
+        try:
+            con.query(statement)
+        finally:
+            con.close()
+
+    def table(self, name: str = "users") -> str:
+        return f"{self.database}.{name}"
+
+    def source(self) -> dict[str, Any]:
+        return {"type": "clickhouse", "host": "127.0.0.1", "port": self.server.port, "database": self.database}
+
+    def close(self) -> None:
+        self.execute(f"DROP DATABASE IF EXISTS {self.database}")
+        self.execute(f"DROP DATABASE IF EXISTS {self.planner_schema}")
+
+
+@pytest.fixture(scope="session")
+def cdc_clickhouse() -> Iterator[ClickHouseHttpShim]:
+    shim = ClickHouseHttpShim({"default": ""})
+    try:
+        yield shim
+    finally:
+        shim.close()
+
+
 def open_database(kind: str, directory: Path, request: pytest.FixtureRequest | None = None) -> Database:
     if kind == "snowflake":
         assert request is not None
         return SnowflakeDatabase(request.getfixturevalue("snowflake_emulator"))
+    if kind == "clickhouse":
+        assert request is not None
+        return ClickHouseDatabase(request.getfixturevalue("cdc_clickhouse"))
     if kind == "duckdb":
         return DuckDBDatabase(directory)
     if kind == "postgres":
@@ -253,7 +303,7 @@ class Harness:
             change_set.close()
 
 
-@pytest.fixture(params=["duckdb", "postgres", "redshift", "mariadb", "snowflake"])
+@pytest.fixture(params=["duckdb", "postgres", "redshift", "mariadb", "snowflake", "clickhouse"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     database = open_database(request.param, tmp_path, request)
     try:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import gzip
 import re
 import secrets
 import shutil
@@ -41,6 +42,7 @@ import chdb
 from .loopback import CountingHandler
 
 _CODE = re.compile(r"Code: (\d+)\.")
+_INSERT_DATA = re.compile(r"^\s*(INSERT\s+INTO\s+.+?)\s+FORMAT\s+(\w+)\s*$", re.IGNORECASE | re.DOTALL)
 _FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 # URL parameters that are the request's, not settings of its query.
 _NOT_SETTINGS = frozenset(
@@ -151,17 +153,39 @@ class _Handler(CountingHandler):
     def do_POST(self) -> None:
         params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
         self.shim.requests.append(params)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         user, password = self._credentials(params)
         if self.shim.users.get(user) != password:
             message = f"{user}: Authentication failed: password is incorrect, or there is no user with such name"
             self._error(f"Code: 516. DB::Exception: {message}. (AUTHENTICATION_FAILED)")
             return
-        query = "\n".join(part for part in (params.get("query"), body) if part)
         settings = {k: v for k, v in params.items() if k not in _NOT_SETTINGS and not k.startswith("param_")}
         if params.get("database"):
             settings["database"] = params["database"]  # chdb takes it with the settings, as clickhouse-local
+        insert = _INSERT_DATA.match(params.get("query") or "")
+        if insert is not None and raw:
+            # An INSERT's rows in the body, in the query's format: the engine reads them from a file.
+            with tempfile.NamedTemporaryFile(dir=self.shim.engine.directory, suffix=".data") as data:
+                data.write(self._decoded(raw))
+                data.flush()
+                self._run(f"{insert[1]} SELECT * FROM file('{data.name}', '{insert[2]}')", settings, "TabSeparated")
+            return
+        query = "\n".join(part for part in (params.get("query"), raw.decode()) if part)
         self._run(query, settings, params.get("default_format") or "TabSeparated")
+
+    def _decoded(self, body: bytes) -> bytes:
+        encoding = self.headers.get("Content-Encoding", "")
+        if encoding == "gzip":
+            return gzip.decompress(body)
+        if encoding == "lz4":
+            import lz4.frame
+
+            return bytes(lz4.frame.decompress(body))
+        if encoding == "zstd":
+            import zstandard
+
+            return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(body))
+        return body
 
     def _credentials(self, params: dict[str, str]) -> tuple[str, str]:
         auth = self.headers.get("Authorization", "")

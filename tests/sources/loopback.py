@@ -23,6 +23,9 @@ class CountingHandler(BaseHTTPRequestHandler):
     each TCP connection reported to ``count`` when it opens (1) and closes (-1)."""
 
     protocol_version = "HTTP/1.1"
+    # A response written in pieces (headers, then chunks) is sent at once: with Nagle's algorithm each
+    # piece after the first waits for the client's delayed acknowledgement (40 ms on Linux).
+    disable_nagle_algorithm = True
 
     def count(self, delta: int) -> None:
         """Note a connection opened or closed; the fake overrides this."""

@@ -71,6 +71,13 @@ def table_names(sync_key: str) -> tuple[str, str]:
     return f"snapshot_{slug}_{digest}", f"plan_{slug}_{digest}"
 
 
+def snapshot_table(sync_key: str, generation: int = 0) -> str:
+    """The snapshot table of a sync's generation (see ``Warehouse.transactions``: where a merge cannot be
+    one transaction, each makes the snapshot's next generation, a table of its own)."""
+    base, _ = table_names(sync_key)
+    return f"{base}_{generation}" if generation else base
+
+
 @dataclass(frozen=True)
 class WrittenUnder:
     """The sync's row of ``smartingest_syncs``: what its snapshot was written under."""
@@ -84,10 +91,12 @@ class WrittenUnder:
     # Whether two of the snapshot's keys may hold one identifier (then shared identifiers are looked for
     # among every row; else among the changed rows and the snapshot rows with their identifiers).
     idents_shared: bool = True
+    generation: int = 0  # the snapshot table's generation, where merges make new ones
 
     @classmethod
     def of(cls, row: tuple[Any, ...]) -> WrittenUnder:
-        scheme, baseline, fingerprint, parts, columns, key_types, shared = (str(v or "") for v in row)
+        scheme, baseline, fingerprint, parts, columns, key_types, shared = (str(v or "") for v in row[:7])
+        generation = int(row[7] or 0) if len(row) > 7 else 0
         try:
             return cls(
                 scheme,
@@ -97,9 +106,10 @@ class WrittenUnder:
                 tuple(json.loads(columns or "[]")),
                 json.loads(key_types or "{}"),
                 shared != "no",
+                generation,
             )
         except ValueError:  # not ours to fail on: then nothing is known of the mappings
-            return cls(scheme, baseline, fingerprint, {}, (), {})
+            return cls(scheme, baseline, fingerprint, {}, (), {}, generation=generation)
 
 
 class LightningChangeDetector:
@@ -152,13 +162,17 @@ class LightningChangeDetector:
         return change_set
 
     def reset(self, sync_key: str) -> bool:
-        snapshot, plan = table_names(sync_key)
+        _, plan = table_names(sync_key)
         with self.session("forget the snapshot") as planner:
             if not self._schema_exists(planner):
                 return False
-            existed = self.written_under(planner, sync_key) is not None
-            planner.execute(f"DROP TABLE IF EXISTS {self.table(planner, snapshot)}")
-            planner.execute(f"DROP TABLE IF EXISTS {self.table(planner, plan)}")
+            under = self.written_under(planner, sync_key)
+            existed = under is not None
+            tables = {snapshot_table(sync_key), plan}
+            if under is not None:  # and the next generation, which a merge that stopped may have left
+                tables |= {snapshot_table(sync_key, under.generation), snapshot_table(sync_key, under.generation + 1)}
+            for table in sorted(tables):
+                planner.execute(f"DROP TABLE IF EXISTS {self.table(planner, table)}")
             if existed:
                 planner.execute(
                     f"DELETE FROM {self.table(planner, SYNCS_TABLE)} "
@@ -167,12 +181,13 @@ class LightningChangeDetector:
             return existed
 
     def snapshot_size(self, sync_key: str) -> int:
-        snapshot, _ = table_names(sync_key)
         try:
             with self.source.planner() as planner:
-                if not self._schema_exists(planner) or self.written_under(planner, sync_key) is None:
+                under = self.written_under(planner, sync_key) if self._schema_exists(planner) else None
+                if under is None:
                     return 0
-                return int(planner.rows(f"SELECT count(*) FROM {self.table(planner, snapshot)}")[0][0])
+                snapshot = self.table(planner, snapshot_table(sync_key, under.generation))
+                return int(planner.rows(f"SELECT count(*) FROM {snapshot}")[0][0])
         except SourceError as exc:
             raise StateError(f"the Lightning snapshot could not be counted: {exc}") from exc
 
@@ -258,7 +273,7 @@ class LightningChangeDetector:
             if under is None:
                 return 0
             q = planner.quote
-            snapshot = self.table(planner, helper.snapshot_table)
+            snapshot = self.table(planner, snapshot_table(sync_key, under.generation))
             keys = ", ".join(q(c) for c in spec.key_columns)
             stream = planner.stream(f"SELECT {keys}, {q(HASH)}, {q(IDENT)} FROM {snapshot}", model)
             try:
@@ -344,9 +359,11 @@ class LightningChangeDetector:
                 "idents_shared",
             )
         )
+        if not w.transactions:  # a row per generation: the one written last is the snapshot's
+            columns += f", generation {w.generation_type}"
         planner.execute(
             f"CREATE TABLE IF NOT EXISTS {self.table(planner, SYNCS_TABLE)} "
-            f"(sync_key {text} PRIMARY KEY, {columns}, committed_at {text})"
+            f"(sync_key {text} {'PRIMARY KEY' if w.transactions else 'NOT NULL'}, {columns}, committed_at {text})"
         )
 
     def columns_of(self, planner: Planner, table: str) -> list[tuple[Any, ...]]:
@@ -358,15 +375,19 @@ class LightningChangeDetector:
 
     def written_under(self, planner: Planner, sync_key: str) -> WrittenUnder | None:
         """The sync's row of smartingest_syncs, or None when it has no snapshot (or the schema no such table)."""
-        snapshot, _ = table_names(sync_key)
-        if not self.has_table(planner, SYNCS_TABLE) or not self.has_table(planner, snapshot):
+        if not self.has_table(planner, SYNCS_TABLE):
             return None
+        w = self.warehouse
+        latest = "" if w.transactions else ", generation"
         rows = planner.rows(
-            "SELECT hash_scheme, baseline, fingerprint, parts, hash_columns, key_types, idents_shared "
-            f"FROM {self.table(planner, SYNCS_TABLE)} "
-            f"WHERE sync_key = {self.warehouse.literal(sync_key)}"
+            f"SELECT hash_scheme, baseline, fingerprint, parts, hash_columns, key_types, idents_shared{latest} "
+            f"FROM {self.table(planner, SYNCS_TABLE)} WHERE sync_key = {w.literal(sync_key)}"
+            + ("" if w.transactions else " ORDER BY generation DESC LIMIT 1")
         )
-        return WrittenUnder.of(rows[0]) if rows else None
+        if not rows:
+            return None
+        under = WrittenUnder.of(rows[0])
+        return under if self.has_table(planner, snapshot_table(sync_key, under.generation)) else None
 
 
 class LightningChangeSet(StagedChangeSet):
@@ -393,6 +414,7 @@ class LightningChangeSet(StagedChangeSet):
         self.fresh = False  # the snapshot holds nothing from before this run (it is new, or starts over)
         self.retype: str | None = None  # the model's SQL, when the snapshot table must be made for new key types
         self.null_keys = 0
+        self.generation = 0  # of the snapshot table (see snapshot_table)
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -408,6 +430,9 @@ class LightningChangeSet(StagedChangeSet):
             self.scheme = w.scheme(str(planner.rows(w.version)[0][0]))
             written = detector.written_under(planner, self.sync_key)
             self.recorded = written is not None
+            if written is not None:
+                self.generation = written.generation
+                self.snapshot_table = snapshot_table(self.sync_key, written.generation)
             self._ensure_snapshot(planner, model_sql, written)
             compare = self._compare(written, schema, full_resync)
             hashed = {*self.spec.columns, *(written.hash_columns if written and self.added_parts else ())}
@@ -498,8 +523,10 @@ class LightningChangeSet(StagedChangeSet):
         finally:
             planner.execute(f"DROP TABLE IF EXISTS {table}")
 
-    def _create_snapshot(self, planner: Planner, model_sql: str) -> None:
-        w, table = self.warehouse, self.detector.table(planner, self.snapshot_table)
+    def _create_snapshot(self, planner: Planner, model_sql: str, name: str | None = None) -> None:
+        """Create the snapshot table (or table ``name``, a next generation of it), empty."""
+        name = name or self.snapshot_table
+        w, table = self.warehouse, self.detector.table(planner, name)
         keys = ", ".join(f"{_MODEL}.{planner.quote(c)}" for c in self.spec.key_columns)
         planner.execute(f"DROP TABLE IF EXISTS {table}")
         planner.execute(f"CREATE TABLE {table} AS SELECT {keys} FROM (\n{model_sql}\n) {_MODEL} WHERE 1 = 0")
@@ -515,7 +542,7 @@ class LightningChangeSet(StagedChangeSet):
             except SourceError:  # a key type the database cannot index whole (MySQL's TEXT): joins still work
                 pass
             if self.spec.identity is not None:  # looked up by the changed rows' identifiers
-                planner.execute(w.index(table, planner.quote(f"{self.snapshot_table}_ident"), planner.quote(IDENT)))
+                planner.execute(w.index(table, planner.quote(f"{name}_ident"), planner.quote(IDENT)))
 
     def _compare(self, written: WrittenUnder | None, schema: pa.Schema, full_resync: bool) -> bool:
         """Whether rows are compared with the snapshot's hashes (else every matched row is changed)."""
@@ -792,7 +819,10 @@ class LightningChangeSet(StagedChangeSet):
         """Stage what the database found as the tables StagedChangeSet reads, and count."""
         con = self.con
         if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'dup_raw'").fetchall()[0][0]:
-            con.execute(f"CREATE TABLE dup_keys AS SELECT {self._key_sql('d')} AS {KEY}, d.n FROM dup_raw d")
+            # n as BIGINT, whatever type the database counts in (ClickHouse: UInt64).
+            con.execute(
+                f"CREATE TABLE dup_keys AS SELECT {self._key_sql('d')} AS {KEY}, d.n::BIGINT AS n FROM dup_raw d"
+            )
         else:
             con.execute(f"CREATE TABLE dup_keys AS SELECT {KEY}, 0::BIGINT AS n FROM cand LIMIT 0")
         if self.spec.identity is None:
@@ -863,6 +893,9 @@ class LightningChangeSet(StagedChangeSet):
 
     def _merge(self, acked: pa.Table) -> None:
         """Load ``acked`` into the plan table and merge it into the snapshot, in one transaction."""
+        if not self.warehouse.transactions:
+            self._rebuild(acked)
+            return
         detector, w = self.detector, self.warehouse
         with detector.session("write its snapshot") as planner:
             q = planner.quote
@@ -918,10 +951,71 @@ class LightningChangeSet(StagedChangeSet):
         self.start_over = False
         self.recorded = True
 
+    def _rebuild(self, acked: pa.Table) -> None:
+        """Merge ``acked`` where a merge cannot be one transaction (``Warehouse.transactions``): the snapshot's
+        next generation is made whole, a table of its own (the keys no acknowledged row touched, then the
+        acknowledged rows that stay), and the sync's row naming it, one INSERT, is what commits it. A merge
+        stopped before that leaves the snapshot as it was (its unfinished table is made again next time)."""
+        detector = self.detector
+        generation = self.generation + 1
+        name = snapshot_table(self.sync_key, generation)
+        with detector.session("write its snapshot") as planner:
+            q = planner.quote
+            old = detector.table(planner, self.snapshot_table)
+            new = detector.table(planner, name)
+            plan = detector.table(planner, self.plan_table)
+            planner.load(detector.schema, self.plan_table, acked)
+            keys = ", ".join(q(c) for c in self.spec.key_columns)
+            matches = " AND ".join(f"s.{q(c)} = p.{q(c)}" for c in self.spec.key_columns)
+            if self.spec.identity is not None and not self.idents_shared and not self.fresh:
+                # As in _merge: whether a row merged now takes an identifier another snapshot key holds.
+                self.idents_shared = bool(
+                    planner.rows(
+                        f"SELECT COUNT(*) FROM {plan} p WHERE p.{q(NEW_IDENT)} AND NOT p.{q(REMOVED)} "
+                        f"AND p.{q(IDENT)} IS NOT NULL AND EXISTS (SELECT 1 FROM {old} s "
+                        f"WHERE s.{q(IDENT)} = p.{q(IDENT)} AND NOT ({matches}))"
+                    )[0][0]
+                )
+            planner.execute(f"DROP TABLE IF EXISTS {new}")
+            if self.retype is not None:  # the keys' new types
+                self._create_snapshot(planner, self.retype, name)
+            else:
+                planner.execute(f"CREATE TABLE {new} AS SELECT * FROM {old} WHERE 1 = 0")
+            if not self.start_over:
+                planner.execute(
+                    f"INSERT INTO {new} ({keys}, {q(HASH)}, {q(IDENT)}) SELECT {keys}, {q(HASH)}, {q(IDENT)} "
+                    f"FROM {old} s WHERE NOT EXISTS (SELECT 1 FROM {plan} p WHERE {matches})"
+                )
+            planner.execute(
+                f"INSERT INTO {new} ({keys}, {q(HASH)}, {q(IDENT)}) "
+                f"SELECT {keys}, {q(HASH)}, {q(IDENT)} FROM {plan} p WHERE NOT p.{q(REMOVED)}"
+            )
+            for statement in self._record_written(planner, generation=generation):
+                planner.execute(statement)
+            self._retire(planner, old, plan, generation)
+        self.snapshot_table, self.generation = name, generation
+        self.retype = None
+        self.start_over = False
+        self.recorded = True
+
+    def _retire(self, planner: Planner, old: str, plan: str, generation: int) -> None:
+        """Drop what a committed generation replaced (left to the next merge where that fails)."""
+        syncs = self.detector.table(planner, SYNCS_TABLE)
+        with suppress(SourceError):
+            planner.execute(f"DROP TABLE IF EXISTS {old}")
+            planner.execute(f"DROP TABLE IF EXISTS {plan}")
+            planner.execute(
+                f"DELETE FROM {syncs} WHERE sync_key = {self.warehouse.literal(self.sync_key)} "
+                f"AND generation < {generation}"
+            )
+
     def replace_snapshot(
         self, planner: Planner, model_sql: str, rows: pa.RecordBatchReader, under: WrittenUnder
     ) -> None:
         """Make ``rows`` (the key columns, __hash and __ident) the sync's whole snapshot, written ``under``."""
+        if not self.warehouse.transactions:
+            self._replace_generation(planner, model_sql, rows, under)
+            return
         w, q = self.warehouse, planner.quote
         self.key_types = self._model_key_types(planner, model_sql)
         self._create_snapshot(planner, model_sql)
@@ -949,6 +1043,37 @@ class LightningChangeSet(StagedChangeSet):
                 planner.execute("ROLLBACK")
             raise
         planner.execute(f"DROP TABLE IF EXISTS {plan}")
+
+    def _replace_generation(
+        self, planner: Planner, model_sql: str, rows: pa.RecordBatchReader, under: WrittenUnder
+    ) -> None:
+        """``replace_snapshot`` as a new generation (see ``_rebuild``)."""
+        q, detector = planner.quote, self.detector
+        current = detector.written_under(planner, self.sync_key)
+        if current is not None:
+            self.generation = current.generation
+            self.snapshot_table = snapshot_table(self.sync_key, current.generation)
+        generation = self.generation + 1
+        name = snapshot_table(self.sync_key, generation)
+        self.key_types = self._model_key_types(planner, model_sql)
+        self._create_snapshot(planner, model_sql, name)
+        plan = detector.table(planner, self.plan_table)
+        planner.load(detector.schema, self.plan_table, rows)
+        self.idents_shared = bool(
+            planner.rows(
+                f"SELECT COUNT(*) FROM (SELECT p.{q(IDENT)} FROM {plan} p WHERE p.{q(IDENT)} IS NOT NULL "
+                f"GROUP BY p.{q(IDENT)} HAVING COUNT(*) > 1) d"
+            )[0][0]
+        )
+        keys = ", ".join(q(c) for c in self.spec.key_columns)
+        planner.execute(
+            f"INSERT INTO {detector.table(planner, name)} ({keys}, {q(HASH)}, {q(IDENT)}) "
+            f"SELECT {keys}, {q(HASH)}, {q(IDENT)} FROM {plan} p"
+        )
+        for statement in self._record_written(planner, under, generation):
+            planner.execute(statement)
+        self._retire(planner, detector.table(planner, self.snapshot_table), plan, generation)
+        self.snapshot_table, self.generation = name, generation
 
     def key_type(self, schema: pa.Schema) -> str:
         """DuckDB's name for the type of the model's primary key (a STRUCT for a composite key)."""
@@ -994,9 +1119,12 @@ class LightningChangeSet(StagedChangeSet):
             return f"{alias}.{KEY} AS {quote(columns[0])}"
         return ", ".join(f"{alias}.{KEY}.{quote(c)} AS {quote(c)}" for c in columns)
 
-    def _record_written(self, planner: Planner, under: WrittenUnder | None = None) -> list[str]:
+    def _record_written(
+        self, planner: Planner, under: WrittenUnder | None = None, generation: int | None = None
+    ) -> list[str]:
         """The statements that make the sync's row of smartingest_syncs say what the snapshot is written under
-        (this run's spec unless ``under`` says otherwise)."""
+        (this run's spec unless ``under`` says otherwise); with a ``generation``, the one INSERT of the row
+        naming it (``_rebuild``)."""
         literal = self.warehouse.literal
         syncs = self.detector.table(planner, SYNCS_TABLE)
         spec = self.spec
@@ -1014,6 +1142,11 @@ class LightningChangeSet(StagedChangeSet):
             "yes" if self.idents_shared else "no",
         ]
         literals = ", ".join(literal(v) for v in values)
+        if generation is not None:
+            return [
+                f"INSERT INTO {syncs} (sync_key, hash_scheme, baseline, fingerprint, parts, hash_columns, "
+                f"key_types, committed_at, idents_shared, generation) VALUES ({literals}, {generation})"
+            ]
         return [
             f"DELETE FROM {syncs} WHERE sync_key = {literal(self.sync_key)}",
             f"INSERT INTO {syncs} (sync_key, hash_scheme, baseline, fingerprint, parts, hash_columns, key_types, "

@@ -70,6 +70,10 @@ class Warehouse:
     analyze: str = ""  # the statement (before a table's name) that gathers a table's statistics
     current_database: str = ""  # a query of the session's database, where the GRANT names it
     current_schema: str = ""  # a query of the session's schema, where creating a schema makes it the current one
+    # Whether several statements can commit as one: where not, each merge makes the snapshot's next
+    # generation and one INSERT of the sync's row, naming it, commits it (cdc/lightning.py, _rebuild).
+    transactions: bool = True
+    generation_type: str = "BIGINT"
 
     def literal(self, text: str) -> str:
         """A string literal of this database's SQL."""
@@ -334,6 +338,32 @@ class Snowflake(Warehouse):
         return expression
 
 
+class ClickHouse(Warehouse):
+    """ClickHouse: no transactions (each merge makes a new generation of the snapshot), a database for a
+    schema, tables of its default engine (MergeTree)."""
+
+    def scheme(self, version: str) -> str:
+        return "lightning/1 clickhouse sipHash64"
+
+    def row_hash(self, fingerprint: str, columns: Sequence[str], hashable: Sequence[bool]) -> str:
+        # sipHash64 of a tuple hashes each element by its type, a null included (a null argument outside a
+        # tuple would make the whole hash null); read as a signed 64-bit integer.
+        return f"reinterpretAsInt64(sipHash64(tuple({', '.join([self.literal(fingerprint), *columns])})))"
+
+    def create_schema(self, quoted: str) -> str:
+        return f"CREATE DATABASE IF NOT EXISTS {quoted}"
+
+    def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
+        quoted = quote_stored(schema, self.dialect)
+        privileges = "SELECT, INSERT, CREATE TABLE, DROP TABLE, ALTER DELETE"
+        if not exists:
+            privileges = "CREATE DATABASE, " + privileges
+        return f"GRANT {privileges} ON {quoted}.* TO {quote_stored(user, self.dialect)}"
+
+    def key_cast(self, expression: str, declared: str) -> str:
+        return expression  # loaded keys have the model's types (Nullable where the model's are not)
+
+
 class DuckDB(Warehouse):
     def scheme(self, version: str) -> str:
         return f"lightning/1 duckdb {version} hash"  # hash() is not promised across releases
@@ -387,6 +417,18 @@ WAREHOUSES: dict[str, Warehouse] = {
         indexes=False,  # Snowflake has no indexes, and its primary keys are not enforced
         current_database="SELECT CURRENT_DATABASE()",
         current_schema="SELECT CURRENT_SCHEMA()",  # CREATE SCHEMA makes the new schema the current one
+    ),
+    "clickhouse": ClickHouse(
+        "clickhouse",
+        "Int64",
+        "Nullable(String)",
+        "Nullable(String)",
+        "SELECT version()",
+        current_user="SELECT currentUser()",
+        schema_noun="database",
+        indexes=False,  # a join probes a hash table of the smaller side; no index would serve it
+        transactions=False,
+        generation_type="Int64",
     ),
     "duckdb": DuckDB("duckdb", "UBIGINT", "VARCHAR", "VARCHAR", "SELECT version()", indexes=False),
 }

@@ -50,7 +50,7 @@ from smartingest.sources._common import (
     uuid_to_string,
 )
 from smartingest.sources.base import describe_model
-from smartingest.sources.sql import SqlConnector
+from smartingest.sources.sql import SqlConnector, loaded_type
 from smartingest.sources.tunnel import SshTunnelSettings, tunnel_to
 
 _MAX_DECIMAL128_PRECISION = 38
@@ -283,7 +283,7 @@ class ClickHouseSource(SqlConnector[ClickHouseSettings, Client]):
     # ------------------------------------------------------------------------------------------ the driver's parts
 
     @contextlib.contextmanager
-    def _session(self) -> Iterator[Client]:
+    def _session(self, read_only: bool = True) -> Iterator[Client]:
         s = self.settings
         with tunnel_to(s, s.host, self._port()) as (host, port):
             with translate_errors(self._translate):
@@ -304,7 +304,7 @@ class ClickHouseSource(SqlConnector[ClickHouseSettings, Client]):
                     dedicated_pool=True,  # closing the client closes its connections
                 )
             try:
-                self._read_only(client)
+                self._limits(client, read_only)
                 yield client
             finally:
                 close_quietly(client.close)
@@ -349,6 +349,20 @@ class ClickHouseSource(SqlConnector[ClickHouseSettings, Client]):
     def _rows(self, conn: Client, query: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in conn.query(query).result_rows]
 
+    def _planner_session(self) -> contextlib.AbstractContextManager[Client]:
+        return self._session(read_only=False)
+
+    def _execute(self, conn: Client, sql: str) -> None:
+        conn.command(sql)
+
+    def _load(self, conn: Client, schema: str, table: str, data: pa.RecordBatchReader) -> None:
+        qualified = f"{self.quote(schema)}.{self.quote(table)}"
+        declared = ", ".join(f"{self.quote(f.name)} {_loaded_type(f.type)}" for f in data.schema)
+        conn.command(f"CREATE TABLE {qualified} ({declared})")
+        for batch in data:  # each batch one INSERT in ClickHouse's Arrow format
+            if batch.num_rows:
+                conn.insert_arrow(qualified, pa.Table.from_batches([batch]))
+
     def _tables_sql(self, limit: int) -> str:
         return (
             "SELECT concat(database, '.', name) FROM system.tables WHERE NOT is_temporary"
@@ -368,10 +382,11 @@ class ClickHouseSource(SqlConnector[ClickHouseSettings, Client]):
     def _where(self) -> str:
         return f"ClickHouse at {self.settings.host}:{self._port()}"
 
-    def _read_only(self, client: Client) -> None:
-        """Make every request of the client read-only and bounded by the query timeout."""
+    def _limits(self, client: Client, read_only: bool) -> None:
+        """Make every request of the client read-only (unless it is the planner's) and bounded by the query
+        timeout."""
         readonly = client.server_settings.get("readonly")
-        if readonly is None or readonly.value == "0":
+        if read_only and (readonly is None or readonly.value == "0"):
             # 2, not 1: the client still sets its queries' settings (strings as text, the timeout).
             client.set_client_setting("readonly", "2")
         timeout = self.settings.query_timeout_seconds
@@ -467,6 +482,13 @@ def map_clickhouse_error(
     else:
         mapped = SourceError(f"{where} failed: {detail}")
     return scrub_secrets(mapped, settings)
+
+
+def _loaded_type(arrow: pa.DataType) -> str:
+    """The column type of a table the Lightning engine loads (Nullable: a loaded key may be any value)."""
+    if pa.types.is_timestamp(arrow):
+        return "Nullable(DateTime64(6, 'UTC'))" if arrow.tz else "Nullable(DateTime64(6))"
+    return loaded_type(arrow, "clickhouse")
 
 
 def _subject(model: ModelConfig | None) -> str:
