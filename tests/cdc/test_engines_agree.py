@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from smartingest.cdc.base import HASH, OP, PK, HashSpec, Identity
@@ -47,7 +47,7 @@ step = st.fixed_dictionaries(
 )
 
 
-@pytest.fixture(params=["postgres", "redshift", "mariadb", "snowflake"])
+@pytest.fixture(params=["postgres", "redshift", "mariadb", "snowflake", "clickhouse"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     db: Database = open_database(request.param, tmp_path, request)
     try:
@@ -98,6 +98,7 @@ def test_basic_and_lightning_give_the_same_change_sets(
 ):
     """``constrained``: the model is a table whose primary key is the model's (Lightning then relies on it
     for unique keys and, when the counts agree, for no removed key)."""
+    assume(not (constrained and database.kind == "clickhouse"))  # its primary key is an order, not a constraint
     n = next(_tables)
     table = f"agree_{n}"
     key = "id BIGINT PRIMARY KEY" if constrained else "id BIGINT"

@@ -6,19 +6,24 @@ from __future__ import annotations
 import contextlib
 import uuid
 from pathlib import Path
+from typing import Any
 
+import chdb
 import psycopg
 import pymysql
 import pytest
 
+from smartingest.cdc.lightning import LightningChangeSet
 from smartingest.config.models import ModelConfig, SourceConfig
 from smartingest.engine.pipeline import detector_for
-from smartingest.errors import ConfigError, SourceAuthError
+from smartingest.errors import ConfigError, SourceAuthError, SourceConnectionError
 from smartingest.sources.registry import open_source
 from tests.cdc.conftest import (
     MARIADB,
     SPEC,
     SYNC,
+    ClickHouseDatabase,
+    Database,
     Harness,
     MariaDBDatabase,
     PostgresDatabase,
@@ -203,5 +208,59 @@ def test_a_key_that_changes_type_starts_a_new_snapshot(tmp_path: Path):
         again = harness.run()
         assert (again.counts.unchanged, again.new_baseline) == (5, None)
         assert harness.detector().snapshot_size(SYNC) == 5
+    finally:
+        db.close()
+
+
+def test_a_merge_that_stops_before_it_commits_leaves_the_snapshot_as_it_was(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """In one transaction where the database has them, else as a next generation of the snapshot that only
+    the sync's row, written last, makes the snapshot (ClickHouse)."""
+    db.create_users(6)
+    harness = Harness(db, "lightning", tmp_path / "state")
+    harness.run()
+    db.execute(f"UPDATE {db.table()} SET plan = 'pro' WHERE id <= 3")
+    db.execute(f"DELETE FROM {db.table()} WHERE id = 6")
+
+    def broken(*args: Any, **kwargs: Any) -> list[str]:
+        raise SourceConnectionError("the connection broke")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(LightningChangeSet, "_record_written", broken)
+        with pytest.raises(SourceConnectionError):
+            harness.run()
+    assert harness.run().ops == {"changed": ["1", "2", "3"], "removed": ["6"]}
+    assert harness.run().ops == {}
+
+
+def test_clickhouse_keeps_one_generation_of_the_snapshot_and_one_row_per_sync(tmp_path: Path, cdc_clickhouse):
+    db = ClickHouseDatabase(cdc_clickhouse)
+    try:
+        db.create_users(4)
+        harness = Harness(db, "lightning", tmp_path / "state")
+        for plan in ("free", "pro", "team"):
+            db.execute(f"UPDATE {db.table()} SET plan = '{plan}' WHERE id = 1")
+            harness.run()
+        engine = chdb.connect(cdc_clickhouse.engine.path)
+        try:
+            tables = (
+                engine.query(
+                    f"SELECT name FROM system.tables WHERE database = '{db.planner_schema}' ORDER BY name", "CSV"
+                )
+                .bytes()
+                .decode()
+                .split()
+            )
+            syncs = (
+                engine.query(f"SELECT sync_key, generation FROM {db.planner_schema}.smartingest_syncs", "CSV")
+                .bytes()
+                .decode()
+                .split()
+            )
+        finally:
+            engine.close()
+        assert tables == ['"smartingest_syncs"', next(t for t in tables if t.startswith('"snapshot_'))]
+        assert tables[1].endswith('_3"') and syncs == [f'"{SYNC}",3']  # the first run's, then two merges
     finally:
         db.close()

@@ -6,9 +6,10 @@ itself (26.9): its SQL, types, settings, output formats (Native, ArrowStream, Ta
 codes are ClickHouse's. Only this HTTP layer is ours. It does what ClickHouse's HTTP handler does for a
 client that posts queries:
 
-* the query is the ``query`` URL parameter followed by the POST body; ``database`` and
-  ``default_format`` are URL parameters, every other parameter is a setting, applied to this request
-  only (each request runs on a chdb connection of its own, opened with those settings);
+* the query is the ``query`` URL parameter followed by the POST body, except for an ``INSERT ... FORMAT``
+  query whose rows are the body (clickhouse-connect's inserts): the engine reads them from a file;
+  ``database`` and ``default_format`` are URL parameters, every other parameter is a setting, applied to
+  this request only (each request runs on a chdb connection of its own, opened with those settings);
 * credentials come from HTTP basic auth, the ``X-ClickHouse-User``/``X-ClickHouse-Key`` headers or the
   ``user``/``password`` parameters, and are checked (a wrong password is refused with code 516);
 * a result is sent in the format the query asks for, with the headers clickhouse-connect reads
