@@ -28,6 +28,7 @@ from smartingest.engine.pipeline import detector_for
 from smartingest.sources.registry import open_source
 from tests.conftest import PG_DSN
 from tests.sources.chdb_http import ClickHouseHttpShim
+from tests.sources.databricks_fixtures import DatabricksFake, databricks_settings
 from tests.sources.snowflake_fixtures import Emulator, fresh_database
 
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
@@ -213,6 +214,43 @@ class ClickHouseDatabase(Database):
         self.execute(f"DROP DATABASE IF EXISTS {self.planner_schema}")
 
 
+class DatabricksDatabase(Database):
+    """A schema of its own in the Databricks fake (tests/sources/databricks_fixtures.py): the Statement
+    Execution API over DuckDB, which runs each statement as sqlglot writes it from Databricks SQL."""
+
+    kind = "databricks"
+
+    def __init__(self, fake: DatabricksFake) -> None:
+        token = uuid.uuid4().hex[:10]
+        self.fake = fake
+        self.schema = f"cdc_{token}"
+        self.planner_schema = f"cdc_planner_{token}"
+        self.execute(f"CREATE SCHEMA {self.schema}")
+
+    def execute(self, statement: str) -> None:
+        with self.fake.engine._lock:
+            self.fake.engine._db.execute(statement)
+
+    def table(self, name: str = "users") -> str:
+        return f"{self.schema}.{name}"
+
+    def source(self) -> dict[str, Any]:
+        return {"type": "databricks", **databricks_settings(self.fake, schema=self.schema)}
+
+    def close(self) -> None:
+        self.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+        self.execute(f"DROP SCHEMA IF EXISTS {self.planner_schema} CASCADE")
+
+
+@pytest.fixture(scope="session")
+def cdc_databricks() -> Iterator[DatabricksFake]:
+    fake = DatabricksFake(writable=True)
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
 @pytest.fixture(scope="session")
 def cdc_clickhouse() -> Iterator[ClickHouseHttpShim]:
     shim = ClickHouseHttpShim({"default": ""})
@@ -229,6 +267,9 @@ def open_database(kind: str, directory: Path, request: pytest.FixtureRequest | N
     if kind == "clickhouse":
         assert request is not None
         return ClickHouseDatabase(request.getfixturevalue("cdc_clickhouse"))
+    if kind == "databricks":
+        assert request is not None
+        return DatabricksDatabase(request.getfixturevalue("cdc_databricks"))
     if kind == "duckdb":
         return DuckDBDatabase(directory)
     if kind == "postgres":
@@ -303,7 +344,7 @@ class Harness:
             change_set.close()
 
 
-@pytest.fixture(params=["duckdb", "postgres", "redshift", "mariadb", "snowflake", "clickhouse"])
+@pytest.fixture(params=["duckdb", "postgres", "redshift", "mariadb", "snowflake", "clickhouse", "databricks"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     database = open_database(request.param, tmp_path, request)
     try:

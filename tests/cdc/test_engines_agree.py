@@ -47,7 +47,7 @@ step = st.fixed_dictionaries(
 )
 
 
-@pytest.fixture(params=["postgres", "redshift", "mariadb", "snowflake", "clickhouse"])
+@pytest.fixture(params=["postgres", "redshift", "mariadb", "snowflake", "clickhouse", "databricks"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     db: Database = open_database(request.param, tmp_path, request)
     try:

@@ -71,10 +71,10 @@ class Statement:
 class DatabricksFake:
     """The fake workspace, in a thread on a free loopback port."""
 
-    def __init__(self, chunk_rows: int = 2000, wire_batch_rows: int = 512) -> None:
+    def __init__(self, chunk_rows: int = 2000, wire_batch_rows: int = 512, writable: bool = False) -> None:
         from .fake_engine import FakeEngine
 
-        self.engine = FakeEngine("databricks", SCHEMA)
+        self.engine = FakeEngine("databricks", SCHEMA, writable)
         self.chunk_rows = chunk_rows
         self.wire_batch_rows = wire_batch_rows
         self.hold = False

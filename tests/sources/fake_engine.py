@@ -7,6 +7,10 @@ over the contract suite's dataset (people, people_view, numbers). So the SQL a c
 checked for its dialect and really runs, and the rows, the missing table or the missing column come back
 as a real engine found them; the fake only dresses them as its database would (error codes, wire types).
 
+A fake is read-only (a write is refused as a user with SELECT only would be refused) unless it is made
+``writable``, as the Lightning engine's tests make theirs; there a dialect's row hash function that DuckDB
+lacks (``xxhash64``) is computed with DuckDB's ``hash()``.
+
 What this cannot show, each fake's docs say: the database's own type system beyond what DuckDB holds,
 its optimiser, its privileges.
 """
@@ -21,8 +25,6 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
-
-from .conftest import NUMBERS_ROWS, PEOPLE
 
 Kind = Literal["syntax", "missing_table", "missing_column", "data", "write"]
 
@@ -46,11 +48,15 @@ class FakeEngine:
     names (``schema.people``) resolve; unqualified names resolve too. ``statements`` records every
     statement received, as written, for tests on the SQL a connector generates."""
 
-    def __init__(self, dialect: str, schema: str = "main") -> None:
+    def __init__(self, dialect: str, schema: str = "main", writable: bool = False) -> None:
         self.dialect = dialect
         self.schema = schema
+        self.writable = writable
         self.statements: list[str] = []
         self._lock = threading.Lock()
+        # Imported here: conftest loads the fakes' fixtures, which import this module.
+        from .conftest import NUMBERS_ROWS, PEOPLE
+
         self._db = duckdb.connect()
         if schema != "main":
             self._db.execute(f'CREATE SCHEMA "{schema}"')
@@ -111,10 +117,10 @@ class FakeEngine:
             raise EngineError("syntax", f"syntax error: {len(statements)} statements where one was expected")
         statement = statements[0]
         writes = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.TruncateTable)
-        if isinstance(statement, writes) or statement.find(*writes) is not None:
+        if not self.writable and (isinstance(statement, writes) or statement.find(*writes) is not None):
             # The fakes stand for a user with SELECT only: a write that reached them is refused.
             raise EngineError("write", "permission denied: the session may only read")
-        return statement.sql(dialect="duckdb")
+        return statement.transform(_duckdb_functions).sql(dialect="duckdb")
 
     def tables(self) -> list[tuple[str, str]]:
         """(schema, name) of the dataset's tables and views."""
@@ -124,6 +130,18 @@ class FakeEngine:
                 [self.schema],
             ).fetchall()
         return [(str(s), str(n)) for s, n in rows]
+
+
+# The dialects' row hash functions, which DuckDB does not have, computed with its own hash() (a fake's hashes
+# are only compared with its own).
+_HASH_FUNCTIONS = frozenset({"XXHASH64"})
+
+
+def _duckdb_functions(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Anonymous) and str(node.name).upper() in _HASH_FUNCTIONS:
+        hashed = exp.Anonymous(this="hash", expressions=node.expressions)  # UBIGINT: its top 63 bits fit
+        return exp.cast(exp.BitwiseRightShift(this=hashed, expression=exp.Literal.number(1)), "BIGINT")
+    return node
 
 
 def _catalog_error(exc: duckdb.CatalogException) -> EngineError:

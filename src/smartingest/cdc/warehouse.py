@@ -364,6 +364,33 @@ class ClickHouse(Warehouse):
         return expression  # loaded keys have the model's types (Nullable where the model's are not)
 
 
+class Databricks(Warehouse):
+    """Databricks SQL (Unity Catalog): a statement at a time, no transactions across them (each merge makes a
+    new generation of the snapshot), Delta tables of the catalog's defaults."""
+
+    def scheme(self, version: str) -> str:
+        return "lightning/1 databricks xxhash64"
+
+    def row_hash(self, fingerprint: str, columns: Sequence[str], hashable: Sequence[bool]) -> str:
+        # xxhash64 skips a null argument: each value is followed by whether it is null, so that no two rows
+        # hash the same values in other places.
+        parts = [self.literal(fingerprint)]
+        for column in columns:
+            parts += [column, f"{column} IS NULL"]
+        return f"xxhash64({', '.join(parts)})"
+
+    def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
+        principal = quote_stored(user, self.dialect)
+        catalog = quote_stored(database, self.dialect) if database else "<the catalog>"
+        if exists:
+            qualified = f"{catalog}.{quote_stored(schema, self.dialect)}"
+            return f"GRANT USE SCHEMA, CREATE TABLE, SELECT, MODIFY ON SCHEMA {qualified} TO {principal}"
+        return f"GRANT USE CATALOG, CREATE SCHEMA ON CATALOG {catalog} TO {principal}"
+
+    def key_cast(self, expression: str, declared: str) -> str:
+        return expression  # loaded keys have the model's types
+
+
 class DuckDB(Warehouse):
     def scheme(self, version: str) -> str:
         return f"lightning/1 duckdb {version} hash"  # hash() is not promised across releases
@@ -429,6 +456,17 @@ WAREHOUSES: dict[str, Warehouse] = {
         indexes=False,  # a join probes a hash table of the smaller side; no index would serve it
         transactions=False,
         generation_type="Int64",
+    ),
+    "databricks": Databricks(
+        "databricks",
+        "BIGINT",
+        "STRING",
+        "STRING",
+        "SELECT version()",
+        current_user="SELECT current_user()",
+        indexes=False,  # Delta tables have no indexes
+        current_database="SELECT current_catalog()",
+        transactions=False,
     ),
     "duckdb": DuckDB("duckdb", "UBIGINT", "VARCHAR", "VARCHAR", "SELECT version()", indexes=False),
 }

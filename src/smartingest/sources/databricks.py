@@ -43,11 +43,12 @@ from smartingest.errors import ModelError, SourceAuthError, SourceConnectionErro
 from smartingest.sources._common import BatchStream, one_line, rebatch, scrub_secrets, source_error, translate_errors
 from smartingest.sources._result_plan import ResultColumn, conformed, planned_schema
 from smartingest.sources.base import describe_model
-from smartingest.sources.sql import SqlConnector
+from smartingest.sources.sql import SqlConnector, loaded_type, sql_literal
 
 _WAREHOUSE_PATH = re.compile(r"^/sql/1\.0/(?:warehouses|endpoints)/([A-Za-z0-9]+)/?$")
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _STATEMENTS = "/api/2.0/sql/statements"
+_LOAD_ROWS = 5000  # rows per INSERT of the Lightning engine's loads
 _TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "CLOSED"})
 _TOKEN_MARGIN_SECONDS = 60  # an OAuth token is renewed this long before it expires
 
@@ -424,6 +425,27 @@ class DatabricksSource(SqlConnector[DatabricksSettings, Workspace]):
     def _rows(self, conn: Workspace, query: str) -> list[tuple[Any, ...]]:
         answer = conn.run(query)
         return [tuple(row.values()) for batch in conn.batches(answer) for row in batch.to_pylist()]
+
+    def _planner_session(self) -> contextlib.AbstractContextManager[Workspace]:
+        return self._session()  # nothing makes the session read-only
+
+    def _execute(self, conn: Workspace, sql: str) -> None:
+        conn.run(sql)
+
+    def _load(self, conn: Workspace, schema: str, table: str, data: pa.RecordBatchReader) -> None:
+        # The Statement Execution API takes rows only as a statement's text: multi-row INSERTs of literals,
+        # each well under its 16 MiB limit on a statement.
+        qualified = f"{self.quote(schema)}.{self.quote(table)}"
+        fields = list(data.schema)
+        declared = ", ".join(f"{self.quote(f.name)} {loaded_type(f.type, self.DIALECT)}" for f in fields)
+        conn.run(f"CREATE TABLE {qualified} ({declared})")
+        names = ", ".join(self.quote(f.name) for f in fields)
+        for batch in data:
+            for start in range(0, batch.num_rows, _LOAD_ROWS):
+                part = batch.slice(start, _LOAD_ROWS)
+                rows = zip(*(column.to_pylist() for column in part.columns), strict=True)
+                values = ", ".join("(" + ", ".join(sql_literal(v, self.DIALECT) for v in row) + ")" for row in rows)
+                conn.run(f"INSERT INTO {qualified} ({names}) VALUES {values}")
 
     def _tables_sql(self, limit: int) -> str:
         # The catalog's information schema lists what the principal may see, views included.

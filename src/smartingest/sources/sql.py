@@ -89,6 +89,32 @@ def _generic_type(arrow: pa.DataType) -> str:
     return "TEXT"
 
 
+def sql_literal(value: Any, dialect: str) -> str:
+    """A Python value (as Arrow's ``to_pylist`` gives it) as a literal of the dialect's SQL, for the loads of
+    databases that take rows only as statements' text."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from sqlglot import exp
+
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if value == value and abs(value) != float("inf") else f"CAST('{value}' AS DOUBLE)"
+    if isinstance(value, dt.datetime):  # an instant as its UTC wall time (the sessions run in UTC)
+        text = value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+        return f"CAST({exp.Literal.string(text.isoformat(sep=' ')).sql(dialect=dialect)} AS TIMESTAMP)"
+    if isinstance(value, dt.date):
+        return f"CAST({exp.Literal.string(value.isoformat()).sql(dialect=dialect)} AS DATE)"
+    if isinstance(value, bytes):
+        return f"X'{value.hex()}'"
+    return exp.Literal.string(str(value)).sql(dialect=dialect)
+
+
 @cache
 def _loaded_type_name(generic: str, dialect: str) -> str:
     from sqlglot import exp
