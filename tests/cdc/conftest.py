@@ -2,8 +2,10 @@
 seam (``detector_for``, as a run builds it), and a run of it that reports what it found.
 
 Databases: DuckDB (a file per test), PostgreSQL (a schema per test), Redshift (the Redshift connector on the
-local PostgreSQL, a schema per test: a profile, as tests/sources reads it) and MariaDB (a database per test),
-each with the Lightning engine's planner schema of its own, dropped afterwards.
+local PostgreSQL, a schema per test: a profile, as tests/sources reads it), MariaDB (a database per test),
+Snowflake (its emulator, a database per test), ClickHouse (the chdb engine behind its HTTP shim, a database
+per test), and Databricks and BigQuery (their API fakes made writable, over DuckDB: a schema per test), each
+with the Lightning engine's planner schema of its own, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from smartingest.config.models import ModelConfig, SourceConfig
 from smartingest.engine.pipeline import detector_for
 from smartingest.sources.registry import open_source
 from tests.conftest import PG_DSN
+from tests.sources.bigquery_fixtures import BigQueryFake, bigquery_settings
 from tests.sources.chdb_http import ClickHouseHttpShim
 from tests.sources.databricks_fixtures import DatabricksFake, databricks_settings
 from tests.sources.snowflake_fixtures import Emulator, fresh_database
@@ -242,6 +245,32 @@ class DatabricksDatabase(Database):
         self.execute(f"DROP SCHEMA IF EXISTS {self.planner_schema} CASCADE")
 
 
+class BigQueryDatabase(DatabricksDatabase):
+    """A dataset of its own in the BigQuery fake (tests/sources/bigquery_fixtures.py): the REST and Storage Read
+    APIs over DuckDB, which runs each job's statement as sqlglot writes it from BigQuery's SQL."""
+
+    kind = "bigquery"
+
+    def __init__(self, fake: BigQueryFake) -> None:  # type: ignore[override]
+        token = uuid.uuid4().hex[:10]
+        self.fake = fake  # type: ignore[assignment]
+        self.schema = f"cdc_{token}"
+        self.planner_schema = f"cdc_planner_{token}"
+        self.execute(f"CREATE SCHEMA {self.schema}")
+
+    def source(self) -> dict[str, Any]:
+        return {"type": "bigquery", **bigquery_settings(self.fake, dataset=self.schema)}  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def cdc_bigquery() -> Iterator[BigQueryFake]:
+    fake = BigQueryFake(writable=True)
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
 @pytest.fixture(scope="session")
 def cdc_databricks() -> Iterator[DatabricksFake]:
     fake = DatabricksFake(writable=True)
@@ -270,6 +299,9 @@ def open_database(kind: str, directory: Path, request: pytest.FixtureRequest | N
     if kind == "databricks":
         assert request is not None
         return DatabricksDatabase(request.getfixturevalue("cdc_databricks"))
+    if kind == "bigquery":
+        assert request is not None
+        return BigQueryDatabase(request.getfixturevalue("cdc_bigquery"))
     if kind == "duckdb":
         return DuckDBDatabase(directory)
     if kind == "postgres":
@@ -344,7 +376,10 @@ class Harness:
             change_set.close()
 
 
-@pytest.fixture(params=["duckdb", "postgres", "redshift", "mariadb", "snowflake", "clickhouse", "databricks"])
+DATABASES = ["duckdb", "postgres", "redshift", "mariadb", "snowflake", "clickhouse", "databricks", "bigquery"]
+
+
+@pytest.fixture(params=DATABASES)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     database = open_database(request.param, tmp_path, request)
     try:

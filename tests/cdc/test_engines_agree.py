@@ -1,6 +1,7 @@
 """Both engines give identical change sets: random histories of inserts, updates and deletes (null and
 duplicate keys, identifiers shared but for case and spaces, nulls, rows Iterable refuses) applied to a real
-PostgreSQL and a real MariaDB model (and the PostgreSQL one read as Redshift), each run planned by Basic
+PostgreSQL and a real MariaDB model (and the PostgreSQL one read as Redshift; and the Snowflake emulator's,
+the ClickHouse engine's, and the Databricks and BigQuery fakes' models), each run planned by Basic
 and by Lightning side by side, each with its own snapshot, and compared run after run: counts, the changes
 and every column of them, and the invalid rows with their reasons."""
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from smartingest.cdc.base import HASH, OP, PK, HashSpec, Identity
 from smartingest.config.models import ModelConfig
-from tests.cdc.conftest import Database, Harness, open_database
+from tests.cdc.conftest import DATABASES, Database, Harness, open_database
 
 SPECS = [
     HashSpec("id", ("email", "plan", "amount"), "fp-1", Identity("email", "email", ignore_case=True, trim=True)),
@@ -47,7 +48,7 @@ step = st.fixed_dictionaries(
 )
 
 
-@pytest.fixture(params=["postgres", "redshift", "mariadb", "snowflake", "clickhouse", "databricks"])
+@pytest.fixture(params=[kind for kind in DATABASES if kind != "duckdb"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     db: Database = open_database(request.param, tmp_path, request)
     try:

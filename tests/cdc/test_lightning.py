@@ -22,6 +22,7 @@ from tests.cdc.conftest import (
     MARIADB,
     SPEC,
     SYNC,
+    BigQueryDatabase,
     ClickHouseDatabase,
     Database,
     Harness,
@@ -262,5 +263,19 @@ def test_clickhouse_keeps_one_generation_of_the_snapshot_and_one_row_per_sync(tm
             engine.close()
         assert tables == ['"smartingest_syncs"', next(t for t in tables if t.startswith('"snapshot_'))]
         assert tables[1].endswith('_3"') and syncs == [f'"{SYNC}",3']  # the first run's, then two merges
+    finally:
+        db.close()
+
+
+def test_bigquery_makes_the_planner_dataset_in_the_models_location(tmp_path: Path, cdc_bigquery):
+    db = BigQueryDatabase(cdc_bigquery)
+    try:
+        db.create_users(2)
+        assert Harness(db, "lightning", tmp_path / "state").run().counts.added == 2
+        created = [job.sql for job in cdc_bigquery.jobs.values() if job.sql.startswith("CREATE SCHEMA")]
+        # A query cannot read datasets of two locations; whether it exists, the API says for any location.
+        assert created == [f"CREATE SCHEMA IF NOT EXISTS `{db.planner_schema}` OPTIONS (location = 'US')"]
+        asked = [path for method, path, _ in cdc_bigquery.requests if method == "GET" and "/datasets/" in path]
+        assert asked and all(path.endswith(f"/datasets/{db.planner_schema}") for path in asked)
     finally:
         db.close()

@@ -12,7 +12,8 @@ The REST server (HTTP, ``client_options.api_endpoint``) serves, as the API refer
   unknown column, ``notFound`` for a table, ``bytesBilledLimitExceeded`` for a query that would bill more than
   ``maximumBytesBilled``: as BigQuery bills at least 10 MB for a query reading a table, any limit below that
   fails such a query) and its message;
-* ``datasets.list`` and ``tables.list``;
+* ``datasets.list``, ``datasets.get`` (404 ``notFound`` for a dataset the engine has no schema for) and
+  ``tables.list``;
 * the OAuth token endpoint a service account key names (``token_uri``): the JWT the client signs is checked
   against the key's public half, and every API call must carry a token it issued.
 
@@ -57,6 +58,7 @@ ANON = "_smartingest_anon"
 MIN_BILLED = 10 * 1024 * 1024  # BigQuery bills at least 10 MB for a query that reads a table
 _JSON_META = {b"ARROW:extension:name": b"google:sqlType:json"}
 _JOB_PATH = re.compile(r"^/bigquery/v2/projects/([^/]+)/(jobs|queries)(?:/([^/]+))?(/cancel)?$")
+_DATASET_PATH = re.compile(r"^/bigquery/v2/projects/([^/]+)/datasets/([^/]+)$")
 _LIST_PATH = re.compile(r"^/bigquery/v2/projects/([^/]+)/datasets(?:/([^/]+)/tables)?$")
 
 
@@ -74,10 +76,10 @@ class Job:
 class BigQueryFake:
     """The fake BigQuery: the REST server at ``url``, the Storage Read API at ``storage_endpoint``."""
 
-    def __init__(self, wire_batch_rows: int = 1000) -> None:
+    def __init__(self, wire_batch_rows: int = 1000, writable: bool = False) -> None:
         from .fake_engine import FakeEngine
 
-        self.engine = FakeEngine("bigquery", DATASET)
+        self.engine = FakeEngine("bigquery", DATASET, writable)
         self.wire_batch_rows = wire_batch_rows
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.hold = False
@@ -197,7 +199,8 @@ class BigQueryFake:
             return
         try:
             table = self.engine.execute(job.sql)
-            described = self.engine.describe(job.sql)
+            # A query is described to type its JSON; DDL and DML (which describing would run again) answer none.
+            described = self.engine.describe(job.sql) if self.engine.returns_rows(job.sql) else []
         except EngineError as exc:
             job.error = _bigquery_error(exc)
             return
@@ -444,6 +447,22 @@ class _Handler(CountingHandler):
 
     def _route(self, path: str, params: dict[str, str], body: dict[str, Any]) -> None:
         fake = self.fake
+        dataset = _DATASET_PATH.match(path)
+        if dataset is not None and self.command == "GET":  # datasets.get
+            if not fake.engine.has_schema(dataset[2]):
+                self._error(404, "notFound", f"Not found: Dataset {PROJECT}:{dataset[2]}")
+                return
+            reference = {"projectId": PROJECT, "datasetId": dataset[2]}
+            self._json(
+                200,
+                {
+                    "kind": "bigquery#dataset",
+                    "id": f"{PROJECT}:{dataset[2]}",
+                    "datasetReference": reference,
+                    "location": "US",
+                },
+            )
+            return
         listing = _LIST_PATH.match(path)
         if listing is not None:
             self._json(200, _listing(fake, listing[2]))

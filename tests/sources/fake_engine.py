@@ -9,7 +9,8 @@ as a real engine found them; the fake only dresses them as its database would (e
 
 A fake is read-only (a write is refused as a user with SELECT only would be refused) unless it is made
 ``writable``, as the Lightning engine's tests make theirs; there a dialect's row hash function that DuckDB
-lacks (``xxhash64``) is computed with DuckDB's ``hash()``.
+lacks (``xxhash64``, ``FARM_FINGERPRINT``) is computed with DuckDB's ``hash()``, and BigQuery's
+``dataset.INFORMATION_SCHEMA.COLUMNS`` is DuckDB's ``information_schema.columns`` of that schema.
 
 What this cannot show, each fake's docs say: the database's own type system beyond what DuckDB holds,
 its optimiser, its privileges.
@@ -122,6 +123,15 @@ class FakeEngine:
             raise EngineError("write", "permission denied: the session may only read")
         return statement.transform(_duckdb_functions).sql(dialect="duckdb")
 
+    def returns_rows(self, sql: str) -> bool:
+        """Whether a statement of the dialect is a query (else DDL or DML, run once and answering no rows)."""
+        return isinstance(sqlglot.parse_one(sql, read=self.dialect), exp.Query)
+
+    def has_schema(self, name: str) -> bool:
+        with self._lock:
+            found = self._db.execute("SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?", [name])
+            return bool(found.fetchall()[0][0])
+
     def tables(self) -> list[tuple[str, str]]:
         """(schema, name) of the dataset's tables and views."""
         with self._lock:
@@ -138,9 +148,18 @@ _HASH_FUNCTIONS = frozenset({"XXHASH64"})
 
 
 def _duckdb_functions(node: exp.Expression) -> exp.Expression:
-    if isinstance(node, exp.Anonymous) and str(node.name).upper() in _HASH_FUNCTIONS:
-        hashed = exp.Anonymous(this="hash", expressions=node.expressions)  # UBIGINT: its top 63 bits fit
+    dialect_hash = isinstance(node, exp.Anonymous) and str(node.name).upper() in _HASH_FUNCTIONS
+    if dialect_hash or isinstance(node, exp.FarmFingerprint):
+        hashed = exp.Anonymous(this="hash", expressions=node.expressions)  # UBIGINT: its top 63 bits fit BIGINT
         return exp.cast(exp.BitwiseRightShift(this=hashed, expression=exp.Literal.number(1)), "BIGINT")
+    if isinstance(node, exp.Table) and node.name.upper() == "INFORMATION_SCHEMA.COLUMNS" and node.db:
+        # BigQuery's view of one dataset's columns: DuckDB's of that schema.
+        columns = (
+            sqlglot.select("*")
+            .from_("information_schema.columns")
+            .where(exp.column("table_schema").eq(exp.Literal.string(node.db)))
+        )
+        return columns.subquery(node.alias_or_name)
     return node
 
 

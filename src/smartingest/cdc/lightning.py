@@ -338,17 +338,20 @@ class LightningChangeDetector:
         )
 
     def _schema_exists(self, planner: Planner) -> bool:
-        return bool(planner.rows(self.warehouse.schema_exists(planner.stored(self.schema)))[0][0])
+        stored = planner.stored(self.schema)
+        found = planner.schema_exists(stored)
+        return found if found is not None else bool(planner.rows(self.warehouse.schema_exists(stored))[0][0])
 
     def ensure_schema(self, planner: Planner) -> None:
         """Create the planner schema and its table of syncs when they are missing."""
         w = self.warehouse
         if not self._schema_exists(planner):
             current = planner.rows(w.current_schema)[0][0] if w.current_schema else None
-            planner.execute(w.create_schema(planner.quote(self.schema)))
+            quoted = planner.quote(self.schema)
+            planner.execute(planner.create_schema(quoted) or w.create_schema(quoted))
             if current:  # the model's unqualified names resolve in the schema they did
                 planner.execute(w.use_schema(str(current)))
-        text = "VARCHAR(255)"
+        text = w.key_text_type
         columns = ", ".join(
             f"{name} {self.warehouse.ident_type}"
             for name in (

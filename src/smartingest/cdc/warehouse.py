@@ -74,6 +74,7 @@ class Warehouse:
     # generation and one INSERT of the sync's row, naming it, commits it (cdc/lightning.py, _rebuild).
     transactions: bool = True
     generation_type: str = "BIGINT"
+    key_text_type: str = "VARCHAR(255)"  # smartingest_syncs' sync_key and committed_at
 
     def literal(self, text: str) -> str:
         """A string literal of this database's SQL."""
@@ -391,6 +392,35 @@ class Databricks(Warehouse):
         return expression  # loaded keys have the model's types
 
 
+class BigQuery(Warehouse):
+    """BigQuery: datasets for schemas, a job per statement and no transaction across them (each merge makes
+    a new generation of the snapshot)."""
+
+    def scheme(self, version: str) -> str:
+        return "lightning/1 bigquery farm_fingerprint json"
+
+    def row_hash(self, fingerprint: str, columns: Sequence[str], hashable: Sequence[bool]) -> str:
+        # FARM_FINGERPRINT takes one string: the row's JSON text, each value typed and a null written null.
+        return f"FARM_FINGERPRINT(TO_JSON_STRING(STRUCT({', '.join([self.literal(fingerprint), *columns])})))"
+
+    def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
+        kind = "serviceAccount" if user.endswith(".gserviceaccount.com") else "user"
+        if exists:
+            dataset = quote_stored(schema, self.dialect)
+            return f'GRANT `roles/bigquery.dataEditor` ON SCHEMA {dataset} TO "{kind}:{user}"'
+        return f"grant {kind}:{user} roles/bigquery.dataEditor on the project (it may then create datasets)"
+
+    def column_types(self, schema: str, table: str) -> str:
+        # Qualified by its dataset: the view answers for that dataset's tables, wherever it lies.
+        return (
+            f"SELECT column_name, data_type FROM {quote_stored(schema, self.dialect)}.INFORMATION_SCHEMA.COLUMNS "
+            f"WHERE table_name = {self.literal(table)} ORDER BY ordinal_position"
+        )
+
+    def key_cast(self, expression: str, declared: str) -> str:
+        return expression  # loaded keys have the model's types
+
+
 class DuckDB(Warehouse):
     def scheme(self, version: str) -> str:
         return f"lightning/1 duckdb {version} hash"  # hash() is not promised across releases
@@ -467,6 +497,19 @@ WAREHOUSES: dict[str, Warehouse] = {
         indexes=False,  # Delta tables have no indexes
         current_database="SELECT current_catalog()",
         transactions=False,
+    ),
+    "bigquery": BigQuery(
+        "bigquery",
+        "INT64",
+        "STRING",
+        "STRING",
+        "SELECT 'bigquery'",  # no version to read: the hash's is the API's
+        current_user="SELECT SESSION_USER()",
+        schema_noun="dataset",
+        indexes=False,
+        transactions=False,
+        generation_type="INT64",
+        key_text_type="STRING",
     ),
     "duckdb": DuckDB("duckdb", "UBIGINT", "VARCHAR", "VARCHAR", "SELECT version()", indexes=False),
 }

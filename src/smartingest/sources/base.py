@@ -87,6 +87,15 @@ class Planner(Protocol):
         """Run one statement that returns no rows."""
         ...
 
+    def schema_exists(self, name: str) -> bool | None:
+        """Whether the schema (its name as stored) exists, where the connector asks its API rather than SQL
+        (None: ask the database's catalog in SQL)."""
+        ...
+
+    def create_schema(self, quoted: str) -> str | None:
+        """The statement creating a schema, where the connector words it (None: the database's own words)."""
+        ...
+
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """The rows of a small query."""
         ...

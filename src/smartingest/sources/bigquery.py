@@ -64,10 +64,11 @@ from smartingest.sources._common import (
 )
 from smartingest.sources._result_plan import ResultColumn, conformed, planned_schema
 from smartingest.sources.base import MAX_TABLES, describe_model
-from smartingest.sources.sql import SqlConnector
+from smartingest.sources.sql import SqlConnector, loaded_type, sql_literal
 
 _SCOPES = ("https://www.googleapis.com/auth/bigquery",)
 _UTC_US = pa.timestamp("us", tz="UTC")
+_LOAD_ROWS = 2000  # rows per INSERT of the Lightning engine's loads
 _LZ4 = storage_types.ArrowSerializationOptions.CompressionCodec.LZ4_FRAME  # Arrow buffers compressed on the wire
 _ROLES = "roles/bigquery.dataViewer, roles/bigquery.jobUser and roles/bigquery.readSessionUser"
 
@@ -281,6 +282,42 @@ class BigQuerySource(SqlConnector[BigQuerySettings, BigQueryClients]):
             arrow = self._read_session(conn, result)
         batches = rebatch(conformed(arrow, columns, subject, _cast_hint), batch_rows)
         return BatchStream(planned_schema(columns), batches, translate)
+
+    def _planner_session(self) -> contextlib.AbstractContextManager[BigQueryClients]:
+        return self._session()  # nothing makes the session read-only
+
+    def _execute(self, conn: BigQueryClients, sql: str) -> None:
+        self._run(conn, sql)
+
+    def _schema_exists(self, conn: BigQueryClients, name: str) -> bool | None:
+        # INFORMATION_SCHEMA.SCHEMATA answers for one region only (the US unless qualified): the API knows.
+        try:
+            reference = f"{self.settings.project}.{name}"
+            conn.api.get_dataset(reference, retry=self._retry(), timeout=self._request_timeout())
+        except api_exceptions.NotFound:
+            return False
+        return True
+
+    def _create_schema(self, quoted: str) -> str | None:
+        # In the models' location: a query cannot read datasets of two locations.
+        location = self.settings.location
+        options = f" OPTIONS (location = {sql_literal(location, self.DIALECT)})" if location else ""
+        return f"CREATE SCHEMA IF NOT EXISTS {quoted}{options}"
+
+    def _load(self, conn: BigQueryClients, schema: str, table: str, data: pa.RecordBatchReader) -> None:
+        # Multi-row INSERTs of literals, each within BigQuery's 1 MB limit on a query's text (a load job
+        # would need the rows staged as a file first).
+        qualified = f"{self.quote(schema)}.{self.quote(table)}"
+        fields = list(data.schema)
+        declared = ", ".join(f"{self.quote(f.name)} {loaded_type(f.type, self.DIALECT)}" for f in fields)
+        self._run(conn, f"CREATE TABLE {qualified} ({declared})")
+        names = ", ".join(self.quote(f.name) for f in fields)
+        for batch in data:
+            for start in range(0, batch.num_rows, _LOAD_ROWS):
+                part = batch.slice(start, _LOAD_ROWS)
+                rows = zip(*(column.to_pylist() for column in part.columns), strict=True)
+                values = ", ".join("(" + ", ".join(sql_literal(v, self.DIALECT) for v in row) + ")" for row in rows)
+                self._run(conn, f"INSERT INTO {qualified} ({names}) VALUES {values}")
 
     def _rows(self, conn: BigQueryClients, query: str) -> list[tuple[Any, ...]]:
         batches = self._read_session(conn, self._run(conn, query))

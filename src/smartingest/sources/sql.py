@@ -264,6 +264,14 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
         finally:
             close_quietly(cursor.close)
 
+    def _schema_exists(self, conn: Conn, name: str) -> bool | None:
+        """Whether a schema exists, asked of the database's API (None: the Lightning engine asks in SQL)."""
+        return None
+
+    def _create_schema(self, quoted: str) -> str | None:
+        """The statement creating the Lightning engine's schema, where settings of the source shape it."""
+        return None
+
     def _load(self, conn: Conn, schema: str, table: str, data: pa.RecordBatchReader) -> None:
         """Create table ``schema.table`` (names as written) with ``data``'s columns and rows."""
         raise ConfigError(
@@ -301,6 +309,13 @@ class SqlPlanner(Generic[Conn]):
     def execute(self, sql: str) -> None:
         with translate_errors(self.connector._translate):
             self.connector._execute(self.conn, sql)
+
+    def schema_exists(self, name: str) -> bool | None:
+        with translate_errors(self.connector._translate):
+            return self.connector._schema_exists(self.conn, name)
+
+    def create_schema(self, quoted: str) -> str | None:
+        return self.connector._create_schema(quoted)
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         with translate_errors(self.connector._translate):
