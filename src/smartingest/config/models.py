@@ -54,7 +54,8 @@ class SourceConfig(BaseModel):
         DEFAULT_PLANNER_SCHEMA,
         min_length=1,
         max_length=63,
-        description="Where the Lightning engine keeps its snapshots in the source (a schema; a database in MySQL).",
+        description="Where the Lightning engine keeps its snapshots in the source (a schema; a database in MySQL "
+        "and ClickHouse, a dataset in BigQuery).",
     )
 
     def connector_settings(self) -> dict[str, Any]:
