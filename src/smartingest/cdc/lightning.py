@@ -23,7 +23,8 @@ into ``plan_<sync>`` and merges them into the snapshot in one transaction of set
 (delete the removed keys, update the changed rows, insert the added ones), with the sync's row of
 ``smartingest_syncs``: a run that
 stops before leaves the snapshot as it was; a checkpoint is such a merge of what was acknowledged since
-the last one. Where the database has no transactions (ClickHouse), a merge makes the snapshot's next
+the last one. Where the database has no transactions across statements (ClickHouse, Databricks,
+BigQuery), a merge makes the snapshot's next
 generation instead, a table of its own, and the one INSERT of the sync's row naming it commits it
 (``_rebuild``). The model's own tables are only ever read.
 """

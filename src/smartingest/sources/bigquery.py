@@ -64,7 +64,7 @@ from smartingest.sources._common import (
 )
 from smartingest.sources._result_plan import ResultColumn, conformed, planned_schema
 from smartingest.sources.base import MAX_TABLES, describe_model
-from smartingest.sources.sql import SqlConnector, loaded_type, sql_literal
+from smartingest.sources.sql import SqlConnector, loading_statements, sql_literal
 
 _SCOPES = ("https://www.googleapis.com/auth/bigquery",)
 _UTC_US = pa.timestamp("us", tz="UTC")
@@ -307,17 +307,8 @@ class BigQuerySource(SqlConnector[BigQuerySettings, BigQueryClients]):
     def _load(self, conn: BigQueryClients, schema: str, table: str, data: pa.RecordBatchReader) -> None:
         # Multi-row INSERTs of literals, each within BigQuery's 1 MB limit on a query's text (a load job
         # would need the rows staged as a file first).
-        qualified = f"{self.quote(schema)}.{self.quote(table)}"
-        fields = list(data.schema)
-        declared = ", ".join(f"{self.quote(f.name)} {loaded_type(f.type, self.DIALECT)}" for f in fields)
-        self._run(conn, f"CREATE TABLE {qualified} ({declared})")
-        names = ", ".join(self.quote(f.name) for f in fields)
-        for batch in data:
-            for start in range(0, batch.num_rows, _LOAD_ROWS):
-                part = batch.slice(start, _LOAD_ROWS)
-                rows = zip(*(column.to_pylist() for column in part.columns), strict=True)
-                values = ", ".join("(" + ", ".join(sql_literal(v, self.DIALECT) for v in row) + ")" for row in rows)
-                self._run(conn, f"INSERT INTO {qualified} ({names}) VALUES {values}")
+        for statement in loading_statements(self, schema, table, data, _LOAD_ROWS):
+            self._run(conn, statement)
 
     def _rows(self, conn: BigQueryClients, query: str) -> list[tuple[Any, ...]]:
         batches = self._read_session(conn, self._run(conn, query))

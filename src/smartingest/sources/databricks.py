@@ -43,7 +43,7 @@ from smartingest.errors import ModelError, SourceAuthError, SourceConnectionErro
 from smartingest.sources._common import BatchStream, one_line, rebatch, scrub_secrets, source_error, translate_errors
 from smartingest.sources._result_plan import ResultColumn, conformed, planned_schema
 from smartingest.sources.base import describe_model
-from smartingest.sources.sql import SqlConnector, loaded_type, sql_literal
+from smartingest.sources.sql import SqlConnector, loading_statements
 
 _WAREHOUSE_PATH = re.compile(r"^/sql/1\.0/(?:warehouses|endpoints)/([A-Za-z0-9]+)/?$")
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -435,17 +435,8 @@ class DatabricksSource(SqlConnector[DatabricksSettings, Workspace]):
     def _load(self, conn: Workspace, schema: str, table: str, data: pa.RecordBatchReader) -> None:
         # The Statement Execution API takes rows only as a statement's text: multi-row INSERTs of literals,
         # each well under its 16 MiB limit on a statement.
-        qualified = f"{self.quote(schema)}.{self.quote(table)}"
-        fields = list(data.schema)
-        declared = ", ".join(f"{self.quote(f.name)} {loaded_type(f.type, self.DIALECT)}" for f in fields)
-        conn.run(f"CREATE TABLE {qualified} ({declared})")
-        names = ", ".join(self.quote(f.name) for f in fields)
-        for batch in data:
-            for start in range(0, batch.num_rows, _LOAD_ROWS):
-                part = batch.slice(start, _LOAD_ROWS)
-                rows = zip(*(column.to_pylist() for column in part.columns), strict=True)
-                values = ", ".join("(" + ", ".join(sql_literal(v, self.DIALECT) for v in row) + ")" for row in rows)
-                conn.run(f"INSERT INTO {qualified} ({names}) VALUES {values}")
+        for statement in loading_statements(self, schema, table, data, _LOAD_ROWS):
+            conn.run(statement)
 
     def _tables_sql(self, limit: int) -> str:
         # The catalog's information schema lists what the principal may see, views included.

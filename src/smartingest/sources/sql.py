@@ -89,6 +89,25 @@ def _generic_type(arrow: pa.DataType) -> str:
     return "TEXT"
 
 
+def loading_statements(
+    connector: SqlConnector[Any, Any], schema: str, table: str, data: pa.RecordBatchReader, rows_per_insert: int
+) -> Iterator[str]:
+    """The statements that load ``data`` into a new table ``schema.table``, for databases that take rows only
+    as a statement's text: CREATE TABLE, then multi-row INSERTs of literals, ``rows_per_insert`` rows each."""
+    qualified = f"{connector.quote(schema)}.{connector.quote(table)}"
+    fields = list(data.schema)
+    dialect = connector.DIALECT
+    declared = ", ".join(f"{connector.quote(f.name)} {loaded_type(f.type, dialect)}" for f in fields)
+    yield f"CREATE TABLE {qualified} ({declared})"
+    names = ", ".join(connector.quote(f.name) for f in fields)
+    for batch in data:
+        for start in range(0, batch.num_rows, rows_per_insert):
+            part = batch.slice(start, rows_per_insert)
+            rows = zip(*(column.to_pylist() for column in part.columns), strict=True)
+            values = ", ".join("(" + ", ".join(sql_literal(v, dialect) for v in row) + ")" for row in rows)
+            yield f"INSERT INTO {qualified} ({names}) VALUES {values}"
+
+
 def sql_literal(value: Any, dialect: str) -> str:
     """A Python value (as Arrow's ``to_pylist`` gives it) as a literal of the dialect's SQL, for the loads of
     databases that take rows only as statements' text."""
