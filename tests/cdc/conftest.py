@@ -32,6 +32,7 @@ from tests.conftest import PG_DSN
 from tests.sources.bigquery_fixtures import BigQueryFake, bigquery_settings
 from tests.sources.chdb_http import ClickHouseHttpShim
 from tests.sources.databricks_fixtures import DatabricksFake, databricks_settings
+from tests.sources.fake_engine import FakeEngine
 from tests.sources.snowflake_fixtures import Emulator, fresh_database
 
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
@@ -217,49 +218,55 @@ class ClickHouseDatabase(Database):
         self.execute(f"DROP DATABASE IF EXISTS {self.planner_schema}")
 
 
-class DatabricksDatabase(Database):
-    """A schema of its own in the Databricks fake (tests/sources/databricks_fixtures.py): the Statement
-    Execution API over DuckDB, which runs each statement as sqlglot writes it from Databricks SQL."""
+class FakeEngineDatabase(Database):
+    """A schema of its own in an API fake whose engine is DuckDB (tests/sources/fake_engine.py), laid out
+    by the tests in DuckDB's SQL; the fake runs what the connector sends as sqlglot writes it from the
+    database's dialect."""
 
-    kind = "databricks"
-
-    def __init__(self, fake: DatabricksFake) -> None:
+    def __init__(self, engine: FakeEngine) -> None:
         token = uuid.uuid4().hex[:10]
-        self.fake = fake
+        self.engine = engine
         self.schema = f"cdc_{token}"
         self.planner_schema = f"cdc_planner_{token}"
         self.execute(f"CREATE SCHEMA {self.schema}")
 
     def execute(self, statement: str) -> None:
-        with self.fake.engine._lock:
-            self.fake.engine._db.execute(statement)
+        with self.engine._lock:
+            self.engine._db.execute(statement)
 
     def table(self, name: str = "users") -> str:
         return f"{self.schema}.{name}"
-
-    def source(self) -> dict[str, Any]:
-        return {"type": "databricks", **databricks_settings(self.fake, schema=self.schema)}
 
     def close(self) -> None:
         self.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
         self.execute(f"DROP SCHEMA IF EXISTS {self.planner_schema} CASCADE")
 
 
-class BigQueryDatabase(DatabricksDatabase):
-    """A dataset of its own in the BigQuery fake (tests/sources/bigquery_fixtures.py): the REST and Storage Read
-    APIs over DuckDB, which runs each job's statement as sqlglot writes it from BigQuery's SQL."""
+class DatabricksDatabase(FakeEngineDatabase):
+    """The Databricks fake (tests/sources/databricks_fixtures.py): the Statement Execution API."""
+
+    kind = "databricks"
+
+    def __init__(self, fake: DatabricksFake) -> None:
+        super().__init__(fake.engine)
+        self.fake = fake
+
+    def source(self) -> dict[str, Any]:
+        return {"type": "databricks", **databricks_settings(self.fake, schema=self.schema)}
+
+
+class BigQueryDatabase(FakeEngineDatabase):
+    """The BigQuery fake (tests/sources/bigquery_fixtures.py): the REST and Storage Read APIs; a dataset is
+    a schema of the engine."""
 
     kind = "bigquery"
 
-    def __init__(self, fake: BigQueryFake) -> None:  # type: ignore[override]
-        token = uuid.uuid4().hex[:10]
-        self.fake = fake  # type: ignore[assignment]
-        self.schema = f"cdc_{token}"
-        self.planner_schema = f"cdc_planner_{token}"
-        self.execute(f"CREATE SCHEMA {self.schema}")
+    def __init__(self, fake: BigQueryFake) -> None:
+        super().__init__(fake.engine)
+        self.fake = fake
 
     def source(self) -> dict[str, Any]:
-        return {"type": "bigquery", **bigquery_settings(self.fake, dataset=self.schema)}  # type: ignore[arg-type]
+        return {"type": "bigquery", **bigquery_settings(self.fake, dataset=self.schema)}
 
 
 @pytest.fixture(scope="session")
