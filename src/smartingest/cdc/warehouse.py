@@ -111,7 +111,7 @@ class Warehouse:
 
     def use_schema(self, stored: str) -> str:
         """The statement that makes a schema (its name as stored) the session's current one again."""
-        return f"USE SCHEMA {quote_stored(stored, self.dialect)}"
+        return f"USE SCHEMA {quote_identifier(stored, self.dialect)}"
 
     def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
         """The statement an administrator runs so that ``user`` may keep the planner schema."""
@@ -126,8 +126,10 @@ class Warehouse:
         )
 
     def key_cast(self, expression: str, declared: str) -> str:
-        """A loaded key value, compared with a snapshot key of the ``declared`` type."""
-        return cast(expression, declared, self.dialect)
+        """A loaded key value, compared with a snapshot key of the ``declared`` type: as it is where the
+        database compares across types itself (its catalog names a type without its length, precision or
+        scale, so a cast to it could round: DECIMAL is DECIMAL(18, 0) in Redshift, NUMBER in Snowflake)."""
+        return expression
 
     def primary_key(self, table: str, columns: Sequence[str]) -> str:
         return f"ALTER TABLE {table} ADD PRIMARY KEY ({', '.join(columns)})"
@@ -251,9 +253,6 @@ class MySQL(Warehouse):
             f"AND table_name = {string_literal(table, self.dialect)} ORDER BY ordinal_position"
         )
 
-    def key_cast(self, expression: str, declared: str) -> str:
-        return expression  # MySQL compares across types itself, and CAST takes only a few type names
-
     def index(self, table: str, name: str, column: str) -> str:
         return f"CREATE INDEX {name} ON {table} ({column}(191))"  # a prefix: text is indexed by its start
 
@@ -308,11 +307,6 @@ class Redshift(Warehouse):
             return f"GRANT USAGE, CREATE ON SCHEMA {_quoted(schema)} TO {role}"
         return f"GRANT CREATE ON DATABASE {_quoted(database) if database else '<the database>'} TO {role}"
 
-    def key_cast(self, expression: str, declared: str) -> str:
-        # information_schema names a type without its length, precision or scale (a cast to DECIMAL would
-        # round to 0 places): loaded keys are compared, and inserted, with the database's own conversions.
-        return expression
-
 
 class Snowflake(Warehouse):
     """Snowflake: unquoted names are stored in upper case (the planner resolves ours so), no indexes, and
@@ -327,16 +321,11 @@ class Snowflake(Warehouse):
         return f"BITAND(HASH({', '.join([self.literal(fingerprint), *columns])}), 9223372036854775807)"
 
     def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
-        role = quote_stored(user, self.dialect)
-        db = quote_stored(database, self.dialect) if database else "<the database>"
+        role = quote_identifier(user, self.dialect)
+        db = quote_identifier(database, self.dialect) if database else "<the database>"
         if exists:
-            return f"GRANT USAGE, CREATE TABLE ON SCHEMA {db}.{quote_stored(schema, self.dialect)} TO ROLE {role}"
+            return f"GRANT USAGE, CREATE TABLE ON SCHEMA {db}.{quote_identifier(schema, self.dialect)} TO ROLE {role}"
         return f"GRANT USAGE, CREATE SCHEMA ON DATABASE {db} TO ROLE {role}"
-
-    def key_cast(self, expression: str, declared: str) -> str:
-        # information_schema names a type without its precision and scale (NUMBER): keys are compared, and
-        # inserted, with Snowflake's own conversions.
-        return expression
 
 
 class ClickHouse(Warehouse):
@@ -355,14 +344,11 @@ class ClickHouse(Warehouse):
         return f"CREATE DATABASE IF NOT EXISTS {quoted}"
 
     def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
-        quoted = quote_stored(schema, self.dialect)
+        quoted = quote_identifier(schema, self.dialect)
         privileges = "SELECT, INSERT, CREATE TABLE, DROP TABLE, ALTER DELETE"
         if not exists:
             privileges = "CREATE DATABASE, " + privileges
-        return f"GRANT {privileges} ON {quoted}.* TO {quote_stored(user, self.dialect)}"
-
-    def key_cast(self, expression: str, declared: str) -> str:
-        return expression  # loaded keys have the model's types (Nullable where the model's are not)
+        return f"GRANT {privileges} ON {quoted}.* TO {quote_identifier(user, self.dialect)}"
 
 
 class Databricks(Warehouse):
@@ -381,15 +367,12 @@ class Databricks(Warehouse):
         return f"xxhash64({', '.join(parts)})"
 
     def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
-        principal = quote_stored(user, self.dialect)
-        catalog = quote_stored(database, self.dialect) if database else "<the catalog>"
+        principal = quote_identifier(user, self.dialect)
+        catalog = quote_identifier(database, self.dialect) if database else "<the catalog>"
         if exists:
-            qualified = f"{catalog}.{quote_stored(schema, self.dialect)}"
+            qualified = f"{catalog}.{quote_identifier(schema, self.dialect)}"
             return f"GRANT USE SCHEMA, CREATE TABLE, SELECT, MODIFY ON SCHEMA {qualified} TO {principal}"
         return f"GRANT USE CATALOG, CREATE SCHEMA ON CATALOG {catalog} TO {principal}"
-
-    def key_cast(self, expression: str, declared: str) -> str:
-        return expression  # loaded keys have the model's types
 
 
 class BigQuery(Warehouse):
@@ -406,22 +389,22 @@ class BigQuery(Warehouse):
     def grant(self, schema: str, exists: bool, user: str, database: str) -> str:
         kind = "serviceAccount" if user.endswith(".gserviceaccount.com") else "user"
         if exists:
-            dataset = quote_stored(schema, self.dialect)
+            dataset = quote_identifier(schema, self.dialect)
             return f'GRANT `roles/bigquery.dataEditor` ON SCHEMA {dataset} TO "{kind}:{user}"'
         return f"grant {kind}:{user} roles/bigquery.dataEditor on the project (it may then create datasets)"
 
     def column_types(self, schema: str, table: str) -> str:
         # Qualified by its dataset: the view answers for that dataset's tables, wherever it lies.
         return (
-            f"SELECT column_name, data_type FROM {quote_stored(schema, self.dialect)}.INFORMATION_SCHEMA.COLUMNS "
+            f"SELECT column_name, data_type FROM {quote_identifier(schema, self.dialect)}.INFORMATION_SCHEMA.COLUMNS "
             f"WHERE table_name = {self.literal(table)} ORDER BY ordinal_position"
         )
 
-    def key_cast(self, expression: str, declared: str) -> str:
-        return expression  # loaded keys have the model's types
-
 
 class DuckDB(Warehouse):
+    def key_cast(self, expression: str, declared: str) -> str:
+        return cast(expression, declared, self.dialect)  # DuckDB's catalog names a type whole
+
     def scheme(self, version: str) -> str:
         return f"lightning/1 duckdb {version} hash"  # hash() is not promised across releases
 
@@ -524,11 +507,6 @@ def warehouse_for(dialect: str, source_type: str) -> Warehouse:
             f"the Lightning engine does not run on {source_type} sources yet (it runs on "
             f"{', '.join(sorted(WAREHOUSES))}): set the source's engine to basic"
         ) from None
-
-
-def quote_stored(name: str, dialect: str) -> str:
-    """A name as the database stores it, quoted (kept as it is, whatever the database folds)."""
-    return quote_identifier(name, dialect)
 
 
 def _quoted(name: str) -> str:

@@ -122,8 +122,9 @@ def sql_literal(value: Any, dialect: str) -> str:
         return "TRUE" if value else "FALSE"
     if isinstance(value, int | Decimal):
         return str(value)
-    if isinstance(value, float):
-        return repr(value) if value == value and abs(value) != float("inf") else f"CAST('{value}' AS DOUBLE)"
+    if isinstance(value, float):  # NaN and the infinities only as a cast of their text
+        finite = value == value and abs(value) != float("inf")
+        return repr(value) if finite else exp.cast(exp.Literal.string(str(value)), "DOUBLE").sql(dialect=dialect)
     if isinstance(value, dt.datetime):  # an instant as its UTC wall time (the sessions run in UTC)
         text = value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo is not None else value
         return f"CAST({exp.Literal.string(text.isoformat(sep=' ')).sql(dialect=dialect)} AS TIMESTAMP)"
