@@ -46,6 +46,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from smartingest.cdc import row_versions
 from smartingest.cdc.base import HASH, IDENT, OP, PK, SAME_BEFORE, HashSpec
 from smartingest.cdc.basic import RESERVED_COLUMNS, BasicChangeDetector, baseline_change, snapshot_query, written_pairs
 from smartingest.cdc.hashing import hash_sql, quote
@@ -72,6 +73,12 @@ def table_names(sync_key: str) -> tuple[str, str]:
     slug = re.sub(r"[^a-z0-9_]+", "_", sync_key.lower()).strip("_")[:40]
     digest = hashlib.sha256(sync_key.encode()).hexdigest()[:8]
     return f"snapshot_{slug}_{digest}", f"plan_{slug}_{digest}"
+
+
+def pending_table(sync_key: str) -> str:
+    """The table of the keys a sync's last run left unacknowledged (see cdc/row_versions.py)."""
+    base, _ = table_names(sync_key)
+    return "pending_" + base.removeprefix("snapshot_")
 
 
 def snapshot_table(sync_key: str, generation: int = 0) -> str:
@@ -171,7 +178,7 @@ class LightningChangeDetector:
                 return False
             under = self.written_under(planner, sync_key)
             existed = under is not None
-            tables = {snapshot_table(sync_key), plan}
+            tables = {snapshot_table(sync_key), plan, pending_table(sync_key)}
             if under is not None:  # and the next generation, which a merge that stopped may have left
                 tables |= {snapshot_table(sync_key, under.generation), snapshot_table(sync_key, under.generation + 1)}
             for table in sorted(tables):
@@ -181,6 +188,9 @@ class LightningChangeDetector:
                     f"DELETE FROM {self.table(planner, SYNCS_TABLE)} "
                     f"WHERE sync_key = {self.warehouse.literal(sync_key)}"
                 )
+            if self.has_table(planner, row_versions.HORIZONS_TABLE):
+                horizons = self.table(planner, row_versions.HORIZONS_TABLE)
+                planner.execute(row_versions.forget(horizons, self.warehouse.literal(sync_key)))
             return existed
 
     def snapshot_size(self, sync_key: str) -> int:
@@ -371,6 +381,8 @@ class LightningChangeDetector:
             f"CREATE TABLE IF NOT EXISTS {self.table(planner, SYNCS_TABLE)} "
             f"(sync_key {text} {'PRIMARY KEY' if w.transactions else 'NOT NULL'}, {columns}, committed_at {text})"
         )
+        if w.row_versions:
+            planner.execute(row_versions.create_table(self.table(planner, row_versions.HORIZONS_TABLE), text))
 
     def columns_of(self, planner: Planner, table: str) -> list[tuple[Any, ...]]:
         """The columns of a table of the planner schema and their declared types, in order (none: no table)."""
@@ -421,6 +433,7 @@ class LightningChangeSet(StagedChangeSet):
         self.retype: str | None = None  # the model's SQL, when the snapshot table must be made for new key types
         self.null_keys = 0
         self.generation = 0  # of the snapshot table (see snapshot_table)
+        self.version: row_versions.TableVersion | None = None  # where the run may record a horizon
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -443,13 +456,20 @@ class LightningChangeSet(StagedChangeSet):
             compare = self._compare(written, schema, full_resync)
             hashed = {*self.spec.columns, *(written.hash_columns if written and self.added_parts else ())}
             hashable = self._hashable(planner, model_sql, sorted(hashed))
-            self._stage_candidates(planner, model, model_sql, schema, hashable, written, compare, on_rows)
+            unique = self._keys_unique(planner, model)
+            self.version = self._table_version(planner, model, unique)
+            fresh = self._stage_fresh(planner, model, compare)
+            try:
+                read = f"SELECT * FROM {fresh}" if fresh else model_sql
+                self._stage_candidates(planner, model, read, schema, hashable, written, compare, on_rows)
+            finally:
+                if fresh:
+                    planner.execute(f"DROP TABLE IF EXISTS {fresh}")
             self._stage_counts(planner, model, model_sql)
             # Without a comparison every row with a key came out: what is left to find is found locally. (Not
             # so under other mappings: rows left unacknowledged by a run under these mappings hold hashes
             # made under them, and unchanged, stay in.)
             everything = not compare
-            unique = self._keys_unique(planner, model)
             if everything:
                 self._local_duplicates()
             elif not unique:
@@ -679,6 +699,44 @@ class LightningChangeSet(StagedChangeSet):
         finally:
             stream.close()
 
+    def _table_version(self, planner: Planner, model: ModelConfig, unique: bool) -> row_versions.TableVersion | None:
+        """What the model's table is as this run begins reading it, where its row versions can tell the rows
+        written since the last run (cdc/row_versions.py): a table whose primary key is the model's."""
+        w = self.warehouse
+        if not (w.row_versions and unique and model.table is not None and model.sql is None):
+            return None
+        try:
+            rows = planner.rows(w.table_version(model.table) or "")
+        except SourceError:  # a catalog function this role may not call: every row is read
+            return None
+        return row_versions.TableVersion.of(rows[0]) if rows else None
+
+    def _stage_fresh(self, planner: Planner, model: ModelConfig, compare: bool) -> str | None:
+        """A scratch table of the rows written since the last run's horizon and of the keys it left pending,
+        when the horizon covers this run (else None: every row is read)."""
+        version, detector, w, q = self.version, self.detector, self.warehouse, planner.quote
+        if version is None or not compare or self.remapped is not None or self.added_parts:
+            return None
+        horizons = detector.table(planner, row_versions.HORIZONS_TABLE)
+        recorded = row_versions.horizon_of(planner.rows(row_versions.select(horizons, w.literal(self.sync_key))))
+        if recorded is None or not recorded.covers(version, self.scheme, self.spec):
+            return None
+        if not detector.has_table(planner, pending_table(self.sync_key)):
+            return None
+        source = detector.source
+        assert isinstance(source, SqlSource)
+        fresh = detector.table(planner, f"{self.plan_table}_fresh")
+        pending = detector.table(planner, pending_table(self.sync_key))
+        keys_match = " AND ".join(f"t.{q(c)} = p.{q(c)}" for c in self.spec.key_columns)
+        rows = row_versions.fresh_rows(
+            source.table_sql(model), pending, w.written_since("t", recorded.horizon), keys_match
+        )
+        planner.execute(f"DROP TABLE IF EXISTS {fresh}")
+        planner.execute(f"{w.scratch_table} {fresh} AS {rows}")
+        if w.analyze:  # the diff's join is planned for the rows there are, not a guess at the filter's share
+            planner.execute(f"{w.analyze} {fresh}")
+        return fresh
+
     def _stage_counts(self, planner: Planner, model: ModelConfig, model_sql: str) -> None:
         null_key = " OR ".join(f"{_MODEL}.{planner.quote(c)} IS NULL" for c in self.spec.key_columns)
         self._fetch(
@@ -885,6 +943,55 @@ class LightningChangeSet(StagedChangeSet):
 
     def commit(self) -> None:
         self.checkpoint()
+        if self.version is not None:
+            self._record_horizon(self.version)
+
+    def _record_horizon(self, version: row_versions.TableVersion) -> None:
+        """Record this run's horizon and the keys it leaves pending (its changed rows not acknowledged), in
+        one transaction after its last merge (see cdc/row_versions.py)."""
+        detector, w = self.detector, self.warehouse
+        acked = (
+            f"SELECT k.{KEY} FROM change_keys k SEMI JOIN verdicts v ON v.{PK} = k.{PK} AND v.{OP} = k.{OP} "
+            f"AND v.commits WHERE k.{OP} <> 'removed'"
+        )
+        pending = self.con.sql(
+            f"SELECT {self.unpacked_keys('c')} FROM cand c ANTI JOIN ({acked}) a ON a.{KEY} = c.{KEY}"
+        ).to_arrow_table()
+        with detector.session("write its snapshot") as planner:
+            q = planner.quote
+            snapshot = detector.table(planner, self.snapshot_table)
+            table = detector.table(planner, pending_table(self.sync_key))
+            loaded = f"{self.plan_table}_pending"
+            keys = ", ".join(q(c) for c in self.spec.key_columns)
+            statements = [
+                w.begin,
+                f"DROP TABLE IF EXISTS {table}",
+                f"CREATE TABLE {table} AS SELECT {keys} FROM {snapshot} WHERE 1 = 0",
+            ]
+            if pending.num_rows:
+                planner.load(detector.schema, loaded, pending)
+                casts = ", ".join(w.key_cast(f"p.{q(c)}", self.key_types.get(c, "")) for c in self.spec.key_columns)
+                statements.append(
+                    f"INSERT INTO {table} ({keys}) SELECT {casts} FROM {detector.table(planner, loaded)} p"
+                )
+            if w.analyze:
+                statements.append(f"{w.analyze} {table}")
+            horizons = detector.table(planner, row_versions.HORIZONS_TABLE)
+            sync_key = w.literal(self.sync_key)
+            statements += [
+                row_versions.forget(horizons, sync_key),
+                row_versions.record(horizons, w.literal, self.sync_key, version, self.scheme, self.spec),
+                "COMMIT",
+            ]
+            try:
+                for statement in statements:
+                    planner.execute(statement)
+            except BaseException:
+                with suppress(SourceError):
+                    planner.execute("ROLLBACK")
+                raise
+            if pending.num_rows:
+                planner.execute(f"DROP TABLE IF EXISTS {detector.table(planner, loaded)}")
 
     def _acknowledged(self, generation: int) -> pa.Table:
         """The key columns, hash and identifier of the rows acknowledged in a generation (or that they left)."""
@@ -1153,7 +1260,15 @@ class LightningChangeSet(StagedChangeSet):
                 f"INSERT INTO {syncs} (sync_key, hash_scheme, baseline, fingerprint, parts, hash_columns, "
                 f"key_types, committed_at, idents_shared, generation) VALUES ({literals}, {generation})"
             ]
+        # The snapshot changes: the horizon its last run recorded no longer says which rows it holds as they
+        # are (the run's commit records the next one, after its last merge).
+        forget = (
+            [row_versions.forget(self.detector.table(planner, row_versions.HORIZONS_TABLE), literal(self.sync_key))]
+            if self.warehouse.row_versions
+            else []
+        )
         return [
+            *forget,
             f"DELETE FROM {syncs} WHERE sync_key = {literal(self.sync_key)}",
             f"INSERT INTO {syncs} (sync_key, hash_scheme, baseline, fingerprint, parts, hash_columns, key_types, "
             f"committed_at, idents_shared) VALUES ({literals})",

@@ -75,6 +75,8 @@ class Warehouse:
     transactions: bool = True
     generation_type: str = "BIGINT"
     key_text_type: str = "VARCHAR(255)"  # smartingest_syncs' sync_key and committed_at
+    scratch_table: str = "CREATE TABLE"  # how a table a crash may lose (made and dropped by one run) starts
+    row_versions: bool = False  # whether ``table_version`` and ``written_since`` are this database's
 
     def literal(self, text: str) -> str:
         """A string literal of this database's SQL."""
@@ -130,6 +132,19 @@ class Warehouse:
         database compares across types itself (its catalog names a type without its length, precision or
         scale, so a cast to it could round: DECIMAL is DECIMAL(18, 0) in Redshift, NUMBER in Snowflake)."""
         return expression
+
+    def table_version(self, table: str) -> str | None:
+        """A query of what a model's table (its name as the model gives it) is now, for reading only the rows
+        written since a horizon (cdc/row_versions.py): one row of whether its rows' versions can say so (a
+        plain table whose rows are all its own, every row visible to every reader), what identifies the
+        table and its columns, the horizon a scan starting now may record and the next transaction's number
+        (64-bit); None where the database keeps no row versions a query can read."""
+        return None
+
+    def written_since(self, alias: str, horizon: int) -> str:
+        """True for a row of ``alias`` that a transaction numbered ``horizon`` or later wrote (see
+        ``table_version``)."""
+        raise NotImplementedError
 
     def primary_key(self, table: str, columns: Sequence[str]) -> str:
         return f"ALTER TABLE {table} ADD PRIMARY KEY ({', '.join(columns)})"
@@ -203,12 +218,37 @@ class Postgres(Warehouse):
         return [f"ALTER TABLE {table} SET (fillfactor = 85)"]
 
     def primary_key_of(self, table: str) -> str:
-        quoted = ".".join('"' + part.replace('"', '""') + '"' for part in table.split("."))
         return (
             "SELECT a.attname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
             "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
-            f"WHERE i.indisprimary AND i.indrelid = to_regclass({string_literal(quoted, self.dialect)})"
+            f"WHERE i.indisprimary AND i.indrelid = {self._regclass(table)}"
         )
+
+    def _regclass(self, table: str) -> str:
+        quoted = ".".join('"' + part.replace('"', '""') + '"' for part in table.split("."))
+        return f"to_regclass({string_literal(quoted, self.dialect)})"
+
+    def table_version(self, table: str) -> str:
+        # Every row version carries the number of the transaction that wrote it (xmin); an update writes a
+        # new version. Not so for rows a table gains otherwise: a partition attached or a child table
+        # (relkind 'r' without subclasses), or rows a policy shows (row security). What identifies the table
+        # changes when it is made again (its oid), rewritten (its file: TRUNCATE, VACUUM FULL, a column's
+        # new type), restored elsewhere (the cluster's system identifier) or given other columns (a column
+        # added with a default fills every row without writing it).
+        return f"""SELECT c.relkind = 'r' AND NOT c.relhassubclass AND NOT c.relrowsecurity,
+                   concat_ws(' ', (SELECT system_identifier FROM pg_catalog.pg_control_system()), c.oid,
+                             c.relfilenode, (SELECT string_agg(a.attname || ':' || a.atttypid || ':' || a.atttypmod,
+                                                        ',' ORDER BY a.attnum)
+                                             FROM pg_catalog.pg_attribute a
+                                             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)),
+                   pg_snapshot_xmin(pg_current_snapshot())::text, pg_snapshot_xmax(pg_current_snapshot())::text
+                   FROM pg_catalog.pg_class c WHERE c.oid = {self._regclass(table)}"""
+
+    def written_since(self, alias: str, horizon: int) -> str:
+        # xmin is 32 bits and wraps: age() measures both from the same transaction, which compares them
+        # while the horizon is within 2^31 transactions (row_versions checks it is). A frozen row keeps its
+        # xmin (PostgreSQL 9.4 and later), so it is judged by when it was written.
+        return f"age({alias}.xmin) <= age('{horizon % 2**32}'::xid)"
 
     def hashable(self, view: str) -> str:
         # A type without a hash function (json, point) is hashed as its text.
@@ -424,8 +464,13 @@ WAREHOUSES: dict[str, Warehouse] = {
         "SELECT current_setting('server_version')",
         # The planner cannot know that few rows pass the diff's hash comparison; at its default cost of
         # passing a row between processes it would diff a large model on one core.
-        session=("SET parallel_tuple_cost = 0.001",),
+        # Random reads cost what sequential ones do once pages are cached (or on SSDs): at the default,
+        # the merge of a checkpoint's rows into a large snapshot scanned it whole rather than probing its
+        # primary key, twice as slow.
+        session=("SET parallel_tuple_cost = 0.001", "SET random_page_cost = 1.1"),
         analyze="ANALYZE",
+        scratch_table="CREATE UNLOGGED TABLE",
+        row_versions=True,
     ),
     "mysql": MySQL(
         "mysql",

@@ -121,6 +121,10 @@ class SqlSource(Source, Protocol):
         """The query that reads a model (its SQL, or every column of its table)."""
         ...
 
+    def table_sql(self, model: ModelConfig) -> str:
+        """A model's table (one defined by its table) as this database's SQL names it, quoted."""
+        ...
+
     def planner(self) -> AbstractContextManager[Planner]:
         """A read-write session for the Lightning engine; ConfigError where this connector has none."""
         ...

@@ -238,7 +238,10 @@ class SqlConnector(ABC, Generic[SettingsT, Conn]):
             sql = model.sql.strip().rstrip(";")
             refuse_writes(sql, self.DIALECT, model)
             return sql
-        return "SELECT * FROM " + ".".join(self.quote(part) for part in (model.table or "").split("."))
+        return f"SELECT * FROM {self.table_sql(model)}"
+
+    def table_sql(self, model: ModelConfig) -> str:
+        return ".".join(self.quote(part) for part in (model.table or "").split("."))
 
     def _limited(self, query: str, limit: int) -> str:
         """``query``'s first ``limit`` rows (none: only its columns) in this database's SQL; sqlglot's
