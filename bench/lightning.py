@@ -4,7 +4,9 @@ against COPY, measured in the same run, at one table size or several.
     uv run python bench/lightning.py                                   # 1M rows (make bench-lightning)
     uv run python bench/lightning.py --rows 1000000,10000000 --repeat 3
 
-For each size it generates the users benchmark's table (bench/users_sync.py) and, each round:
+For each size it generates the users benchmark's table (bench/users_sync.py), the model of both engines'
+syncs (a table model: on PostgreSQL the Lightning engine then reads only the rows written since its last
+run), and, each round:
 
 1. a **first run** with each engine, every row sent: Basic keeps its snapshot under its own SMARTINGEST_HOME,
    Lightning in a planner schema of this benchmark's (``<schema>_planner``, dropped before each round and at
@@ -92,7 +94,7 @@ def one_round(
         name = f"{engine}-{rows}"
         schema = planner if engine == "lightning" else None
         projects[engine] = users_sync.write_project(
-            work, sink.url, args.concurrency, args.schema, name, engine=engine, planner_schema=schema
+            work, sink.url, args.concurrency, args.schema, name, engine=engine, planner_schema=schema, table_model=True
         )
         homes[engine] = work / f"home-{name}-round{round_no}"
 

@@ -153,9 +153,13 @@ def write_project(
     rate_limit_scale: float = NO_RATE_LIMITS,
     engine: str = "basic",
     planner_schema: str | None = None,
+    table_model: bool = False,
 ) -> Path:
     """A project file syncing the model to ``url`` with ``concurrency`` requests in flight, its source
-    planned by ``engine`` (the Lightning engine keeping its snapshots in ``planner_schema`` when given)."""
+    planned by ``engine`` (the Lightning engine keeping its snapshots in ``planner_schema`` when given); the
+    model is the query of ``COLUMNS``, or with ``table_model`` the table itself (the same rows)."""
+    model: dict[str, Any] = {"source": "pg", "primary_key": "id"}
+    model.update({"table": f"{schema}.users"} if table_model else {"sql": model_sql(schema)})
     source: dict[str, Any] = {
         "type": "postgres",
         "host": "127.0.0.1",
@@ -172,7 +176,7 @@ def write_project(
         json.dumps(
             {
                 "sources": {"pg": source},
-                "models": {"users": {"source": "pg", "sql": model_sql(schema), "primary_key": "id"}},
+                "models": {"users": model},
                 "destinations": {
                     "iterable": {
                         "api_key": API_KEY,
