@@ -53,6 +53,37 @@ def test_a_run_reads_only_the_rows_written_since_the_last_one(db: PostgresDataba
     assert harness.run().ops == {}
 
 
+def test_the_snapshots_keys_are_kept_with_the_horizon_as_runs_add_and_remove_them(
+    db: PostgresDatabase, tmp_path: Path
+):
+    """The count of the snapshot's keys says whether a key left (as many rows met one as it holds): kept
+    with the horizon, it must follow every merge, a removal Iterable refused included."""
+    harness = Harness(db, "lightning", tmp_path / "state")
+
+    def recorded_and_held() -> tuple[Any, ...]:
+        planner = db.planner_schema
+        row = db.con.execute(
+            f"SELECT (SELECT snapshot_rows::bigint FROM {planner}.smartingest_horizons), "
+            f"(SELECT count(*) FROM {planner}.{snapshot_table(SYNC)})"
+        ).fetchone()
+        assert row is not None
+        return tuple(row)
+
+    harness.run()
+    assert recorded_and_held() == (10, 10)
+    db.execute(f"DELETE FROM {db.table()} WHERE id = 2")
+    db.execute(f"INSERT INTO {db.table()} VALUES (11, 'u11@x.io', 'free')")
+    assert harness.run(acknowledge=lambda pk, op: op != "removed").ops == {"added": ["11"], "removed": ["2"]}
+    assert recorded_and_held() == (11, 11)
+    assert harness.run().ops == {"removed": ["2"]}
+    assert recorded_and_held() == (10, 10)
+    db.execute(f"DELETE FROM {db.table()} WHERE id = 3")
+    db.execute(f"INSERT INTO {db.table()} VALUES (12, 'u12@x.io', 'free')")
+    assert harness.run().ops == {"added": ["12"], "removed": ["3"]}
+    assert recorded_and_held() == (10, 10)
+    assert harness.run().ops == {}
+
+
 def test_a_row_left_unacknowledged_is_read_again_though_nothing_wrote_it(db: PostgresDatabase, tmp_path: Path):
     harness = Harness(db, "lightning", tmp_path / "state")
     harness.run()
@@ -132,6 +163,6 @@ def test_a_reset_forgets_the_horizon(db: PostgresDatabase, tmp_path: Path):
     [(1_000, 1_000, True), (1_000, 1_000 + 2**30 - 1, True), (1_000, 1_000 + 2**30, False), (5_000, 4_000, False)],
 )
 def test_a_horizon_too_far_behind_for_32_bit_row_versions_covers_nothing(horizon: int, next_xid: int, covers: bool):
-    recorded = Horizon("table-1", horizon, "scheme", SPEC.baseline, SPEC.fingerprint)
+    recorded = Horizon("table-1", horizon, "scheme", SPEC.baseline, SPEC.fingerprint, 10)
     assert recorded.covers(TableVersion("table-1", next_xid, next_xid), "scheme", SPEC) is covers
     assert not recorded.covers(TableVersion("table-2", next_xid, next_xid), "scheme", SPEC)

@@ -434,6 +434,7 @@ class LightningChangeSet(StagedChangeSet):
         self.null_keys = 0
         self.generation = 0  # of the snapshot table (see snapshot_table)
         self.version: row_versions.TableVersion | None = None  # where the run may record a horizon
+        self.held: int | None = None  # the snapshot's keys as planning found them, where it counted them
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -465,7 +466,7 @@ class LightningChangeSet(StagedChangeSet):
             finally:
                 if fresh:
                     planner.execute(f"DROP TABLE IF EXISTS {fresh}")
-            self._stage_counts(planner, model, model_sql)
+            self._stage_counts(planner, model_sql, unique)
             # Without a comparison every row with a key came out: what is left to find is found locally. (Not
             # so under other mappings: rows left unacknowledged by a run under these mappings hold hashes
             # made under them, and unchanged, stay in.)
@@ -475,6 +476,8 @@ class LightningChangeSet(StagedChangeSet):
             elif not unique:
                 self._stage_duplicates(planner, model, model_sql)
             removals = written is not None and not self.start_over
+            if not removals:
+                self.held = 0  # the snapshot is new, or emptied by the first merge
             if removals and not self._all_met(planner, unique):
                 self._stage_removed(planner, model, model_sql)
             else:
@@ -723,6 +726,7 @@ class LightningChangeSet(StagedChangeSet):
             return None
         if not detector.has_table(planner, pending_table(self.sync_key)):
             return None
+        self.held = recorded.snapshot_rows
         source = detector.source
         assert isinstance(source, SqlSource)
         fresh = detector.table(planner, f"{self.plan_table}_fresh")
@@ -737,15 +741,14 @@ class LightningChangeSet(StagedChangeSet):
             planner.execute(f"{w.analyze} {fresh}")
         return fresh
 
-    def _stage_counts(self, planner: Planner, model: ModelConfig, model_sql: str) -> None:
+    def _stage_counts(self, planner: Planner, model_sql: str, unique: bool) -> None:
         null_key = " OR ".join(f"{_MODEL}.{planner.quote(c)} IS NULL" for c in self.spec.key_columns)
-        self._fetch(
-            planner,
-            model,
-            "tally",
-            f"SELECT COUNT(*) AS queried, SUM(CASE WHEN {null_key} THEN 1 ELSE 0 END) AS null_keys "
-            f"FROM (\n{model_sql}\n) {_MODEL}",
-        )
+        # A primary key has no nulls: then the rows are counted without reading a value of them.
+        null_keys = "0" if unique else f"SUM(CASE WHEN {null_key} THEN 1 ELSE 0 END)"
+        # One row, asked as a plain query: PostgreSQL scans in parallel for it, not for a streamed COPY.
+        queried, nulls = planner.rows(f"SELECT COUNT(*), {null_keys} FROM (\n{model_sql}\n) {_MODEL}")[0]
+        tally = pa.table({"queried": [int(queried or 0)], "null_keys": [int(nulls or 0)]})
+        self._load("tally", iter(tally.to_batches()), tally.schema)
 
     def _keys_unique(self, planner: Planner, model: ModelConfig) -> bool:
         """Whether the database guarantees the model's keys unique and not null (a table's primary key)."""
@@ -775,9 +778,10 @@ class LightningChangeSet(StagedChangeSet):
             return False
         queried, null_keys = one(self.con.execute("SELECT coalesce(queried, 0), coalesce(null_keys, 0) FROM tally"))
         added = one(self.con.execute(f"SELECT count(*) FROM cand WHERE {OP} = 'added'"))[0]
-        snapshot = self.detector.table(planner, self.snapshot_table)
-        held = int(planner.rows(f"SELECT COUNT(*) FROM {snapshot}")[0][0])
-        return int(queried) - int(null_keys) - int(added) == held
+        if self.held is None:
+            snapshot = self.detector.table(planner, self.snapshot_table)
+            self.held = int(planner.rows(f"SELECT COUNT(*) FROM {snapshot}")[0][0])
+        return int(queried) - int(null_keys) - int(added) == self.held
 
     def _stage_identifiers(self, planner: Planner, model: ModelConfig, model_sql: str) -> None:
         """Local ``ident_rows``: every row whose identifier another row with a key has (one scan groups the
@@ -951,15 +955,24 @@ class LightningChangeSet(StagedChangeSet):
         one transaction after its last merge (see cdc/row_versions.py)."""
         detector, w = self.detector, self.warehouse
         acked = (
-            f"SELECT k.{KEY} FROM change_keys k SEMI JOIN verdicts v ON v.{PK} = k.{PK} AND v.{OP} = k.{OP} "
-            f"AND v.commits WHERE k.{OP} <> 'removed'"
+            f"SELECT k.{KEY}, k.{OP} FROM change_keys k "
+            f"SEMI JOIN verdicts v ON v.{PK} = k.{PK} AND v.{OP} = k.{OP} AND v.commits"
         )
         pending = self.con.sql(
-            f"SELECT {self.unpacked_keys('c')} FROM cand c ANTI JOIN ({acked}) a ON a.{KEY} = c.{KEY}"
+            f"SELECT {self.unpacked_keys('c')} FROM cand c "
+            f"ANTI JOIN ({acked}) a ON a.{KEY} = c.{KEY} AND a.{OP} <> 'removed'"
         ).to_arrow_table()
+        added, removed = one(
+            self.con.execute(
+                f"SELECT count(*) FILTER ({OP} = 'added'), count(*) FILTER ({OP} = 'removed') FROM ({acked})"
+            )
+        )
         with detector.session("write its snapshot") as planner:
             q = planner.quote
             snapshot = detector.table(planner, self.snapshot_table)
+            if self.held is None:
+                self.held = int(planner.rows(f"SELECT COUNT(*) FROM {snapshot}")[0][0])
+            snapshot_rows = self.held + int(added) - int(removed)
             table = detector.table(planner, pending_table(self.sync_key))
             loaded = f"{self.plan_table}_pending"
             keys = ", ".join(q(c) for c in self.spec.key_columns)
@@ -980,7 +993,7 @@ class LightningChangeSet(StagedChangeSet):
             sync_key = w.literal(self.sync_key)
             statements += [
                 row_versions.forget(horizons, sync_key),
-                row_versions.record(horizons, w.literal, self.sync_key, version, self.scheme, self.spec),
+                row_versions.record(horizons, w.literal, self.sync_key, version, self.scheme, self.spec, snapshot_rows),
                 "COMMIT",
             ]
             try:
@@ -1050,7 +1063,8 @@ class LightningChangeSet(StagedChangeSet):
                 f"SELECT {loaded}, p.{q(HASH)}, p.{q(IDENT)} FROM {plan} p WHERE p.{q(ADDED)}",
             ]
             try:
-                planner.execute(w.begin)
+                for statement in (w.begin, *w.merge_settings):
+                    planner.execute(statement)
                 # A snapshot that holds this run's rows only cannot: they were checked against each other.
                 if self.spec.identity is not None and not self.idents_shared and not self.fresh:
                     self.idents_shared = bool(planner.rows(collides)[0][0])

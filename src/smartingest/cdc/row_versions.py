@@ -22,7 +22,9 @@ What makes that hold, and what is checked before relying on it (``Horizon.covers
   removed key), and the horizon is within 2^30 transactions of now (row versions carry 32-bit numbers).
 
 Removed keys need no row version: where as many rows met a snapshot key as it holds, none left (the
-counts of cdc/lightning.py hold as they are, since every row not read has its key in the snapshot).
+counts of cdc/lightning.py hold as they are, since every row not read has its key in the snapshot). How
+many keys the snapshot holds is recorded with the horizon (the count at planning, plus the added and less
+the removed keys the run merged), so a run that reads few rows does not count the snapshot's.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Horizon:
     scheme: str
     baseline: str
     fingerprint: str
+    snapshot_rows: int  # the snapshot's keys when it was recorded: no need to count them again
 
     def covers(self, now: TableVersion, scheme: str, spec: HashSpec) -> bool:
         """Whether rows written before this horizon can be left unread by a run reading ``now``."""
@@ -76,22 +79,24 @@ class Horizon:
 def create_table(table: str, text_type: str) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {table} (sync_key {text_type} PRIMARY KEY, identity {text_type}, "
-        f"horizon {text_type}, hash_scheme {text_type}, baseline {text_type}, fingerprint {text_type})"
+        f"horizon {text_type}, hash_scheme {text_type}, baseline {text_type}, fingerprint {text_type}, "
+        f"snapshot_rows {text_type})"
     )
 
 
 def select(table: str, sync_key_literal: str) -> str:
     return (
-        f"SELECT identity, horizon, hash_scheme, baseline, fingerprint FROM {table} WHERE sync_key = {sync_key_literal}"
+        f"SELECT identity, horizon, hash_scheme, baseline, fingerprint, snapshot_rows FROM {table} "
+        f"WHERE sync_key = {sync_key_literal}"
     )
 
 
 def horizon_of(rows: list[tuple[Any, ...]]) -> Horizon | None:
     if not rows:
         return None
-    identity, horizon, scheme, baseline, fingerprint = (str(v or "") for v in rows[0])
+    identity, horizon, scheme, baseline, fingerprint, snapshot_rows = (str(v or "") for v in rows[0])
     try:
-        return Horizon(identity, int(horizon), scheme, baseline, fingerprint)
+        return Horizon(identity, int(horizon), scheme, baseline, fingerprint, int(snapshot_rows))
     except ValueError:  # not ours: then nothing is known
         return None
 
@@ -100,10 +105,13 @@ def forget(table: str, sync_key_literal: str) -> str:
     return f"DELETE FROM {table} WHERE sync_key = {sync_key_literal}"
 
 
-def record(table: str, literal: Any, sync_key: str, version: TableVersion, scheme: str, spec: HashSpec) -> str:
+def record(
+    table: str, literal: Any, sync_key: str, version: TableVersion, scheme: str, spec: HashSpec, snapshot_rows: int
+) -> str:
     values = [sync_key, version.identity, str(version.horizon), scheme, spec.baseline, spec.fingerprint]
+    values.append(str(snapshot_rows))
     return (
-        f"INSERT INTO {table} (sync_key, identity, horizon, hash_scheme, baseline, fingerprint) "
+        f"INSERT INTO {table} (sync_key, identity, horizon, hash_scheme, baseline, fingerprint, snapshot_rows) "
         f"VALUES ({', '.join(literal(v) for v in values)})"
     )
 

@@ -77,6 +77,7 @@ class Warehouse:
     key_text_type: str = "VARCHAR(255)"  # smartingest_syncs' sync_key and committed_at
     scratch_table: str = "CREATE TABLE"  # how a table a crash may lose (made and dropped by one run) starts
     row_versions: bool = False  # whether ``table_version`` and ``written_since`` are this database's
+    merge_settings: tuple[str, ...] = ()  # statements that start a merge's transaction, for it alone
 
     def literal(self, text: str) -> str:
         """A string literal of this database's SQL."""
@@ -464,10 +465,12 @@ WAREHOUSES: dict[str, Warehouse] = {
         "SELECT current_setting('server_version')",
         # The planner cannot know that few rows pass the diff's hash comparison; at its default cost of
         # passing a row between processes it would diff a large model on one core.
+        session=("SET parallel_tuple_cost = 0.001",),
         # Random reads cost what sequential ones do once pages are cached (or on SSDs): at the default,
         # the merge of a checkpoint's rows into a large snapshot scanned it whole rather than probing its
-        # primary key, twice as slow.
-        session=("SET parallel_tuple_cost = 0.001", "SET random_page_cost = 1.1"),
+        # primary key, twice as slow. For the merge only: a count of the model's rows would then walk its
+        # primary key's index, fetching each row whose page changed since the last VACUUM.
+        merge_settings=("SET LOCAL random_page_cost = 1.1",),
         analyze="ANALYZE",
         scratch_table="CREATE UNLOGGED TABLE",
         row_versions=True,
