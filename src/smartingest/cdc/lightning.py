@@ -970,9 +970,10 @@ class LightningChangeSet(StagedChangeSet):
         with detector.session("write its snapshot") as planner:
             q = planner.quote
             snapshot = detector.table(planner, self.snapshot_table)
-            if self.held is None:
-                self.held = int(planner.rows(f"SELECT COUNT(*) FROM {snapshot}")[0][0])
-            snapshot_rows = self.held + int(added) - int(removed)
+            if self.held is None:  # not counted at planning: what the merges left is counted
+                snapshot_rows = int(planner.rows(f"SELECT COUNT(*) FROM {snapshot}")[0][0])
+            else:
+                snapshot_rows = self.held + int(added) - int(removed)
             table = detector.table(planner, pending_table(self.sync_key))
             loaded = f"{self.plan_table}_pending"
             keys = ", ".join(q(c) for c in self.spec.key_columns)
