@@ -17,6 +17,7 @@ import pytest
 from smartingest.cdc.base import HashSpec
 from smartingest.cdc.lightning import LightningChangeSet, snapshot_table
 from smartingest.cdc.row_versions import Horizon, TableVersion
+from smartingest.config.models import ModelConfig
 from smartingest.errors import SourceConnectionError
 from tests.cdc.conftest import SPEC, SYNC, Harness, PostgresDatabase
 
@@ -53,9 +54,7 @@ def test_a_run_reads_only_the_rows_written_since_the_last_one(db: PostgresDataba
     assert harness.run().ops == {}
 
 
-def test_the_snapshots_keys_are_kept_with_the_horizon_as_runs_add_and_remove_them(
-    db: PostgresDatabase, tmp_path: Path
-):
+def test_the_snapshots_keys_are_kept_with_the_horizon_as_runs_add_and_remove_them(db: PostgresDatabase, tmp_path: Path):
     """The count of the snapshot's keys says whether a key left (as many rows met one as it holds): kept
     with the horizon, it must follow every merge, a removal Iterable refused included."""
     harness = Harness(db, "lightning", tmp_path / "state")
@@ -166,3 +165,20 @@ def test_a_horizon_too_far_behind_for_32_bit_row_versions_covers_nothing(horizon
     recorded = Horizon("table-1", horizon, "scheme", SPEC.baseline, SPEC.fingerprint, 10)
     assert recorded.covers(TableVersion("table-1", next_xid, next_xid), "scheme", SPEC) is covers
     assert not recorded.covers(TableVersion("table-2", next_xid, next_xid), "scheme", SPEC)
+
+
+def test_a_composite_text_key_is_pending_and_read_by_its_columns(db: PostgresDatabase, tmp_path: Path):
+    db.execute(f"CREATE TABLE {db.table('pairs')} (a TEXT, b INT, v VARCHAR(10), PRIMARY KEY (a, b))")
+    db.insert("pairs", [(f"k{i}", i % 3, "x") for i in range(1, 9)])
+    harness = Harness(db, "lightning", tmp_path / "state")
+    harness.model = ModelConfig(source="db", table=db.table("pairs"), primary_key=["a", "b"])
+    spec = HashSpec(("a", "b"), ("v",), "fingerprint-1")
+    harness.run(spec)
+    snapshot = f"{db.planner_schema}.{snapshot_table(SYNC)}"
+    db.execute(f"UPDATE {snapshot} SET __hash = __hash + 1 WHERE a = 'k5'")  # not read: not sent
+    db.execute(f"UPDATE {db.table('pairs')} SET v = 'y' WHERE a IN ('k1', 'k2')")
+    refused = harness.run(spec, acknowledge=lambda pk, op: "k1" not in pk)
+    assert len(refused.ops["changed"]) == 2
+    again = harness.run(spec)
+    assert len(again.ops["changed"]) == 1 and "k1" in again.ops["changed"][0]
+    assert harness.run(spec).ops == {}

@@ -4,7 +4,9 @@ Per sync, the planner schema (``smartingest_planner`` unless the source says oth
 ``snapshot_<sync>`` (the primary key's columns, in the model's own types, with ``__hash`` and
 ``__ident``: what Iterable acknowledged), ``plan_<sync>`` (the acknowledged changes of the run being
 committed) and one row of ``smartingest_syncs`` saying what the snapshot was written under (hash scheme,
-baseline, mappings). The schema and the tables are created on first use.
+baseline, mappings); in PostgreSQL also a row of ``smartingest_horizons`` and ``pending_<sync>``, with
+which a run on a table reads only the rows written since the last one (cdc/row_versions.py). The schema
+and the tables are created on first use.
 
 A run asks the database, in queries that only read the model, for the rows whose hash differs from the
 snapshot's (added or changed: their own columns, hash and identifier) and for the count of rows and of
