@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -192,8 +191,6 @@ class BasicChangeSet(StagedChangeSet):
         self.snapshot = snapshot
         self.folded_through = 0  # the last checkpoint the loaded snapshot includes
         self.loaded: SnapshotQuery | None = None
-        self._out: list[pa.Table] = []  # key columns of rows changes() handed out, not yet checkpointed
-        self._out_lock = threading.Lock()  # changes() and checkpoint() run on different threads
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -380,56 +377,28 @@ class BasicChangeSet(StagedChangeSet):
                 FROM staged k JOIN dup_idents i ON i.{IDENT} = k.{IDENT}
                 WHERE k.{KEY} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM dup_keys d WHERE d.{KEY} = k.{KEY})"""
 
-    def _handed_out(self, batch: pa.RecordBatch) -> None:
-        # What a checkpoint needs of each row handed out (its key, hash and identifier) is kept aside until
-        # the row is checkpointed or settled otherwise, so a checkpoint joins its verdicts with those rows
-        # only, not with the whole change set.
-        handed_out = pa.Table.from_batches([batch.select([KEY, PK, HASH, IDENT, OP])])
-        with self._out_lock:
-            self._out.append(handed_out)
-
     # -- committing -------------------------------------------------------------------------------
 
     def checkpoint(self) -> int:
         """Make the rows acknowledged since the last checkpoint durable: one checkpoint file of them
         (their key, hash and identifier, or that their key left), written beside the snapshot and renamed
         into place. Returns how many rows it holds."""
-        with self._out_lock:
-            taken = len(self._out)
-            out = pa.concat_tables(self._out) if self._out else None
         con = self.con
-        con.register("handed_out", out if out is not None else _empty_keys(con))
-        fresh = f"(SELECT {PK}, {OP}, commits FROM verdicts WHERE generation = {self._generation})"
-        acks = f"(SELECT {PK}, {OP} FROM {fresh} WHERE commits)"
-        columns = f"c.{KEY}, c.{PK}, c.{HASH}, c.{IDENT}, c.{OP} = 'removed' AS {REMOVED}"
-        rows = f"SELECT {columns} FROM handed_out c SEMI JOIN {acks} a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}"
-        # Rows settled without being handed out by changes() (a caller that knew their keys) are looked up
-        # in the whole change set: rare, and only then the larger join.
-        others = f"SELECT {PK}, {OP} FROM {acks} a ANTI JOIN handed_out h ON h.{PK} = a.{PK} AND h.{OP} = a.{OP}"
-        if one(con.execute(f"SELECT count(*) FROM ({others})"))[0]:
-            rows += f" UNION ALL SELECT {columns} FROM change_keys c SEMI JOIN ({others}) o"
-            rows += f" ON o.{PK} = c.{PK} AND o.{OP} = c.{OP}"
         written = 0
-        if one(con.execute(f"SELECT count(*) FROM {acks}"))[0]:  # nothing acknowledged: no file
-            number = max([self.folded_through, *checkpoint_numbers(self.snapshot.parent)]) + 1
-            path = checkpoint_path(self.snapshot.parent, number)
-            tmp = path.with_name(path.name + ".tmp")
-            con.execute(
-                f"COPY ({rows}) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {self._kv()})"
-            )
-            _fsync(tmp)
-            os.replace(tmp, path)
-            _fsync(path.parent)
-            self.store.push(self.sync_key, path)
-            written = _parquet_rows(con, literal(str(path)))
-        # Rows handed out and still without a verdict wait for the next checkpoint; the others are done.
-        waiting = con.sql(
-            f"SELECT * FROM handed_out h ANTI JOIN {fresh} f ON f.{PK} = h.{PK} AND f.{OP} = h.{OP}"
-        ).to_arrow_table()
-        con.unregister("handed_out")
-        with self._out_lock:
-            self._out = [waiting, *self._out[taken:]]
-        self._generation += 1
+        with self._acknowledged_rows() as acked:
+            rows = f"SELECT {KEY}, {PK}, {HASH}, {IDENT}, {OP} = 'removed' AS {REMOVED} FROM ({acked})"
+            if one(con.execute(f"SELECT count(*) FROM ({acked})"))[0]:  # nothing acknowledged: no file
+                number = max([self.folded_through, *checkpoint_numbers(self.snapshot.parent)]) + 1
+                path = checkpoint_path(self.snapshot.parent, number)
+                tmp = path.with_name(path.name + ".tmp")
+                con.execute(
+                    f"COPY ({rows}) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {self._kv()})"
+                )
+                _fsync(tmp)
+                os.replace(tmp, path)
+                _fsync(path.parent)
+                self.store.push(self.sync_key, path)
+                written = _parquet_rows(con, literal(str(path)))
         return written
 
     def commit(self) -> None:
@@ -661,11 +630,6 @@ def baseline_change(stored: str | None, current: str) -> str | None:
         f"new baseline: the snapshot was made for another {' and '.join(changed)} ({described}); "
         "every row is sent as added and nothing is removed"
     )
-
-
-def _empty_keys(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """No rows, with the columns (and types) of ``change_keys``."""
-    return con.sql(f"SELECT {KEY}, {PK}, {HASH}, {IDENT}, {OP} FROM change_keys LIMIT 0").to_arrow_table()
 
 
 def _fsync(path: Path) -> None:

@@ -43,10 +43,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from smartingest.cdc import row_versions
 from smartingest.cdc.base import HASH, IDENT, OP, PK, SAME_BEFORE, HashSpec
@@ -412,6 +413,8 @@ class LightningChangeDetector:
 
 class LightningChangeSet(StagedChangeSet):
     """A change set the database planned, staged locally; see the module docstring and ChangeSet."""
+
+    PRIVATE: ClassVar[dict[str, str]] = {WAS: "VARCHAR"}  # whether a merged row's identifier is new to its key
 
     def __init__(
         self,
@@ -936,16 +939,18 @@ class LightningChangeSet(StagedChangeSet):
 
     def checkpoint(self) -> int:
         """Merge the rows acknowledged since the last checkpoint into the snapshot (see the module docstring)."""
-        generation = self._generation
-        acked = self._acknowledged(generation)
-        # Nothing acknowledged: the snapshot stays as it was, and so does what it says it was written under,
-        # unless it is new (or starts over) and has yet to say it.
-        if acked.num_rows == 0 and self.recorded and not self.start_over:
-            self._generation += 1
-            return 0
-        self._merge(acked)
-        self._generation += 1
-        return sum(1 for removed in acked.column(REMOVED).to_pylist() if not removed)
+        with self._acknowledged_rows() as rows:
+            acked = self.con.sql(
+                f"""SELECT {self.unpacked_keys("c")}, c.{HASH}, c.{IDENT}, c.{OP} = 'removed' AS {REMOVED},
+                           c.{OP} = 'added' AS {ADDED}, c.{WAS} IS DISTINCT FROM c.{IDENT} AS {NEW_IDENT}
+                    FROM ({rows}) c"""
+            ).to_arrow_table()
+            # Nothing acknowledged: the snapshot stays as it was, and so does what it says it was written
+            # under, unless it is new (or starts over) and has yet to say it.
+            if acked.num_rows == 0 and self.recorded and not self.start_over:
+                return 0
+            self._merge(acked)
+        return acked.num_rows - (pc.sum(acked.column(REMOVED)).as_py() or 0)
 
     def commit(self) -> None:
         self.checkpoint()
@@ -1009,17 +1014,6 @@ class LightningChangeSet(StagedChangeSet):
             if pending.num_rows:
                 planner.execute(f"DROP TABLE IF EXISTS {detector.table(planner, loaded)}")
 
-    def _acknowledged(self, generation: int) -> pa.Table:
-        """The key columns, hash and identifier of the rows acknowledged in a generation (or that they left)."""
-        keys = self.unpacked_keys("c")
-        acks = f"SELECT {PK}, {OP} FROM verdicts WHERE commits AND generation = {generation}"
-        return self.con.sql(
-            f"""SELECT {keys}, c.{HASH}, c.{IDENT}, c.{OP} = 'removed' AS {REMOVED}, c.{OP} = 'added' AS {ADDED},
-                       x.{WAS} IS DISTINCT FROM c.{IDENT} AS {NEW_IDENT}
-                FROM change_keys c SEMI JOIN ({acks}) a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}
-                LEFT JOIN cand x ON x.{KEY} = c.{KEY} AND c.{OP} <> 'removed'"""
-        ).to_arrow_table()
-
     def _merge(self, acked: pa.Table) -> None:
         """Load ``acked`` into the plan table and merge it into the snapshot, in one transaction."""
         if not self.warehouse.transactions:
@@ -1034,7 +1028,12 @@ class LightningChangeSet(StagedChangeSet):
                 self.retype = None
             plan = detector.table(planner, self.plan_table)
             planner.load(detector.schema, self.plan_table, acked)
-            if w.analyze:  # a table just loaded has no statistics: the merge would be planned for any size
+            removed, added = (pc.sum(acked.column(c)).as_py() or 0 for c in (REMOVED, ADDED))
+            changed = acked.num_rows - removed - added
+            checks = self.spec.identity is not None and not self.idents_shared and not self.fresh
+            # A table just loaded has no statistics: a merge that joins it with the snapshot (by key, or by
+            # identifier) would be planned for any size. Adding rows joins nothing.
+            if w.analyze and (removed or changed or checks):
                 planner.execute(f"{w.analyze} {plan}")
             keys = ", ".join(q(c) for c in self.spec.key_columns)
             loaded = ", ".join(w.key_cast(f"p.{q(c)}", self.key_types.get(c, "")) for c in self.spec.key_columns)
@@ -1051,25 +1050,30 @@ class LightningChangeSet(StagedChangeSet):
                 f"AND EXISTS (SELECT 1 FROM {snapshot} WHERE {snapshot}.{q(IDENT)} = p.{q(IDENT)} AND NOT ({matches}))"
             )
             statements = [f"DELETE FROM {snapshot}"] if self.start_over else []
-            statements += [
-                f"DELETE FROM {snapshot} WHERE EXISTS (SELECT 1 FROM {plan} p WHERE p.{q(REMOVED)} AND {matches})",
-                # A changed row is updated where it lies (an index left as it is where its identifier is the
-                # same); a key added this run was not in the snapshot, and a run merges each key once.
-                w.update_from(
-                    snapshot,
-                    f"{plan} p",
-                    [(q(HASH), f"p.{q(HASH)}"), (q(IDENT), f"p.{q(IDENT)}")],
-                    matches,
-                    f"NOT p.{q(REMOVED)} AND NOT p.{q(ADDED)}",
-                ),
-                f"INSERT INTO {snapshot} ({keys}, {q(HASH)}, {q(IDENT)}) "
-                f"SELECT {loaded}, p.{q(HASH)}, p.{q(IDENT)} FROM {plan} p WHERE p.{q(ADDED)}",
-            ]
+            if removed:
+                statements.append(
+                    f"DELETE FROM {snapshot} WHERE EXISTS (SELECT 1 FROM {plan} p WHERE p.{q(REMOVED)} AND {matches})"
+                )
+            if changed:  # updated where it lies (an index left as it is where its identifier is the same)
+                statements.append(
+                    w.update_from(
+                        snapshot,
+                        f"{plan} p",
+                        [(q(HASH), f"p.{q(HASH)}"), (q(IDENT), f"p.{q(IDENT)}")],
+                        matches,
+                        f"NOT p.{q(REMOVED)} AND NOT p.{q(ADDED)}",
+                    )
+                )
+            if added:  # not in the snapshot (a run merges each key once); in key order, the index's own
+                statements.append(
+                    f"INSERT INTO {snapshot} ({keys}, {q(HASH)}, {q(IDENT)}) "
+                    f"SELECT {loaded}, p.{q(HASH)}, p.{q(IDENT)} FROM {plan} p WHERE p.{q(ADDED)} ORDER BY {keys}"
+                )
             try:
                 for statement in (w.begin, *w.merge_settings):
                     planner.execute(statement)
                 # A snapshot that holds this run's rows only cannot: they were checked against each other.
-                if self.spec.identity is not None and not self.idents_shared and not self.fresh:
+                if checks:
                     self.idents_shared = bool(planner.rows(collides)[0][0])
                 for statement in [*statements, *self._record_written(planner), "COMMIT"]:
                     planner.execute(statement)

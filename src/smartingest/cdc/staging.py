@@ -16,9 +16,11 @@ the same for both; only where the snapshot lives (and so ``checkpoint`` and ``co
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
@@ -41,6 +43,7 @@ from smartingest.errors import StateError
 
 KEY = "__key"  # the primary key in its own type (a struct for a composite key)
 ROW = "__row"  # the model's columns of a candidate, packed in a struct
+_CHECKPOINTED = (KEY, PK, HASH, IDENT, OP)  # what a checkpoint needs of each row
 
 
 def open_staging(path: Path, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
@@ -68,6 +71,10 @@ def open_staging(path: Path, memory_limit: str, threads: int) -> duckdb.DuckDBPy
 class StagedChangeSet:
     """A change set staged in a local DuckDB database; see the module docstring and ChangeSet."""
 
+    # Columns of ``candidates`` an engine keeps for itself (name: DuckDB type): ``changes`` reads them for
+    # each row it hands out, for the checkpoints, but does not hand them out.
+    PRIVATE: ClassVar[dict[str, str]] = {}
+
     def __init__(self, con: duckdb.DuckDBPyConnection, staging: Path, spec: HashSpec) -> None:
         self.con = con
         self.staging = staging
@@ -79,6 +86,8 @@ class StagedChangeSet:
         self.same_before = 0
         self.rows_read = 0
         self._generation = 0  # verdicts settled since the last checkpoint carry this number
+        self._out: list[pa.Table] = []  # what checkpoints need of the rows changes() handed out, not yet taken
+        self._out_lock = threading.Lock()  # changes() and checkpoint() run on different threads
 
     # -- SQL of a row's key and identifier ---------------------------------------------------------
 
@@ -119,8 +128,9 @@ class StagedChangeSet:
         removed_rows = f"""SELECT {KEY}, {PK}, {HASH}, {IDENT}, 'removed' AS {OP}, NULL::BOOLEAN AS {SAME_BEFORE}
                            FROM removed"""
         con.execute(f"CREATE VIEW change_keys AS SELECT {columns} FROM candidates UNION ALL {removed_rows}")
+        private = "".join(f", {name}" for name in self.PRIVATE)
         con.execute(
-            f"""CREATE VIEW changes AS SELECT unnest({ROW}), {columns} FROM candidates
+            f"""CREATE VIEW changes AS SELECT unnest({ROW}), {columns}{private} FROM candidates
                 UNION ALL BY NAME {removed_rows}"""
         )
         # Each verdict carries the checkpoint it belongs to (``_generation``): a checkpoint takes the current
@@ -184,16 +194,19 @@ class StagedChangeSet:
         # A cursor of its own: verdicts are written on the main connection while this result streams.
         with self.con.cursor() as cursor:
             for batch in cursor.sql("SELECT * FROM changes").to_arrow_reader(batch_rows):
-                self._handed_out(batch)
-                yield batch.drop_columns([KEY])
-
-    def _handed_out(self, batch: pa.RecordBatch) -> None:
-        """Called with each batch ``changes`` hands out, before the caller sees it."""
+                # What a checkpoint needs of each row is kept aside until the row is checkpointed or
+                # settled otherwise, so that a checkpoint joins its verdicts with those rows only, not
+                # with the whole change set.
+                kept = pa.Table.from_batches([batch.select([*_CHECKPOINTED, *self.PRIVATE])])
+                with self._out_lock:
+                    self._out.append(kept)
+                yield batch.drop_columns([KEY, *self.PRIVATE])
 
     def sample(self, limit: int) -> pa.Table:
         """A few added or changed rows, for plans."""
         return self.con.sql(
-            f"SELECT * EXCLUDE ({KEY}) FROM changes WHERE {OP} <> 'removed' LIMIT {int(limit)}"
+            f"SELECT * EXCLUDE ({', '.join([KEY, *self.PRIVATE])}) FROM changes WHERE {OP} <> 'removed' "
+            f"LIMIT {int(limit)}"
         ).to_arrow_table()
 
     # -- verdicts ---------------------------------------------------------------------------------
@@ -207,6 +220,37 @@ class StagedChangeSet:
         self.con.register("settled", settled)
         self.con.execute(f"INSERT INTO verdicts SELECT *, {self._generation} FROM settled")
         self.con.unregister("settled")
+
+    @contextmanager
+    def _acknowledged_rows(self) -> Iterator[str]:
+        """A query of the rows acknowledged since the last checkpoint (their ``__key``, ``__pk``, ``__hash``,
+        ``__ident`` and ``__op``, and the engine's PRIVATE columns), for a checkpoint to make durable. Once
+        it is, the checkpoint's verdicts are done: rows handed out and still without one wait for the next."""
+        with self._out_lock:
+            taken = len(self._out)
+            out = pa.concat_tables(self._out) if self._out else None
+        con = self.con
+        private = "".join(f", NULL::{kind} AS {name}" for name, kind in self.PRIVATE.items())
+        looked_up = f"SELECT {', '.join(f'c.{c}' for c in _CHECKPOINTED)}{private} FROM change_keys c"
+        con.register("handed_out", out if out is not None else con.sql(f"{looked_up} LIMIT 0").to_arrow_table())
+        try:
+            fresh = f"(SELECT {PK}, {OP}, commits FROM verdicts WHERE generation = {self._generation})"
+            acks = f"(SELECT {PK}, {OP} FROM {fresh} WHERE commits)"
+            rows = f"SELECT * FROM handed_out c SEMI JOIN {acks} a ON a.{PK} = c.{PK} AND a.{OP} = c.{OP}"
+            # Rows settled without being handed out by changes() (a caller that knew their keys) are looked up
+            # in the whole change set: rare, and only then the larger join (their PRIVATE columns unknown).
+            others = f"SELECT {PK}, {OP} FROM {acks} a ANTI JOIN handed_out h ON h.{PK} = a.{PK} AND h.{OP} = a.{OP}"
+            if one(con.execute(f"SELECT count(*) FROM ({others})"))[0]:
+                rows += f" UNION ALL BY NAME {looked_up} SEMI JOIN ({others}) o ON o.{PK} = c.{PK} AND o.{OP} = c.{OP}"
+            yield rows
+            waiting = con.sql(
+                f"SELECT * FROM handed_out h ANTI JOIN {fresh} f ON f.{PK} = h.{PK} AND f.{OP} = h.{OP}"
+            ).to_arrow_table()
+            with self._out_lock:
+                self._out = [waiting, *self._out[taken:]]
+            self._generation += 1
+        finally:
+            con.unregister("handed_out")
 
     def unsettled(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
         # Read whole before yielding (keys and operations only): the verdicts live in this connection's
