@@ -85,6 +85,26 @@ def test_a_checkpoint_makes_what_was_acknowledged_before_it_durable(harness: Har
     assert harness.run().counts.changed == 15
 
 
+def test_rows_acknowledged_between_checkpoints_make_the_next_one_and_the_unsettled_stay_pending(harness: Harness):
+    harness.db.create_users(20)
+    harness.run()
+    harness.db.execute(f"UPDATE {harness.db.table()} SET plan = 'pro'")
+    change_set = harness.detector().plan(SYNC, open_source("db", harness.config()), harness.model, SPEC)
+    try:
+        table = pa.Table.from_batches(list(change_set.changes(6)))
+        rows = sorted(zip(table[PK].to_pylist(), table[OP].to_pylist(), strict=True))
+        for part, durable in ((rows[:5], 5), (rows[5:12], 7), ([], 0)):
+            change_set.settle([pk for pk, _ in part], [op for _, op in part], [True] * len(part))
+            assert change_set.checkpoint() == durable
+        last = rows[12:18]  # two rows are never settled
+        change_set.settle([pk for pk, _ in last], [op for _, op in last], [True] * len(last))
+        change_set.commit()
+    finally:
+        change_set.close()
+    assert sorted(harness.run().rows) == rows[18:]
+    assert harness.run().rows == []
+
+
 def test_null_duplicate_and_shared_keys_are_invalid_with_their_reason(harness: Harness):
     harness.db.create_users(10)
     harness.run()
