@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from smartingest.cdc.base import IDENT, OP, PK, SAME_BEFORE, HashSpec
+from smartingest.cdc.base import IDENT, OP, PK, SAME_BEFORE, ChangeSet, HashSpec
 from smartingest.config.models import ModelConfig
 from smartingest.sources.registry import open_source
 from tests.cdc.conftest import SPEC, SYNC, Harness
@@ -69,16 +69,24 @@ def test_a_run_that_dies_before_its_commit_leaves_the_snapshot_whole(harness: Ha
     assert harness.run().counts.changed == 20
 
 
-def test_a_checkpoint_makes_what_was_acknowledged_before_it_durable(harness: Harness):
+def _every_row_changed(harness: Harness) -> tuple[ChangeSet, list[tuple[str, str]]]:
+    """20 users synced, then all changed: the next run's change set, planned, and its rows (key, op), read."""
     harness.db.create_users(20)
     harness.run()
     harness.db.execute(f"UPDATE {harness.db.table()} SET plan = 'pro'")
     change_set = harness.detector().plan(SYNC, open_source("db", harness.config()), harness.model, SPEC)
+    table = pa.Table.from_batches(list(change_set.changes(6)))
+    return change_set, sorted(zip(table[PK].to_pylist(), table[OP].to_pylist(), strict=True))
+
+
+def _acknowledge(change_set: ChangeSet, rows: list[tuple[str, str]]) -> None:
+    change_set.settle([pk for pk, _ in rows], [op for _, op in rows], [True] * len(rows))
+
+
+def test_a_checkpoint_makes_what_was_acknowledged_before_it_durable(harness: Harness):
+    change_set, rows = _every_row_changed(harness)
     try:
-        table = pa.Table.from_batches(list(change_set.changes(100)))
-        rows = list(zip(table[PK].to_pylist(), table[OP].to_pylist(), strict=True))
-        first = sorted(rows)[:5]
-        change_set.settle([pk for pk, _ in first], [op for _, op in first], [True] * 5)
+        _acknowledge(change_set, rows[:5])
         assert change_set.checkpoint() == 5
     finally:
         change_set.close()  # the run dies after its checkpoint
@@ -86,18 +94,12 @@ def test_a_checkpoint_makes_what_was_acknowledged_before_it_durable(harness: Har
 
 
 def test_rows_acknowledged_between_checkpoints_make_the_next_one_and_the_unsettled_stay_pending(harness: Harness):
-    harness.db.create_users(20)
-    harness.run()
-    harness.db.execute(f"UPDATE {harness.db.table()} SET plan = 'pro'")
-    change_set = harness.detector().plan(SYNC, open_source("db", harness.config()), harness.model, SPEC)
+    change_set, rows = _every_row_changed(harness)
     try:
-        table = pa.Table.from_batches(list(change_set.changes(6)))
-        rows = sorted(zip(table[PK].to_pylist(), table[OP].to_pylist(), strict=True))
         for part, durable in ((rows[:5], 5), (rows[5:12], 7), ([], 0)):
-            change_set.settle([pk for pk, _ in part], [op for _, op in part], [True] * len(part))
+            _acknowledge(change_set, part)
             assert change_set.checkpoint() == durable
-        last = rows[12:18]  # two rows are never settled
-        change_set.settle([pk for pk, _ in last], [op for _, op in last], [True] * len(last))
+        _acknowledge(change_set, rows[12:18])  # two rows are never settled
         change_set.commit()
     finally:
         change_set.close()

@@ -710,11 +710,11 @@ class LightningChangeSet(StagedChangeSet):
     def _table_version(self, planner: Planner, model: ModelConfig, unique: bool) -> row_versions.TableVersion | None:
         """What the model's table is as this run begins reading it, where its row versions can tell the rows
         written since the last run (cdc/row_versions.py): a table whose primary key is the model's."""
-        w = self.warehouse
-        if not (w.row_versions and unique and model.table is not None and model.sql is None):
+        query = self.warehouse.table_version(model.table) if model.table is not None else None
+        if query is None or not unique or model.sql is not None:
             return None
         try:
-            rows = planner.rows(w.table_version(model.table) or "")
+            rows = planner.rows(query)
         except SourceError:  # a catalog function this role may not call: every row is read
             return None
         return row_versions.TableVersion.of(rows[0]) if rows else None

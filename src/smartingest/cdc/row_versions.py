@@ -29,6 +29,7 @@ the removed keys the run merged), so a run that reads few rows does not count th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +107,13 @@ def forget(table: str, sync_key_literal: str) -> str:
 
 
 def record(
-    table: str, literal: Any, sync_key: str, version: TableVersion, scheme: str, spec: HashSpec, snapshot_rows: int
+    table: str,
+    literal: Callable[[str], str],
+    sync_key: str,
+    version: TableVersion,
+    scheme: str,
+    spec: HashSpec,
+    snapshot_rows: int,
 ) -> str:
     values = [sync_key, version.identity, str(version.horizon), scheme, spec.baseline, spec.fingerprint]
     values.append(str(snapshot_rows))
